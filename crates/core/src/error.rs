@@ -1,0 +1,73 @@
+//! Errors for bad input. Each variant keeps the offending value and where it came from.
+
+use std::path::PathBuf;
+
+/// A result with [`CoreError`].
+pub type Result<T, E = CoreError> = std::result::Result<T, E>;
+
+/// What went wrong reading or checking user data.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// The file could not be opened or read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The file holds no data rows.
+    #[error("{path}: the file holds no data rows")]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A required column is absent.
+    #[error("{path}: no column for {what}; accepted names: {accepted}")]
+    MissingColumn {
+        /// The file.
+        path: PathBuf,
+        /// Which quantity.
+        what: &'static str,
+        /// The header names that would have been accepted.
+        accepted: String,
+    },
+    /// A cell could not be parsed or holds an impossible value.
+    #[error("{path}:{line}: column '{column}': {problem} (value '{value}')")]
+    BadCell {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number in the file.
+        line: usize,
+        /// The column header.
+        column: String,
+        /// The cell's text.
+        value: String,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+    /// A row is malformed as a whole (wrong field count, invalid JSON).
+    #[error("{path}:{line}: {problem}")]
+    BadRow {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The row's FLOPs, params and tokens disagree with C = 6ND by more than the tolerance.
+    #[error("{path}:{line}: flops {flops:.4e} is {ratio:.3}x 6*params*tokens ({six_nd:.4e}); are the units right (params, not millions of params)?")]
+    Inconsistent {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// FLOPs given.
+        flops: f64,
+        /// 6 N D.
+        six_nd: f64,
+        /// flops / (6 N D).
+        ratio: f64,
+    },
+}

@@ -1,0 +1,16 @@
+//! # isoflop-core
+//!
+//! The vocabulary every other isoflop crate shares: the run table that fitting reads
+//! ([`table`]), a seeded random number generator whose stream never changes between
+//! versions ([`rng`]), and the error type that names the file, line and column of bad input.
+//!
+//! Units are spelled out in names: `params` (N, parameters), `tokens` (D, training tokens),
+//! `flops` (C, training FLOPs), `loss` (nats per token).
+
+pub mod error;
+pub mod rng;
+pub mod table;
+
+pub use error::{CoreError, Result};
+pub use rng::Rng;
+pub use table::{Observation, RunTable};

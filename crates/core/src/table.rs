@@ -1,0 +1,555 @@
+//! Run tables: the rows `isoflop fit` reads, from CSV or JSON Lines.
+//!
+//! A row is one observation of a training run: its size N (`params`), the tokens D it had
+//! seen (`tokens`), the FLOPs C it had spent (`flops`) and its loss. Rows that share a `run`
+//! form that run's training curve (Approach 1); the last row of each run is its final loss
+//! (Approaches 2 and 3).
+//!
+//! ## Column names
+//! Headers are matched case-insensitively with spaces, `_`, `-` and `.` ignored. The first
+//! name of each list that is present wins.
+//!
+//! | quantity | accepted headers |
+//! | --- | --- |
+//! | params (N) | `params`, `N`, `Model Size`, `parameters`, `n_params`, `num_params`, `params_N` |
+//! | tokens (D) | `tokens`, `D`, `n_tokens`, `num_tokens`, `training_tokens`, `tokens_D` |
+//! | flops (C) | `flops`, `C`, `Training FLOP`, `training_flops`, `FLOP`, `compute` |
+//! | loss | `loss`, `val_loss`, `eval_loss`, `final_loss`, `train_loss`, `L` |
+//! | budget (optional) | `budget`, `flop_budget`, `isoflop` |
+//! | run (optional) | `run`, `run_id`, `run_name`, `name` |
+//! | step (optional) | `step`, `iter`, `iteration` |
+//!
+//! One of tokens and flops may be missing: D is then derived as C/(6N), or C as 6ND, and
+//! the table's [`RunTable::notes`] say so.
+
+use crate::error::{CoreError, Result};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// One row of a run table.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Observation {
+    /// 1-based line in the source file (0 for rows made in memory).
+    pub line: usize,
+    /// The run this row belongs to; `None` when the table has no run column.
+    pub run: Option<String>,
+    /// Training step, where given.
+    pub step: Option<f64>,
+    /// N, parameters.
+    pub params: f64,
+    /// D, tokens seen.
+    pub tokens: f64,
+    /// C, FLOPs spent.
+    pub flops: f64,
+    /// Loss in nats per token.
+    pub loss: f64,
+    /// The nominal IsoFLOP budget this run was planned for, where given.
+    pub budget: Option<f64>,
+}
+
+/// The rows of one file, checked, with notes on what was derived.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct RunTable {
+    /// Where the rows came from.
+    pub source: PathBuf,
+    /// The rows, in file order.
+    pub rows: Vec<Observation>,
+    /// What was derived or noticed while reading (for the user).
+    pub notes: Vec<String>,
+}
+
+const PARAMS: &[&str] = &[
+    "params",
+    "n",
+    "modelsize",
+    "parameters",
+    "nparams",
+    "numparams",
+    "paramsn",
+];
+const TOKENS: &[&str] = &["tokens", "d", "ntokens", "numtokens", "trainingtokens", "tokensd"];
+const FLOPS: &[&str] = &["flops", "c", "trainingflop", "trainingflops", "flop", "compute"];
+const LOSS: &[&str] = &["loss", "valloss", "evalloss", "finalloss", "trainloss", "l"];
+const BUDGET: &[&str] = &["budget", "flopbudget", "isoflop"];
+const RUN: &[&str] = &["run", "runid", "runname", "name"];
+const STEP: &[&str] = &["step", "iter", "iteration"];
+
+fn norm(h: &str) -> String {
+    h.chars()
+        .filter(|c| !matches!(c, ' ' | '_' | '-' | '.'))
+        .flat_map(|c| c.to_lowercase())
+        .collect()
+}
+
+fn pick(headers: &[String], aliases: &[&str]) -> Option<usize> {
+    let normed: Vec<String> = headers.iter().map(|h| norm(h)).collect();
+    aliases
+        .iter()
+        .find_map(|a| normed.iter().position(|h| h == a))
+}
+
+fn accepted(aliases: &[&str]) -> String {
+    aliases.join(", ")
+}
+
+/// Columns located in a header.
+struct Columns {
+    params: usize,
+    tokens: Option<usize>,
+    flops: Option<usize>,
+    loss: usize,
+    budget: Option<usize>,
+    run: Option<usize>,
+    step: Option<usize>,
+    names: Vec<String>,
+}
+
+impl Columns {
+    fn locate(path: &Path, headers: Vec<String>) -> Result<Self> {
+        let missing = |what, al: &[&str]| CoreError::MissingColumn {
+            path: path.to_path_buf(),
+            what,
+            accepted: accepted(al),
+        };
+        let params = pick(&headers, PARAMS).ok_or_else(|| missing("params (N)", PARAMS))?;
+        let loss = pick(&headers, LOSS).ok_or_else(|| missing("loss", LOSS))?;
+        let tokens = pick(&headers, TOKENS);
+        let flops = pick(&headers, FLOPS);
+        if tokens.is_none() && flops.is_none() {
+            let mut al = TOKENS.to_vec();
+            al.extend_from_slice(FLOPS);
+            return Err(missing("tokens (D) or flops (C)", &al));
+        }
+        Ok(Columns {
+            params,
+            tokens,
+            flops,
+            loss,
+            budget: pick(&headers, BUDGET),
+            run: pick(&headers, RUN),
+            step: pick(&headers, STEP),
+            names: headers,
+        })
+    }
+}
+
+/// A raw cell: text as found (JSON numbers are formatted back to text).
+type RawRow = Vec<Option<String>>;
+
+struct RowParser<'a> {
+    path: &'a Path,
+    cols: &'a Columns,
+}
+
+impl RowParser<'_> {
+    fn bad(&self, line: usize, col: usize, value: &str, problem: &'static str) -> CoreError {
+        CoreError::BadCell {
+            path: self.path.to_path_buf(),
+            line,
+            column: self.cols.names[col].clone(),
+            value: value.to_string(),
+            problem,
+        }
+    }
+
+    /// A positive finite number from column `col`.
+    fn positive(&self, raw: &RawRow, line: usize, col: usize) -> Result<f64> {
+        let text = raw.get(col).cloned().flatten().unwrap_or_default();
+        let t = text.trim();
+        if t.is_empty() {
+            return Err(self.bad(line, col, t, "empty cell"));
+        }
+        let v: f64 = t
+            .parse()
+            .map_err(|_| self.bad(line, col, t, "not a number"))?;
+        if v.is_nan() {
+            return Err(self.bad(line, col, t, "NaN is not a value"));
+        }
+        if v.is_infinite() {
+            return Err(self.bad(line, col, t, "must be finite"));
+        }
+        if v <= 0.0 {
+            return Err(self.bad(line, col, t, "must be positive"));
+        }
+        Ok(v)
+    }
+
+    fn optional_positive(&self, raw: &RawRow, line: usize, col: Option<usize>) -> Result<Option<f64>> {
+        match col {
+            None => Ok(None),
+            Some(c) => {
+                let empty = raw.get(c).cloned().flatten().is_none_or(|s| s.trim().is_empty());
+                if empty {
+                    Ok(None)
+                } else {
+                    self.positive(raw, line, c).map(Some)
+                }
+            }
+        }
+    }
+
+    fn parse(&self, raw: &RawRow, line: usize) -> Result<Observation> {
+        let c = self.cols;
+        let params = self.positive(raw, line, c.params)?;
+        let loss = self.positive(raw, line, c.loss)?;
+        let tokens = match c.tokens {
+            Some(col) => Some(self.positive(raw, line, col)?),
+            None => None,
+        };
+        let flops = match c.flops {
+            Some(col) => Some(self.positive(raw, line, col)?),
+            None => None,
+        };
+        let (tokens, flops) = match (tokens, flops) {
+            (Some(d), Some(f)) => {
+                let six_nd = 6.0 * params * d;
+                let ratio = f / six_nd;
+                if !(1.0 / 3.0..=3.0).contains(&ratio) {
+                    return Err(CoreError::Inconsistent {
+                        path: self.path.to_path_buf(),
+                        line,
+                        flops: f,
+                        six_nd,
+                        ratio,
+                    });
+                }
+                (d, f)
+            }
+            (Some(d), None) => (d, 6.0 * params * d),
+            (None, Some(f)) => (f / (6.0 * params), f),
+            (None, None) => unreachable!("Columns::locate requires tokens or flops"),
+        };
+        let step = match c.step {
+            None => None,
+            Some(col) => {
+                let t = raw.get(col).cloned().flatten().unwrap_or_default();
+                let t = t.trim();
+                if t.is_empty() {
+                    None
+                } else {
+                    let v: f64 = t.parse().map_err(|_| self.bad(line, col, t, "not a number"))?;
+                    if !v.is_finite() || v < 0.0 {
+                        return Err(self.bad(line, col, t, "must be a finite step >= 0"));
+                    }
+                    Some(v)
+                }
+            }
+        };
+        let run = c
+            .run
+            .and_then(|col| raw.get(col).cloned().flatten())
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty());
+        Ok(Observation {
+            line,
+            run,
+            step,
+            params,
+            tokens,
+            flops,
+            loss,
+            budget: self.optional_positive(raw, line, c.budget)?,
+        })
+    }
+}
+
+impl RunTable {
+    /// Reads a run table, choosing the format by extension: `.jsonl`/`.ndjson`/`.json` are
+    /// JSON Lines, anything else CSV.
+    ///
+    /// # Errors
+    /// [`CoreError`] naming the file (and line and column where there is one) for an
+    /// unreadable or empty file, a missing column, a non-numeric, non-finite, zero or
+    /// negative cell, or FLOPs that disagree with 6ND by more than 3x (wrong units).
+    pub fn read(path: &Path) -> Result<RunTable> {
+        let text = std::fs::read_to_string(path).map_err(|source| CoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if matches!(ext.as_str(), "jsonl" | "ndjson" | "json") {
+            Self::from_jsonl(path, &text)
+        } else {
+            Self::from_csv(path, &text)
+        }
+    }
+
+    /// Parses CSV text; `path` is used in messages only.
+    pub fn from_csv(path: &Path, text: &str) -> Result<RunTable> {
+        let mut rdr = csv::ReaderBuilder::new()
+            .flexible(false)
+            .trim(csv::Trim::All)
+            .from_reader(text.as_bytes());
+        let headers: Vec<String> = match rdr.headers() {
+            Ok(h) => h.iter().map(str::to_string).collect(),
+            Err(e) => {
+                return Err(CoreError::BadRow {
+                    path: path.to_path_buf(),
+                    line: 1,
+                    problem: format!("unreadable header: {e}"),
+                })
+            }
+        };
+        if headers.iter().all(|h| h.is_empty()) {
+            return Err(CoreError::Empty { path: path.to_path_buf() });
+        }
+        let cols = Columns::locate(path, headers)?;
+        let parser = RowParser { path, cols: &cols };
+        let mut rows = Vec::new();
+        for rec in rdr.records() {
+            let rec = rec.map_err(|e| {
+                let line = e.position().map(|p| p.line() as usize).unwrap_or(0);
+                CoreError::BadRow {
+                    path: path.to_path_buf(),
+                    line,
+                    problem: match e.kind() {
+                        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+                            format!("{len} fields where the header has {expected_len}")
+                        }
+                        _ => e.to_string(),
+                    },
+                }
+            })?;
+            let line = rec.position().map(|p| p.line() as usize).unwrap_or(0);
+            if rec.iter().all(|f| f.is_empty()) {
+                continue;
+            }
+            let raw: RawRow = rec.iter().map(|f| Some(f.to_string())).collect();
+            rows.push(parser.parse(&raw, line)?);
+        }
+        Self::finish(path, &cols, rows)
+    }
+
+    /// Parses JSON Lines text (one object per line); `path` is used in messages only.
+    pub fn from_jsonl(path: &Path, text: &str) -> Result<RunTable> {
+        let mut objects = Vec::new();
+        let mut keys: Vec<String> = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let v: serde_json::Value = serde_json::from_str(line).map_err(|e| CoreError::BadRow {
+                path: path.to_path_buf(),
+                line: i + 1,
+                problem: format!("invalid JSON: {e}"),
+            })?;
+            let serde_json::Value::Object(map) = v else {
+                return Err(CoreError::BadRow {
+                    path: path.to_path_buf(),
+                    line: i + 1,
+                    problem: "expected a JSON object per line".into(),
+                });
+            };
+            for k in map.keys() {
+                if !keys.contains(k) {
+                    keys.push(k.clone());
+                }
+            }
+            objects.push((i + 1, map));
+        }
+        if objects.is_empty() {
+            return Err(CoreError::Empty { path: path.to_path_buf() });
+        }
+        let cols = Columns::locate(path, keys.clone())?;
+        let parser = RowParser { path, cols: &cols };
+        let mut rows = Vec::with_capacity(objects.len());
+        for (line, map) in objects {
+            let raw: RawRow = keys
+                .iter()
+                .map(|k| match map.get(k) {
+                    None | Some(serde_json::Value::Null) => None,
+                    Some(serde_json::Value::String(s)) => Some(s.clone()),
+                    Some(other) => Some(other.to_string()),
+                })
+                .collect();
+            rows.push(parser.parse(&raw, line)?);
+        }
+        Self::finish(path, &cols, rows)
+    }
+
+    fn finish(path: &Path, cols: &Columns, rows: Vec<Observation>) -> Result<RunTable> {
+        if rows.is_empty() {
+            return Err(CoreError::Empty { path: path.to_path_buf() });
+        }
+        let mut notes = Vec::new();
+        let n = rows.len();
+        if cols.tokens.is_none() {
+            notes.push(format!(
+                "no tokens column: D derived as C/(6N) for all {n} rows from '{}'",
+                cols.names[cols.flops.unwrap_or(0)]
+            ));
+        }
+        if cols.flops.is_none() {
+            notes.push(format!(
+                "no flops column: C derived as 6ND for all {n} rows from '{}'",
+                cols.names[cols.tokens.unwrap_or(0)]
+            ));
+        }
+        if let Some(r) = rows
+            .iter()
+            .find(|r| !(1e-2..=1e6).contains(&(r.tokens / r.params)))
+        {
+            notes.push(format!(
+                "line {}: {:.3e} tokens per parameter is unusual; check that params and tokens are raw counts",
+                r.line,
+                r.tokens / r.params
+            ));
+        }
+        Ok(RunTable { source: path.to_path_buf(), rows, notes })
+    }
+
+    /// True when some run has more than one row: a training curve.
+    pub fn has_curves(&self) -> bool {
+        let mut seen = std::collections::HashSet::new();
+        self.rows
+            .iter()
+            .filter_map(|r| r.run.as_deref())
+            .any(|r| !seen.insert(r))
+    }
+
+    /// The rows of each run, keyed by run name, each in training order (by step, then
+    /// tokens). Rows without a run name form runs of their own named `line N`.
+    pub fn curves(&self) -> BTreeMap<String, Vec<Observation>> {
+        let mut map: BTreeMap<String, Vec<Observation>> = BTreeMap::new();
+        for r in &self.rows {
+            let key = r.run.clone().unwrap_or_else(|| format!("line {}", r.line));
+            map.entry(key).or_default().push(r.clone());
+        }
+        for v in map.values_mut() {
+            v.sort_by(|a, b| {
+                (a.step.unwrap_or(0.0), a.tokens)
+                    .partial_cmp(&(b.step.unwrap_or(0.0), b.tokens))
+                    .expect("finite values")
+            });
+        }
+        map
+    }
+
+    /// The final row of each run (the most tokens seen), in file order: the points
+    /// Approaches 2 and 3 fit.
+    pub fn final_rows(&self) -> Vec<Observation> {
+        if !self.has_curves() {
+            return self.rows.clone();
+        }
+        let mut out: Vec<Observation> = self
+            .curves()
+            .into_values()
+            .filter_map(|mut v| v.pop())
+            .collect();
+        out.sort_by_key(|r| r.line);
+        out
+    }
+}
+
+/// Drops the `k` highest-loss rows, by Epoch's rule: everything at or above the k-th
+/// highest loss goes (ties can drop more than k). Returns the kept rows and how many went.
+pub fn drop_highest_loss(rows: &[Observation], k: usize) -> (Vec<Observation>, usize) {
+    if k == 0 || rows.is_empty() {
+        return (rows.to_vec(), 0);
+    }
+    let mut losses: Vec<f64> = rows.iter().map(|r| r.loss).collect();
+    losses.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
+    let thr = losses[losses.len().saturating_sub(k)];
+    let kept: Vec<Observation> = rows.iter().filter(|r| r.loss < thr).cloned().collect();
+    let dropped = rows.len() - kept.len();
+    (kept, dropped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn csv(text: &str) -> Result<RunTable> {
+        RunTable::from_csv(Path::new("t.csv"), text)
+    }
+
+    #[test]
+    fn aliases_and_derived_tokens() {
+        let t = csv("Model Size,Training FLOP,loss\n1e6,6e12,3.0\n2e6,6e12,2.9\n").unwrap();
+        assert_eq!(t.rows.len(), 2);
+        // D = C / (6N)
+        assert!((t.rows[0].tokens - 1e6).abs() < 1e-6);
+        assert!((t.rows[1].tokens - 5e5).abs() < 1e-6);
+        assert!(t.notes[0].contains("C/(6N)"), "{:?}", t.notes);
+    }
+
+    #[test]
+    fn derived_flops() {
+        let t = csv("N,D,val_loss\n1e6,2e7,3.0\n").unwrap();
+        assert_eq!(t.rows[0].flops, 6.0 * 1e6 * 2e7);
+        assert!(t.notes[0].contains("6ND"));
+    }
+
+    #[test]
+    fn bad_cells_name_line_and_column() {
+        let e = csv("params,tokens,loss\n1e6,2e7,3\n1e6,abc,3\n").unwrap_err().to_string();
+        assert!(e.contains("t.csv:3") && e.contains("'tokens'") && e.contains("not a number"), "{e}");
+        for (cell, why) in [("NaN", "NaN"), ("inf", "finite"), ("0", "positive"), ("-2", "positive")] {
+            let e = csv(&format!("params,tokens,loss\n1e6,2e7,{cell}\n")).unwrap_err().to_string();
+            assert!(e.contains("t.csv:2") && e.contains("'loss'") && e.contains(why), "{e}");
+        }
+    }
+
+    #[test]
+    fn missing_column_and_empty_file() {
+        let e = csv("params,loss\n1,2\n").unwrap_err().to_string();
+        assert!(e.contains("tokens (D) or flops (C)"), "{e}");
+        let e = csv("tokens,flops\n1,6\n").unwrap_err().to_string();
+        assert!(e.contains("no column for params"), "{e}");
+        let e = csv("params,tokens,loss\n").unwrap_err().to_string();
+        assert!(e.contains("no data rows"), "{e}");
+        let e = csv("").unwrap_err().to_string();
+        assert!(e.contains("no data rows"), "{e}");
+    }
+
+    #[test]
+    fn ragged_row_is_named() {
+        let e = csv("params,tokens,loss\n1,2,3\n1,2\n").unwrap_err().to_string();
+        assert!(e.contains("t.csv:3") && e.contains("2 fields"), "{e}");
+    }
+
+    #[test]
+    fn wrong_units_are_caught() {
+        // params given in millions: 6ND is a million times smaller than the FLOPs.
+        let e = csv("params,tokens,flops,loss\n2,4e7,4.8e14,3\n").unwrap_err().to_string();
+        assert!(e.contains("t.csv:2") && e.contains("units"), "{e}");
+    }
+
+    #[test]
+    fn jsonl_rows_and_errors() {
+        let p = Path::new("r.jsonl");
+        let t = RunTable::from_jsonl(p, "{\"run\":\"a\",\"params\":1e6,\"tokens\":1e7,\"loss\":3.1}\n\n{\"run\":\"a\",\"params\":1e6,\"tokens\":2e7,\"loss\":\"2.9\"}\n").unwrap();
+        assert_eq!(t.rows.len(), 2);
+        assert_eq!(t.rows[1].line, 3);
+        assert!(t.has_curves());
+        assert_eq!(t.final_rows().len(), 1);
+        assert_eq!(t.final_rows()[0].loss, 2.9);
+        let e = RunTable::from_jsonl(p, "{\"params\":1,\"tokens\":1,\"loss\":1}\n{oops\n").unwrap_err().to_string();
+        assert!(e.contains("r.jsonl:2") && e.contains("invalid JSON"), "{e}");
+    }
+
+    #[test]
+    fn drop_highest_loss_follows_epoch_rule() {
+        let rows: Vec<Observation> = [3.0, 5.0, 4.0, 2.0]
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| Observation {
+                line: i + 2,
+                run: None,
+                step: None,
+                params: 1.0,
+                tokens: 1.0,
+                flops: 6.0,
+                loss: l,
+                budget: None,
+            })
+            .collect();
+        let (kept, n) = drop_highest_loss(&rows, 2);
+        assert_eq!(n, 2);
+        assert_eq!(kept.iter().map(|r| r.loss).collect::<Vec<_>>(), vec![3.0, 2.0]);
+    }
+}

@@ -1,0 +1,12 @@
+//! # isoflop-fit
+//!
+//! The three ways Hoffmann et al. (2022) derive the compute-optimal frontier, with the
+//! bootstrap and the allocation that turn a fit into a prediction:
+//!
+//! - [`envelope`]: Approach 1, the minimum-loss envelope of training curves.
+//! - [`isoflop`]: Approach 2, IsoFLOP parabolas.
+//! - [`parametric`]: Approach 3, L(N, D) = E + A/N^alpha + B/D^beta by Huber loss in log space.
+//! - [`allocate`]: the optimal N, D and loss for a FLOP budget, a model size or a target loss.
+//! - [`lbfgs`]: the optimizer, with documented stopping rules.
+
+pub mod lbfgs;
