@@ -11,9 +11,10 @@
 //! - gradient: `max_i |g_i| <= gtol`  -> [`Termination::Gradient`] (converged)
 //! - objective: `f_k - f_{k+1} <= ftol * max(|f_k|, |f_{k+1}|)` -> [`Termination::Objective`]
 //!   (converged)
-//! - no decrease possible: the line search could not lower `f` by more than
-//!   `4 * f64::EPSILON * |f|` even along steepest descent -> [`Termination::Precision`]
-//!   (converged: the objective is at its floating-point floor)
+//! - no decrease possible: the line search failed and either every trial stayed within
+//!   `4 * f64::EPSILON * |f|` of `f`, or the quasi-Newton model's predicted decrease
+//!   `|d.g|/2` is at most `ftol * |f|` -> [`Termination::Precision`] (converged: the
+//!   objective is at its floating-point floor)
 //! - `max_iter` iterations -> [`Termination::MaxIterations`] (not converged)
 //! - the line search found no acceptable step although `f` can still fall ->
 //!   [`Termination::LineSearch`] (not converged)
@@ -191,7 +192,11 @@ where
         let (xn, fnew, gn) = match ls.point {
             Some(p) => p,
             None => {
-                if ls.flat {
+                // The quasi-Newton model predicts a decrease of about |d.g|/2 for the full
+                // step; when that is below the objective rule's threshold, nothing is left
+                // to gain and the failure is one of rounding, not of the search.
+                let predicted = 0.5 * dg.abs();
+                if ls.flat || (len > 0 && predicted <= opts.ftol * f.abs()) {
                     return done(x, f, &g, iter, evals, Termination::Precision);
                 }
                 if len > 0 {

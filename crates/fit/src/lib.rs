@@ -10,3 +10,15 @@
 //! - [`lbfgs`]: the optimizer, with documented stopping rules.
 
 pub mod lbfgs;
+pub mod error;
+pub mod parametric;
+pub mod stats;
+
+pub use error::FitError;
+pub use parametric::{fit_parametric, ParametricFit, ParametricLaw, ParametricOptions};
+pub mod frontier;
+pub mod isoflop;
+pub use frontier::Frontier;
+pub use isoflop::{fit_isoflop, IsoFlopFit, IsoFlopOptions};
+pub mod envelope;
+pub use envelope::{fit_envelope, EnvelopeFit, EnvelopeOptions};

@@ -1,0 +1,435 @@
+//! Approach 2: IsoFLOP profiles.
+//!
+//! Runs are grouped by budget: by a `budget` column where the table has one, else to the
+//! nearest of a list of nominal budgets within a tolerance in decades, else by clustering
+//! ln C (a new group wherever sorted log10 C jumps by more than the tolerance). Per budget,
+//! loss = q0 + q1 x + q2 x^2 with x = ln N is fitted by least squares and its vertex
+//! x* = -q1 / (2 q2) gives N_opt; D_opt = C / (6 N_opt) with C the geometric mean of the
+//! group's FLOPs. A budget whose parabola opens downward (q2 <= 0) or whose vertex lies
+//! outside its sampled sizes is refused with a warning. Power laws N_opt = k C^a and
+//! D_opt = k' C^b are then fitted across the accepted budgets.
+
+use crate::error::FitError;
+use crate::frontier::Frontier;
+use crate::stats::{bootstrap, percentile_interval, Interval};
+use isoflop_core::Observation;
+
+/// The nine IsoFLOP budgets of Hoffmann et al. 2022, Figure 3: 6e18 to 3e21 FLOPs.
+pub const CHINCHILLA_BUDGETS: [f64; 9] = [6e18, 1e19, 3e19, 6e19, 1e20, 3e20, 6e20, 1e21, 3e21];
+
+/// How runs are assigned to budgets.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Grouping {
+    /// Use each row's `budget` value; fall back to clustering when some row lacks one.
+    Auto {
+        /// Gap in decades of C that starts a new cluster.
+        tol_decades: f64,
+    },
+    /// Assign each run to the nearest nominal budget within `tol_decades` (others unused).
+    Nominal {
+        /// The nominal budgets.
+        budgets: Vec<f64>,
+        /// Largest distance in decades.
+        tol_decades: f64,
+    },
+}
+
+impl Default for Grouping {
+    fn default() -> Self {
+        Grouping::Auto { tol_decades: 0.05 }
+    }
+}
+
+/// Settings of an Approach 2 fit.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct IsoFlopOptions {
+    /// Budget assignment.
+    pub grouping: Grouping,
+    /// Fewest runs for a budget's parabola (at least 3).
+    pub min_runs: usize,
+    /// Bootstrap resamples (0 for none).
+    pub resamples: usize,
+    /// Seed.
+    pub seed: u64,
+    /// Interval coverage.
+    pub level: f64,
+}
+
+impl Default for IsoFlopOptions {
+    fn default() -> Self {
+        IsoFlopOptions { grouping: Grouping::default(), min_runs: 3, resamples: 1000, seed: 0, level: 0.95 }
+    }
+}
+
+/// One budget's profile.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct BudgetProfile {
+    /// The nominal budget (from the column or list), or the group's geometric-mean FLOPs.
+    pub budget: f64,
+    /// Geometric mean of the group's FLOPs: the C used for the power laws.
+    pub flops: f64,
+    /// Runs in the group.
+    pub runs: usize,
+    /// Smallest and largest N sampled.
+    pub params_range: (f64, f64),
+    /// Parabola coefficients in x = ln N: loss = q0 + q1 x + q2 x^2.
+    pub parabola: Option<[f64; 3]>,
+    /// N at the vertex.
+    pub optimal_params: Option<f64>,
+    /// C / (6 N_opt).
+    pub optimal_tokens: Option<f64>,
+    /// Loss at the vertex.
+    pub min_loss: Option<f64>,
+    /// Why the budget was refused, if it was.
+    pub refused: Option<String>,
+}
+
+/// Intervals of an Approach 2 fit.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct FrontierIntervals {
+    /// Resamples requested.
+    pub resamples: usize,
+    /// Resamples that produced a frontier.
+    pub usable: usize,
+    /// Seed.
+    pub seed: u64,
+    /// a.
+    pub params_exponent: Interval,
+    /// b.
+    pub tokens_exponent: Interval,
+}
+
+/// The result of an Approach 2 fit.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct IsoFlopFit {
+    /// Every budget, accepted or refused, by increasing FLOPs.
+    pub budgets: Vec<BudgetProfile>,
+    /// The frontier across accepted budgets.
+    pub frontier: Frontier,
+    /// Bootstrap intervals.
+    pub intervals: Option<FrontierIntervals>,
+    /// Bootstrap frontiers, kept for prediction intervals.
+    pub samples: Vec<Frontier>,
+    /// Warnings for the user.
+    pub warnings: Vec<String>,
+}
+
+const NAME: &str = "Approach 2";
+
+/// Group index per point (None: unassigned) and each group's nominal budget.
+fn assign(points: &[Observation], grouping: &Grouping) -> (Vec<Option<usize>>, Vec<Option<f64>>) {
+    match grouping {
+        Grouping::Nominal { budgets, tol_decades } => {
+            let idx = points
+                .iter()
+                .map(|p| {
+                    let lc = p.flops.log10();
+                    budgets
+                        .iter()
+                        .enumerate()
+                        .map(|(i, b)| (i, (lc - b.log10()).abs()))
+                        .filter(|(_, d)| *d <= *tol_decades)
+                        .min_by(|x, y| x.1.partial_cmp(&y.1).expect("finite"))
+                        .map(|(i, _)| i)
+                })
+                .collect();
+            (idx, budgets.iter().map(|b| Some(*b)).collect())
+        }
+        Grouping::Auto { tol_decades } => {
+            if points.iter().all(|p| p.budget.is_some()) {
+                let mut values: Vec<f64> = points.iter().map(|p| p.budget.expect("checked")).collect();
+                values.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
+                values.dedup();
+                let idx = points
+                    .iter()
+                    .map(|p| values.iter().position(|v| Some(*v) == p.budget))
+                    .collect();
+                return (idx, values.into_iter().map(Some).collect());
+            }
+            let mut order: Vec<usize> = (0..points.len()).collect();
+            order.sort_by(|&i, &j| points[i].flops.partial_cmp(&points[j].flops).expect("finite"));
+            let mut idx = vec![None; points.len()];
+            let mut group = 0usize;
+            let mut prev: Option<f64> = None;
+            for &i in &order {
+                let lc = points[i].flops.log10();
+                if let Some(p) = prev {
+                    if lc - p > *tol_decades {
+                        group += 1;
+                    }
+                }
+                idx[i] = Some(group);
+                prev = Some(lc);
+            }
+            let n_groups = if points.is_empty() { 0 } else { group + 1 };
+            (idx, vec![None; n_groups])
+        }
+    }
+}
+
+/// Least-squares parabola in x; `None` when the normal equations are singular.
+fn fit_parabola(x: &[f64], y: &[f64]) -> Option<[f64; 3]> {
+    let n = x.len() as f64;
+    let mx = x.iter().sum::<f64>() / n;
+    // Centre x for conditioning, solve, then expand back.
+    let mut s = [0.0f64; 5];
+    let mut t = [0.0f64; 3];
+    for (&xi, &yi) in x.iter().zip(y) {
+        let u = xi - mx;
+        let mut p = 1.0;
+        for (k, sk) in s.iter_mut().enumerate() {
+            *sk += p;
+            if k < 3 {
+                t[k] += p * yi;
+            }
+            p *= u;
+        }
+    }
+    let m = [[s[0], s[1], s[2]], [s[1], s[2], s[3]], [s[2], s[3], s[4]]];
+    let c = solve3(m, t)?;
+    // loss = c0 + c1 (x - mx) + c2 (x - mx)^2
+    Some([c[0] - c[1] * mx + c[2] * mx * mx, c[1] - 2.0 * c[2] * mx, c[2]])
+}
+
+fn solve3(m: [[f64; 3]; 3], b: [f64; 3]) -> Option<[f64; 3]> {
+    let det = |m: &[[f64; 3]; 3]| {
+        m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+            + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
+    };
+    let d = det(&m);
+    let scale = m.iter().flatten().fold(0.0f64, |a, v| a.max(v.abs()));
+    if d.abs() <= 1e-13 * scale.powi(3) {
+        return None;
+    }
+    let mut out = [0.0; 3];
+    for (k, o) in out.iter_mut().enumerate() {
+        let mut mk = m;
+        for r in 0..3 {
+            mk[r][k] = b[r];
+        }
+        *o = det(&mk) / d;
+    }
+    Some(out)
+}
+
+fn profile(points: &[&Observation], nominal: Option<f64>, min_runs: usize) -> BudgetProfile {
+    let flops = (points.iter().map(|p| p.flops.ln()).sum::<f64>() / points.len() as f64).exp();
+    let lo = points.iter().map(|p| p.params).fold(f64::INFINITY, f64::min);
+    let hi = points.iter().map(|p| p.params).fold(0.0, f64::max);
+    let mut prof = BudgetProfile {
+        budget: nominal.unwrap_or(flops),
+        flops,
+        runs: points.len(),
+        params_range: (lo, hi),
+        parabola: None,
+        optimal_params: None,
+        optimal_tokens: None,
+        min_loss: None,
+        refused: None,
+    };
+    let mut distinct: Vec<f64> = points.iter().map(|p| p.params).collect();
+    distinct.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
+    distinct.dedup();
+    if points.len() < min_runs || distinct.len() < 3 {
+        prof.refused = Some(format!(
+            "{} runs at {} distinct sizes; a parabola needs at least {} runs at 3 sizes",
+            points.len(),
+            distinct.len(),
+            min_runs.max(3)
+        ));
+        return prof;
+    }
+    let x: Vec<f64> = points.iter().map(|p| p.params.ln()).collect();
+    let y: Vec<f64> = points.iter().map(|p| p.loss).collect();
+    let Some(q) = fit_parabola(&x, &y) else {
+        prof.refused = Some("the parabola's normal equations are singular".into());
+        return prof;
+    };
+    prof.parabola = Some(q);
+    if q[2] <= 0.0 {
+        prof.refused = Some(format!("the parabola opens downward (curvature {:.3e})", q[2]));
+        return prof;
+    }
+    let xv = -q[1] / (2.0 * q[2]);
+    let n_opt = xv.exp();
+    if n_opt < lo || n_opt > hi {
+        prof.refused = Some(format!(
+            "the vertex N = {n_opt:.3e} lies outside the sampled sizes {lo:.3e}..{hi:.3e}"
+        ));
+        return prof;
+    }
+    prof.optimal_params = Some(n_opt);
+    prof.optimal_tokens = Some(flops / (6.0 * n_opt));
+    prof.min_loss = Some(q[0] + q[1] * xv + q[2] * xv * xv);
+    prof
+}
+
+fn profiles(points: &[Observation], groups: &[Option<usize>], nominal: &[Option<f64>], min_runs: usize) -> Vec<BudgetProfile> {
+    let mut members: Vec<Vec<&Observation>> = vec![Vec::new(); nominal.len()];
+    for (p, g) in points.iter().zip(groups) {
+        if let Some(g) = g {
+            members[*g].push(p);
+        }
+    }
+    let mut out: Vec<BudgetProfile> = members
+        .iter()
+        .zip(nominal)
+        .filter(|(m, _)| !m.is_empty())
+        .map(|(m, nom)| profile(m, *nom, min_runs))
+        .collect();
+    out.sort_by(|a, b| a.flops.partial_cmp(&b.flops).expect("finite"));
+    out
+}
+
+fn frontier_of(profiles: &[BudgetProfile]) -> Option<Frontier> {
+    let ok: Vec<&BudgetProfile> = profiles.iter().filter(|p| p.refused.is_none()).collect();
+    if ok.len() < 2 {
+        return None;
+    }
+    let c: Vec<f64> = ok.iter().map(|p| p.flops).collect();
+    let n: Vec<f64> = ok.iter().map(|p| p.optimal_params.expect("accepted")).collect();
+    let d: Vec<f64> = ok.iter().map(|p| p.optimal_tokens.expect("accepted")).collect();
+    Frontier::fit(&c, &n, &d)
+}
+
+/// Fits IsoFLOP profiles and the frontier across them.
+///
+/// # Errors
+/// [`FitError::Unsupported`] when fewer than two budgets yield a usable parabola (a single
+/// budget cannot give an exponent); [`FitError::InvalidOption`] for `min_runs` below 3.
+pub fn fit_isoflop(points: &[Observation], opts: &IsoFlopOptions) -> Result<IsoFlopFit, FitError> {
+    if opts.min_runs < 3 {
+        return Err(FitError::InvalidOption(format!("min_runs must be at least 3, got {}", opts.min_runs)));
+    }
+    let (groups, nominal) = assign(points, &opts.grouping);
+    let budgets = profiles(points, &groups, &nominal, opts.min_runs);
+    let mut warnings: Vec<String> = budgets
+        .iter()
+        .filter_map(|b| b.refused.as_ref().map(|why| format!("Approach 2: budget {:.3e} ({} runs) refused: {why}", b.budget, b.runs)))
+        .collect();
+    let unassigned = groups.iter().filter(|g| g.is_none()).count();
+    if unassigned > 0 {
+        warnings.push(format!("Approach 2: {unassigned} runs lie near no nominal budget and are not used"));
+    }
+    let accepted = budgets.iter().filter(|b| b.refused.is_none()).count();
+    let Some(frontier) = frontier_of(&budgets) else {
+        return Err(FitError::Unsupported {
+            approach: NAME,
+            reason: format!(
+                "{} budget(s) found, {accepted} with a usable parabola; fitting an exponent needs at least 2",
+                budgets.len()
+            ),
+        });
+    };
+    let mut fit = IsoFlopFit { budgets, frontier, intervals: None, samples: Vec::new(), warnings };
+    if opts.resamples > 0 {
+        let samples: Vec<Frontier> = bootstrap(points.len(), opts.resamples, opts.seed, |idx| {
+            let pts: Vec<Observation> = idx.iter().map(|&i| points[i].clone()).collect();
+            let g: Vec<Option<usize>> = idx.iter().map(|&i| groups[i]).collect();
+            frontier_of(&profiles(&pts, &g, &nominal, opts.min_runs))
+        })
+        .into_iter()
+        .flatten()
+        .collect();
+        if samples.len() < opts.resamples {
+            fit.warnings.push(format!(
+                "Approach 2 bootstrap: {} of {} resamples left fewer than 2 usable budgets and are left out",
+                opts.resamples - samples.len(),
+                opts.resamples
+            ));
+        }
+        let iv = |f: &dyn Fn(&Frontier) -> f64| percentile_interval(samples.iter().map(f), opts.level);
+        if let (Some(a), Some(b)) = (iv(&|f| f.params_exponent), iv(&|f| f.tokens_exponent)) {
+            fit.intervals = Some(FrontierIntervals {
+                resamples: opts.resamples,
+                usable: samples.len(),
+                seed: opts.seed,
+                params_exponent: a,
+                tokens_exponent: b,
+            });
+        }
+        fit.samples = samples;
+    }
+    Ok(fit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parametric::ParametricLaw;
+    use isoflop_core::Rng;
+
+    fn isoflop_points(law: &ParametricLaw, budgets: &[f64], noise: f64, seed: u64) -> Vec<Observation> {
+        let mut rng = Rng::new(seed);
+        let mut v = Vec::new();
+        for &c in budgets {
+            let n0 = law.optimal_params(c);
+            for k in -4..=4 {
+                let n = n0 * 10f64.powf(k as f64 * 0.15);
+                let d = c / (6.0 * n);
+                v.push(Observation { line: 0, run: None, step: None, params: n, tokens: d, flops: c, loss: law.loss(n, d) * (1.0 + noise * rng.normal()), budget: Some(c) });
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn parabola_through_exact_points() {
+        let x = [1.0, 2.0, 3.0, 4.0];
+        let y: Vec<f64> = x.iter().map(|v| 2.0 - 3.0 * v + 0.5 * v * v).collect();
+        let q = fit_parabola(&x, &y).unwrap();
+        assert!((q[0] - 2.0).abs() < 1e-9 && (q[1] + 3.0).abs() < 1e-9 && (q[2] - 0.5).abs() < 1e-9, "{q:?}");
+    }
+
+    #[test]
+    fn recovers_the_laws_exponent_within_intervals() {
+        // The vertices of exact IsoFLOP slices of a law lie near its closed-form frontier,
+        // so the Approach 2 exponent must bracket a = beta/(alpha+beta).
+        let law = ParametricLaw { e: 1.8, a: 480.0, b: 2100.0, alpha: 0.35, beta: 0.37 };
+        let budgets = [1e18, 3e18, 1e19, 3e19, 1e20, 3e20];
+        let pts = isoflop_points(&law, &budgets, 0.003, 2);
+        let fit = fit_isoflop(&pts, &IsoFlopOptions { resamples: 300, seed: 3, ..Default::default() }).unwrap();
+        assert_eq!(fit.budgets.len(), 6);
+        assert!(fit.budgets.iter().all(|b| b.refused.is_none()), "{:?}", fit.warnings);
+        let a = law.params_exponent();
+        let iv = fit.intervals.unwrap();
+        assert!(iv.params_exponent.lo <= a && a <= iv.params_exponent.hi, "{:?} vs {a}", iv.params_exponent);
+        let b = law.tokens_exponent();
+        assert!(iv.tokens_exponent.lo <= b && b <= iv.tokens_exponent.hi, "{:?} vs {b}", iv.tokens_exponent);
+    }
+
+    #[test]
+    fn refuses_downward_and_edge_vertices_and_single_budget() {
+        let law = ParametricLaw::CHINCHILLA;
+        let mut pts = isoflop_points(&law, &[1e19, 1e20], 0.0, 1);
+        // A third budget whose sizes all lie far below the optimum: the vertex is outside.
+        for k in 0..4 {
+            let n = 1e5 * 2f64.powi(k);
+            let c = 1e21;
+            pts.push(Observation { line: 0, run: None, step: None, params: n, tokens: c / (6.0 * n), flops: c, loss: law.loss(n, c / (6.0 * n)), budget: Some(c) });
+        }
+        let fit = fit_isoflop(&pts, &IsoFlopOptions { resamples: 0, ..Default::default() }).unwrap();
+        let refused: Vec<_> = fit.budgets.iter().filter(|b| b.refused.is_some()).collect();
+        assert_eq!(refused.len(), 1);
+        let why = refused[0].refused.as_ref().unwrap();
+        assert!(why.contains("outside the sampled sizes") || why.contains("downward"), "{why}");
+        assert!(fit.warnings.iter().any(|w| w.contains("1.000e21")), "{:?}", fit.warnings);
+        // One budget only: an error that says why.
+        let one = isoflop_points(&law, &[1e19], 0.0, 1);
+        let e = fit_isoflop(&one, &IsoFlopOptions::default()).unwrap_err().to_string();
+        assert!(e.contains("at least 2"), "{e}");
+    }
+
+    #[test]
+    fn clusters_by_flops_without_a_budget_column() {
+        let law = ParametricLaw::CHINCHILLA;
+        let mut pts = isoflop_points(&law, &[1e19, 1e20, 1e21], 0.0, 1);
+        for p in &mut pts {
+            p.budget = None;
+        }
+        let fit = fit_isoflop(&pts, &IsoFlopOptions { resamples: 0, ..Default::default() }).unwrap();
+        assert_eq!(fit.budgets.len(), 3);
+        assert!((fit.budgets[1].flops / 1e20 - 1.0).abs() < 1e-9);
+    }
+}

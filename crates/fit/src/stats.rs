@@ -1,0 +1,109 @@
+//! Small statistics shared by the approaches: least-squares lines, percentile intervals,
+//! and the parallel seeded bootstrap driver.
+
+use isoflop_core::Rng;
+use rayon::prelude::*;
+
+/// y = slope x + intercept by ordinary least squares. Needs two distinct x.
+pub fn fit_line(x: &[f64], y: &[f64]) -> Option<(f64, f64)> {
+    let n = x.len();
+    if n < 2 || n != y.len() {
+        return None;
+    }
+    let mx = x.iter().sum::<f64>() / n as f64;
+    let my = y.iter().sum::<f64>() / n as f64;
+    let sxx: f64 = x.iter().map(|v| (v - mx).powi(2)).sum();
+    if sxx <= 1e-300 {
+        return None;
+    }
+    let sxy: f64 = x.iter().zip(y).map(|(a, b)| (a - mx) * (b - my)).sum();
+    let slope = sxy / sxx;
+    Some((slope, my - slope * mx))
+}
+
+/// A two-sided percentile interval from bootstrap samples.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Interval {
+    /// Lower end.
+    pub lo: f64,
+    /// Upper end.
+    pub hi: f64,
+    /// Coverage, e.g. 0.95.
+    pub level: f64,
+}
+
+/// The `q`-quantile (0..=1) of `sorted` by linear interpolation between order statistics
+/// (numpy's default, "linear", method).
+pub fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
+    let n = sorted.len();
+    if n == 1 {
+        return sorted[0];
+    }
+    let h = q * (n - 1) as f64;
+    let i = h.floor() as usize;
+    let frac = h - i as f64;
+    if i + 1 >= n {
+        sorted[n - 1]
+    } else {
+        sorted[i] + frac * (sorted[i + 1] - sorted[i])
+    }
+}
+
+/// The central `level` percentile interval of the finite samples; `None` if there are
+/// fewer than two.
+pub fn percentile_interval(samples: impl IntoIterator<Item = f64>, level: f64) -> Option<Interval> {
+    let mut v: Vec<f64> = samples.into_iter().filter(|x| x.is_finite()).collect();
+    if v.len() < 2 {
+        return None;
+    }
+    v.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
+    let tail = (1.0 - level) / 2.0;
+    Some(Interval { lo: quantile_sorted(&v, tail), hi: quantile_sorted(&v, 1.0 - tail), level })
+}
+
+/// Runs `refit` on `resamples` bootstrap resamples of `n` items (indices drawn with
+/// replacement), in parallel. Resample `k` draws from its own stream of `seed`, so the
+/// result does not depend on the number of threads. `refit` returns `None` when a resample
+/// cannot be fitted; those are counted by the caller.
+pub fn bootstrap<T, F>(n: usize, resamples: usize, seed: u64, refit: F) -> Vec<Option<T>>
+where
+    T: Send,
+    F: Fn(&[usize]) -> Option<T> + Sync,
+{
+    (0..resamples)
+        .into_par_iter()
+        .map(|k| {
+            let mut rng = Rng::stream(seed, k as u64);
+            let idx: Vec<usize> = (0..n).map(|_| rng.below(n)).collect();
+            refit(&idx)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_through_exact_points() {
+        let (s, c) = fit_line(&[1.0, 2.0, 3.0], &[5.0, 7.0, 9.0]).unwrap();
+        assert!((s - 2.0).abs() < 1e-12 && (c - 3.0).abs() < 1e-12);
+        assert!(fit_line(&[1.0, 1.0], &[1.0, 2.0]).is_none());
+    }
+
+    #[test]
+    fn quantiles_match_numpy_linear() {
+        // numpy.percentile([1, 2, 3, 4], [2.5, 97.5]) = [1.075, 3.925]
+        let iv = percentile_interval([4.0, 1.0, 3.0, 2.0], 0.95).unwrap();
+        assert!((iv.lo - 1.075).abs() < 1e-12 && (iv.hi - 3.925).abs() < 1e-12);
+    }
+
+    #[test]
+    fn bootstrap_is_seeded_and_thread_independent() {
+        let f = |idx: &[usize]| Some(idx.iter().sum::<usize>());
+        let a = bootstrap(50, 20, 9, f);
+        let b = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap().install(|| bootstrap(50, 20, 9, f));
+        assert_eq!(a, b);
+        assert_ne!(a, bootstrap(50, 20, 10, f));
+    }
+}
