@@ -22,3 +22,7 @@ pub use frontier::Frontier;
 pub use isoflop::{fit_isoflop, IsoFlopFit, IsoFlopOptions};
 pub mod envelope;
 pub use envelope::{fit_envelope, EnvelopeFit, EnvelopeOptions};
+pub mod allocate;
+pub use allocate::{allocate, Allocation, LawSet, Target};
+pub mod report;
+pub use report::{fit_table, FitReport, FitSettings, Outcome};

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Approach 3 speed, side by side with the scipy reference in one run, same data and grid:
+# Epoch's 245 points with the 5 highest losses dropped, the paper's 4,500-start grid.
+# Usage: bench/fit_vs_scipy.sh   (needs ../shared/bench and ../shared/data)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+shared=../shared
+data=$shared/data/epoch_chinchilla_svg_extracted_data.csv
+[ -f "$data" ] || { echo "bench: $data is absent" >&2; exit 1; }
+if ! .venv-bench/bin/python -c "import numpy, scipy, pandas" 2>/dev/null; then
+  python3 -m venv .venv-bench
+  .venv-bench/bin/pip install -q --disable-pip-version-check numpy scipy pandas
+fi
+cargo build --release --locked -p isoflop >&2
+bin=target/release/isoflop
+now() { date +%s.%N; }
+secs() { python3 -c "print(f'{$2 - $1:.3f}')"; }
+
+echo "== machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+for threads in 1 2; do
+  best=
+  for rep in 1 2 3; do
+    t0=$(now); RAYON_NUM_THREADS=$threads "$bin" fit "$data" --approach 3 --drop-top 5 --boot 0 > /tmp/isoflop-bench-fit.txt; t1=$(now)
+    s=$(secs "$t0" "$t1"); best=$(python3 -c "print(min(float('$s'), float('${best:-1e9}')))")
+  done
+  echo "isoflop 4500-start fit, $threads thread(s): best of 3 = ${best}s"
+  eval "ours_$threads=$best"
+done
+grep -E "objective" /tmp/isoflop-bench-fit.txt
+t0=$(now); "$bin" fit "$data" --approach 3 --drop-top 5 --boot 4000 > /tmp/isoflop-bench-boot.txt; t1=$(now)
+echo "isoflop 4500-start fit + 4000-resample bootstrap, 2 threads: $(secs "$t0" "$t1")s"
+grep -E "alpha|beta  |intervals" /tmp/isoflop-bench-boot.txt | head -4
+
+for mode in default tight; do
+  flag=""; [ $mode = tight ] && flag="--tight"
+  t0=$(now); .venv-bench/bin/python "$shared/bench/approach3_scipy.py" --csv "$data" --exclude-top 5 --paper-grid --boot 0 $flag > /tmp/scipy-$mode.txt; t1=$(now)
+  s=$(secs "$t0" "$t1")
+  wall=$(grep -oE "wall time: [0-9.]+ s" /tmp/scipy-$mode.txt | head -1 | grep -oE "[0-9.]+")
+  echo "scipy L-BFGS-B ($mode tolerances), 1 process: fit ${wall}s (process ${s}s)"
+  grep -E "final objective" /tmp/scipy-$mode.txt
+  echo "  ratio scipy/isoflop: $(python3 -c "print(f'{$wall/$ours_1:.0f}x (1 thread vs 1 process), {$wall/$ours_2:.0f}x (isoflop on 2 threads)')")"
+done

@@ -1,0 +1,305 @@
+//! The subcommands.
+
+use crate::format::{count, sci};
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use isoflop_core::RunTable;
+use isoflop_fit::allocate::{allocate, Allocation, LawSet, Target};
+use isoflop_fit::isoflop::{Grouping, CHINCHILLA_BUDGETS};
+use isoflop_fit::report::{fit_table, FitReport, FitSettings, Outcome};
+use isoflop_fit::stats::Interval;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Compute-optimal scaling laws: fit the three Chinchilla approaches and predict the
+/// optimal model for a budget.
+#[derive(Parser, Debug)]
+#[command(name = "isoflop", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Fit Approaches 1-3 to a run table (CSV or JSON Lines).
+    ///
+    /// Columns (case, spaces and underscores ignored): params|N|Model Size, tokens|D,
+    /// flops|C|Training FLOP, loss|val_loss|train_loss; optional budget, run, step.
+    /// One of tokens and flops may be missing: D = C/(6N) or C = 6ND is derived.
+    Fit(FitArgs),
+    /// The optimal parameters, tokens and loss for a FLOP budget, a model size or a loss.
+    Allocate(AllocateArgs),
+}
+
+#[derive(Args, Debug)]
+struct FitArgs {
+    /// The run table.
+    runs: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Save the fitted laws (with bootstrap samples) for `isoflop allocate --law`.
+    #[arg(long, value_name = "LAW.json")]
+    out: Option<PathBuf>,
+    /// Approaches to fit, e.g. `3` or `2,3` (default: every one the data supports).
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u8).range(1..=3))]
+    approach: Vec<u8>,
+    /// Drop the K highest-loss runs before Approaches 2 and 3 (Epoch drops 5).
+    #[arg(long, default_value_t = 0, value_name = "K")]
+    drop_top: usize,
+    /// Bootstrap resamples (0 for none).
+    #[arg(long, default_value_t = 1000)]
+    boot: usize,
+    /// Bootstrap seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Approach 2 budgets: `chinchilla` (the paper's nine, 6e18..3e21) or a list of FLOPs;
+    /// runs go to the nearest within --budget-tol decades. Default: the `budget` column,
+    /// else clusters of FLOPs.
+    #[arg(long)]
+    budgets: Option<String>,
+    /// Approach 2 tolerance in decades of FLOPs (grouping gap, or distance to a budget).
+    #[arg(long, default_value_t = 0.08)]
+    budget_tol: f64,
+    /// Approach 3 Huber delta.
+    #[arg(long, default_value_t = 1e-3)]
+    delta: f64,
+    /// Approach 1 Gaussian smoothing, standard deviation in training steps.
+    #[arg(long, default_value_t = 10.0)]
+    smooth_steps: f64,
+}
+
+#[derive(Args, Debug)]
+struct AllocateArgs {
+    /// A training budget in FLOPs.
+    #[arg(long, group = "target")]
+    flops: Option<f64>,
+    /// A model size: the budget and tokens for which it is compute-optimal.
+    #[arg(long, group = "target")]
+    params: Option<f64>,
+    /// A loss to reach: the compute-optimal budget that reaches it.
+    #[arg(long, group = "target")]
+    loss: Option<f64>,
+    /// A law saved by `isoflop fit --out`.
+    #[arg(long, value_name = "LAW.json", conflicts_with = "preset")]
+    law: Option<PathBuf>,
+    /// A built-in law: chinchilla, chinchilla-unrounded, epoch.
+    #[arg(long, default_value = "chinchilla-unrounded")]
+    preset: String,
+    /// Interval coverage.
+    #[arg(long, default_value_t = 0.95)]
+    level: f64,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Fit(a) => fit(a),
+        Command::Allocate(a) => allocate_cmd(a),
+    }
+}
+
+fn settings(a: &FitArgs) -> Result<FitSettings> {
+    let mut s = FitSettings::default().with_bootstrap(a.boot, a.seed);
+    if !a.approach.is_empty() {
+        s.approaches = a.approach.clone();
+        s.explicit = true;
+    }
+    s.drop_top = a.drop_top;
+    s.parametric.delta = a.delta;
+    s.envelope.smooth_steps = a.smooth_steps;
+    if !(a.budget_tol > 0.0) {
+        bail!("--budget-tol must be positive, got {}", a.budget_tol);
+    }
+    s.isoflop.grouping = match a.budgets.as_deref() {
+        None => Grouping::Auto { tol_decades: a.budget_tol },
+        Some("chinchilla") => Grouping::Nominal { budgets: CHINCHILLA_BUDGETS.to_vec(), tol_decades: a.budget_tol },
+        Some(list) => {
+            let budgets = list
+                .split(',')
+                .map(|t| t.trim().parse::<f64>().ok().filter(|v| v.is_finite() && *v > 0.0).with_context(|| format!("--budgets: '{t}' is not a positive number")))
+                .collect::<Result<Vec<f64>>>()?;
+            Grouping::Nominal { budgets, tol_decades: a.budget_tol }
+        }
+    };
+    Ok(s)
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file beside it, then a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(".{}.tmp{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("out"), std::process::id()));
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    Ok(())
+}
+
+fn fit(a: FitArgs) -> Result<()> {
+    let s = settings(&a)?;
+    let table = RunTable::read(&a.runs).with_context(|| format!("reading runs from {}", a.runs.display()))?;
+    let report = fit_table(&table, &s).with_context(|| format!("fitting {}", a.runs.display()))?;
+    if let Some(out) = &a.out {
+        let json = serde_json::to_vec_pretty(&report.laws())?;
+        write_atomic(out, &json)?;
+        eprintln!("laws saved to {}", out.display());
+    }
+    let mut w = std::io::stdout().lock();
+    if a.json {
+        serde_json::to_writer_pretty(&mut w, &report)?;
+        writeln!(w)?;
+    } else {
+        print_report(&mut w, &report)?;
+    }
+    for warning in report.warnings() {
+        eprintln!("warning: {warning}");
+    }
+    let converged3 = report.approach3.fitted().map(|f| f.diagnostics.converged);
+    if converged3 == Some(false) && report.approach1.fitted().is_none() && report.approach2.fitted().is_none() {
+        bail!("Approach 3 did not converge and no other approach could be fitted");
+    }
+    Ok(())
+}
+
+fn iv(i: Option<&Interval>, f: impl Fn(f64) -> String) -> String {
+    match i {
+        Some(i) => format!("[{}, {}]", f(i.lo), f(i.hi)),
+        None => String::new(),
+    }
+}
+
+fn print_report(w: &mut impl Write, r: &FitReport) -> Result<()> {
+    writeln!(w, "isoflop fit: {}", r.source)?;
+    writeln!(w, "  {} rows, {} runs", r.rows, r.runs)?;
+    if r.dropped > 0 {
+        writeln!(w, "  dropped the {} highest-loss runs before Approaches 2 and 3 ({} used)", r.dropped, r.runs - r.dropped)?;
+    }
+    for n in &r.notes {
+        writeln!(w, "  note: {n}")?;
+    }
+    let level = (r.settings.parametric.level * 100.0).round();
+    writeln!(w)?;
+    write!(w, "Approach 1 (minimum-loss envelope of training curves): ")?;
+    match &r.approach1 {
+        Outcome::Fitted(f) => {
+            writeln!(w, "{} curves, {} runs on the envelope, {} envelope points", f.runs, f.runs_on_envelope.len(), f.envelope.len())?;
+            frontier_lines(w, &f.frontier, f.intervals.as_ref(), level)?;
+        }
+        Outcome::Skipped(why) => writeln!(w, "not fitted: {why}")?,
+        Outcome::NotRequested => writeln!(w, "not requested")?,
+    }
+    writeln!(w)?;
+    write!(w, "Approach 2 (IsoFLOP profiles): ")?;
+    match &r.approach2 {
+        Outcome::Fitted(f) => {
+            let ok = f.budgets.iter().filter(|b| b.refused.is_none()).count();
+            writeln!(w, "{} budgets, {ok} with a usable parabola", f.budgets.len())?;
+            writeln!(w, "  {:>10} {:>5} {:>19} {:>9} {:>9} {:>8}", "budget", "runs", "sizes", "N_opt", "D_opt", "L_min")?;
+            for b in &f.budgets {
+                let (lo, hi) = b.params_range;
+                match (b.optimal_params, b.optimal_tokens, b.min_loss) {
+                    (Some(n), Some(d), Some(l)) => writeln!(w, "  {:>10} {:>5} {:>19} {:>9} {:>9} {:>8.4}", sci(b.budget), b.runs, format!("{}..{}", count(lo), count(hi)), count(n), count(d), l)?,
+                    _ => writeln!(w, "  {:>10} {:>5} {:>19} refused: {}", sci(b.budget), b.runs, format!("{}..{}", count(lo), count(hi)), b.refused.as_deref().unwrap_or(""))?,
+                }
+            }
+            frontier_lines(w, &f.frontier, f.intervals.as_ref(), level)?;
+        }
+        Outcome::Skipped(why) => writeln!(w, "not fitted: {why}")?,
+        Outcome::NotRequested => writeln!(w, "not requested")?,
+    }
+    writeln!(w)?;
+    write!(w, "Approach 3 (parametric law L(N, D) = E + A/N^alpha + B/D^beta): ")?;
+    match &r.approach3 {
+        Outcome::Fitted(f) => {
+            let d = &f.diagnostics;
+            if d.converged {
+                writeln!(w, "{} points", f.points)?;
+            } else {
+                writeln!(w, "DID NOT CONVERGE; the values below are not a result")?;
+            }
+            let i = f.intervals.as_ref();
+            let g4 = |v: f64| format!("{v:.4}");
+            let g1 = |v: f64| format!("{v:.1}");
+            writeln!(w, "  {:<24}{:>10}  {}", "E", g4(f.law.e), iv(i.map(|i| &i.e), g4))?;
+            writeln!(w, "  {:<24}{:>10}  {}", "A", g1(f.law.a), iv(i.map(|i| &i.a), g1))?;
+            writeln!(w, "  {:<24}{:>10}  {}", "B", g1(f.law.b), iv(i.map(|i| &i.b), g1))?;
+            writeln!(w, "  {:<24}{:>10}  {}", "alpha", g4(f.law.alpha), iv(i.map(|i| &i.alpha), g4))?;
+            writeln!(w, "  {:<24}{:>10}  {}", "beta", g4(f.law.beta), iv(i.map(|i| &i.beta), g4))?;
+            writeln!(w, "  {:<24}{:>10}  {}", "a = beta/(alpha+beta)", g4(f.params_exponent), iv(i.map(|i| &i.params_exponent), g4))?;
+            writeln!(w, "  {:<24}{:>10}  {}", "b = alpha/(alpha+beta)", g4(f.tokens_exponent), iv(i.map(|i| &i.tokens_exponent), g4))?;
+            writeln!(w, "  {:<24}{:>10}  {}", "G", g4(f.g), iv(i.map(|i| &i.g), g4))?;
+            writeln!(w, "  N_opt(C) = G (C/6)^a,  D_opt(C) = (C/6)^b / G")?;
+            writeln!(
+                w,
+                "  objective {:.9e} (sum of Huber, delta {}); {} of {} starts reached it, {} converged; best start stopped by the {:?} rule, max |gradient| {:.1e}",
+                f.objective, r.settings.parametric.delta, d.reached_best, d.starts, d.converged_starts, d.termination, d.grad_max
+            )?;
+            if let Some(i) = i {
+                writeln!(w, "  intervals: {level}% percentile bootstrap, {} of {} resamples usable, seed {}", i.usable, i.resamples, i.seed)?;
+            }
+        }
+        Outcome::Skipped(why) => writeln!(w, "not fitted: {why}")?,
+        Outcome::NotRequested => writeln!(w, "not requested")?,
+    }
+    Ok(())
+}
+
+fn frontier_lines(w: &mut impl Write, f: &isoflop_fit::Frontier, i: Option<&isoflop_fit::isoflop::FrontierIntervals>, level: f64) -> Result<()> {
+    let g4 = |v: f64| format!("{v:.4}");
+    writeln!(w, "  N_opt = {:.4e} * C^{:.4}  a {}", f.params_coef, f.params_exponent, iv(i.map(|i| &i.params_exponent), g4))?;
+    writeln!(w, "  D_opt = {:.4e} * C^{:.4}  b {}", f.tokens_coef, f.tokens_exponent, iv(i.map(|i| &i.tokens_exponent), g4))?;
+    if let Some(i) = i {
+        writeln!(w, "  intervals: {level}% percentile bootstrap, {} of {} resamples usable, seed {}", i.usable, i.resamples, i.seed)?;
+    }
+    Ok(())
+}
+
+fn allocate_cmd(a: AllocateArgs) -> Result<()> {
+    let target = match (a.flops, a.params, a.loss) {
+        (Some(c), None, None) => Target::Flops(c),
+        (None, Some(n), None) => Target::Params(n),
+        (None, None, Some(l)) => Target::Loss(l),
+        _ => bail!("give exactly one of --flops, --params, --loss"),
+    };
+    let laws: LawSet = match &a.law {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading law from {}", p.display()))?;
+            serde_json::from_str(&text).with_context(|| format!("{}: not a law file written by `isoflop fit --out`", p.display()))?
+        }
+        None => LawSet::preset(&a.preset).with_context(|| format!("unknown preset '{}'; choose one of {}", a.preset, LawSet::PRESETS.join(", ")))?,
+    };
+    let allocs = allocate(&laws, target, a.level)?;
+    let mut w = std::io::stdout().lock();
+    if a.json {
+        serde_json::to_writer_pretty(&mut w, &serde_json::json!({ "law": laws.source, "target": target, "allocations": allocs }))?;
+        writeln!(w)?;
+        return Ok(());
+    }
+    writeln!(w, "law: {}", laws.source)?;
+    writeln!(w, "{}", allocation_table(&allocs))?;
+    Ok(())
+}
+
+/// The allocation table as text (one row per approach).
+pub fn allocation_table(allocs: &[Allocation]) -> String {
+    let mut s = format!("{:<10} {:>10} {:>8} {:>18} {:>8} {:>18} {:>6} {:>7} {:>17}\n", "approach", "FLOPs", "params", "", "tokens", "", "D/N", "loss", "");
+    for al in allocs {
+        let i = al.intervals.as_ref();
+        let f3 = |v: f64| format!("{v:.3}");
+        s += &format!(
+            "{:<10} {:>10} {:>8} {:>18} {:>8} {:>18} {:>6.1} {:>7} {:>17}\n",
+            al.approach,
+            sci(al.flops),
+            count(al.params),
+            iv(i.map(|i| &i.params), count),
+            count(al.tokens),
+            iv(i.map(|i| &i.tokens), count),
+            al.tokens_per_param,
+            al.loss.map(f3).unwrap_or_else(|| "-".into()),
+            iv(i.and_then(|i| i.loss.as_ref()), f3),
+        );
+    }
+    s.trim_end().to_string()
+}

@@ -1,0 +1,278 @@
+//! Allocation: from a fitted law, the compute-optimal model for a FLOP budget, the budget
+//! and tokens for a model size, or the compute that reaches a target loss, with bootstrap
+//! intervals.
+
+use crate::error::FitError;
+use crate::frontier::Frontier;
+use crate::parametric::ParametricLaw;
+use crate::stats::{percentile_interval, Interval};
+
+/// What to allocate for.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    /// A training budget in FLOPs.
+    Flops(f64),
+    /// A model size in parameters: the budget at which it is optimal.
+    Params(f64),
+    /// A loss to reach: the smallest compute-optimal budget that reaches it.
+    Loss(f64),
+}
+
+/// A law as saved by `isoflop fit --out`: the point estimate and its bootstrap samples.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Sampled<T> {
+    /// The fit to the full data.
+    pub estimate: T,
+    /// Bootstrap refits (may be empty).
+    pub samples: Vec<T>,
+}
+
+/// Every law a fit produced, as saved to `law.json`.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct LawSet {
+    /// Where the laws came from (a file, or a preset's citation).
+    pub source: String,
+    /// Approach 1's frontier.
+    pub approach1: Option<Sampled<Frontier>>,
+    /// Approach 2's frontier.
+    pub approach2: Option<Sampled<Frontier>>,
+    /// Approach 3's law.
+    pub approach3: Option<Sampled<ParametricLaw>>,
+}
+
+impl LawSet {
+    /// A built-in law: `chinchilla`, `chinchilla-unrounded` or `epoch`.
+    pub fn preset(name: &str) -> Option<LawSet> {
+        let (law, source) = match name {
+            "chinchilla" => (ParametricLaw::CHINCHILLA, "Hoffmann et al. 2022, eq. 10 as printed"),
+            "chinchilla-unrounded" => (ParametricLaw::CHINCHILLA_UNROUNDED, "Hoffmann et al. 2022, unrounded exponents and E from the paper's source"),
+            "epoch" => (ParametricLaw::EPOCH_2024, "Besiroglu et al. 2024 (Epoch AI), Chinchilla scaling: a replication attempt"),
+            _ => return None,
+        };
+        Some(LawSet {
+            source: format!("preset '{name}': {source}"),
+            approach1: None,
+            approach2: None,
+            approach3: Some(Sampled { estimate: law, samples: Vec::new() }),
+        })
+    }
+
+    /// The names [`LawSet::preset`] accepts.
+    pub const PRESETS: [&'static str; 3] = ["chinchilla", "chinchilla-unrounded", "epoch"];
+}
+
+/// The optimal model for one target by one approach.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Allocation {
+    /// "approach1", "approach2" or "approach3".
+    pub approach: String,
+    /// Training FLOPs.
+    pub flops: f64,
+    /// N, parameters.
+    pub params: f64,
+    /// D, tokens. For Approaches 1 and 2 this comes from the fitted D_opt power law, as in the
+    /// paper, so 6ND need not equal the FLOPs; see `tokens_6nd`.
+    pub tokens: f64,
+    /// C / (6N): the tokens that spend exactly `flops` on `params`.
+    pub tokens_6nd: f64,
+    /// D / N.
+    pub tokens_per_param: f64,
+    /// Predicted loss (Approaches 1 and 2: the Approach 3 law at their N and D, where one
+    /// was fitted).
+    pub loss: Option<f64>,
+    /// Bootstrap intervals.
+    pub intervals: Option<AllocationIntervals>,
+}
+
+/// Intervals of an allocation.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct AllocationIntervals {
+    /// Samples used.
+    pub samples: usize,
+    /// FLOPs (for Params and Loss targets).
+    pub flops: Interval,
+    /// Parameters.
+    pub params: Interval,
+    /// Tokens.
+    pub tokens: Interval,
+    /// Loss, where predicted.
+    pub loss: Option<Interval>,
+}
+
+/// (flops, params, tokens, loss) for one law.
+type Point = (f64, f64, f64, Option<f64>);
+
+/// Finds C with f(C) = target by bisection in ln C over [1, 1e60], for f decreasing in C.
+fn solve_decreasing(f: impl Fn(f64) -> f64, target: f64) -> Option<f64> {
+    let (mut lo, mut hi) = (0.0f64, 60.0 * std::f64::consts::LN_10);
+    let g = |x: f64| f(x.exp()) - target;
+    if !(g(lo) > 0.0 && g(hi) < 0.0) {
+        return None;
+    }
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if g(mid) > 0.0 {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Some((0.5 * (lo + hi)).exp())
+}
+
+fn parametric_point(law: &ParametricLaw, target: Target) -> Option<Point> {
+    let flops = match target {
+        Target::Flops(c) => c,
+        Target::Params(n) => 6.0 * (n / law.g()).powf(1.0 / law.params_exponent()),
+        Target::Loss(l) => {
+            if l <= law.e {
+                return None;
+            }
+            solve_decreasing(|c| law.loss(law.optimal_params(c), law.optimal_tokens(c)), l)?
+        }
+    };
+    let (n, d) = match target {
+        Target::Params(n) => (n, flops / (6.0 * n)),
+        _ => (law.optimal_params(flops), law.optimal_tokens(flops)),
+    };
+    Some((flops, n, d, Some(law.loss(n, d))))
+}
+
+fn frontier_point(fr: &Frontier, loss_law: Option<&ParametricLaw>, target: Target) -> Option<Point> {
+    let flops = match target {
+        Target::Flops(c) => c,
+        Target::Params(n) => fr.flops_for_params(n),
+        Target::Loss(l) => {
+            let law = loss_law?;
+            solve_decreasing(|c| law.loss(fr.optimal_params(c), fr.optimal_tokens(c)), l)?
+        }
+    };
+    let n = match target {
+        Target::Params(n) => n,
+        _ => fr.optimal_params(flops),
+    };
+    let d = fr.optimal_tokens(flops);
+    Some((flops, n, d, loss_law.map(|l| l.loss(n, d))))
+}
+
+fn build(approach: &str, point: Point, samples: &[Point], level: f64) -> Allocation {
+    let (flops, params, tokens, loss) = point;
+    let intervals = if samples.len() >= 2 {
+        let iv = |f: &dyn Fn(&Point) -> f64| percentile_interval(samples.iter().map(f), level);
+        match (iv(&|p| p.0), iv(&|p| p.1), iv(&|p| p.2)) {
+            (Some(f), Some(n), Some(d)) => Some(AllocationIntervals {
+                samples: samples.len(),
+                flops: f,
+                params: n,
+                tokens: d,
+                loss: if samples.iter().all(|p| p.3.is_some()) { iv(&|p| p.3.expect("checked")) } else { None },
+            }),
+            _ => None,
+        }
+    } else {
+        None
+    };
+    Allocation {
+        approach: approach.to_string(),
+        flops,
+        params,
+        tokens,
+        tokens_6nd: flops / (6.0 * params),
+        tokens_per_param: tokens / params,
+        loss,
+        intervals,
+    }
+}
+
+/// Allocates for `target` by every approach in `laws`, with `level` intervals from the
+/// bootstrap samples.
+///
+/// # Errors
+/// [`FitError::InvalidOption`] for a non-positive or non-finite target, or when no law
+/// can reach the target (a loss at or below the law's E, for instance).
+pub fn allocate(laws: &LawSet, target: Target, level: f64) -> Result<Vec<Allocation>, FitError> {
+    let v = match target {
+        Target::Flops(v) | Target::Params(v) | Target::Loss(v) => v,
+    };
+    if !(v.is_finite() && v > 0.0) {
+        return Err(FitError::InvalidOption(format!("the target must be a positive finite number, got {v}")));
+    }
+    let law3 = laws.approach3.as_ref().map(|s| &s.estimate);
+    let mut out = Vec::new();
+    let mut unreachable = Vec::new();
+    for (name, fr) in [("approach1", &laws.approach1), ("approach2", &laws.approach2)] {
+        if let Some(fr) = fr {
+            match frontier_point(&fr.estimate, law3, target) {
+                Some(p) => {
+                    let samples: Vec<Point> = fr.samples.iter().filter_map(|s| frontier_point(s, law3, target)).collect();
+                    let mut a = build(name, p, &samples, level);
+                    // The loss here is the Approach 3 point estimate at this frontier's
+                    // samples: it carries none of that law's own uncertainty, so no interval.
+                    if let Some(i) = a.intervals.as_mut() {
+                        i.loss = None;
+                    }
+                    out.push(a);
+                }
+                None => unreachable.push(name),
+            }
+        }
+    }
+    if let Some(s3) = &laws.approach3 {
+        match parametric_point(&s3.estimate, target) {
+            Some(p) => {
+                let samples: Vec<Point> = s3.samples.iter().filter_map(|l| parametric_point(l, target)).collect();
+                out.push(build("approach3", p, &samples, level));
+            }
+            None => unreachable.push("approach3"),
+        }
+    }
+    if out.is_empty() {
+        let why = match (target, law3) {
+            (Target::Loss(l), Some(law)) if l <= law.e => format!("loss {l} is at or below the irreducible loss E = {:.4}", law.e),
+            (Target::Loss(_), None) => "a loss target needs an Approach 3 law to predict loss".to_string(),
+            _ => format!("no law reaches the target ({})", unreachable.join(", ")),
+        };
+        return Err(FitError::InvalidOption(why));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_and_loss_targets_invert_the_flops_target() {
+        let laws = LawSet::preset("epoch").unwrap();
+        let by_c = &allocate(&laws, Target::Flops(5.76e23), 0.95).unwrap()[0];
+        let by_n = &allocate(&laws, Target::Params(by_c.params), 0.95).unwrap()[0];
+        assert!((by_n.flops / 5.76e23 - 1.0).abs() < 1e-9 && (by_n.tokens / by_c.tokens - 1.0).abs() < 1e-9);
+        let by_l = &allocate(&laws, Target::Loss(by_c.loss.unwrap()), 0.95).unwrap()[0];
+        assert!((by_l.flops / 5.76e23 - 1.0).abs() < 1e-9, "{}", by_l.flops);
+        // Independent: the loss at the allocation equals the law evaluated by hand.
+        let l = ParametricLaw::EPOCH_2024;
+        let hand = 1.8172 + 482.01 / by_c.params.powf(0.3478) + 2085.43 / by_c.tokens.powf(0.3658);
+        assert!((by_c.loss.unwrap() - hand).abs() < 1e-12 && (l.loss(by_c.params, by_c.tokens) - hand).abs() < 1e-12);
+    }
+
+    #[test]
+    fn loss_below_e_is_refused_with_the_reason() {
+        let laws = LawSet::preset("chinchilla").unwrap();
+        let e = allocate(&laws, Target::Loss(1.5), 0.95).unwrap_err().to_string();
+        assert!(e.contains("irreducible loss E = 1.69"), "{e}");
+        assert!(allocate(&laws, Target::Flops(f64::NAN), 0.95).is_err());
+    }
+
+    #[test]
+    fn frontier_allocation_keeps_the_papers_choice_of_separate_fits() {
+        // Hoffmann et al. Table 3 (Approach 1): 67B parameters and 1.5T tokens at 5.76e23
+        // FLOPs. A frontier through those two points reports D from its own law, not C/(6N).
+        let fr = Frontier { params_exponent: 0.5, params_coef: 6.7e10 / 5.76e23f64.sqrt(), tokens_exponent: 0.5, tokens_coef: 1.5e12 / 5.76e23f64.sqrt() };
+        let laws = LawSet { approach1: Some(Sampled { estimate: fr, samples: vec![] }), ..Default::default() };
+        let a = &allocate(&laws, Target::Flops(5.76e23), 0.95).unwrap()[0];
+        assert!((a.params / 6.7e10 - 1.0).abs() < 1e-9 && (a.tokens / 1.5e12 - 1.0).abs() < 1e-9);
+        assert!((a.tokens_6nd / (5.76e23 / (6.0 * 6.7e10)) - 1.0).abs() < 1e-12);
+        assert!(a.loss.is_none());
+    }
+}

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The main job on the embedded default data: fit all approaches to the Chinchilla points
+# that ship in data/, save the laws, and predict the optimal model for Gopher's budget.
+# Outputs land in isoflop-out/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --locked -p isoflop >&2
+bin=target/release/isoflop
+out=isoflop-out
+mkdir -p "$out"
+"$bin" fit data/chinchilla_points_kyo_takano.csv --out "$out/law.json" | tee "$out/fit.txt"
+"$bin" fit data/chinchilla_points_kyo_takano.csv --json > "$out/fit.json"
+echo
+echo "Optimal model for 5.76e23 FLOPs (Gopher's budget):"
+"$bin" allocate --flops 5.76e23 --law "$out/law.json" | tee "$out/allocation.txt"
