@@ -115,14 +115,28 @@ fn settings(a: &FitArgs) -> Result<FitSettings> {
         bail!("--budget-tol must be positive, got {}", a.budget_tol);
     }
     s.isoflop.grouping = match a.budgets.as_deref() {
-        None => Grouping::Auto { tol_decades: a.budget_tol },
-        Some("chinchilla") => Grouping::Nominal { budgets: CHINCHILLA_BUDGETS.to_vec(), tol_decades: a.budget_tol },
+        None => Grouping::Auto {
+            tol_decades: a.budget_tol,
+        },
+        Some("chinchilla") => Grouping::Nominal {
+            budgets: CHINCHILLA_BUDGETS.to_vec(),
+            tol_decades: a.budget_tol,
+        },
         Some(list) => {
             let budgets = list
                 .split(',')
-                .map(|t| t.trim().parse::<f64>().ok().filter(|v| v.is_finite() && *v > 0.0).with_context(|| format!("--budgets: '{t}' is not a positive number")))
+                .map(|t| {
+                    t.trim()
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|v| v.is_finite() && *v > 0.0)
+                        .with_context(|| format!("--budgets: '{t}' is not a positive number"))
+                })
                 .collect::<Result<Vec<f64>>>()?;
-            Grouping::Nominal { budgets, tol_decades: a.budget_tol }
+            Grouping::Nominal {
+                budgets,
+                tol_decades: a.budget_tol,
+            }
         }
     };
     Ok(s)
@@ -130,16 +144,25 @@ fn settings(a: &FitArgs) -> Result<FitSettings> {
 
 /// Writes `bytes` to `path` atomically: a temporary file beside it, then a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".{}.tmp{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("out"), std::process::id()));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
+        std::process::id()
+    ));
     std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
     Ok(())
 }
 
 fn fit(a: FitArgs) -> Result<()> {
     let s = settings(&a)?;
-    let table = RunTable::read(&a.runs).with_context(|| format!("reading runs from {}", a.runs.display()))?;
+    let table = RunTable::read(&a.runs)
+        .with_context(|| format!("reading runs from {}", a.runs.display()))?;
     let report = fit_table(&table, &s).with_context(|| format!("fitting {}", a.runs.display()))?;
     if let Some(out) = &a.out {
         let json = serde_json::to_vec_pretty(&report.laws())?;
@@ -157,7 +180,10 @@ fn fit(a: FitArgs) -> Result<()> {
         eprintln!("warning: {warning}");
     }
     let converged3 = report.approach3.fitted().map(|f| f.diagnostics.converged);
-    if converged3 == Some(false) && report.approach1.fitted().is_none() && report.approach2.fitted().is_none() {
+    if converged3 == Some(false)
+        && report.approach1.fitted().is_none()
+        && report.approach2.fitted().is_none()
+    {
         bail!("Approach 3 did not converge and no other approach could be fitted");
     }
     Ok(())
@@ -174,7 +200,12 @@ fn print_report(w: &mut impl Write, r: &FitReport) -> Result<()> {
     writeln!(w, "isoflop fit: {}", r.source)?;
     writeln!(w, "  {} rows, {} runs", r.rows, r.runs)?;
     if r.dropped > 0 {
-        writeln!(w, "  dropped the {} highest-loss runs before Approaches 2 and 3 ({} used)", r.dropped, r.runs - r.dropped)?;
+        writeln!(
+            w,
+            "  dropped the {} highest-loss runs before Approaches 2 and 3 ({} used)",
+            r.dropped,
+            r.runs - r.dropped
+        )?;
     }
     for n in &r.notes {
         writeln!(w, "  note: {n}")?;
@@ -184,7 +215,13 @@ fn print_report(w: &mut impl Write, r: &FitReport) -> Result<()> {
     write!(w, "Approach 1 (minimum-loss envelope of training curves): ")?;
     match &r.approach1 {
         Outcome::Fitted(f) => {
-            writeln!(w, "{} curves, {} runs on the envelope, {} envelope points", f.runs, f.runs_on_envelope.len(), f.envelope.len())?;
+            writeln!(
+                w,
+                "{} curves, {} runs on the envelope, {} envelope points",
+                f.runs,
+                f.runs_on_envelope.len(),
+                f.envelope.len()
+            )?;
             frontier_lines(w, &f.frontier, f.intervals.as_ref(), level)?;
         }
         Outcome::Skipped(why) => writeln!(w, "not fitted: {why}")?,
@@ -195,13 +232,37 @@ fn print_report(w: &mut impl Write, r: &FitReport) -> Result<()> {
     match &r.approach2 {
         Outcome::Fitted(f) => {
             let ok = f.budgets.iter().filter(|b| b.refused.is_none()).count();
-            writeln!(w, "{} budgets, {ok} with a usable parabola", f.budgets.len())?;
-            writeln!(w, "  {:>10} {:>5} {:>19} {:>9} {:>9} {:>8}", "budget", "runs", "sizes", "N_opt", "D_opt", "L_min")?;
+            writeln!(
+                w,
+                "{} budgets, {ok} with a usable parabola",
+                f.budgets.len()
+            )?;
+            writeln!(
+                w,
+                "  {:>10} {:>5} {:>19} {:>9} {:>9} {:>8}",
+                "budget", "runs", "sizes", "N_opt", "D_opt", "L_min"
+            )?;
             for b in &f.budgets {
                 let (lo, hi) = b.params_range;
                 match (b.optimal_params, b.optimal_tokens, b.min_loss) {
-                    (Some(n), Some(d), Some(l)) => writeln!(w, "  {:>10} {:>5} {:>19} {:>9} {:>9} {:>8.4}", sci(b.budget), b.runs, format!("{}..{}", count(lo), count(hi)), count(n), count(d), l)?,
-                    _ => writeln!(w, "  {:>10} {:>5} {:>19} refused: {}", sci(b.budget), b.runs, format!("{}..{}", count(lo), count(hi)), b.refused.as_deref().unwrap_or(""))?,
+                    (Some(n), Some(d), Some(l)) => writeln!(
+                        w,
+                        "  {:>10} {:>5} {:>19} {:>9} {:>9} {:>8.4}",
+                        sci(b.budget),
+                        b.runs,
+                        format!("{}..{}", count(lo), count(hi)),
+                        count(n),
+                        count(d),
+                        l
+                    )?,
+                    _ => writeln!(
+                        w,
+                        "  {:>10} {:>5} {:>19} refused: {}",
+                        sci(b.budget),
+                        b.runs,
+                        format!("{}..{}", count(lo), count(hi)),
+                        b.refused.as_deref().unwrap_or("")
+                    )?,
                 }
             }
             frontier_lines(w, &f.frontier, f.intervals.as_ref(), level)?;
@@ -210,7 +271,10 @@ fn print_report(w: &mut impl Write, r: &FitReport) -> Result<()> {
         Outcome::NotRequested => writeln!(w, "not requested")?,
     }
     writeln!(w)?;
-    write!(w, "Approach 3 (parametric law L(N, D) = E + A/N^alpha + B/D^beta): ")?;
+    write!(
+        w,
+        "Approach 3 (parametric law L(N, D) = E + A/N^alpha + B/D^beta): "
+    )?;
     match &r.approach3 {
         Outcome::Fitted(f) => {
             let d = &f.diagnostics;
@@ -222,14 +286,62 @@ fn print_report(w: &mut impl Write, r: &FitReport) -> Result<()> {
             let i = f.intervals.as_ref();
             let g4 = |v: f64| format!("{v:.4}");
             let g1 = |v: f64| format!("{v:.1}");
-            writeln!(w, "  {:<24}{:>10}  {}", "E", g4(f.law.e), iv(i.map(|i| &i.e), g4))?;
-            writeln!(w, "  {:<24}{:>10}  {}", "A", g1(f.law.a), iv(i.map(|i| &i.a), g1))?;
-            writeln!(w, "  {:<24}{:>10}  {}", "B", g1(f.law.b), iv(i.map(|i| &i.b), g1))?;
-            writeln!(w, "  {:<24}{:>10}  {}", "alpha", g4(f.law.alpha), iv(i.map(|i| &i.alpha), g4))?;
-            writeln!(w, "  {:<24}{:>10}  {}", "beta", g4(f.law.beta), iv(i.map(|i| &i.beta), g4))?;
-            writeln!(w, "  {:<24}{:>10}  {}", "a = beta/(alpha+beta)", g4(f.params_exponent), iv(i.map(|i| &i.params_exponent), g4))?;
-            writeln!(w, "  {:<24}{:>10}  {}", "b = alpha/(alpha+beta)", g4(f.tokens_exponent), iv(i.map(|i| &i.tokens_exponent), g4))?;
-            writeln!(w, "  {:<24}{:>10}  {}", "G", g4(f.g), iv(i.map(|i| &i.g), g4))?;
+            writeln!(
+                w,
+                "  {:<24}{:>10}  {}",
+                "E",
+                g4(f.law.e),
+                iv(i.map(|i| &i.e), g4)
+            )?;
+            writeln!(
+                w,
+                "  {:<24}{:>10}  {}",
+                "A",
+                g1(f.law.a),
+                iv(i.map(|i| &i.a), g1)
+            )?;
+            writeln!(
+                w,
+                "  {:<24}{:>10}  {}",
+                "B",
+                g1(f.law.b),
+                iv(i.map(|i| &i.b), g1)
+            )?;
+            writeln!(
+                w,
+                "  {:<24}{:>10}  {}",
+                "alpha",
+                g4(f.law.alpha),
+                iv(i.map(|i| &i.alpha), g4)
+            )?;
+            writeln!(
+                w,
+                "  {:<24}{:>10}  {}",
+                "beta",
+                g4(f.law.beta),
+                iv(i.map(|i| &i.beta), g4)
+            )?;
+            writeln!(
+                w,
+                "  {:<24}{:>10}  {}",
+                "a = beta/(alpha+beta)",
+                g4(f.params_exponent),
+                iv(i.map(|i| &i.params_exponent), g4)
+            )?;
+            writeln!(
+                w,
+                "  {:<24}{:>10}  {}",
+                "b = alpha/(alpha+beta)",
+                g4(f.tokens_exponent),
+                iv(i.map(|i| &i.tokens_exponent), g4)
+            )?;
+            writeln!(
+                w,
+                "  {:<24}{:>10}  {}",
+                "G",
+                g4(f.g),
+                iv(i.map(|i| &i.g), g4)
+            )?;
             writeln!(w, "  N_opt(C) = G (C/6)^a,  D_opt(C) = (C/6)^b / G")?;
             writeln!(
                 w,
@@ -246,12 +358,33 @@ fn print_report(w: &mut impl Write, r: &FitReport) -> Result<()> {
     Ok(())
 }
 
-fn frontier_lines(w: &mut impl Write, f: &isoflop_fit::Frontier, i: Option<&isoflop_fit::isoflop::FrontierIntervals>, level: f64) -> Result<()> {
+fn frontier_lines(
+    w: &mut impl Write,
+    f: &isoflop_fit::Frontier,
+    i: Option<&isoflop_fit::isoflop::FrontierIntervals>,
+    level: f64,
+) -> Result<()> {
     let g4 = |v: f64| format!("{v:.4}");
-    writeln!(w, "  N_opt = {:.4e} * C^{:.4}  a {}", f.params_coef, f.params_exponent, iv(i.map(|i| &i.params_exponent), g4))?;
-    writeln!(w, "  D_opt = {:.4e} * C^{:.4}  b {}", f.tokens_coef, f.tokens_exponent, iv(i.map(|i| &i.tokens_exponent), g4))?;
+    writeln!(
+        w,
+        "  N_opt = {:.4e} * C^{:.4}  a {}",
+        f.params_coef,
+        f.params_exponent,
+        iv(i.map(|i| &i.params_exponent), g4)
+    )?;
+    writeln!(
+        w,
+        "  D_opt = {:.4e} * C^{:.4}  b {}",
+        f.tokens_coef,
+        f.tokens_exponent,
+        iv(i.map(|i| &i.tokens_exponent), g4)
+    )?;
     if let Some(i) = i {
-        writeln!(w, "  intervals: {level}% percentile bootstrap, {} of {} resamples usable, seed {}", i.usable, i.resamples, i.seed)?;
+        writeln!(
+            w,
+            "  intervals: {level}% percentile bootstrap, {} of {} resamples usable, seed {}",
+            i.usable, i.resamples, i.seed
+        )?;
     }
     Ok(())
 }
@@ -265,15 +398,30 @@ fn allocate_cmd(a: AllocateArgs) -> Result<()> {
     };
     let laws: LawSet = match &a.law {
         Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading law from {}", p.display()))?;
-            serde_json::from_str(&text).with_context(|| format!("{}: not a law file written by `isoflop fit --out`", p.display()))?
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("reading law from {}", p.display()))?;
+            serde_json::from_str(&text).with_context(|| {
+                format!(
+                    "{}: not a law file written by `isoflop fit --out`",
+                    p.display()
+                )
+            })?
         }
-        None => LawSet::preset(&a.preset).with_context(|| format!("unknown preset '{}'; choose one of {}", a.preset, LawSet::PRESETS.join(", ")))?,
+        None => LawSet::preset(&a.preset).with_context(|| {
+            format!(
+                "unknown preset '{}'; choose one of {}",
+                a.preset,
+                LawSet::PRESETS.join(", ")
+            )
+        })?,
     };
     let allocs = allocate(&laws, target, a.level)?;
     let mut w = std::io::stdout().lock();
     if a.json {
-        serde_json::to_writer_pretty(&mut w, &serde_json::json!({ "law": laws.source, "target": target, "allocations": allocs }))?;
+        serde_json::to_writer_pretty(
+            &mut w,
+            &serde_json::json!({ "law": laws.source, "target": target, "allocations": allocs }),
+        )?;
         writeln!(w)?;
         return Ok(());
     }
@@ -284,7 +432,10 @@ fn allocate_cmd(a: AllocateArgs) -> Result<()> {
 
 /// The allocation table as text (one row per approach).
 pub fn allocation_table(allocs: &[Allocation]) -> String {
-    let mut s = format!("{:<10} {:>10} {:>8} {:>18} {:>8} {:>18} {:>6} {:>7} {:>17}\n", "approach", "FLOPs", "params", "", "tokens", "", "D/N", "loss", "");
+    let mut s = format!(
+        "{:<10} {:>10} {:>8} {:>18} {:>8} {:>18} {:>6} {:>7} {:>17}\n",
+        "approach", "FLOPs", "params", "", "tokens", "", "D/N", "loss", ""
+    );
     for al in allocs {
         let i = al.intervals.as_ref();
         let f3 = |v: f64| format!("{v:.3}");

@@ -13,7 +13,13 @@ pub fn count(x: f64) -> String {
     } else {
         (x, "")
     };
-    let digits = if v >= 100.0 { 0 } else if v >= 10.0 { 1 } else { 2 };
+    let digits = if v >= 100.0 {
+        0
+    } else if v >= 10.0 {
+        1
+    } else {
+        2
+    };
     format!("{v:.digits$}{s}")
 }
 

@@ -5,14 +5,18 @@ use std::process::{Command, Output};
 
 /// A fresh directory per test under the target dir's tmp.
 fn tmpdir(name: &str) -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{name}-{}", std::process::id()));
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("cli-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
 }
 
 fn isoflop(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_isoflop")).args(args).output().expect("run isoflop")
+    Command::new(env!("CARGO_BIN_EXE_isoflop"))
+        .args(args)
+        .output()
+        .expect("run isoflop")
 }
 
 fn stderr(o: &Output) -> String {
@@ -32,21 +36,56 @@ fn bad_input_names_file_line_and_column_and_exits_nonzero() {
     let d = tmpdir("bad");
     let cases: &[(&str, &str, &str)] = &[
         ("empty.csv", "", "no data rows"),
-        ("nocol.csv", "params,loss\n1e6,3\n", "no column for tokens (D) or flops (C)"),
-        ("text.csv", "params,tokens,loss\n1e6,2e7,3\n1e6,2e7,abc\n", "text.csv:3: column 'loss': not a number"),
-        ("nan.csv", "params,tokens,loss\n1e6,2e7,NaN\n", "nan.csv:2: column 'loss': NaN"),
-        ("neg.csv", "params,tokens,loss\n-1e6,2e7,3\n", "neg.csv:2: column 'params': must be positive"),
-        ("zero.csv", "params,tokens,loss\n1e6,0,3\n", "zero.csv:2: column 'tokens': must be positive"),
-        ("inf.csv", "params,tokens,loss\n1e6,inf,3\n", "inf.csv:2: column 'tokens': must be finite"),
-        ("few.csv", "params,tokens,loss\n1e6,2e7,3\n2e6,2e7,2.9\n", "nothing could be fitted"),
+        (
+            "nocol.csv",
+            "params,loss\n1e6,3\n",
+            "no column for tokens (D) or flops (C)",
+        ),
+        (
+            "text.csv",
+            "params,tokens,loss\n1e6,2e7,3\n1e6,2e7,abc\n",
+            "text.csv:3: column 'loss': not a number",
+        ),
+        (
+            "nan.csv",
+            "params,tokens,loss\n1e6,2e7,NaN\n",
+            "nan.csv:2: column 'loss': NaN",
+        ),
+        (
+            "neg.csv",
+            "params,tokens,loss\n-1e6,2e7,3\n",
+            "neg.csv:2: column 'params': must be positive",
+        ),
+        (
+            "zero.csv",
+            "params,tokens,loss\n1e6,0,3\n",
+            "zero.csv:2: column 'tokens': must be positive",
+        ),
+        (
+            "inf.csv",
+            "params,tokens,loss\n1e6,inf,3\n",
+            "inf.csv:2: column 'tokens': must be finite",
+        ),
+        (
+            "few.csv",
+            "params,tokens,loss\n1e6,2e7,3\n2e6,2e7,2.9\n",
+            "nothing could be fitted",
+        ),
     ];
     for (file, text, want) in cases {
         let p = d.join(file);
         std::fs::write(&p, text).unwrap();
         let o = isoflop(&["fit", p.to_str().unwrap(), "--boot", "0"]);
         assert_eq!(o.status.code(), Some(2), "{file}: {}", stderr(&o));
-        assert!(stderr(&o).contains(want), "{file}: wanted '{want}' in:\n{}", stderr(&o));
-        assert!(stdout(&o).is_empty(), "{file}: printed a result on bad input");
+        assert!(
+            stderr(&o).contains(want),
+            "{file}: wanted '{want}' in:\n{}",
+            stderr(&o)
+        );
+        assert!(
+            stdout(&o).is_empty(),
+            "{file}: printed a result on bad input"
+        );
     }
 }
 
@@ -61,14 +100,28 @@ fn single_budget_asked_for_approach_2_is_an_error_with_a_hint() {
     std::fs::write(&p, s).unwrap();
     let o = isoflop(&["fit", p.to_str().unwrap(), "--approach", "2", "--boot", "0"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("at least 2") && stderr(&o).contains("hint:"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("at least 2") && stderr(&o).contains("hint:"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
 fn fit_json_and_saved_law_round_trip_through_allocate() {
     let d = tmpdir("law");
     let law = d.join("law.json");
-    let o = isoflop(&["fit", embedded().to_str().unwrap(), "--approach", "3", "--boot", "50", "--json", "--out", law.to_str().unwrap()]);
+    let o = isoflop(&[
+        "fit",
+        embedded().to_str().unwrap(),
+        "--approach",
+        "3",
+        "--boot",
+        "50",
+        "--json",
+        "--out",
+        law.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let fit = &v["approach3"]["fitted"];
@@ -77,13 +130,31 @@ fn fit_json_and_saved_law_round_trip_through_allocate() {
     // the Epoch points; this filtered copy lands near those values.
     assert!((0.30..0.40).contains(&alpha), "alpha {alpha}");
     // allocate reproduces the closed form by hand: N_opt = G (C/6)^(beta/(alpha+beta)).
-    let (e, a, b, al, be) = (fit["law"]["E"].as_f64().unwrap(), fit["law"]["A"].as_f64().unwrap(), fit["law"]["B"].as_f64().unwrap(), alpha, fit["law"]["beta"].as_f64().unwrap());
+    let (e, a, b, al, be) = (
+        fit["law"]["E"].as_f64().unwrap(),
+        fit["law"]["A"].as_f64().unwrap(),
+        fit["law"]["B"].as_f64().unwrap(),
+        alpha,
+        fit["law"]["beta"].as_f64().unwrap(),
+    );
     let g = (al * a / (be * b)).powf(1.0 / (al + be));
     let n_hand = g * (1e22f64 / 6.0).powf(be / (al + be));
-    let o = isoflop(&["allocate", "--flops", "1e22", "--law", law.to_str().unwrap(), "--json"]);
+    let o = isoflop(&[
+        "allocate",
+        "--flops",
+        "1e22",
+        "--law",
+        law.to_str().unwrap(),
+        "--json",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let a3 = v["allocations"].as_array().unwrap().iter().find(|x| x["approach"] == "approach3").unwrap();
+    let a3 = v["allocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["approach"] == "approach3")
+        .unwrap();
     let n = a3["params"].as_f64().unwrap();
     assert!((n / n_hand - 1.0).abs() < 1e-9, "{n} vs {n_hand}");
     let d_ = a3["tokens"].as_f64().unwrap();
@@ -96,7 +167,13 @@ fn fit_json_and_saved_law_round_trip_through_allocate() {
 #[test]
 fn allocate_presets_print_the_papers_numbers() {
     // Hoffmann et al. Figure 4: ~40B at 5.76e23 FLOPs (unrounded law).
-    let o = isoflop(&["allocate", "--flops", "5.76e23", "--preset", "chinchilla-unrounded"]);
+    let o = isoflop(&[
+        "allocate",
+        "--flops",
+        "5.76e23",
+        "--preset",
+        "chinchilla-unrounded",
+    ]);
     assert!(o.status.success());
     assert!(stdout(&o).contains("40.4B"), "{}", stdout(&o));
     let o = isoflop(&["allocate", "--loss", "1.5", "--preset", "chinchilla"]);
@@ -104,7 +181,11 @@ fn allocate_presets_print_the_papers_numbers() {
     assert!(stderr(&o).contains("irreducible loss"), "{}", stderr(&o));
     let o = isoflop(&["allocate", "--flops", "1e22", "--preset", "nope"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("chinchilla-unrounded"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("chinchilla-unrounded"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

@@ -67,8 +67,22 @@ const PARAMS: &[&str] = &[
     "numparams",
     "paramsn",
 ];
-const TOKENS: &[&str] = &["tokens", "d", "ntokens", "numtokens", "trainingtokens", "tokensd"];
-const FLOPS: &[&str] = &["flops", "c", "trainingflop", "trainingflops", "flop", "compute"];
+const TOKENS: &[&str] = &[
+    "tokens",
+    "d",
+    "ntokens",
+    "numtokens",
+    "trainingtokens",
+    "tokensd",
+];
+const FLOPS: &[&str] = &[
+    "flops",
+    "c",
+    "trainingflop",
+    "trainingflops",
+    "flop",
+    "compute",
+];
 const LOSS: &[&str] = &["loss", "valloss", "evalloss", "finalloss", "trainloss", "l"];
 const BUDGET: &[&str] = &["budget", "flopbudget", "isoflop"];
 const RUN: &[&str] = &["run", "runid", "runname", "name"];
@@ -174,11 +188,20 @@ impl RowParser<'_> {
         Ok(v)
     }
 
-    fn optional_positive(&self, raw: &RawRow, line: usize, col: Option<usize>) -> Result<Option<f64>> {
+    fn optional_positive(
+        &self,
+        raw: &RawRow,
+        line: usize,
+        col: Option<usize>,
+    ) -> Result<Option<f64>> {
         match col {
             None => Ok(None),
             Some(c) => {
-                let empty = raw.get(c).cloned().flatten().is_none_or(|s| s.trim().is_empty());
+                let empty = raw
+                    .get(c)
+                    .cloned()
+                    .flatten()
+                    .is_none_or(|s| s.trim().is_empty());
                 if empty {
                     Ok(None)
                 } else {
@@ -227,7 +250,9 @@ impl RowParser<'_> {
                 if t.is_empty() {
                     None
                 } else {
-                    let v: f64 = t.parse().map_err(|_| self.bad(line, col, t, "not a number"))?;
+                    let v: f64 = t
+                        .parse()
+                        .map_err(|_| self.bad(line, col, t, "not a number"))?;
                     if !v.is_finite() || v < 0.0 {
                         return Err(self.bad(line, col, t, "must be a finite step >= 0"));
                     }
@@ -295,7 +320,9 @@ impl RunTable {
             }
         };
         if headers.iter().all(|h| h.is_empty()) {
-            return Err(CoreError::Empty { path: path.to_path_buf() });
+            return Err(CoreError::Empty {
+                path: path.to_path_buf(),
+            });
         }
         let cols = Columns::locate(path, headers)?;
         let parser = RowParser { path, cols: &cols };
@@ -307,7 +334,9 @@ impl RunTable {
                     path: path.to_path_buf(),
                     line,
                     problem: match e.kind() {
-                        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+                        csv::ErrorKind::UnequalLengths {
+                            expected_len, len, ..
+                        } => {
                             format!("{len} fields where the header has {expected_len}")
                         }
                         _ => e.to_string(),
@@ -332,11 +361,12 @@ impl RunTable {
             if line.trim().is_empty() {
                 continue;
             }
-            let v: serde_json::Value = serde_json::from_str(line).map_err(|e| CoreError::BadRow {
-                path: path.to_path_buf(),
-                line: i + 1,
-                problem: format!("invalid JSON: {e}"),
-            })?;
+            let v: serde_json::Value =
+                serde_json::from_str(line).map_err(|e| CoreError::BadRow {
+                    path: path.to_path_buf(),
+                    line: i + 1,
+                    problem: format!("invalid JSON: {e}"),
+                })?;
             let serde_json::Value::Object(map) = v else {
                 return Err(CoreError::BadRow {
                     path: path.to_path_buf(),
@@ -352,7 +382,9 @@ impl RunTable {
             objects.push((i + 1, map));
         }
         if objects.is_empty() {
-            return Err(CoreError::Empty { path: path.to_path_buf() });
+            return Err(CoreError::Empty {
+                path: path.to_path_buf(),
+            });
         }
         let cols = Columns::locate(path, keys.clone())?;
         let parser = RowParser { path, cols: &cols };
@@ -373,7 +405,9 @@ impl RunTable {
 
     fn finish(path: &Path, cols: &Columns, rows: Vec<Observation>) -> Result<RunTable> {
         if rows.is_empty() {
-            return Err(CoreError::Empty { path: path.to_path_buf() });
+            return Err(CoreError::Empty {
+                path: path.to_path_buf(),
+            });
         }
         let mut notes = Vec::new();
         let n = rows.len();
@@ -399,7 +433,11 @@ impl RunTable {
                 r.tokens / r.params
             ));
         }
-        Ok(RunTable { source: path.to_path_buf(), rows, notes })
+        Ok(RunTable {
+            source: path.to_path_buf(),
+            rows,
+            notes,
+        })
     }
 
     /// True when some run has more than one row: a training curve.
@@ -486,11 +524,26 @@ mod tests {
 
     #[test]
     fn bad_cells_name_line_and_column() {
-        let e = csv("params,tokens,loss\n1e6,2e7,3\n1e6,abc,3\n").unwrap_err().to_string();
-        assert!(e.contains("t.csv:3") && e.contains("'tokens'") && e.contains("not a number"), "{e}");
-        for (cell, why) in [("NaN", "NaN"), ("inf", "finite"), ("0", "positive"), ("-2", "positive")] {
-            let e = csv(&format!("params,tokens,loss\n1e6,2e7,{cell}\n")).unwrap_err().to_string();
-            assert!(e.contains("t.csv:2") && e.contains("'loss'") && e.contains(why), "{e}");
+        let e = csv("params,tokens,loss\n1e6,2e7,3\n1e6,abc,3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("t.csv:3") && e.contains("'tokens'") && e.contains("not a number"),
+            "{e}"
+        );
+        for (cell, why) in [
+            ("NaN", "NaN"),
+            ("inf", "finite"),
+            ("0", "positive"),
+            ("-2", "positive"),
+        ] {
+            let e = csv(&format!("params,tokens,loss\n1e6,2e7,{cell}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("t.csv:2") && e.contains("'loss'") && e.contains(why),
+                "{e}"
+            );
         }
     }
 
@@ -508,14 +561,18 @@ mod tests {
 
     #[test]
     fn ragged_row_is_named() {
-        let e = csv("params,tokens,loss\n1,2,3\n1,2\n").unwrap_err().to_string();
+        let e = csv("params,tokens,loss\n1,2,3\n1,2\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("t.csv:3") && e.contains("2 fields"), "{e}");
     }
 
     #[test]
     fn wrong_units_are_caught() {
         // params given in millions: 6ND is a million times smaller than the FLOPs.
-        let e = csv("params,tokens,flops,loss\n2,4e7,4.8e14,3\n").unwrap_err().to_string();
+        let e = csv("params,tokens,flops,loss\n2,4e7,4.8e14,3\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("t.csv:2") && e.contains("units"), "{e}");
     }
 
@@ -528,7 +585,9 @@ mod tests {
         assert!(t.has_curves());
         assert_eq!(t.final_rows().len(), 1);
         assert_eq!(t.final_rows()[0].loss, 2.9);
-        let e = RunTable::from_jsonl(p, "{\"params\":1,\"tokens\":1,\"loss\":1}\n{oops\n").unwrap_err().to_string();
+        let e = RunTable::from_jsonl(p, "{\"params\":1,\"tokens\":1,\"loss\":1}\n{oops\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("r.jsonl:2") && e.contains("invalid JSON"), "{e}");
     }
 
@@ -550,6 +609,9 @@ mod tests {
             .collect();
         let (kept, n) = drop_highest_loss(&rows, 2);
         assert_eq!(n, 2);
-        assert_eq!(kept.iter().map(|r| r.loss).collect::<Vec<_>>(), vec![3.0, 2.0]);
+        assert_eq!(
+            kept.iter().map(|r| r.loss).collect::<Vec<_>>(),
+            vec![3.0, 2.0]
+        );
     }
 }

@@ -45,16 +45,28 @@ impl LawSet {
     /// A built-in law: `chinchilla`, `chinchilla-unrounded` or `epoch`.
     pub fn preset(name: &str) -> Option<LawSet> {
         let (law, source) = match name {
-            "chinchilla" => (ParametricLaw::CHINCHILLA, "Hoffmann et al. 2022, eq. 10 as printed"),
-            "chinchilla-unrounded" => (ParametricLaw::CHINCHILLA_UNROUNDED, "Hoffmann et al. 2022, unrounded exponents and E from the paper's source"),
-            "epoch" => (ParametricLaw::EPOCH_2024, "Besiroglu et al. 2024 (Epoch AI), Chinchilla scaling: a replication attempt"),
+            "chinchilla" => (
+                ParametricLaw::CHINCHILLA,
+                "Hoffmann et al. 2022, eq. 10 as printed",
+            ),
+            "chinchilla-unrounded" => (
+                ParametricLaw::CHINCHILLA_UNROUNDED,
+                "Hoffmann et al. 2022, unrounded exponents and E from the paper's source",
+            ),
+            "epoch" => (
+                ParametricLaw::EPOCH_2024,
+                "Besiroglu et al. 2024 (Epoch AI), Chinchilla scaling: a replication attempt",
+            ),
             _ => return None,
         };
         Some(LawSet {
             source: format!("preset '{name}': {source}"),
             approach1: None,
             approach2: None,
-            approach3: Some(Sampled { estimate: law, samples: Vec::new() }),
+            approach3: Some(Sampled {
+                estimate: law,
+                samples: Vec::new(),
+            }),
         })
     }
 
@@ -129,7 +141,10 @@ fn parametric_point(law: &ParametricLaw, target: Target) -> Option<Point> {
             if l <= law.e {
                 return None;
             }
-            solve_decreasing(|c| law.loss(law.optimal_params(c), law.optimal_tokens(c)), l)?
+            solve_decreasing(
+                |c| law.loss(law.optimal_params(c), law.optimal_tokens(c)),
+                l,
+            )?
         }
     };
     let (n, d) = match target {
@@ -139,7 +154,11 @@ fn parametric_point(law: &ParametricLaw, target: Target) -> Option<Point> {
     Some((flops, n, d, Some(law.loss(n, d))))
 }
 
-fn frontier_point(fr: &Frontier, loss_law: Option<&ParametricLaw>, target: Target) -> Option<Point> {
+fn frontier_point(
+    fr: &Frontier,
+    loss_law: Option<&ParametricLaw>,
+    target: Target,
+) -> Option<Point> {
     let flops = match target {
         Target::Flops(c) => c,
         Target::Params(n) => fr.flops_for_params(n),
@@ -166,7 +185,11 @@ fn build(approach: &str, point: Point, samples: &[Point], level: f64) -> Allocat
                 flops: f,
                 params: n,
                 tokens: d,
-                loss: if samples.iter().all(|p| p.3.is_some()) { iv(&|p| p.3.expect("checked")) } else { None },
+                loss: if samples.iter().all(|p| p.3.is_some()) {
+                    iv(&|p| p.3.expect("checked"))
+                } else {
+                    None
+                },
             }),
             _ => None,
         }
@@ -196,16 +219,25 @@ pub fn allocate(laws: &LawSet, target: Target, level: f64) -> Result<Vec<Allocat
         Target::Flops(v) | Target::Params(v) | Target::Loss(v) => v,
     };
     if !(v.is_finite() && v > 0.0) {
-        return Err(FitError::InvalidOption(format!("the target must be a positive finite number, got {v}")));
+        return Err(FitError::InvalidOption(format!(
+            "the target must be a positive finite number, got {v}"
+        )));
     }
     let law3 = laws.approach3.as_ref().map(|s| &s.estimate);
     let mut out = Vec::new();
     let mut unreachable = Vec::new();
-    for (name, fr) in [("approach1", &laws.approach1), ("approach2", &laws.approach2)] {
+    for (name, fr) in [
+        ("approach1", &laws.approach1),
+        ("approach2", &laws.approach2),
+    ] {
         if let Some(fr) = fr {
             match frontier_point(&fr.estimate, law3, target) {
                 Some(p) => {
-                    let samples: Vec<Point> = fr.samples.iter().filter_map(|s| frontier_point(s, law3, target)).collect();
+                    let samples: Vec<Point> = fr
+                        .samples
+                        .iter()
+                        .filter_map(|s| frontier_point(s, law3, target))
+                        .collect();
                     let mut a = build(name, p, &samples, level);
                     // The loss here is the Approach 3 point estimate at this frontier's
                     // samples: it carries none of that law's own uncertainty, so no interval.
@@ -221,7 +253,11 @@ pub fn allocate(laws: &LawSet, target: Target, level: f64) -> Result<Vec<Allocat
     if let Some(s3) = &laws.approach3 {
         match parametric_point(&s3.estimate, target) {
             Some(p) => {
-                let samples: Vec<Point> = s3.samples.iter().filter_map(|l| parametric_point(l, target)).collect();
+                let samples: Vec<Point> = s3
+                    .samples
+                    .iter()
+                    .filter_map(|l| parametric_point(l, target))
+                    .collect();
                 out.push(build("approach3", p, &samples, level));
             }
             None => unreachable.push("approach3"),
@@ -229,8 +265,13 @@ pub fn allocate(laws: &LawSet, target: Target, level: f64) -> Result<Vec<Allocat
     }
     if out.is_empty() {
         let why = match (target, law3) {
-            (Target::Loss(l), Some(law)) if l <= law.e => format!("loss {l} is at or below the irreducible loss E = {:.4}", law.e),
-            (Target::Loss(_), None) => "a loss target needs an Approach 3 law to predict loss".to_string(),
+            (Target::Loss(l), Some(law)) if l <= law.e => format!(
+                "loss {l} is at or below the irreducible loss E = {:.4}",
+                law.e
+            ),
+            (Target::Loss(_), None) => {
+                "a loss target needs an Approach 3 law to predict loss".to_string()
+            }
             _ => format!("no law reaches the target ({})", unreachable.join(", ")),
         };
         return Err(FitError::InvalidOption(why));
@@ -247,19 +288,27 @@ mod tests {
         let laws = LawSet::preset("epoch").unwrap();
         let by_c = &allocate(&laws, Target::Flops(5.76e23), 0.95).unwrap()[0];
         let by_n = &allocate(&laws, Target::Params(by_c.params), 0.95).unwrap()[0];
-        assert!((by_n.flops / 5.76e23 - 1.0).abs() < 1e-9 && (by_n.tokens / by_c.tokens - 1.0).abs() < 1e-9);
+        assert!(
+            (by_n.flops / 5.76e23 - 1.0).abs() < 1e-9
+                && (by_n.tokens / by_c.tokens - 1.0).abs() < 1e-9
+        );
         let by_l = &allocate(&laws, Target::Loss(by_c.loss.unwrap()), 0.95).unwrap()[0];
         assert!((by_l.flops / 5.76e23 - 1.0).abs() < 1e-9, "{}", by_l.flops);
         // Independent: the loss at the allocation equals the law evaluated by hand.
         let l = ParametricLaw::EPOCH_2024;
         let hand = 1.8172 + 482.01 / by_c.params.powf(0.3478) + 2085.43 / by_c.tokens.powf(0.3658);
-        assert!((by_c.loss.unwrap() - hand).abs() < 1e-12 && (l.loss(by_c.params, by_c.tokens) - hand).abs() < 1e-12);
+        assert!(
+            (by_c.loss.unwrap() - hand).abs() < 1e-12
+                && (l.loss(by_c.params, by_c.tokens) - hand).abs() < 1e-12
+        );
     }
 
     #[test]
     fn loss_below_e_is_refused_with_the_reason() {
         let laws = LawSet::preset("chinchilla").unwrap();
-        let e = allocate(&laws, Target::Loss(1.5), 0.95).unwrap_err().to_string();
+        let e = allocate(&laws, Target::Loss(1.5), 0.95)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("irreducible loss E = 1.69"), "{e}");
         assert!(allocate(&laws, Target::Flops(f64::NAN), 0.95).is_err());
     }
@@ -268,8 +317,19 @@ mod tests {
     fn frontier_allocation_keeps_the_papers_choice_of_separate_fits() {
         // Hoffmann et al. Table 3 (Approach 1): 67B parameters and 1.5T tokens at 5.76e23
         // FLOPs. A frontier through those two points reports D from its own law, not C/(6N).
-        let fr = Frontier { params_exponent: 0.5, params_coef: 6.7e10 / 5.76e23f64.sqrt(), tokens_exponent: 0.5, tokens_coef: 1.5e12 / 5.76e23f64.sqrt() };
-        let laws = LawSet { approach1: Some(Sampled { estimate: fr, samples: vec![] }), ..Default::default() };
+        let fr = Frontier {
+            params_exponent: 0.5,
+            params_coef: 6.7e10 / 5.76e23f64.sqrt(),
+            tokens_exponent: 0.5,
+            tokens_coef: 1.5e12 / 5.76e23f64.sqrt(),
+        };
+        let laws = LawSet {
+            approach1: Some(Sampled {
+                estimate: fr,
+                samples: vec![],
+            }),
+            ..Default::default()
+        };
         let a = &allocate(&laws, Target::Flops(5.76e23), 0.95).unwrap()[0];
         assert!((a.params / 6.7e10 - 1.0).abs() < 1e-9 && (a.tokens / 1.5e12 - 1.0).abs() < 1e-9);
         assert!((a.tokens_6nd / (5.76e23 / (6.0 * 6.7e10)) - 1.0).abs() < 1e-12);

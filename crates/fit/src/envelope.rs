@@ -33,7 +33,13 @@ pub struct EnvelopeOptions {
 
 impl Default for EnvelopeOptions {
     fn default() -> Self {
-        EnvelopeOptions { smooth_steps: 10.0, points: 1500, resamples: 1000, seed: 0, level: 0.95 }
+        EnvelopeOptions {
+            smooth_steps: 10.0,
+            points: 1500,
+            resamples: 1000,
+            seed: 0,
+            level: 0.95,
+        }
     }
 }
 
@@ -91,7 +97,9 @@ pub fn gaussian_smooth(y: &[f64], sigma: f64) -> Vec<f64> {
         return y.to_vec();
     }
     let half = (4.0 * sigma).ceil() as isize;
-    let w: Vec<f64> = (-half..=half).map(|k| (-0.5 * (k as f64 / sigma).powi(2)).exp()).collect();
+    let w: Vec<f64> = (-half..=half)
+        .map(|k| (-0.5 * (k as f64 / sigma).powi(2)).exp())
+        .collect();
     let n = y.len() as isize;
     (0..n)
         .map(|i| {
@@ -119,8 +127,16 @@ fn prepare(name: &str, rows: &[Observation], smooth_steps: f64) -> Option<Curve>
     if rows.len() < 2 {
         return None;
     }
-    let steps: Vec<f64> = rows.iter().enumerate().map(|(i, r)| r.step.unwrap_or(i as f64)).collect();
-    let mut gaps: Vec<f64> = steps.windows(2).map(|w| w[1] - w[0]).filter(|g| *g > 0.0).collect();
+    let steps: Vec<f64> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| r.step.unwrap_or(i as f64))
+        .collect();
+    let mut gaps: Vec<f64> = steps
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .filter(|g| *g > 0.0)
+        .collect();
     gaps.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
     let spacing = gaps.get(gaps.len() / 2).copied().unwrap_or(1.0);
     let loss: Vec<f64> = rows.iter().map(|r| r.loss).collect();
@@ -143,21 +159,40 @@ fn interp(c: &Curve, x: f64) -> Option<(f64, f64)> {
     let i = xs.partition_point(|v| *v <= x).clamp(1, xs.len() - 1);
     let (x0, x1) = (xs[i - 1], xs[i]);
     let t = if x1 > x0 { (x - x0) / (x1 - x0) } else { 0.0 };
-    Some((c.loss[i - 1] + t * (c.loss[i] - c.loss[i - 1]), c.tokens[i - 1] + t * (c.tokens[i] - c.tokens[i - 1])))
+    Some((
+        c.loss[i - 1] + t * (c.loss[i] - c.loss[i - 1]),
+        c.tokens[i - 1] + t * (c.tokens[i] - c.tokens[i - 1]),
+    ))
 }
 
 fn envelope_of(curves: &[&Curve], points: usize) -> Vec<EnvelopePoint> {
-    let lo = curves.iter().map(|c| c.ln_flops[0]).fold(f64::INFINITY, f64::min);
-    let hi = curves.iter().map(|c| c.ln_flops[c.ln_flops.len() - 1]).fold(f64::NEG_INFINITY, f64::max);
+    let lo = curves
+        .iter()
+        .map(|c| c.ln_flops[0])
+        .fold(f64::INFINITY, f64::min);
+    let hi = curves
+        .iter()
+        .map(|c| c.ln_flops[c.ln_flops.len() - 1])
+        .fold(f64::NEG_INFINITY, f64::max);
     let mut out = Vec::with_capacity(points);
     for k in 0..points {
-        let x = if points == 1 { lo } else { lo + (hi - lo) * k as f64 / (points - 1) as f64 };
+        let x = if points == 1 {
+            lo
+        } else {
+            lo + (hi - lo) * k as f64 / (points - 1) as f64
+        };
         let best = curves
             .iter()
             .filter_map(|c| interp(c, x).map(|(l, d)| (c, l, d)))
             .min_by(|a, b| a.1.partial_cmp(&b.1).expect("finite"));
         if let Some((c, l, d)) = best {
-            out.push(EnvelopePoint { flops: x.exp(), run: c.name.clone(), params: c.params, tokens: d, loss: l });
+            out.push(EnvelopePoint {
+                flops: x.exp(),
+                run: c.name.clone(),
+                params: c.params,
+                tokens: d,
+                loss: l,
+            });
         }
     }
     out
@@ -171,7 +206,10 @@ fn envelope_of(curves: &[&Curve], points: usize) -> Vec<EnvelopePoint> {
 /// as an IsoFLOP vertex at the edge of the sampled sizes would; they are left out of the
 /// power-law fit (and kept in the envelope for figures).
 fn interior(env: &[EnvelopePoint], smallest: f64, largest: f64) -> Vec<EnvelopePoint> {
-    env.iter().filter(|p| p.params > smallest && p.params < largest).cloned().collect()
+    env.iter()
+        .filter(|p| p.params > smallest && p.params < largest)
+        .cloned()
+        .collect()
 }
 
 fn frontier_of(env: &[EnvelopePoint]) -> Option<Frontier> {
@@ -192,9 +230,15 @@ fn frontier_of(env: &[EnvelopePoint]) -> Option<Frontier> {
 /// # Errors
 /// [`FitError::Unsupported`] when fewer than two runs have curves (two rows or more), or when
 /// the envelope is made by runs of a single size.
-pub fn fit_envelope(curves: &BTreeMap<String, Vec<Observation>>, opts: &EnvelopeOptions) -> Result<EnvelopeFit, FitError> {
+pub fn fit_envelope(
+    curves: &BTreeMap<String, Vec<Observation>>,
+    opts: &EnvelopeOptions,
+) -> Result<EnvelopeFit, FitError> {
     const NAME: &str = "Approach 1";
-    let prepared: Vec<Curve> = curves.iter().filter_map(|(k, v)| prepare(k, v, opts.smooth_steps)).collect();
+    let prepared: Vec<Curve> = curves
+        .iter()
+        .filter_map(|(k, v)| prepare(k, v, opts.smooth_steps))
+        .collect();
     if prepared.len() < 2 {
         return Err(FitError::Unsupported {
             approach: NAME,
@@ -205,7 +249,10 @@ pub fn fit_envelope(curves: &BTreeMap<String, Vec<Observation>>, opts: &Envelope
         });
     }
     if opts.points < 2 {
-        return Err(FitError::InvalidOption(format!("envelope points must be at least 2, got {}", opts.points)));
+        return Err(FitError::InvalidOption(format!(
+            "envelope points must be at least 2, got {}",
+            opts.points
+        )));
     }
     let all: Vec<&Curve> = prepared.iter().collect();
     let envelope = envelope_of(&all, opts.points);
@@ -244,7 +291,10 @@ pub fn fit_envelope(curves: &BTreeMap<String, Vec<Observation>>, opts: &Envelope
         ));
     }
     if fit.runs_on_envelope.len() < 3 {
-        fit.warnings.push(format!("Approach 1: only {} runs make the envelope; its exponents rest on few models", fit.runs_on_envelope.len()));
+        fit.warnings.push(format!(
+            "Approach 1: only {} runs make the envelope; its exponents rest on few models",
+            fit.runs_on_envelope.len()
+        ));
     }
     if opts.resamples > 0 {
         // Resampling runs with replacement: a duplicated curve does not change a minimum,
@@ -261,9 +311,16 @@ pub fn fit_envelope(curves: &BTreeMap<String, Vec<Observation>>, opts: &Envelope
         .into_iter()
         .flatten()
         .collect();
-        let iv = |f: &dyn Fn(&Frontier) -> f64| percentile_interval(samples.iter().map(f), opts.level);
+        let iv =
+            |f: &dyn Fn(&Frontier) -> f64| percentile_interval(samples.iter().map(f), opts.level);
         if let (Some(a), Some(b)) = (iv(&|f| f.params_exponent), iv(&|f| f.tokens_exponent)) {
-            fit.intervals = Some(FrontierIntervals { resamples: opts.resamples, usable: samples.len(), seed: opts.seed, params_exponent: a, tokens_exponent: b });
+            fit.intervals = Some(FrontierIntervals {
+                resamples: opts.resamples,
+                usable: samples.len(),
+                seed: opts.seed,
+                params_exponent: a,
+                tokens_exponent: b,
+            });
         }
         fit.samples = samples;
     }
@@ -280,7 +337,11 @@ mod tests {
     /// L(N, H) at its end; along the way, at tokens t, its loss is the law at
     /// (N, t) plus a penalty for the unfinished schedule that vanishes at t = H
     /// (the shape cosine schedules show: the loss drops fastest as the rate anneals).
-    pub(crate) fn cosine_curves(law: &ParametricLaw, noise: f64, seed: u64) -> BTreeMap<String, Vec<Observation>> {
+    pub(crate) fn cosine_curves(
+        law: &ParametricLaw,
+        noise: f64,
+        seed: u64,
+    ) -> BTreeMap<String, Vec<Observation>> {
         let mut rng = Rng::new(seed);
         let mut out = BTreeMap::new();
         for i in 0..8 {
@@ -294,9 +355,19 @@ mod tests {
                     .map(|s| {
                         let t = horizon * s as f64 / steps as f64;
                         let progress = t / horizon;
-                        let unfinished = 0.08 * (1.0 + (std::f64::consts::PI * progress).cos()) / 2.0;
+                        let unfinished =
+                            0.08 * (1.0 + (std::f64::consts::PI * progress).cos()) / 2.0;
                         let loss = (law.loss(n, t) + unfinished) * (1.0 + noise * rng.normal());
-                        Observation { line: 0, run: Some(name.clone()), step: Some(50.0 * s as f64), params: n, tokens: t, flops: 6.0 * n * t, loss, budget: None }
+                        Observation {
+                            line: 0,
+                            run: Some(name.clone()),
+                            step: Some(50.0 * s as f64),
+                            params: n,
+                            tokens: t,
+                            flops: 6.0 * n * t,
+                            loss,
+                            budget: None,
+                        }
                     })
                     .collect();
                 out.insert(name, rows);
@@ -308,21 +379,37 @@ mod tests {
     #[test]
     fn smoothing_keeps_constants_and_means() {
         let y = vec![2.0; 30];
-        assert!(gaussian_smooth(&y, 3.0).iter().all(|v| (v - 2.0).abs() < 1e-12));
-        let z: Vec<f64> = (0..50).map(|i| if i % 2 == 0 { 1.0 } else { -1.0 }).collect();
+        assert!(gaussian_smooth(&y, 3.0)
+            .iter()
+            .all(|v| (v - 2.0).abs() < 1e-12));
+        let z: Vec<f64> = (0..50)
+            .map(|i| if i % 2 == 0 { 1.0 } else { -1.0 })
+            .collect();
         let s = gaussian_smooth(&z, 5.0);
         assert!(s[20..30].iter().all(|v| v.abs() < 1e-3), "{s:?}");
         // A linear trend survives exactly, ends included.
         let line: Vec<f64> = (0..40).map(|i| 5.0 - 0.1 * i as f64).collect();
         let s = gaussian_smooth(&line, 10.0);
-        assert!(s.iter().zip(&line).all(|(a, b)| (a - b).abs() < 1e-9), "{s:?}");
+        assert!(
+            s.iter().zip(&line).all(|(a, b)| (a - b).abs() < 1e-9),
+            "{s:?}"
+        );
     }
 
     #[test]
     fn envelope_matches_brute_force_minimum() {
         let law = ParametricLaw::CHINCHILLA;
         let curves = cosine_curves(&law, 0.0, 1);
-        let fit = fit_envelope(&curves, &EnvelopeOptions { smooth_steps: 0.0, points: 50, resamples: 0, ..Default::default() }).unwrap();
+        let fit = fit_envelope(
+            &curves,
+            &EnvelopeOptions {
+                smooth_steps: 0.0,
+                points: 50,
+                resamples: 0,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         // Independent check at each envelope FLOP value: scan every raw row of every run
         // bracketing it and compare minima.
         for p in &fit.envelope {
@@ -337,18 +424,42 @@ mod tests {
                     }
                 }
             }
-            assert!((p.loss - best).abs() < 1e-12, "at {:e}: {} vs {best}", p.flops, p.loss);
+            assert!(
+                (p.loss - best).abs() < 1e-12,
+                "at {:e}: {} vs {best}",
+                p.flops,
+                p.loss
+            );
         }
     }
 
     #[test]
     fn recovers_the_frontier_exponent_from_cosine_curves() {
-        let law = ParametricLaw { e: 1.8, a: 480.0, b: 2100.0, alpha: 0.35, beta: 0.37 };
+        let law = ParametricLaw {
+            e: 1.8,
+            a: 480.0,
+            b: 2100.0,
+            alpha: 0.35,
+            beta: 0.37,
+        };
         let curves = cosine_curves(&law, 0.002, 7);
-        let fit = fit_envelope(&curves, &EnvelopeOptions { resamples: 200, seed: 1, ..Default::default() }).unwrap();
+        let fit = fit_envelope(
+            &curves,
+            &EnvelopeOptions {
+                resamples: 200,
+                seed: 1,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         let a = law.params_exponent();
         let iv = fit.intervals.expect("intervals");
-        assert!(iv.params_exponent.lo <= a && a <= iv.params_exponent.hi, "{:?} vs {a}, point {}", iv.params_exponent, fit.frontier.params_exponent);
+        assert!(
+            iv.params_exponent.lo <= a && a <= iv.params_exponent.hi,
+            "{:?} vs {a}, point {}",
+            iv.params_exponent,
+            fit.frontier.params_exponent
+        );
         assert!((fit.frontier.params_exponent - a).abs() < 0.1);
         assert!(fit.runs_on_envelope.len() >= 4);
     }
@@ -359,7 +470,9 @@ mod tests {
         let mut curves = cosine_curves(&law, 0.0, 1);
         let keep = curves.keys().next().unwrap().clone();
         curves.retain(|k, _| *k == keep);
-        let e = fit_envelope(&curves, &EnvelopeOptions::default()).unwrap_err().to_string();
+        let e = fit_envelope(&curves, &EnvelopeOptions::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("at least 2"), "{e}");
     }
 }

@@ -29,7 +29,12 @@ impl Frontier {
         let ld: Vec<f64> = tokens.iter().map(|d| d.ln()).collect();
         let (a, kn) = fit_line(&lc, &ln)?;
         let (b, kd) = fit_line(&lc, &ld)?;
-        Some(Frontier { params_exponent: a, params_coef: kn.exp(), tokens_exponent: b, tokens_coef: kd.exp() })
+        Some(Frontier {
+            params_exponent: a,
+            params_coef: kn.exp(),
+            tokens_exponent: b,
+            tokens_coef: kd.exp(),
+        })
     }
 
     /// N_opt at `flops`.
@@ -54,9 +59,14 @@ impl Frontier {
 
     /// True when both exponents and coefficients are finite and positive.
     pub fn is_valid(&self) -> bool {
-        [self.params_exponent, self.params_coef, self.tokens_exponent, self.tokens_coef]
-            .iter()
-            .all(|v| v.is_finite() && *v > 0.0)
+        [
+            self.params_exponent,
+            self.params_coef,
+            self.tokens_exponent,
+            self.tokens_coef,
+        ]
+        .iter()
+        .all(|v| v.is_finite() && *v > 0.0)
     }
 }
 
@@ -70,8 +80,12 @@ mod tests {
         let n: Vec<f64> = c.iter().map(|c: &f64| 0.1 * c.powf(0.5)).collect();
         let d: Vec<f64> = c.iter().map(|c: &f64| 1.7 * c.powf(0.5)).collect();
         let f = Frontier::fit(&c, &n, &d).unwrap();
-        assert!((f.params_exponent - 0.5).abs() < 1e-12 && (f.params_coef / 0.1 - 1.0).abs() < 1e-9);
-        assert!((f.tokens_exponent - 0.5).abs() < 1e-12 && (f.tokens_coef / 1.7 - 1.0).abs() < 1e-9);
+        assert!(
+            (f.params_exponent - 0.5).abs() < 1e-12 && (f.params_coef / 0.1 - 1.0).abs() < 1e-9
+        );
+        assert!(
+            (f.tokens_exponent - 0.5).abs() < 1e-12 && (f.tokens_coef / 1.7 - 1.0).abs() < 1e-9
+        );
         let c0 = 3.3e22;
         assert!((f.flops_for_params(f.optimal_params(c0)) / c0 - 1.0).abs() < 1e-10);
         assert!((f.tokens_from_flops(c0) * 6.0 * f.optimal_params(c0) / c0 - 1.0).abs() < 1e-12);

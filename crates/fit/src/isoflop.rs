@@ -58,7 +58,13 @@ pub struct IsoFlopOptions {
 
 impl Default for IsoFlopOptions {
     fn default() -> Self {
-        IsoFlopOptions { grouping: Grouping::default(), min_runs: 3, resamples: 1000, seed: 0, level: 0.95 }
+        IsoFlopOptions {
+            grouping: Grouping::default(),
+            min_runs: 3,
+            resamples: 1000,
+            seed: 0,
+            level: 0.95,
+        }
     }
 }
 
@@ -120,7 +126,10 @@ const NAME: &str = "Approach 2";
 /// Group index per point (None: unassigned) and each group's nominal budget.
 fn assign(points: &[Observation], grouping: &Grouping) -> (Vec<Option<usize>>, Vec<Option<f64>>) {
     match grouping {
-        Grouping::Nominal { budgets, tol_decades } => {
+        Grouping::Nominal {
+            budgets,
+            tol_decades,
+        } => {
             let idx = points
                 .iter()
                 .map(|p| {
@@ -138,7 +147,8 @@ fn assign(points: &[Observation], grouping: &Grouping) -> (Vec<Option<usize>>, V
         }
         Grouping::Auto { tol_decades } => {
             if points.iter().all(|p| p.budget.is_some()) {
-                let mut values: Vec<f64> = points.iter().map(|p| p.budget.expect("checked")).collect();
+                let mut values: Vec<f64> =
+                    points.iter().map(|p| p.budget.expect("checked")).collect();
                 values.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
                 values.dedup();
                 let idx = points
@@ -148,7 +158,12 @@ fn assign(points: &[Observation], grouping: &Grouping) -> (Vec<Option<usize>>, V
                 return (idx, values.into_iter().map(Some).collect());
             }
             let mut order: Vec<usize> = (0..points.len()).collect();
-            order.sort_by(|&i, &j| points[i].flops.partial_cmp(&points[j].flops).expect("finite"));
+            order.sort_by(|&i, &j| {
+                points[i]
+                    .flops
+                    .partial_cmp(&points[j].flops)
+                    .expect("finite")
+            });
             let mut idx = vec![None; points.len()];
             let mut group = 0usize;
             let mut prev: Option<f64> = None;
@@ -189,12 +204,17 @@ fn fit_parabola(x: &[f64], y: &[f64]) -> Option<[f64; 3]> {
     let m = [[s[0], s[1], s[2]], [s[1], s[2], s[3]], [s[2], s[3], s[4]]];
     let c = solve3(m, t)?;
     // loss = c0 + c1 (x - mx) + c2 (x - mx)^2
-    Some([c[0] - c[1] * mx + c[2] * mx * mx, c[1] - 2.0 * c[2] * mx, c[2]])
+    Some([
+        c[0] - c[1] * mx + c[2] * mx * mx,
+        c[1] - 2.0 * c[2] * mx,
+        c[2],
+    ])
 }
 
 fn solve3(m: [[f64; 3]; 3], b: [f64; 3]) -> Option<[f64; 3]> {
     let det = |m: &[[f64; 3]; 3]| {
-        m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+        m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+            - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
             + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
     };
     let d = det(&m);
@@ -215,7 +235,10 @@ fn solve3(m: [[f64; 3]; 3], b: [f64; 3]) -> Option<[f64; 3]> {
 
 fn profile(points: &[&Observation], nominal: Option<f64>, min_runs: usize) -> BudgetProfile {
     let flops = (points.iter().map(|p| p.flops.ln()).sum::<f64>() / points.len() as f64).exp();
-    let lo = points.iter().map(|p| p.params).fold(f64::INFINITY, f64::min);
+    let lo = points
+        .iter()
+        .map(|p| p.params)
+        .fold(f64::INFINITY, f64::min);
     let hi = points.iter().map(|p| p.params).fold(0.0, f64::max);
     let mut prof = BudgetProfile {
         budget: nominal.unwrap_or(flops),
@@ -248,7 +271,10 @@ fn profile(points: &[&Observation], nominal: Option<f64>, min_runs: usize) -> Bu
     };
     prof.parabola = Some(q);
     if q[2] <= 0.0 {
-        prof.refused = Some(format!("the parabola opens downward (curvature {:.3e})", q[2]));
+        prof.refused = Some(format!(
+            "the parabola opens downward (curvature {:.3e})",
+            q[2]
+        ));
         return prof;
     }
     let xv = -q[1] / (2.0 * q[2]);
@@ -265,7 +291,12 @@ fn profile(points: &[&Observation], nominal: Option<f64>, min_runs: usize) -> Bu
     prof
 }
 
-fn profiles(points: &[Observation], groups: &[Option<usize>], nominal: &[Option<f64>], min_runs: usize) -> Vec<BudgetProfile> {
+fn profiles(
+    points: &[Observation],
+    groups: &[Option<usize>],
+    nominal: &[Option<f64>],
+    min_runs: usize,
+) -> Vec<BudgetProfile> {
     let mut members: Vec<Vec<&Observation>> = vec![Vec::new(); nominal.len()];
     for (p, g) in points.iter().zip(groups) {
         if let Some(g) = g {
@@ -288,8 +319,14 @@ fn frontier_of(profiles: &[BudgetProfile]) -> Option<Frontier> {
         return None;
     }
     let c: Vec<f64> = ok.iter().map(|p| p.flops).collect();
-    let n: Vec<f64> = ok.iter().map(|p| p.optimal_params.expect("accepted")).collect();
-    let d: Vec<f64> = ok.iter().map(|p| p.optimal_tokens.expect("accepted")).collect();
+    let n: Vec<f64> = ok
+        .iter()
+        .map(|p| p.optimal_params.expect("accepted"))
+        .collect();
+    let d: Vec<f64> = ok
+        .iter()
+        .map(|p| p.optimal_tokens.expect("accepted"))
+        .collect();
     Frontier::fit(&c, &n, &d)
 }
 
@@ -300,17 +337,29 @@ fn frontier_of(profiles: &[BudgetProfile]) -> Option<Frontier> {
 /// budget cannot give an exponent); [`FitError::InvalidOption`] for `min_runs` below 3.
 pub fn fit_isoflop(points: &[Observation], opts: &IsoFlopOptions) -> Result<IsoFlopFit, FitError> {
     if opts.min_runs < 3 {
-        return Err(FitError::InvalidOption(format!("min_runs must be at least 3, got {}", opts.min_runs)));
+        return Err(FitError::InvalidOption(format!(
+            "min_runs must be at least 3, got {}",
+            opts.min_runs
+        )));
     }
     let (groups, nominal) = assign(points, &opts.grouping);
     let budgets = profiles(points, &groups, &nominal, opts.min_runs);
     let mut warnings: Vec<String> = budgets
         .iter()
-        .filter_map(|b| b.refused.as_ref().map(|why| format!("Approach 2: budget {:.3e} ({} runs) refused: {why}", b.budget, b.runs)))
+        .filter_map(|b| {
+            b.refused.as_ref().map(|why| {
+                format!(
+                    "Approach 2: budget {:.3e} ({} runs) refused: {why}",
+                    b.budget, b.runs
+                )
+            })
+        })
         .collect();
     let unassigned = groups.iter().filter(|g| g.is_none()).count();
     if unassigned > 0 {
-        warnings.push(format!("Approach 2: {unassigned} runs lie near no nominal budget and are not used"));
+        warnings.push(format!(
+            "Approach 2: {unassigned} runs lie near no nominal budget and are not used"
+        ));
     }
     let accepted = budgets.iter().filter(|b| b.refused.is_none()).count();
     let Some(frontier) = frontier_of(&budgets) else {
@@ -322,7 +371,13 @@ pub fn fit_isoflop(points: &[Observation], opts: &IsoFlopOptions) -> Result<IsoF
             ),
         });
     };
-    let mut fit = IsoFlopFit { budgets, frontier, intervals: None, samples: Vec::new(), warnings };
+    let mut fit = IsoFlopFit {
+        budgets,
+        frontier,
+        intervals: None,
+        samples: Vec::new(),
+        warnings,
+    };
     if opts.resamples > 0 {
         let samples: Vec<Frontier> = bootstrap(points.len(), opts.resamples, opts.seed, |idx| {
             let pts: Vec<Observation> = idx.iter().map(|&i| points[i].clone()).collect();
@@ -339,7 +394,8 @@ pub fn fit_isoflop(points: &[Observation], opts: &IsoFlopOptions) -> Result<IsoF
                 opts.resamples
             ));
         }
-        let iv = |f: &dyn Fn(&Frontier) -> f64| percentile_interval(samples.iter().map(f), opts.level);
+        let iv =
+            |f: &dyn Fn(&Frontier) -> f64| percentile_interval(samples.iter().map(f), opts.level);
         if let (Some(a), Some(b)) = (iv(&|f| f.params_exponent), iv(&|f| f.tokens_exponent)) {
             fit.intervals = Some(FrontierIntervals {
                 resamples: opts.resamples,
@@ -360,7 +416,12 @@ mod tests {
     use crate::parametric::ParametricLaw;
     use isoflop_core::Rng;
 
-    fn isoflop_points(law: &ParametricLaw, budgets: &[f64], noise: f64, seed: u64) -> Vec<Observation> {
+    fn isoflop_points(
+        law: &ParametricLaw,
+        budgets: &[f64],
+        noise: f64,
+        seed: u64,
+    ) -> Vec<Observation> {
         let mut rng = Rng::new(seed);
         let mut v = Vec::new();
         for &c in budgets {
@@ -368,7 +429,16 @@ mod tests {
             for k in -4..=4 {
                 let n = n0 * 10f64.powf(k as f64 * 0.15);
                 let d = c / (6.0 * n);
-                v.push(Observation { line: 0, run: None, step: None, params: n, tokens: d, flops: c, loss: law.loss(n, d) * (1.0 + noise * rng.normal()), budget: Some(c) });
+                v.push(Observation {
+                    line: 0,
+                    run: None,
+                    step: None,
+                    params: n,
+                    tokens: d,
+                    flops: c,
+                    loss: law.loss(n, d) * (1.0 + noise * rng.normal()),
+                    budget: Some(c),
+                });
             }
         }
         v
@@ -379,24 +449,53 @@ mod tests {
         let x = [1.0, 2.0, 3.0, 4.0];
         let y: Vec<f64> = x.iter().map(|v| 2.0 - 3.0 * v + 0.5 * v * v).collect();
         let q = fit_parabola(&x, &y).unwrap();
-        assert!((q[0] - 2.0).abs() < 1e-9 && (q[1] + 3.0).abs() < 1e-9 && (q[2] - 0.5).abs() < 1e-9, "{q:?}");
+        assert!(
+            (q[0] - 2.0).abs() < 1e-9 && (q[1] + 3.0).abs() < 1e-9 && (q[2] - 0.5).abs() < 1e-9,
+            "{q:?}"
+        );
     }
 
     #[test]
     fn recovers_the_laws_exponent_within_intervals() {
         // The vertices of exact IsoFLOP slices of a law lie near its closed-form frontier,
         // so the Approach 2 exponent must bracket a = beta/(alpha+beta).
-        let law = ParametricLaw { e: 1.8, a: 480.0, b: 2100.0, alpha: 0.35, beta: 0.37 };
+        let law = ParametricLaw {
+            e: 1.8,
+            a: 480.0,
+            b: 2100.0,
+            alpha: 0.35,
+            beta: 0.37,
+        };
         let budgets = [1e18, 3e18, 1e19, 3e19, 1e20, 3e20];
         let pts = isoflop_points(&law, &budgets, 0.003, 2);
-        let fit = fit_isoflop(&pts, &IsoFlopOptions { resamples: 300, seed: 3, ..Default::default() }).unwrap();
+        let fit = fit_isoflop(
+            &pts,
+            &IsoFlopOptions {
+                resamples: 300,
+                seed: 3,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert_eq!(fit.budgets.len(), 6);
-        assert!(fit.budgets.iter().all(|b| b.refused.is_none()), "{:?}", fit.warnings);
+        assert!(
+            fit.budgets.iter().all(|b| b.refused.is_none()),
+            "{:?}",
+            fit.warnings
+        );
         let a = law.params_exponent();
         let iv = fit.intervals.unwrap();
-        assert!(iv.params_exponent.lo <= a && a <= iv.params_exponent.hi, "{:?} vs {a}", iv.params_exponent);
+        assert!(
+            iv.params_exponent.lo <= a && a <= iv.params_exponent.hi,
+            "{:?} vs {a}",
+            iv.params_exponent
+        );
         let b = law.tokens_exponent();
-        assert!(iv.tokens_exponent.lo <= b && b <= iv.tokens_exponent.hi, "{:?} vs {b}", iv.tokens_exponent);
+        assert!(
+            iv.tokens_exponent.lo <= b && b <= iv.tokens_exponent.hi,
+            "{:?} vs {b}",
+            iv.tokens_exponent
+        );
     }
 
     #[test]
@@ -407,17 +506,42 @@ mod tests {
         for k in 0..4 {
             let n = 1e5 * 2f64.powi(k);
             let c = 1e21;
-            pts.push(Observation { line: 0, run: None, step: None, params: n, tokens: c / (6.0 * n), flops: c, loss: law.loss(n, c / (6.0 * n)), budget: Some(c) });
+            pts.push(Observation {
+                line: 0,
+                run: None,
+                step: None,
+                params: n,
+                tokens: c / (6.0 * n),
+                flops: c,
+                loss: law.loss(n, c / (6.0 * n)),
+                budget: Some(c),
+            });
         }
-        let fit = fit_isoflop(&pts, &IsoFlopOptions { resamples: 0, ..Default::default() }).unwrap();
+        let fit = fit_isoflop(
+            &pts,
+            &IsoFlopOptions {
+                resamples: 0,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         let refused: Vec<_> = fit.budgets.iter().filter(|b| b.refused.is_some()).collect();
         assert_eq!(refused.len(), 1);
         let why = refused[0].refused.as_ref().unwrap();
-        assert!(why.contains("outside the sampled sizes") || why.contains("downward"), "{why}");
-        assert!(fit.warnings.iter().any(|w| w.contains("1.000e21")), "{:?}", fit.warnings);
+        assert!(
+            why.contains("outside the sampled sizes") || why.contains("downward"),
+            "{why}"
+        );
+        assert!(
+            fit.warnings.iter().any(|w| w.contains("1.000e21")),
+            "{:?}",
+            fit.warnings
+        );
         // One budget only: an error that says why.
         let one = isoflop_points(&law, &[1e19], 0.0, 1);
-        let e = fit_isoflop(&one, &IsoFlopOptions::default()).unwrap_err().to_string();
+        let e = fit_isoflop(&one, &IsoFlopOptions::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("at least 2"), "{e}");
     }
 
@@ -428,7 +552,14 @@ mod tests {
         for p in &mut pts {
             p.budget = None;
         }
-        let fit = fit_isoflop(&pts, &IsoFlopOptions { resamples: 0, ..Default::default() }).unwrap();
+        let fit = fit_isoflop(
+            &pts,
+            &IsoFlopOptions {
+                resamples: 0,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert_eq!(fit.budgets.len(), 3);
         assert!((fit.budgets[1].flops / 1e20 - 1.0).abs() < 1e-9);
     }

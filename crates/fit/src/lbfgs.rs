@@ -39,7 +39,13 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { memory: 10, gtol: 1e-10, ftol: 1e-13, max_iter: 10_000, max_line_evals: 40 }
+        Options {
+            memory: 10,
+            gtol: 1e-10,
+            ftol: 1e-13,
+            max_iter: 10_000,
+            max_line_evals: 40,
+        }
     }
 }
 
@@ -64,7 +70,10 @@ pub enum Termination {
 impl Termination {
     /// True for the rules that mean "at a minimum".
     pub fn converged(self) -> bool {
-        matches!(self, Termination::Gradient | Termination::Objective | Termination::Precision)
+        matches!(
+            self,
+            Termination::Gradient | Termination::Objective | Termination::Precision
+        )
     }
 }
 
@@ -291,7 +300,11 @@ where
             break;
         }
         if dgt.abs() <= -C2 * dg0 {
-            return LineResult { point: Some((xt, ft, gt)), evals, flat: false };
+            return LineResult {
+                point: Some((xt, ft, gt)),
+                evals,
+                flat: false,
+            };
         }
         if dgt >= 0.0 {
             bracket = Some((t, ft, dgt, t_prev, f_prev, dg_prev));
@@ -303,7 +316,11 @@ where
         t *= 4.0;
     }
     let Some((mut lo, mut f_lo, mut dg_lo, mut hi, mut f_hi, mut dg_hi)) = bracket else {
-        return LineResult { point: None, evals, flat };
+        return LineResult {
+            point: None,
+            evals,
+            flat,
+        };
     };
     let mut best: Option<([f64; N], f64, [f64; N])> = None;
     while evals < max_evals {
@@ -318,7 +335,11 @@ where
             dg_hi = if dgt.is_finite() { dgt } else { 0.0 };
         } else {
             if dgt.abs() <= -C2 * dg0 {
-                return LineResult { point: Some((xt, ft, gt)), evals, flat: false };
+                return LineResult {
+                    point: Some((xt, ft, gt)),
+                    evals,
+                    flat: false,
+                };
             }
             best = Some((xt, ft, gt));
             if dgt * (hi - lo) >= 0.0 {
@@ -336,8 +357,16 @@ where
     }
     // Accept a point with sufficient decrease even if the curvature condition never held.
     match best {
-        Some(p) if p.1 < f0 => LineResult { point: Some(p), evals, flat: false },
-        _ => LineResult { point: None, evals, flat },
+        Some(p) if p.1 < f0 => LineResult {
+            point: Some(p),
+            evals,
+            flat: false,
+        },
+        _ => LineResult {
+            point: None,
+            evals,
+            flat,
+        },
     }
 }
 
@@ -382,7 +411,11 @@ mod tests {
         let m = minimize(rosenbrock, [-1.2, 1.0], &Options::default());
         assert!(m.converged(), "{:?}", m.termination);
         // The minimum is (1, 1) with f = 0 (Rosenbrock 1960).
-        assert!((m.x[0] - 1.0).abs() < 1e-7 && (m.x[1] - 1.0).abs() < 1e-7, "{:?}", m.x);
+        assert!(
+            (m.x[0] - 1.0).abs() < 1e-7 && (m.x[1] - 1.0).abs() < 1e-7,
+            "{:?}",
+            m.x
+        );
         assert!(m.f < 1e-14);
     }
 
@@ -421,22 +454,39 @@ mod tests {
         };
         let m = minimize(f, [10.0, 10.0, 10.0], &Options::default());
         assert!(m.converged());
-        assert!((m.x[0] - 0.3).abs() < 1e-5 && (m.x[1] + 1.7).abs() < 1e-5 && (m.x[2] - 2.2).abs() < 1e-5, "{:?}", m.x);
+        assert!(
+            (m.x[0] - 0.3).abs() < 1e-5
+                && (m.x[1] + 1.7).abs() < 1e-5
+                && (m.x[2] - 2.2).abs() < 1e-5,
+            "{:?}",
+            m.x
+        );
     }
 
     #[test]
     fn reports_iteration_limit_as_not_converged() {
-        let m = minimize(rosenbrock, [-1.2, 1.0], &Options { max_iter: 3, ..Options::default() });
+        let m = minimize(
+            rosenbrock,
+            [-1.2, 1.0],
+            &Options {
+                max_iter: 3,
+                ..Options::default()
+            },
+        );
         assert_eq!(m.termination, Termination::MaxIterations);
         assert!(!m.converged());
     }
 
     #[test]
     fn reports_non_finite_start() {
-        let m = minimize(|x: &[f64; 1], g: &mut [f64; 1]| {
-            g[0] = 1.0;
-            x[0].ln()
-        }, [-1.0], &Options::default());
+        let m = minimize(
+            |x: &[f64; 1], g: &mut [f64; 1]| {
+                g[0] = 1.0;
+                x[0].ln()
+            },
+            [-1.0],
+            &Options::default(),
+        );
         assert_eq!(m.termination, Termination::NonFinite);
     }
 }

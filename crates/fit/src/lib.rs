@@ -9,8 +9,9 @@
 //! - [`allocate`]: the optimal N, D and loss for a FLOP budget, a model size or a target loss.
 //! - [`lbfgs`]: the optimizer, with documented stopping rules.
 
-pub mod lbfgs;
 pub mod error;
+pub mod fastmath;
+pub mod lbfgs;
 pub mod parametric;
 pub mod stats;
 

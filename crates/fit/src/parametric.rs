@@ -22,6 +22,7 @@
 //! b = alpha/(alpha+beta), G = (alpha A / (beta B))^(1/(alpha+beta)).
 
 use crate::error::FitError;
+use crate::fastmath;
 use crate::lbfgs::{self, Options, Termination};
 use crate::stats::{bootstrap, percentile_interval, Interval};
 use isoflop_core::Observation;
@@ -50,21 +51,42 @@ pub struct ParametricLaw {
 
 impl ParametricLaw {
     /// Hoffmann et al. 2022, eq. 10, as printed: E 1.69, A 406.4, B 410.7, alpha 0.34, beta 0.28.
-    pub const CHINCHILLA: ParametricLaw =
-        ParametricLaw { e: 1.69, a: 406.4, b: 410.7, alpha: 0.34, beta: 0.28 };
+    pub const CHINCHILLA: ParametricLaw = ParametricLaw {
+        e: 1.69,
+        a: 406.4,
+        b: 410.7,
+        alpha: 0.34,
+        beta: 0.28,
+    };
     /// The same fit with the unrounded exponents and E from the paper's source
     /// (alpha 0.33917, beta 0.28491, E 1.6934; A and B as printed). This is the law whose
     /// allocation at 5.76e23 FLOPs is about 40B parameters (the paper's Figure 4).
-    pub const CHINCHILLA_UNROUNDED: ParametricLaw =
-        ParametricLaw { e: 1.6934, a: 406.4, b: 410.7, alpha: 0.33917, beta: 0.28491 };
+    pub const CHINCHILLA_UNROUNDED: ParametricLaw = ParametricLaw {
+        e: 1.6934,
+        a: 406.4,
+        b: 410.7,
+        alpha: 0.33917,
+        beta: 0.28491,
+    };
     /// Besiroglu et al. 2024 (Epoch AI), their published refit of the Chinchilla points:
     /// E 1.8172, A 482.01, B 2085.43, alpha 0.3478, beta 0.3658.
-    pub const EPOCH_2024: ParametricLaw =
-        ParametricLaw { e: 1.8172, a: 482.01, b: 2085.43, alpha: 0.3478, beta: 0.3658 };
+    pub const EPOCH_2024: ParametricLaw = ParametricLaw {
+        e: 1.8172,
+        a: 482.01,
+        b: 2085.43,
+        alpha: 0.3478,
+        beta: 0.3658,
+    };
 
     /// From log-space coordinates (a, b, e, alpha, beta).
     pub fn from_log(x: &[f64; 5]) -> Self {
-        ParametricLaw { e: x[2].exp(), a: x[0].exp(), b: x[1].exp(), alpha: x[3], beta: x[4] }
+        ParametricLaw {
+            e: x[2].exp(),
+            a: x[0].exp(),
+            b: x[1].exp(),
+            alpha: x[3],
+            beta: x[4],
+        }
     }
 
     /// To log-space coordinates (a, b, e, alpha, beta).
@@ -104,73 +126,136 @@ impl ParametricLaw {
 
     /// True when the law describes a loss that falls with both N and D.
     pub fn is_valid(&self) -> bool {
-        [self.e, self.a, self.b, self.alpha, self.beta].iter().all(|v| v.is_finite() && *v > 0.0)
+        [self.e, self.a, self.b, self.alpha, self.beta]
+            .iter()
+            .all(|v| v.is_finite() && *v > 0.0)
     }
 }
 
 /// The Approach 3 objective on a set of points, in log space.
+///
+/// Points are stored as three columns (ln N, ln D, ln L) so the inner loop vectorises; on
+/// x86-64 CPUs with AVX2 and FMA the same loop is compiled a second time for them and chosen
+/// at run time.
 #[derive(Clone, Debug)]
 pub struct Objective {
-    /// (ln N, ln D, ln L) per point.
-    pts: Vec<[f64; 3]>,
+    ln_n: Vec<f64>,
+    ln_d: Vec<f64>,
+    ln_l: Vec<f64>,
     delta: f64,
 }
+
+const LANES: usize = 4;
 
 impl Objective {
     /// The objective over `points` with Huber threshold `delta`.
     pub fn new(points: &[Observation], delta: f64) -> Self {
         Objective {
-            pts: points.iter().map(|p| [p.params.ln(), p.tokens.ln(), p.loss.ln()]).collect(),
+            ln_n: points.iter().map(|p| p.params.ln()).collect(),
+            ln_d: points.iter().map(|p| p.tokens.ln()).collect(),
+            ln_l: points.iter().map(|p| p.loss.ln()).collect(),
             delta,
         }
     }
 
     /// The objective over the points at `idx` (a bootstrap resample).
     pub fn subset(&self, idx: &[usize]) -> Self {
-        Objective { pts: idx.iter().map(|&i| self.pts[i]).collect(), delta: self.delta }
+        Objective {
+            ln_n: idx.iter().map(|&i| self.ln_n[i]).collect(),
+            ln_d: idx.iter().map(|&i| self.ln_d[i]).collect(),
+            ln_l: idx.iter().map(|&i| self.ln_l[i]).collect(),
+            delta: self.delta,
+        }
     }
 
     /// Number of points.
     pub fn len(&self) -> usize {
-        self.pts.len()
+        self.ln_n.len()
     }
 
     /// True when there are no points.
     pub fn is_empty(&self) -> bool {
-        self.pts.is_empty()
+        self.ln_n.is_empty()
     }
 
     /// F(x) and its gradient, x = (a, b, e, alpha, beta).
     #[inline]
     pub fn value_grad(&self, x: &[f64; 5], g: &mut [f64; 5]) -> f64 {
-        let [a, b, e, alpha, beta] = *x;
-        let delta = self.delta;
-        let (mut f, mut g0, mut g1, mut g2, mut g3, mut g4) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
-        for &[ln_n, ln_d, ln_l] in &self.pts {
-            let t1 = a - alpha * ln_n;
-            let t2 = b - beta * ln_d;
-            let m = t1.max(t2).max(e);
-            let e1 = (t1 - m).exp();
-            let e2 = (t2 - m).exp();
-            let e3 = (e - m).exp();
-            let s = e1 + e2 + e3;
-            let r = m + s.ln() - ln_l;
-            let (h, dh) = if r.abs() <= delta {
-                (0.5 * r * r, r)
-            } else {
-                (delta * (r.abs() - 0.5 * delta), delta.copysign(r))
-            };
-            f += h;
-            let k = dh / s;
-            let (w1, w2) = (k * e1, k * e2);
-            g0 += w1;
-            g1 += w2;
-            g2 += k * e3;
-            g3 -= w1 * ln_n;
-            g4 -= w2 * ln_d;
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                // SAFETY: the CPU supports the features the function is compiled for.
+                return unsafe { self.value_grad_avx2(x, g) };
+            }
         }
-        *g = [g0, g1, g2, g3, g4];
-        f
+        self.kernel(x, g)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn value_grad_avx2(&self, x: &[f64; 5], g: &mut [f64; 5]) -> f64 {
+        self.kernel(x, g)
+    }
+
+    /// One point's contribution: (Huber value, d/dLSE weights k e1, k e2, k e3).
+    #[inline(always)]
+    fn point(x: &[f64; 5], delta: f64, ln_n: f64, ln_d: f64, ln_l: f64) -> (f64, f64, f64, f64) {
+        let [a, b, e, alpha, beta] = *x;
+        let t1 = a - alpha * ln_n;
+        let t2 = b - beta * ln_d;
+        let m = t1.max(t2).max(e);
+        let e1 = fastmath::exp(t1 - m);
+        let e2 = fastmath::exp(t2 - m);
+        let e3 = fastmath::exp(e - m);
+        let s = e1 + e2 + e3;
+        let r = m + fastmath::ln(s) - ln_l;
+        // Huber: dh = clamp(r), h = dh (r - dh/2), which is r^2/2 inside and
+        // delta (|r| - delta/2) outside, without a branch.
+        let dh = r.clamp(-delta, delta);
+        let h = dh * (r - 0.5 * dh);
+        let k = dh / s;
+        (h, k * e1, k * e2, k * e3)
+    }
+
+    #[inline(always)]
+    fn kernel(&self, x: &[f64; 5], g: &mut [f64; 5]) -> f64 {
+        let delta = self.delta;
+        let n = self.len();
+        let full = n - n % LANES;
+        let mut acc = [[0.0f64; LANES]; 6];
+        let (ln_n, ln_d, ln_l) = (&self.ln_n[..full], &self.ln_d[..full], &self.ln_l[..full]);
+        for ((cn, cd), cl) in ln_n
+            .chunks_exact(LANES)
+            .zip(ln_d.chunks_exact(LANES))
+            .zip(ln_l.chunks_exact(LANES))
+        {
+            for j in 0..LANES {
+                let (h, w1, w2, w3) = Self::point(x, delta, cn[j], cd[j], cl[j]);
+                acc[0][j] += h;
+                acc[1][j] += w1;
+                acc[2][j] += w2;
+                acc[3][j] += w3;
+                acc[4][j] -= w1 * cn[j];
+                acc[5][j] -= w2 * cd[j];
+            }
+        }
+        let mut tot = [0.0f64; 6];
+        for (t, a) in tot.iter_mut().zip(&acc) {
+            *t = a.iter().sum();
+        }
+        for i in full..n {
+            let (h, w1, w2, w3) = Self::point(x, delta, self.ln_n[i], self.ln_d[i], self.ln_l[i]);
+            tot[0] += h;
+            tot[1] += w1;
+            tot[2] += w2;
+            tot[3] += w3;
+            tot[4] -= w1 * self.ln_n[i];
+            tot[5] -= w2 * self.ln_d[i];
+        }
+        *g = [tot[1], tot[2], tot[3], tot[4], tot[5]];
+        tot[0]
     }
 }
 
@@ -194,7 +279,13 @@ impl Grid {
     /// {-1, -0.5, ..., 1}; a, b in {0, 5, ..., 25}: 4,500 starts.
     pub fn paper() -> Self {
         let r = |lo: f64, step: f64, n: usize| (0..n).map(|i| lo + step * i as f64).collect();
-        Grid { alpha: r(0.0, 0.5, 5), beta: r(0.0, 0.5, 5), e: r(-1.0, 0.5, 5), a: r(0.0, 5.0, 6), b: r(0.0, 5.0, 6) }
+        Grid {
+            alpha: r(0.0, 0.5, 5),
+            beta: r(0.0, 0.5, 5),
+            e: r(-1.0, 0.5, 5),
+            a: r(0.0, 5.0, 6),
+            b: r(0.0, 5.0, 6),
+        }
     }
 
     /// All starts, looping alpha, beta, e, a, b (Epoch's order).
@@ -350,7 +441,13 @@ struct GridResult {
     optima: Vec<([f64; 5], f64)>,
 }
 
-fn run_starts(obj: &Objective, starts: &[[f64; 5]], opts: &Options, reach_rtol: f64, parallel: bool) -> GridResult {
+fn run_starts(
+    obj: &Objective,
+    starts: &[[f64; 5]],
+    opts: &Options,
+    reach_rtol: f64,
+    parallel: bool,
+) -> GridResult {
     let one = |x0: &[f64; 5]| lbfgs::minimize(|x, g| obj.value_grad(x, g), *x0, opts);
     let mins: Vec<lbfgs::Minimum<5>> = if parallel {
         starts.par_iter().map(one).collect()
@@ -362,13 +459,18 @@ fn run_starts(obj: &Objective, starts: &[[f64; 5]], opts: &Options, reach_rtol: 
         .iter()
         .filter(|m| m.f.is_finite())
         .min_by(|p, q| {
-            (!p.converged(), p.f).partial_cmp(&(!q.converged(), q.f)).expect("finite")
+            (!p.converged(), p.f)
+                .partial_cmp(&(!q.converged(), q.f))
+                .expect("finite")
         })
         .unwrap_or(&mins[0]);
     let tol = reach_rtol * best.f.abs();
     let reached = mins.iter().filter(|m| (m.f - best.f).abs() <= tol).count();
     // Distinct local optima: converged runs, clustered by their parameters.
-    let mut sorted: Vec<&lbfgs::Minimum<5>> = mins.iter().filter(|m| m.converged() && m.f.is_finite()).collect();
+    let mut sorted: Vec<&lbfgs::Minimum<5>> = mins
+        .iter()
+        .filter(|m| m.converged() && m.f.is_finite())
+        .collect();
     sorted.sort_by(|p, q| p.f.partial_cmp(&q.f).expect("finite"));
     let mut optima: Vec<([f64; 5], f64)> = Vec::new();
     for m in sorted {
@@ -376,7 +478,11 @@ fn run_starts(obj: &Objective, starts: &[[f64; 5]], opts: &Options, reach_rtol: 
             break;
         }
         let distinct = optima.iter().all(|(x, _)| {
-            x.iter().zip(&m.x).map(|(p, q)| (p - q).abs()).fold(0.0, f64::max) > 1e-3
+            x.iter()
+                .zip(&m.x)
+                .map(|(p, q)| (p - q).abs())
+                .fold(0.0, f64::max)
+                > 1e-3
         });
         if distinct {
             optima.push((m.x, m.f));
@@ -402,16 +508,29 @@ fn run_starts(obj: &Objective, starts: &[[f64; 5]], opts: &Options, reach_rtol: 
 /// # Errors
 /// [`FitError::TooFewPoints`] with fewer than 6 points (five parameters need at least one
 /// degree of freedom); [`FitError::InvalidOption`] for an empty grid or a non-positive delta.
-pub fn fit_parametric(points: &[Observation], opts: &ParametricOptions) -> Result<ParametricFit, FitError> {
+pub fn fit_parametric(
+    points: &[Observation],
+    opts: &ParametricOptions,
+) -> Result<ParametricFit, FitError> {
     const NAME: &str = "Approach 3";
     if points.len() < 6 {
-        return Err(FitError::TooFewPoints { approach: NAME, have: points.len(), need: 6, why: "five parameters and one degree of freedom" });
+        return Err(FitError::TooFewPoints {
+            approach: NAME,
+            have: points.len(),
+            need: 6,
+            why: "five parameters and one degree of freedom",
+        });
     }
     if opts.grid.is_empty() {
-        return Err(FitError::InvalidOption("the grid of starts is empty".into()));
+        return Err(FitError::InvalidOption(
+            "the grid of starts is empty".into(),
+        ));
     }
     if !(opts.delta > 0.0) {
-        return Err(FitError::InvalidOption(format!("Huber delta must be positive, got {}", opts.delta)));
+        return Err(FitError::InvalidOption(format!(
+            "Huber delta must be positive, got {}",
+            opts.delta
+        )));
     }
     let obj = Objective::new(points, opts.delta);
     let starts = opts.grid.starts();
@@ -459,8 +578,12 @@ pub fn fit_parametric(points: &[Observation], opts: &ParametricOptions) -> Resul
         // Refit from the optimum and from the other local optima whose full-data objective
         // is within 1.5x the best: competing basins, not the degenerate valleys (such as
         // E -> 0) that sit at twice the objective and more.
-        let boot_starts: Vec<[f64; 5]> =
-            res.optima.iter().filter(|(_, f)| *f <= 1.5 * best.f).map(|(x, _)| *x).collect();
+        let boot_starts: Vec<[f64; 5]> = res
+            .optima
+            .iter()
+            .filter(|(_, f)| *f <= 1.5 * best.f)
+            .map(|(x, _)| *x)
+            .collect();
         let laws = bootstrap(obj.len(), opts.resamples, opts.seed, |idx| {
             let sub = obj.subset(idx);
             let r = run_starts(&sub, &boot_starts, &opts.lbfgs, opts.reach_rtol, false);
@@ -482,7 +605,12 @@ pub fn fit_parametric(points: &[Observation], opts: &ParametricOptions) -> Resul
 }
 
 /// Percentile intervals of each parameter over bootstrap laws.
-pub fn law_intervals(laws: &[ParametricLaw], resamples: usize, seed: u64, level: f64) -> Option<LawIntervals> {
+pub fn law_intervals(
+    laws: &[ParametricLaw],
+    resamples: usize,
+    seed: u64,
+    level: f64,
+) -> Option<LawIntervals> {
     let iv = |f: &dyn Fn(&ParametricLaw) -> f64| percentile_interval(laws.iter().map(f), level);
     Some(LawIntervals {
         resamples,
@@ -505,7 +633,16 @@ mod tests {
     use isoflop_core::Rng;
 
     fn pt(params: f64, tokens: f64, loss: f64) -> Observation {
-        Observation { line: 0, run: None, step: None, params, tokens, flops: 6.0 * params * tokens, loss, budget: None }
+        Observation {
+            line: 0,
+            run: None,
+            step: None,
+            params,
+            tokens,
+            flops: 6.0 * params * tokens,
+            loss,
+            budget: None,
+        }
     }
 
     fn synthetic(law: &ParametricLaw, noise: f64, seed: u64) -> Vec<Observation> {
@@ -526,7 +663,11 @@ mod tests {
         let law = ParametricLaw::CHINCHILLA;
         let pts = synthetic(&law, 0.01, 3);
         let obj = Objective::new(&pts, HUBER_DELTA);
-        for x in [[6.0, 6.0, 0.5, 0.34, 0.28], [5.0, 7.5, 0.3, 0.5, 0.2], [0.0, 25.0, -1.0, 2.0, 0.0]] {
+        for x in [
+            [6.0, 6.0, 0.5, 0.34, 0.28],
+            [5.0, 7.5, 0.3, 0.5, 0.2],
+            [0.0, 25.0, -1.0, 2.0, 0.0],
+        ] {
             let mut g = [0.0; 5];
             obj.value_grad(&x, &mut g);
             for k in 0..5 {
@@ -535,15 +676,30 @@ mod tests {
                 xp[k] += h;
                 xm[k] -= h;
                 let mut tmp = [0.0; 5];
-                let fd = (obj.value_grad(&xp, &mut tmp) - obj.value_grad(&xm, &mut tmp)) / (2.0 * h);
-                assert!((fd - g[k]).abs() <= 1e-6 * (1.0 + g[k].abs()), "x {x:?} k {k}: fd {fd} analytic {}", g[k]);
+                let fd =
+                    (obj.value_grad(&xp, &mut tmp) - obj.value_grad(&xm, &mut tmp)) / (2.0 * h);
+                assert!(
+                    (fd - g[k]).abs() <= 1e-6 * (1.0 + g[k].abs()),
+                    "x {x:?} k {k}: fd {fd} analytic {}",
+                    g[k]
+                );
             }
         }
     }
 
     #[test]
     fn closed_form_equals_brute_force_along_the_isoflop_line() {
-        for law in [ParametricLaw::CHINCHILLA, ParametricLaw::EPOCH_2024, ParametricLaw { e: 1.0, a: 50.0, b: 900.0, alpha: 0.6, beta: 0.2 }] {
+        for law in [
+            ParametricLaw::CHINCHILLA,
+            ParametricLaw::EPOCH_2024,
+            ParametricLaw {
+                e: 1.0,
+                a: 50.0,
+                b: 900.0,
+                alpha: 0.6,
+                beta: 0.2,
+            },
+        ] {
             for c in [1e18, 5.76e23, 1e26] {
                 // Brute force: scan N on a fine log grid, D = C/(6N).
                 let (mut best_n, mut best_l) = (0.0, f64::INFINITY);
@@ -556,7 +712,10 @@ mod tests {
                     }
                 }
                 let n = law.optimal_params(c);
-                assert!((n / best_n - 1.0).abs() < 2e-4, "{law:?} C {c}: closed {n} brute {best_n}");
+                assert!(
+                    (n / best_n - 1.0).abs() < 2e-4,
+                    "{law:?} C {c}: closed {n} brute {best_n}"
+                );
                 assert!((law.optimal_tokens(c) * n * 6.0 / c - 1.0).abs() < 1e-12);
             }
         }
@@ -577,13 +736,25 @@ mod tests {
 
     #[test]
     fn recovers_a_known_law_from_noiseless_points() {
-        let truth = ParametricLaw { e: 1.8, a: 480.0, b: 2100.0, alpha: 0.35, beta: 0.37 };
+        let truth = ParametricLaw {
+            e: 1.8,
+            a: 480.0,
+            b: 2100.0,
+            alpha: 0.35,
+            beta: 0.37,
+        };
         let pts = synthetic(&truth, 0.0, 1);
-        let opts = ParametricOptions { resamples: 0, ..Default::default() };
+        let opts = ParametricOptions {
+            resamples: 0,
+            ..Default::default()
+        };
         let fit = fit_parametric(&pts, &opts).unwrap();
         assert!(fit.diagnostics.converged, "{:?}", fit.diagnostics);
         let l = fit.law;
-        assert!((l.alpha - 0.35).abs() < 1e-4 && (l.beta - 0.37).abs() < 1e-4, "{l:?}");
+        assert!(
+            (l.alpha - 0.35).abs() < 1e-4 && (l.beta - 0.37).abs() < 1e-4,
+            "{l:?}"
+        );
         assert!((l.e / 1.8 - 1.0).abs() < 1e-4);
         assert!(fit.objective < 1e-12);
     }
@@ -594,14 +765,28 @@ mod tests {
         // truth 5% of the time, so check coverage over eight independent data sets: of the
         // 16 alpha and beta intervals, at least 13 must hold the truth (P(fewer) < 1% for
         // binomial(16, 0.95)), and every point estimate must be within 0.05.
-        let truth = ParametricLaw { e: 1.8, a: 480.0, b: 2100.0, alpha: 0.35, beta: 0.37 };
+        let truth = ParametricLaw {
+            e: 1.8,
+            a: 480.0,
+            b: 2100.0,
+            alpha: 0.35,
+            beta: 0.37,
+        };
         let mut covered = 0;
         for seed in 0..8 {
             let pts = synthetic(&truth, 0.01, seed);
-            let opts = ParametricOptions { resamples: 100, seed: 5, ..Default::default() };
+            let opts = ParametricOptions {
+                resamples: 100,
+                seed: 5,
+                ..Default::default()
+            };
             let fit = fit_parametric(&pts, &opts).unwrap();
             assert!(fit.diagnostics.converged);
-            assert!((fit.law.alpha - 0.35).abs() < 0.05 && (fit.law.beta - 0.37).abs() < 0.05, "{:?}", fit.law);
+            assert!(
+                (fit.law.alpha - 0.35).abs() < 0.05 && (fit.law.beta - 0.37).abs() < 0.05,
+                "{:?}",
+                fit.law
+            );
             let iv = fit.intervals.expect("intervals");
             covered += (iv.alpha.lo <= 0.35 && 0.35 <= iv.alpha.hi) as usize;
             covered += (iv.beta.lo <= 0.37 && 0.37 <= iv.beta.hi) as usize;
@@ -612,7 +797,9 @@ mod tests {
     #[test]
     fn too_few_points_is_an_error() {
         let pts: Vec<Observation> = (0..5).map(|i| pt(1e6 * (i + 1) as f64, 1e8, 3.0)).collect();
-        let e = fit_parametric(&pts, &ParametricOptions::default()).unwrap_err().to_string();
+        let e = fit_parametric(&pts, &ParametricOptions::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("5 points") && e.contains("at least 6"), "{e}");
     }
 }

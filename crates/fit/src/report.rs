@@ -117,13 +117,22 @@ impl FitReport {
     pub fn laws(&self) -> LawSet {
         LawSet {
             source: self.source.clone(),
-            approach1: self.approach1.fitted().map(|f| Sampled { estimate: f.frontier, samples: f.samples.clone() }),
-            approach2: self.approach2.fitted().map(|f| Sampled { estimate: f.frontier, samples: f.samples.clone() }),
+            approach1: self.approach1.fitted().map(|f| Sampled {
+                estimate: f.frontier,
+                samples: f.samples.clone(),
+            }),
+            approach2: self.approach2.fitted().map(|f| Sampled {
+                estimate: f.frontier,
+                samples: f.samples.clone(),
+            }),
             approach3: self
                 .approach3
                 .fitted()
                 .filter(|f| f.diagnostics.converged)
-                .map(|f| Sampled { estimate: f.law, samples: f.samples.clone() }),
+                .map(|f| Sampled {
+                    estimate: f.law,
+                    samples: f.samples.clone(),
+                }),
         }
     }
 }
@@ -138,9 +147,21 @@ pub fn fit_table(table: &RunTable, settings: &FitSettings) -> Result<FitReport, 
     let (points, dropped) = drop_highest_loss(&finals, settings.drop_top);
     let want = |k: u8| settings.approaches.contains(&k);
     let mut errors: Vec<FitError> = Vec::new();
-    let a1 = settle(want(1).then(|| fit_envelope(&table.curves(), &settings.envelope)), settings.explicit, &mut errors);
-    let a2 = settle(want(2).then(|| fit_isoflop(&points, &settings.isoflop)), settings.explicit, &mut errors);
-    let a3 = settle(want(3).then(|| fit_parametric(&points, &settings.parametric)), settings.explicit, &mut errors);
+    let a1 = settle(
+        want(1).then(|| fit_envelope(&table.curves(), &settings.envelope)),
+        settings.explicit,
+        &mut errors,
+    );
+    let a2 = settle(
+        want(2).then(|| fit_isoflop(&points, &settings.isoflop)),
+        settings.explicit,
+        &mut errors,
+    );
+    let a3 = settle(
+        want(3).then(|| fit_parametric(&points, &settings.parametric)),
+        settings.explicit,
+        &mut errors,
+    );
     if let Some(e) = errors.into_iter().next() {
         return Err(e);
     }
@@ -155,18 +176,32 @@ pub fn fit_table(table: &RunTable, settings: &FitSettings) -> Result<FitReport, 
         approach3: a3,
         settings: settings.clone(),
     };
-    if report.approach1.fitted().is_none() && report.approach2.fitted().is_none() && report.approach3.fitted().is_none() {
-        let why: Vec<String> = [report.approach1.skip_reason(), report.approach2.skip_reason(), report.approach3.skip_reason()]
-            .into_iter()
-            .flatten()
-            .cloned()
-            .collect();
-        return Err(FitError::Unsupported { approach: "every approach", reason: format!("nothing could be fitted: {}", why.join("; ")) });
+    if report.approach1.fitted().is_none()
+        && report.approach2.fitted().is_none()
+        && report.approach3.fitted().is_none()
+    {
+        let why: Vec<String> = [
+            report.approach1.skip_reason(),
+            report.approach2.skip_reason(),
+            report.approach3.skip_reason(),
+        ]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+        return Err(FitError::Unsupported {
+            approach: "every approach",
+            reason: format!("nothing could be fitted: {}", why.join("; ")),
+        });
     }
     Ok(report)
 }
 
-fn settle<T>(r: Option<Result<T, FitError>>, explicit: bool, errors: &mut Vec<FitError>) -> Outcome<T> {
+fn settle<T>(
+    r: Option<Result<T, FitError>>,
+    explicit: bool,
+    errors: &mut Vec<FitError>,
+) -> Outcome<T> {
     match r {
         None => Outcome::NotRequested,
         Some(Ok(f)) => Outcome::Fitted(f),

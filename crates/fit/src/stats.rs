@@ -58,7 +58,11 @@ pub fn percentile_interval(samples: impl IntoIterator<Item = f64>, level: f64) -
     }
     v.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
     let tail = (1.0 - level) / 2.0;
-    Some(Interval { lo: quantile_sorted(&v, tail), hi: quantile_sorted(&v, 1.0 - tail), level })
+    Some(Interval {
+        lo: quantile_sorted(&v, tail),
+        hi: quantile_sorted(&v, 1.0 - tail),
+        level,
+    })
 }
 
 /// Runs `refit` on `resamples` bootstrap resamples of `n` items (indices drawn with
@@ -102,7 +106,11 @@ mod tests {
     fn bootstrap_is_seeded_and_thread_independent() {
         let f = |idx: &[usize]| Some(idx.iter().sum::<usize>());
         let a = bootstrap(50, 20, 9, f);
-        let b = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap().install(|| bootstrap(50, 20, 9, f));
+        let b = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap()
+            .install(|| bootstrap(50, 20, 9, f));
         assert_eq!(a, b);
         assert_ne!(a, bootstrap(50, 20, 10, f));
     }

@@ -6,17 +6,23 @@ use isoflop_fit::parametric::{fit_parametric, ParametricOptions};
 use std::path::PathBuf;
 
 fn shared(file: &str) -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data").join(file);
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data")
+        .join(file);
     if p.exists() {
         Some(p)
     } else {
-        eprintln!("skipped: {} is absent (tests that read ../shared skip without it)", p.display());
+        eprintln!(
+            "skipped: {} is absent (tests that read ../shared skip without it)",
+            p.display()
+        );
         None
     }
 }
 
 fn epoch_points(drop: usize) -> Option<Vec<isoflop_core::Observation>> {
-    let t = RunTable::read(&shared("epoch_chinchilla_svg_extracted_data.csv")?).expect("Epoch data reads");
+    let t = RunTable::read(&shared("epoch_chinchilla_svg_extracted_data.csv")?)
+        .expect("Epoch data reads");
     assert_eq!(t.rows.len(), 245);
     Some(drop_highest_loss(&t.final_rows(), drop).0)
 }
@@ -29,13 +35,21 @@ fn close(got: f64, want: f64, rtol: f64) -> bool {
 fn approach3_reproduces_epoch_refit() {
     let Some(pts) = epoch_points(5) else { return };
     assert_eq!(pts.len(), 240);
-    let opts = ParametricOptions { resamples: 400, seed: 1, ..Default::default() };
+    let opts = ParametricOptions {
+        resamples: 400,
+        seed: 1,
+        ..Default::default()
+    };
     let fit = fit_parametric(&pts, &opts).unwrap();
     assert!(fit.diagnostics.converged, "{:?}", fit.diagnostics);
     assert_eq!(fit.diagnostics.starts, 4500);
     // The scipy reference (../shared/bench/approach3_scipy.py --exclude-top 5) reaches
     // objective 1.018274018e-3 at E 1.8172, A 477.82, B 2143.42, alpha 0.3473, beta 0.3672.
-    assert!(fit.objective <= 1.018275e-3, "objective {:.10e}", fit.objective);
+    assert!(
+        fit.objective <= 1.018275e-3,
+        "objective {:.10e}",
+        fit.objective
+    );
     let l = fit.law;
     assert!(close(l.e, 1.8172, 0.005), "{l:?}");
     assert!(close(l.a, 477.8, 0.005), "{l:?}");
@@ -45,12 +59,23 @@ fn approach3_reproduces_epoch_refit() {
     // Besiroglu et al. 2024's 95% intervals: alpha 0.317-0.373, beta 0.331-0.415, E 1.769-1.871.
     let iv = fit.intervals.expect("bootstrap intervals");
     let overlaps = |lo: f64, hi: f64, a: f64, b: f64| lo <= b && a <= hi;
-    assert!(overlaps(iv.alpha.lo, iv.alpha.hi, 0.317, 0.373), "{:?}", iv.alpha);
-    assert!(overlaps(iv.beta.lo, iv.beta.hi, 0.331, 0.415), "{:?}", iv.beta);
+    assert!(
+        overlaps(iv.alpha.lo, iv.alpha.hi, 0.317, 0.373),
+        "{:?}",
+        iv.alpha
+    );
+    assert!(
+        overlaps(iv.beta.lo, iv.beta.hi, 0.331, 0.415),
+        "{:?}",
+        iv.beta
+    );
     assert!(overlaps(iv.e.lo, iv.e.hi, 1.769, 1.871), "{:?}", iv.e);
     eprintln!("{:?}\n{:?}\n{iv:?}", fit.law, fit.diagnostics);
     eprintln!("optima {:?}", fit.local_optima);
-    eprintln!("E<1.5: {}", fit.samples.iter().filter(|l| l.e < 1.5).count());
+    eprintln!(
+        "E<1.5: {}",
+        fit.samples.iter().filter(|l| l.e < 1.5).count()
+    );
 }
 
 #[test]
@@ -58,14 +83,20 @@ fn approach2_on_the_papers_nine_budgets() {
     use isoflop_fit::isoflop::{fit_isoflop, Grouping, IsoFlopOptions, CHINCHILLA_BUDGETS};
     let Some(pts) = epoch_points(0) else { return };
     let opts = IsoFlopOptions {
-        grouping: Grouping::Nominal { budgets: CHINCHILLA_BUDGETS.to_vec(), tol_decades: 0.08 },
+        grouping: Grouping::Nominal {
+            budgets: CHINCHILLA_BUDGETS.to_vec(),
+            tol_decades: 0.08,
+        },
         resamples: 200,
         seed: 2,
         ..Default::default()
     };
     let fit = fit_isoflop(&pts, &opts).unwrap();
     for b in &fit.budgets {
-        eprintln!("{:.1e} runs {} N_opt {:?} refused {:?}", b.budget, b.runs, b.optimal_params, b.refused);
+        eprintln!(
+            "{:.1e} runs {} N_opt {:?} refused {:?}",
+            b.budget, b.runs, b.optimal_params, b.refused
+        );
     }
     eprintln!("{:?} {:?}", fit.frontier, fit.intervals);
     // Hoffmann et al. 2022 Table 2, Approach 2: a = 0.49 (0.462, 0.534), b = 0.51 (0.483, 0.529).
