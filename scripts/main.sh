@@ -8,8 +8,8 @@ cargo build --release --locked -p isoflop >&2
 bin=target/release/isoflop
 out=isoflop-out
 mkdir -p "$out"
-"$bin" fit data/chinchilla_points_kyo_takano.csv --out "$out/law.json" | tee "$out/fit.txt"
-"$bin" fit data/chinchilla_points_kyo_takano.csv --json > "$out/fit.json"
+"$bin" fit data/chinchilla_points_kyo_takano.csv --budgets chinchilla --out "$out/law.json" | tee "$out/fit.txt"
+"$bin" fit data/chinchilla_points_kyo_takano.csv --budgets chinchilla --json > "$out/fit.json"
 echo
 echo "Optimal model for 5.76e23 FLOPs (Gopher's budget):"
 "$bin" allocate --flops 5.76e23 --law "$out/law.json" | tee "$out/allocation.txt"
