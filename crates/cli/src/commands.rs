@@ -142,23 +142,6 @@ fn settings(a: &FitArgs) -> Result<FitSettings> {
     Ok(s)
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file beside it, then a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
-    Ok(())
-}
-
 fn fit(a: FitArgs) -> Result<()> {
     let s = settings(&a)?;
     let table = RunTable::read(&a.runs)
@@ -166,7 +149,7 @@ fn fit(a: FitArgs) -> Result<()> {
     let report = fit_table(&table, &s).with_context(|| format!("fitting {}", a.runs.display()))?;
     if let Some(out) = &a.out {
         let json = serde_json::to_vec_pretty(&report.laws())?;
-        write_atomic(out, &json)?;
+        isoflop_core::record::write_atomic(out, &json)?;
         eprintln!("laws saved to {}", out.display());
     }
     let mut w = std::io::stdout().lock();

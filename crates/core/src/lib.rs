@@ -8,7 +8,9 @@
 //! `flops` (C, training FLOPs), `loss` (nats per token).
 
 pub mod error;
+pub mod record;
 pub mod rng;
+pub mod shape;
 pub mod table;
 
 pub use error::{CoreError, Result};

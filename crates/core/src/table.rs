@@ -287,6 +287,9 @@ impl RunTable {
     /// unreadable or empty file, a missing column, a non-numeric, non-finite, zero or
     /// negative cell, or FLOPs that disagree with 6ND by more than 3x (wrong units).
     pub fn read(path: &Path) -> Result<RunTable> {
+        if path.is_dir() {
+            return Self::read_runs(path);
+        }
         let text = std::fs::read_to_string(path).map_err(|source| CoreError::Io {
             path: path.to_path_buf(),
             source,
@@ -301,6 +304,45 @@ impl RunTable {
         } else {
             Self::from_csv(path, &text)
         }
+    }
+
+    /// Reads every run folder under `dir` (see [`crate::record`]): their `curve.csv` files
+    /// together, one table. Runs without a `summary.json` (unfinished) or whose summary says
+    /// they did not finish are left out and named in the notes.
+    ///
+    /// # Errors
+    /// As [`RunTable::read`], for the first bad curve; [`CoreError::Empty`] when no run folder
+    /// holds a finished run.
+    pub fn read_runs(dir: &Path) -> Result<RunTable> {
+        use crate::record::{read_json, run_dirs, RunStatus, RunSummary, CURVE_FILE, SUMMARY_FILE};
+        let mut rows = Vec::new();
+        let mut notes = Vec::new();
+        let mut skipped = Vec::new();
+        for run in run_dirs(dir) {
+            let name = run.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            match read_json::<RunSummary>(&run.join(SUMMARY_FILE)) {
+                Ok(s) if s.status == RunStatus::Finished => {}
+                Ok(s) => {
+                    skipped.push(format!("{name} ({:?}{})", s.status, s.reason.map(|r| format!(": {r}")).unwrap_or_default()));
+                    continue;
+                }
+                Err(_) => {
+                    skipped.push(format!("{name} (unfinished: no summary.json)"));
+                    continue;
+                }
+            }
+            let p = run.join(CURVE_FILE);
+            let text = std::fs::read_to_string(&p).map_err(|source| CoreError::Io { path: p.clone(), source })?;
+            let t = Self::from_csv(&p, &text)?;
+            rows.extend(t.rows);
+        }
+        if !skipped.is_empty() {
+            notes.push(format!("{} run(s) left out: {}", skipped.len(), skipped.join(", ")));
+        }
+        if rows.is_empty() {
+            return Err(CoreError::Empty { path: dir.to_path_buf() });
+        }
+        Ok(RunTable { source: dir.to_path_buf(), rows, notes })
     }
 
     /// Parses CSV text; `path` is used in messages only.

@@ -1,0 +1,304 @@
+//! Model shapes: the one place a GPT's layers, width and heads are decided from a size, and
+//! where its parameters and FLOPs are counted.
+//!
+//! ## Legend
+//! L layers, d model width, h heads, k = d/h head size, f = 4d feed-forward width,
+//! V vocabulary, T context length.
+//!
+//! ## The model counted here
+//! A plain pre-LayerNorm GPT: token embedding (V d), learned positions (T d; none with
+//! rotary), per block LayerNorm (2d), QKV (3d^2 + 3d), output projection (d^2 + d),
+//! LayerNorm (2d), MLP (d f + f and f d + d), then a final LayerNorm (2d) and an untied LM
+//! head without bias (d V). Per block that is 12 d^2 + 13 d.
+
+/// The shape of a GPT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ModelShape {
+    /// L.
+    pub layers: usize,
+    /// d.
+    pub d_model: usize,
+    /// h.
+    pub heads: usize,
+    /// f (4d).
+    pub d_ff: usize,
+    /// V.
+    pub vocab: usize,
+    /// T.
+    pub context: usize,
+    /// Rotary position embeddings instead of learned positions.
+    pub rotary: bool,
+}
+
+/// Parameter counts by component.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ParamCount {
+    /// Token embedding, V d.
+    pub token_embedding: usize,
+    /// Learned positions, T d (0 with rotary).
+    pub position_embedding: usize,
+    /// Attention (QKV and output projection, with biases) over all layers.
+    pub attention: usize,
+    /// MLPs over all layers.
+    pub mlp: usize,
+    /// Every LayerNorm, the final one included.
+    pub layer_norm: usize,
+    /// The LM head, d V.
+    pub head: usize,
+    /// Everything.
+    pub total: usize,
+    /// Total less the token and position embeddings and the LM head (the vocabulary and
+    /// position matrices, as Kaplan et al. 2020 exclude them).
+    pub non_embedding: usize,
+}
+
+/// FLOPs per trained token, three ways (forward plus backward).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FlopsPerToken {
+    /// 6 N with N the total parameters.
+    pub six_n: f64,
+    /// Kaplan et al. 2020: 6 N_non-embedding + 6 L T d.
+    pub kaplan: f64,
+    /// Hoffmann et al. 2022, Appendix F, embeddings and logits included.
+    pub chinchilla: f64,
+}
+
+/// Which FLOP count a run records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlopCount {
+    /// 6 N (total parameters): makes C = 6 N D exact, as the closed forms assume.
+    #[default]
+    SixN,
+    /// Kaplan et al. 2020.
+    Kaplan,
+    /// Hoffmann et al. 2022, Appendix F.
+    Chinchilla,
+}
+
+impl FlopsPerToken {
+    /// The count named by `which`.
+    pub fn get(&self, which: FlopCount) -> f64 {
+        match which {
+            FlopCount::SixN => self.six_n,
+            FlopCount::Kaplan => self.kaplan,
+            FlopCount::Chinchilla => self.chinchilla,
+        }
+    }
+}
+
+/// Why a shape cannot be built.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ShapeError {
+    /// Heads must divide the width.
+    #[error("{heads} heads do not divide d_model {d_model}")]
+    HeadsDoNotDivide {
+        /// h.
+        heads: usize,
+        /// d.
+        d_model: usize,
+    },
+    /// A zero dimension.
+    #[error("layers, d_model, heads, vocab and context must all be at least 1")]
+    Zero,
+    /// The target is below the smallest model.
+    #[error("a target of {target} parameters is below the smallest one-layer model ({smallest} parameters with vocab {vocab}, context {context})")]
+    TooSmall {
+        /// The target.
+        target: f64,
+        /// The smallest model's size.
+        smallest: usize,
+        /// V.
+        vocab: usize,
+        /// T.
+        context: usize,
+    },
+}
+
+/// Chinchilla Table A9 (Hoffmann et al. 2022): (parameters in millions, d_model, layers) of
+/// the 50 models, transcribed from the paper.
+pub const CHINCHILLA_A9: [(f64, usize, usize); 50] = [
+    (44.0, 512, 8), (57.0, 576, 9), (74.0, 640, 10), (90.0, 640, 13), (106.0, 640, 16),
+    (117.0, 768, 12), (140.0, 768, 15), (163.0, 768, 18), (175.0, 896, 14), (196.0, 896, 16),
+    (217.0, 896, 18), (251.0, 1024, 16), (278.0, 1024, 18), (306.0, 1024, 20), (425.0, 1280, 18),
+    (489.0, 1280, 21), (509.0, 1408, 18), (552.0, 1280, 24), (587.0, 1408, 21), (632.0, 1536, 19),
+    (664.0, 1408, 24), (724.0, 1536, 22), (816.0, 1536, 25), (893.0, 1792, 20), (1018.0, 1792, 23),
+    (1143.0, 1792, 26), (1266.0, 2048, 22), (1424.0, 2176, 22), (1429.0, 2048, 25), (1593.0, 2048, 28),
+    (1609.0, 2176, 25), (1731.0, 2304, 24), (1794.0, 2176, 28), (2007.0, 2304, 28), (2283.0, 2304, 32),
+    (2298.0, 2560, 26), (2639.0, 2560, 30), (2980.0, 2560, 34), (3530.0, 2688, 36), (3802.0, 2816, 36),
+    (4084.0, 2944, 36), (4516.0, 3072, 36), (6796.0, 3584, 40), (9293.0, 4096, 42), (11452.0, 4352, 47),
+    (12295.0, 4608, 44), (12569.0, 4608, 47), (13735.0, 4864, 47), (14940.0, 4992, 49), (16183.0, 5120, 47),
+];
+
+/// The aspect ratio d_model / layers that Table A9 uses near `params`: a least-squares line of
+/// ln(d/L) on ln(params) through the table's 50 models, held at the table's smallest model's
+/// value below 44M (Table A9 has no smaller model to follow).
+pub fn aspect_ratio(params: f64) -> f64 {
+    let xs: Vec<f64> = CHINCHILLA_A9.iter().map(|r| (r.0 * 1e6).ln()).collect();
+    let ys: Vec<f64> = CHINCHILLA_A9.iter().map(|r| (r.1 as f64 / r.2 as f64).ln()).collect();
+    let n = xs.len() as f64;
+    let (mx, my) = (xs.iter().sum::<f64>() / n, ys.iter().sum::<f64>() / n);
+    let sxy: f64 = xs.iter().zip(&ys).map(|(x, y)| (x - mx) * (y - my)).sum();
+    let sxx: f64 = xs.iter().map(|x| (x - mx).powi(2)).sum();
+    let slope = sxy / sxx;
+    let x = params.max(44e6).ln();
+    (my + slope * (x - mx)).exp()
+}
+
+impl ModelShape {
+    /// A shape, checked.
+    ///
+    /// # Errors
+    /// [`ShapeError`] when a dimension is zero or the heads do not divide d_model.
+    pub fn new(layers: usize, d_model: usize, heads: usize, vocab: usize, context: usize, rotary: bool) -> Result<Self, ShapeError> {
+        if layers == 0 || d_model == 0 || heads == 0 || vocab == 0 || context == 0 {
+            return Err(ShapeError::Zero);
+        }
+        if d_model % heads != 0 {
+            return Err(ShapeError::HeadsDoNotDivide { heads, d_model });
+        }
+        Ok(ModelShape { layers, d_model, heads, d_ff: 4 * d_model, vocab, context, rotary })
+    }
+
+    /// The shape for a target of `params` total parameters, following Chinchilla Table A9:
+    /// among layer counts L and widths d (multiples of the head size: 64, or 32 below
+    /// d_model 256 where Table A9 has no models), the one that minimises
+    /// `|ln(total / params)| + 0.25 |ln((d/L) / r)|`, with r the table's aspect ratio
+    /// ([`aspect_ratio`]). The second term keeps the table's proportions; the first hits the
+    /// size (small models cannot do both exactly).
+    ///
+    /// # Errors
+    /// [`ShapeError::TooSmall`] when the nearest shape is more than 2x larger than the target
+    /// (the target is below one layer of the smallest width).
+    pub fn for_params(params: f64, vocab: usize, context: usize, rotary: bool) -> Result<Self, ShapeError> {
+        let r = aspect_ratio(params);
+        let mut best: Option<(f64, ModelShape)> = None;
+        for layers in 1..=256usize {
+            for head in [32usize, 64] {
+                let lo = ((r * layers as f64 / 2.0 / head as f64).floor() as usize).max(1);
+                let hi = ((r * layers as f64 * 2.0 / head as f64).ceil() as usize).max(1);
+                for m in lo..=hi {
+                    let d = m * head;
+                    if (head == 32) != (d < 256) {
+                        continue;
+                    }
+                    let shape = ModelShape::new(layers, d, m, vocab, context, rotary)?;
+                    let size_err = (shape.params().total as f64 / params).ln().abs();
+                    let aspect_err = ((d as f64 / layers as f64) / r).ln().abs();
+                    let score = size_err + 0.25 * aspect_err;
+                    if best.is_none_or(|(e, _)| score < e) {
+                        best = Some((score, shape));
+                    }
+                }
+            }
+        }
+        let (_, shape) = best.expect("at least one candidate");
+        if shape.params().total as f64 > 2.0 * params {
+            return Err(ShapeError::TooSmall { target: params, smallest: shape.params().total, vocab, context });
+        }
+        Ok(shape)
+    }
+
+    /// Head size k = d / h.
+    pub fn head_size(&self) -> usize {
+        self.d_model / self.heads
+    }
+
+    /// Parameter counts by component.
+    pub fn params(&self) -> ParamCount {
+        let (l, d, f, v, t) = (self.layers, self.d_model, self.d_ff, self.vocab, self.context);
+        let token_embedding = v * d;
+        let position_embedding = if self.rotary { 0 } else { t * d };
+        let attention = l * (3 * d * d + 3 * d + d * d + d);
+        let mlp = l * (d * f + f + f * d + d);
+        let layer_norm = l * 4 * d + 2 * d;
+        let head = d * v;
+        let total = token_embedding + position_embedding + attention + mlp + layer_norm + head;
+        ParamCount {
+            token_embedding,
+            position_embedding,
+            attention,
+            mlp,
+            layer_norm,
+            head,
+            total,
+            non_embedding: total - token_embedding - position_embedding - head,
+        }
+    }
+
+    /// FLOPs per trained token (forward and backward, backward = 2x forward).
+    pub fn flops_per_token(&self) -> FlopsPerToken {
+        let p = self.params();
+        let (l, d, t) = (self.layers as f64, self.d_model as f64, self.context as f64);
+        let forward = chinchilla_forward_per_token(self, true);
+        FlopsPerToken { six_n: 6.0 * p.total as f64, kaplan: 6.0 * p.non_embedding as f64 + 6.0 * l * t * d, chinchilla: 3.0 * forward }
+    }
+}
+
+/// Hoffmann et al. 2022, Appendix F: forward FLOPs per token (a sequence's count divided by
+/// its length). Per layer: QKV 2*3*d*(k h), logits 2*T*(k h), softmax 3*h*T, reductions
+/// 2*T*(k h), output 2*(k h)*d, dense 2*2*d*f. With `embeddings_and_logits`, add 2*V*d for
+/// the embeddings and 2*d*V for the final logits.
+pub fn chinchilla_forward_per_token(s: &ModelShape, embeddings_and_logits: bool) -> f64 {
+    let (d, f, v, t, h) = (s.d_model as f64, s.d_ff as f64, s.vocab as f64, s.context as f64, s.heads as f64);
+    let kh = s.head_size() as f64 * h;
+    let attention = 2.0 * 3.0 * d * kh + 2.0 * t * kh + 3.0 * h * t + 2.0 * t * kh + 2.0 * kh * d;
+    let dense = 2.0 * (d * f + d * f);
+    let mut forward = s.layers as f64 * (attention + dense);
+    if embeddings_and_logits {
+        forward += 2.0 * v * d + 2.0 * d * v;
+    }
+    forward
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn components_sum_to_the_total_and_match_a_hand_count() {
+        // The benchmark model: 4 layers, d 128, 4 heads, context 128, vocab 256.
+        // By hand: 256*128 + 128*128 + 4*(12*128^2 + 13*128) + 2*128 + 128*256 = 875,264
+        // (the parameter count ../shared/bench/torch_gpt_bench.py prints for it).
+        let s = ModelShape::new(4, 128, 4, 256, 128, false).unwrap();
+        let p = s.params();
+        assert_eq!(p.total, 875_264);
+        assert_eq!(p.token_embedding + p.position_embedding + p.attention + p.mlp + p.layer_norm + p.head, p.total);
+        assert_eq!(p.non_embedding, 4 * (12 * 128 * 128 + 13 * 128) + 2 * 128);
+    }
+
+    #[test]
+    fn reproduces_chinchilla_table_a4_ratios() {
+        // Table A4: FLOPs (Appendix F, seq 2048, vocab 32,000) over 6ND, printed to two
+        // decimals. The table evidently leaves the embeddings and logits out, and its N is
+        // the model's size in Table A9 (the row with the same layers and width).
+        let rows = [(10, 640, 10, 64, 1.03), (20, 1024, 16, 64, 1.10), (24, 1280, 10, 128, 1.08), (26, 1792, 14, 128, 1.04), (28, 2048, 16, 128, 1.03), (40, 3584, 28, 128, 0.99)];
+        for (l, d, h, k, ratio) in rows {
+            let n = CHINCHILLA_A9.iter().find(|r| r.1 == d && r.2 == l).expect("in Table A9").0 * 1e6;
+            let s = ModelShape::new(l, d, h, 32_000, 2048, false).unwrap();
+            assert_eq!(s.head_size(), k);
+            let r = 3.0 * chinchilla_forward_per_token(&s, false) / (6.0 * n);
+            assert!((r - ratio).abs() <= 0.01, "{l} layers, d {d}: {r:.4} vs table {ratio}");
+        }
+    }
+
+    #[test]
+    fn shapes_follow_table_a9_and_hit_the_target() {
+        for target in [2e5, 1e6, 5e6, 2e7, 1e8, 1e9] {
+            let s = ModelShape::for_params(target, 256, 128, false).unwrap();
+            let got = s.params().total as f64;
+            assert!((got / target).ln().abs() < 0.25, "{target:e}: {s:?} has {got:e}");
+            assert_eq!(s.d_model % s.heads, 0);
+        }
+        // At Table A9's scale the aspect ratio is the table's own: a 1B model near d/L ~ 80.
+        let s = ModelShape::for_params(1e9, 32_000, 2048, false).unwrap();
+        let r = s.d_model as f64 / s.layers as f64;
+        assert!((55.0..110.0).contains(&r), "{s:?}");
+    }
+
+    #[test]
+    fn impossible_shapes_are_refused() {
+        assert_eq!(ModelShape::new(2, 100, 3, 256, 64, false), Err(ShapeError::HeadsDoNotDivide { heads: 3, d_model: 100 }));
+        assert!(matches!(ModelShape::for_params(1000.0, 256, 128, false), Err(ShapeError::TooSmall { .. })));
+    }
+}

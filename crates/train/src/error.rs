@@ -1,0 +1,44 @@
+//! Errors of the training crate: bad data, impossible shapes, a folder holding another run.
+
+use std::path::PathBuf;
+
+/// Why training could not start or continue.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The corpus cannot be used.
+    #[error("{path}: {problem}")]
+    Data {
+        /// The corpus.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The shape cannot be built.
+    #[error(transparent)]
+    Shape(#[from] isoflop_core::shape::ShapeError),
+    /// A setting is out of range.
+    #[error("invalid setting: {0}")]
+    Setting(String),
+    /// The output folder holds a different run, or a finished one.
+    #[error("{path}: {problem}")]
+    Folder {
+        /// The folder.
+        path: PathBuf,
+        /// What is there.
+        problem: String,
+    },
+    /// libtorch reported an error.
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+}
+
+/// A result with [`TrainError`].
+pub type Result<T, E = TrainError> = std::result::Result<T, E>;

@@ -1,0 +1,17 @@
+//! # isoflop-train
+//!
+//! Trains the GPT language models whose curves the Chinchilla analysis is made of, on
+//! libtorch through `tch` (the same kernels as PyTorch, on CPU and CUDA). The only crate of
+//! isoflop that links libtorch.
+//!
+//! - [`data`]: byte-level text or u16 `.bin` corpora, held-out split, seeded batches.
+//! - [`model`]: the GPT.
+//! - [`schedule`]: warm-up and cosine decay to 10% over exactly the run's horizon.
+//! - [`trainer`]: the loop, AdamW, clipping, curve and summary files, checkpoints, resume.
+
+pub mod data;
+pub mod error;
+pub mod model;
+pub mod schedule;
+
+pub use error::{Result, TrainError};
