@@ -161,8 +161,8 @@ pub const SUMMARY_FILE: &str = "summary.json";
 pub fn curve_csv(rows: &[CurveRow]) -> String {
     let mut s = String::from("run,step,params,tokens,flops,loss,lr,secs,eval_loss\n");
     for r in rows {
-        let eval = r.eval_loss.map(|v| format!("{v:.6}")).unwrap_or_default();
-        s += &format!("{},{},{},{},{:.6e},{:.6},{:.6e},{:.3},{}\n", r.run, r.step, r.params, r.tokens, r.flops, r.loss, r.lr, r.secs, eval);
+        let eval = r.eval_loss.map(|v| format!("{v}")).unwrap_or_default();
+        s += &format!("{},{},{},{},{:e},{},{:e},{:.3},{}\n", r.run, r.step, r.params, r.tokens, r.flops, r.loss, r.lr, r.secs, eval);
     }
     s
 }

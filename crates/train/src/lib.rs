@@ -13,5 +13,6 @@ pub mod data;
 pub mod error;
 pub mod model;
 pub mod schedule;
+pub mod trainer;
 
 pub use error::{Result, TrainError};

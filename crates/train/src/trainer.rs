@@ -1,0 +1,482 @@
+//! The training loop: AdamW, gradient clipping, the cosine schedule, held-out evaluation,
+//! the run's files (see [`isoflop_core::record`]), checkpoints and resume.
+//!
+//! A run folder moves through three states: `config.json` alone or with a checkpoint
+//! (unfinished), and `summary.json` (finished, diverged or failed). A checkpoint
+//! (`checkpoint.ot`: weights, AdamW moments, step and elapsed seconds, in one file written
+//! whole and renamed into place) is saved every `checkpoint_every` steps and when the caller
+//! raises the stop flag; `curve.csv` is rewritten with it. Batches depend only on (seed,
+//! step), so a resumed run trains on exactly the batches of an uninterrupted one.
+
+use crate::data::Corpus;
+use crate::error::{Result, TrainError};
+use crate::model::{decays, Gpt};
+use crate::schedule::learning_rate;
+use isoflop_core::record::{self, write_atomic, CurveRow, RunConfig, RunStatus, RunSummary};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+use isoflop_core::shape::{FlopCount, ModelShape};
+use tch::{nn, Device, Tensor};
+
+/// AdamW's (beta1, beta2, eps), as PyTorch's defaults except beta2 = 0.95 (nanoGPT, GPT-3).
+pub const ADAM_BETAS: (f64, f64) = (0.9, 0.95);
+/// AdamW's epsilon.
+pub const ADAM_EPS: f64 = 1e-8;
+/// The checkpoint's file name.
+pub const CHECKPOINT_FILE: &str = "checkpoint.ot";
+
+/// What one step of progress looks like to a caller (for a progress bar).
+#[derive(Clone, Debug)]
+pub struct Progress {
+    /// Steps completed.
+    pub step: u64,
+    /// Steps in all.
+    pub steps: u64,
+    /// This step's training loss.
+    pub loss: f64,
+    /// Tokens per second over this session.
+    pub tokens_per_sec: f64,
+    /// Seconds since the run began (resumed segments included).
+    pub secs: f64,
+}
+
+/// How a call to [`train`] ended.
+#[derive(Clone, Debug)]
+pub enum Outcome {
+    /// The run reached its horizon, or diverged: its summary is written.
+    Ended(RunSummary),
+    /// The stop flag was raised: a checkpoint at this step was written.
+    Stopped {
+        /// Steps completed.
+        step: u64,
+    },
+}
+
+/// The device named by `name`: "cpu", "cuda" or "cuda:N".
+///
+/// # Errors
+/// [`TrainError::Setting`] for another name, or CUDA asked for where it is not available.
+pub fn device(name: &str) -> Result<Device> {
+    match name {
+        "cpu" => Ok(Device::Cpu),
+        _ if name == "cuda" || name.starts_with("cuda:") => {
+            if !tch::Cuda::is_available() {
+                return Err(TrainError::Setting(format!("--device {name}: CUDA is not available to libtorch on this machine")));
+            }
+            let idx = name.strip_prefix("cuda:").map(|i| i.parse::<usize>()).transpose().map_err(|_| TrainError::Setting(format!("bad device '{name}'")))?;
+            Ok(Device::Cuda(idx.unwrap_or(0)))
+        }
+        _ => Err(TrainError::Setting(format!("unknown device '{name}'; use cpu or cuda"))),
+    }
+}
+
+/// What a user asks for; [`Settings::config`] turns it into a [`RunConfig`].
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Run name.
+    pub run: String,
+    /// The model.
+    pub shape: ModelShape,
+    /// Token horizon (rounded up to whole steps).
+    pub tokens: u64,
+    /// Sequences per step.
+    pub batch: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Final rate / peak.
+    pub min_lr_ratio: f64,
+    /// Warm-up steps; `None`: a tenth of the steps, at most 100.
+    pub warmup_steps: Option<u64>,
+    /// AdamW weight decay (matrices only).
+    pub weight_decay: f64,
+    /// Gradient clipping norm (0: none).
+    pub grad_clip: f64,
+    /// Seed.
+    pub seed: u64,
+    /// Log every this many steps.
+    pub log_every: u64,
+    /// Evaluate every this many steps (0: only at the end... and never if 0 batches).
+    pub eval_every: u64,
+    /// Batches per evaluation.
+    pub eval_batches: usize,
+    /// Checkpoint every this many steps (0: only when stopped).
+    pub checkpoint_every: u64,
+    /// FLOP count for the curve.
+    pub flop_count: FlopCount,
+    /// Corpus description.
+    pub data: String,
+    /// Device name.
+    pub device: String,
+    /// CPU threads (0: libtorch's default).
+    pub threads: usize,
+}
+
+impl Settings {
+    /// Defaults for a shape and horizon: batch 16, lr 2e-3 decaying to 10%, weight decay 0.1,
+    /// clipping at 1.0, seed 0, a row every 10 steps, 8 held-out batches every 100 steps,
+    /// a checkpoint every 100 steps, FLOPs counted as 6N.
+    pub fn new(run: &str, shape: ModelShape, tokens: u64) -> Settings {
+        Settings {
+            run: run.to_string(),
+            shape,
+            tokens,
+            batch: 16,
+            lr: 2e-3,
+            min_lr_ratio: 0.1,
+            warmup_steps: None,
+            weight_decay: 0.1,
+            grad_clip: 1.0,
+            seed: 0,
+            log_every: 10,
+            eval_every: 100,
+            eval_batches: 8,
+            checkpoint_every: 100,
+            flop_count: FlopCount::SixN,
+            data: String::new(),
+            device: "cpu".into(),
+            threads: 0,
+        }
+    }
+
+    /// The run's config.
+    ///
+    /// # Errors
+    /// [`TrainError::Setting`] for a zero batch or horizon, or a non-positive rate.
+    pub fn config(&self) -> Result<RunConfig> {
+        if self.batch == 0 || self.tokens == 0 {
+            return Err(TrainError::Setting("batch and tokens must be at least 1".into()));
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) || !(0.0..=1.0).contains(&self.min_lr_ratio) {
+            return Err(TrainError::Setting(format!("lr must be positive and min_lr_ratio in [0, 1], got {} and {}", self.lr, self.min_lr_ratio)));
+        }
+        let per_step = (self.batch * self.shape.context) as u64;
+        let steps = self.tokens.div_ceil(per_step);
+        Ok(RunConfig {
+            run: self.run.clone(),
+            shape: self.shape,
+            params: self.shape.params(),
+            flops_per_token: self.shape.flops_per_token(),
+            flop_count: self.flop_count,
+            tokens: steps * per_step,
+            batch: self.batch,
+            steps,
+            lr: self.lr,
+            min_lr_ratio: self.min_lr_ratio,
+            warmup_steps: self.warmup_steps.unwrap_or((steps / 10).clamp(1, 100)),
+            weight_decay: self.weight_decay,
+            grad_clip: self.grad_clip,
+            seed: self.seed,
+            log_every: self.log_every.max(1),
+            eval_every: self.eval_every,
+            eval_batches: self.eval_batches,
+            checkpoint_every: self.checkpoint_every,
+            data: self.data.clone(),
+            device: self.device.clone(),
+            threads: self.threads,
+            trainer: format!("isoflop {}", env!("CARGO_PKG_VERSION")),
+        })
+    }
+}
+
+/// Builds the run's model with its seeded initialisation.
+pub fn init_model(config: &RunConfig, device: Device) -> (nn::VarStore, Gpt) {
+    tch::manual_seed(config.seed as i64);
+    let vs = nn::VarStore::new(device);
+    let model = Gpt::new(&vs.root(), config.shape);
+    (vs, model)
+}
+
+/// The config fields that define a run (what must match to resume it): everything except
+/// where and how fast it runs.
+fn identity(c: &RunConfig) -> serde_json::Value {
+    let mut v = serde_json::to_value(c).expect("config serialises");
+    if let Some(o) = v.as_object_mut() {
+        for k in ["device", "threads", "trainer", "run"] {
+            o.remove(k);
+        }
+    }
+    v
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
+    move |source| TrainError::Io { path: path.to_path_buf(), source }
+}
+
+fn folder_err(path: &Path, problem: impl Into<String>) -> TrainError {
+    TrainError::Folder { path: path.to_path_buf(), problem: problem.into() }
+}
+
+/// What is in the output folder before training.
+enum Start {
+    Fresh,
+    Checkpoint(PathBuf),
+    Done(RunSummary),
+}
+
+fn prepare(out: &Path, config: &RunConfig, resume: bool) -> Result<Start> {
+    let cfg_path = out.join(record::CONFIG_FILE);
+    if !out.exists() {
+        std::fs::create_dir_all(out).map_err(io(out))?;
+    } else if cfg_path.exists() {
+        let existing: RunConfig = record::read_json(&cfg_path).map_err(|e| folder_err(out, format!("holds an unreadable config: {e}")))?;
+        let (a, b) = (identity(&existing), identity(config));
+        if a != b {
+            let differs: Vec<String> = a
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(k, v)| b.get(k.as_str()) != Some(v))
+                .map(|(k, _)| k.clone())
+                .collect();
+            return Err(folder_err(out, format!("holds a different run (differs in: {}); choose another --out", differs.join(", "))));
+        }
+        if let Ok(summary) = record::read_json::<RunSummary>(&out.join(record::SUMMARY_FILE)) {
+            if resume {
+                return Ok(Start::Done(summary));
+            }
+            return Err(folder_err(out, format!("holds this run already ended ({:?}); nothing to do (use --resume to accept it, or another --out)", summary.status)));
+        }
+        if !resume {
+            return Err(folder_err(out, "holds an unfinished run of this config; pass --resume to continue it"));
+        }
+        let ckpt = out.join(CHECKPOINT_FILE);
+        return Ok(if ckpt.exists() { Start::Checkpoint(ckpt) } else { Start::Fresh });
+    } else if std::fs::read_dir(out).map_err(io(out))?.next().is_some() {
+        return Err(folder_err(out, "is not empty and holds no run; choose an empty or new folder"));
+    }
+    write_atomic(&cfg_path, &serde_json::to_vec_pretty(config).expect("config serialises")).map_err(io(&cfg_path))?;
+    Ok(Start::Fresh)
+}
+
+struct State {
+    vars: Vec<(String, Tensor)>,
+    decay: Vec<bool>,
+    m: Vec<Tensor>,
+    v: Vec<Tensor>,
+}
+
+impl State {
+    fn new(vs: &nn::VarStore) -> State {
+        let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        let decay = vars.iter().map(|(n, _)| decays(n)).collect();
+        let m = vars.iter().map(|(_, t)| t.zeros_like()).collect();
+        let v = vars.iter().map(|(_, t)| t.zeros_like()).collect();
+        State { vars, decay, m, v }
+    }
+
+    fn zero_grad(&self) {
+        for (_, p) in &self.vars {
+            let mut g = p.grad();
+            if g.defined() {
+                let _ = g.zero_();
+            }
+        }
+    }
+
+    /// torch.nn.utils.clip_grad_norm_: scale all gradients by max/(norm + 1e-6) when the
+    /// global norm exceeds max. Returns the norm before clipping.
+    fn clip(&self, max: f64) -> f64 {
+        tch::no_grad(|| {
+            let norms: Vec<Tensor> = self.vars.iter().map(|(_, p)| p.grad()).filter(|g| g.defined()).map(|g| g.norm()).collect();
+            let total = Tensor::stack(&norms, 0).norm().double_value(&[]);
+            if max > 0.0 {
+                let coef = max / (total + 1e-6);
+                if coef < 1.0 {
+                    for (_, p) in &self.vars {
+                        let mut g = p.grad();
+                        if g.defined() {
+                            let _ = g.g_mul_scalar_(coef);
+                        }
+                    }
+                }
+            }
+            total
+        })
+    }
+
+    /// One AdamW step (PyTorch's torch.optim.AdamW, decoupled weight decay), step t >= 1.
+    fn adamw(&mut self, t: u64, lr: f64, wd: f64) {
+        let (b1, b2) = ADAM_BETAS;
+        let bc1 = 1.0 - b1.powi(t as i32);
+        let bc2 = 1.0 - b2.powi(t as i32);
+        tch::no_grad(|| {
+            for i in 0..self.vars.len() {
+                let mut p = self.vars[i].1.shallow_clone();
+                let g = p.grad();
+                if !g.defined() {
+                    continue;
+                }
+                if self.decay[i] && wd > 0.0 {
+                    let _ = p.g_mul_scalar_(1.0 - lr * wd);
+                }
+                let _ = self.m[i].g_mul_scalar_(b1);
+                let _ = self.m[i].g_add_(&(&g * (1.0 - b1)));
+                let _ = self.v[i].g_mul_scalar_(b2);
+                let _ = self.v[i].addcmul_(&(&g * (1.0 - b2)), &g);
+                let denom = self.v[i].sqrt() / bc2.sqrt() + ADAM_EPS;
+                let _ = p.g_sub_(&(&self.m[i] / denom * (lr / bc1)));
+            }
+        })
+    }
+
+    fn save(&self, path: &Path, step: u64, secs: f64) -> Result<()> {
+        let mut named: Vec<(String, Tensor)> = Vec::with_capacity(3 * self.vars.len() + 2);
+        for (i, (n, p)) in self.vars.iter().enumerate() {
+            named.push((format!("param.{n}"), p.shallow_clone()));
+            named.push((format!("adam_m.{n}"), self.m[i].shallow_clone()));
+            named.push((format!("adam_v.{n}"), self.v[i].shallow_clone()));
+        }
+        named.push(("meta.step".into(), Tensor::from_slice(&[step as i64])));
+        named.push(("meta.secs".into(), Tensor::from_slice(&[secs])));
+        let tmp = path.with_extension("ot.tmp");
+        Tensor::save_multi(&named, &tmp)?;
+        std::fs::rename(&tmp, path).map_err(io(path))?;
+        Ok(())
+    }
+
+    fn load(&mut self, path: &Path) -> Result<(u64, f64)> {
+        let saved: std::collections::HashMap<String, Tensor> = Tensor::load_multi(path)?.into_iter().collect();
+        let get = |k: &str| saved.get(k).ok_or_else(|| folder_err(path, format!("checkpoint lacks '{k}'")));
+        tch::no_grad(|| -> Result<()> {
+            for i in 0..self.vars.len() {
+                let n = self.vars[i].0.clone();
+                let dev = self.vars[i].1.device();
+                self.vars[i].1.shallow_clone().copy_(&get(&format!("param.{n}"))?.to_device(dev));
+                self.m[i].copy_(&get(&format!("adam_m.{n}"))?.to_device(dev));
+                self.v[i].copy_(&get(&format!("adam_v.{n}"))?.to_device(dev));
+            }
+            Ok(())
+        })?;
+        Ok((get("meta.step")?.int64_value(&[0]) as u64, get("meta.secs")?.double_value(&[0])))
+    }
+}
+
+fn to_tensor(v: &[i64], batch: usize, context: usize, device: Device) -> Tensor {
+    Tensor::from_slice(v).view([batch as i64, context as i64]).to_device(device)
+}
+
+/// Mean held-out loss over the run's fixed evaluation batches.
+pub fn evaluate(model: &Gpt, corpus: &Corpus, config: &RunConfig, device: Device) -> f64 {
+    tch::no_grad(|| {
+        let (b, t) = (config.batch, config.shape.context);
+        let total: f64 = (0..config.eval_batches as u64)
+            .map(|k| {
+                let (x, y) = corpus.eval_batch(config.seed, k, b, t);
+                model.loss(&to_tensor(&x, b, t, device), &to_tensor(&y, b, t, device)).double_value(&[])
+            })
+            .sum();
+        total / config.eval_batches.max(1) as f64
+    })
+}
+
+/// Trains the run described by `config` on `corpus`, writing its files to `out`.
+///
+/// With `resume`, an unfinished run of the same config in `out` continues from its
+/// checkpoint and an ended one is returned as it is; without it, a folder holding any run is
+/// refused. `stop` is polled after every step: when raised, a checkpoint is written and
+/// [`Outcome::Stopped`] returned.
+///
+/// # Errors
+/// [`TrainError::Folder`] when `out` holds a different run, an ended run without `resume`,
+/// or other files; [`TrainError::Io`] and [`TrainError::Torch`] on I/O and libtorch errors.
+/// A diverging loss is not an error: the run ends with status `diverged`.
+pub fn train(config: &RunConfig, corpus: &Corpus, out: &Path, resume: bool, stop: &AtomicBool, on_progress: &mut dyn FnMut(&Progress)) -> Result<Outcome> {
+    if config.shape.vocab < corpus.vocab {
+        return Err(TrainError::Setting(format!("the model's vocabulary {} is smaller than the corpus's {}", config.shape.vocab, corpus.vocab)));
+    }
+    if config.batch == 0 || config.steps == 0 || config.log_every == 0 {
+        return Err(TrainError::Setting("batch, steps and log_every must be at least 1".into()));
+    }
+    let start = prepare(out, config, resume)?;
+    if let Start::Done(summary) = start {
+        return Ok(Outcome::Ended(summary));
+    }
+    let dev = device(&config.device)?;
+    if dev == Device::Cpu && config.threads > 0 {
+        tch::set_num_threads(config.threads as i32);
+    }
+    let (vs, model) = init_model(config, dev);
+    let mut state = State::new(&vs);
+    let curve_path = out.join(record::CURVE_FILE);
+    let ckpt_path = out.join(CHECKPOINT_FILE);
+    let (mut step, mut secs0) = (0u64, 0.0f64);
+    let mut rows: Vec<CurveRow> = Vec::new();
+    if let Start::Checkpoint(p) = &start {
+        (step, secs0) = state.load(p)?;
+        if curve_path.exists() {
+            rows = record::read_curve(&curve_path).map_err(|e| folder_err(out, e))?;
+            rows.retain(|r| r.step <= step);
+        }
+    }
+    let (b, t) = (config.batch, config.shape.context);
+    let tokens_per_step = (b * t) as u64;
+    let fpt = config.flops_per_token.get(config.flop_count);
+    let params = config.params.total as u64;
+    let clock = Instant::now();
+    let session_start_step = step;
+    let secs = |clock: &Instant| secs0 + clock.elapsed().as_secs_f64();
+    let write_curve = |rows: &[CurveRow]| write_atomic(&curve_path, record::curve_csv(rows).as_bytes()).map_err(io(&curve_path));
+    let finish = |status: RunStatus, reason: Option<String>, at: Option<u64>, step: u64, rows: &[CurveRow], secs: f64, eval: Option<f64>| -> Result<RunSummary> {
+        write_curve(rows)?;
+        let tail: Vec<f64> = rows.iter().rev().take(10).map(|r| r.loss).filter(|l| l.is_finite()).collect();
+        let summary = RunSummary {
+            run: config.run.clone(),
+            status,
+            reason,
+            failed_at_step: at,
+            steps: step,
+            params,
+            tokens: step * tokens_per_step,
+            flops: (step * tokens_per_step) as f64 * fpt,
+            final_loss: (!tail.is_empty()).then(|| tail.iter().sum::<f64>() / tail.len() as f64),
+            final_eval_loss: eval,
+            secs,
+            tokens_per_sec: if secs > 0.0 { (step * tokens_per_step) as f64 / secs } else { 0.0 },
+        };
+        let p = out.join(record::SUMMARY_FILE);
+        write_atomic(&p, &serde_json::to_vec_pretty(&summary).expect("summary serialises")).map_err(io(&p))?;
+        let _ = std::fs::remove_file(&ckpt_path);
+        Ok(summary)
+    };
+    while step < config.steps {
+        let lr = learning_rate(step, config.steps, config.warmup_steps, config.lr, config.min_lr_ratio);
+        let (x, y) = corpus.train_batch(config.seed, step, b, t);
+        let loss = model.loss(&to_tensor(&x, b, t, dev), &to_tensor(&y, b, t, dev));
+        let loss_value = loss.double_value(&[]);
+        if !loss_value.is_finite() {
+            rows.push(CurveRow { run: config.run.clone(), step: step + 1, params, tokens: (step + 1) * tokens_per_step, flops: ((step + 1) * tokens_per_step) as f64 * fpt, loss: loss_value, lr, secs: secs(&clock), eval_loss: None });
+            let s = finish(RunStatus::Diverged, Some(format!("loss became {loss_value} at step {}", step + 1)), Some(step + 1), step, &rows, secs(&clock), None)?;
+            return Ok(Outcome::Ended(s));
+        }
+        state.zero_grad();
+        loss.backward();
+        state.clip(config.grad_clip);
+        state.adamw(step + 1, lr, config.weight_decay);
+        step += 1;
+        let last = step == config.steps;
+        let eval_loss = (config.eval_every > 0 && (step % config.eval_every == 0 || last)).then(|| evaluate(&model, corpus, config, dev));
+        if step % config.log_every == 0 || last || eval_loss.is_some() {
+            rows.push(CurveRow { run: config.run.clone(), step, params, tokens: step * tokens_per_step, flops: (step * tokens_per_step) as f64 * fpt, loss: loss_value, lr, secs: secs(&clock), eval_loss });
+        }
+        let elapsed = clock.elapsed().as_secs_f64();
+        on_progress(&Progress { step, steps: config.steps, loss: loss_value, tokens_per_sec: ((step - session_start_step) * tokens_per_step) as f64 / elapsed.max(1e-9), secs: secs(&clock) });
+        if last {
+            let final_eval = rows.last().and_then(|r| r.eval_loss);
+            let s = finish(RunStatus::Finished, None, None, step, &rows, secs(&clock), final_eval)?;
+            return Ok(Outcome::Ended(s));
+        }
+        let stopping = stop.load(Ordering::SeqCst);
+        if stopping || (config.checkpoint_every > 0 && step % config.checkpoint_every == 0) {
+            state.save(&ckpt_path, step, secs(&clock))?;
+            write_curve(&rows)?;
+            if stopping {
+                return Ok(Outcome::Stopped { step });
+            }
+        }
+    }
+    // steps == 0 is refused above; a checkpoint at the last step cannot exist (the run ends there).
+    unreachable!("the loop returns at the last step")
+}
+
