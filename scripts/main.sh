@@ -4,6 +4,8 @@
 # Outputs land in isoflop-out/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/setup.sh
+export PATH="$PWD/.venv/bin:$PATH" LIBTORCH_USE_PYTORCH=1
 cargo build --release --locked -p isoflop >&2
 bin=target/release/isoflop
 out=isoflop-out

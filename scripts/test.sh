@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# The test command: builds and runs every test of the workspace. Needs only cargo; tests
-# that read ../shared/data skip, saying so, where it is absent.
+# The test command: installs what the tests need (scripts/setup.sh: the torch wheel that the
+# training crate links, Debian's bible-kjv), then builds and runs every test of the
+# workspace. Tests that read ../shared/data skip, saying so, where it is absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo test --workspace --locked 2>&1
+scripts/setup.sh
+export PATH="$PWD/.venv/bin:$PATH" LIBTORCH_USE_PYTORCH=1
+cargo test --workspace --release --locked 2>&1

@@ -9,7 +9,7 @@ use isoflop_fit::isoflop::{Grouping, CHINCHILLA_BUDGETS};
 use isoflop_fit::report::{fit_table, FitReport, FitSettings, Outcome};
 use isoflop_fit::stats::Interval;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Compute-optimal scaling laws: fit the three Chinchilla approaches and predict the
 /// optimal model for a budget.
@@ -30,6 +30,9 @@ enum Command {
     Fit(FitArgs),
     /// The optimal parameters, tokens and loss for a FLOP budget, a model size or a loss.
     Allocate(AllocateArgs),
+    /// Train one GPT for one token horizon, writing its run record (config, curve, summary).
+    #[cfg(feature = "train")]
+    Train(crate::train_cmd::TrainArgs),
 }
 
 #[derive(Args, Debug)]
@@ -99,6 +102,8 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Fit(a) => fit(a),
         Command::Allocate(a) => allocate_cmd(a),
+        #[cfg(feature = "train")]
+        Command::Train(a) => crate::train_cmd::run(a),
     }
 }
 

@@ -3,6 +3,8 @@
 
 mod commands;
 mod format;
+#[cfg(feature = "train")]
+mod train_cmd;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -469,8 +469,10 @@ pub fn train(config: &RunConfig, corpus: &Corpus, out: &Path, resume: bool, stop
         }
         let stopping = stop.load(Ordering::SeqCst);
         if stopping || (config.checkpoint_every > 0 && step % config.checkpoint_every == 0) {
-            state.save(&ckpt_path, step, secs(&clock))?;
+            // The curve first: a kill between the two writes leaves a curve ahead of the
+            // previous checkpoint, which a resume truncates, never one behind it.
             write_curve(&rows)?;
+            state.save(&ckpt_path, step, secs(&clock))?;
             if stopping {
                 return Ok(Outcome::Stopped { step });
             }

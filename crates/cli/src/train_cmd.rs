@@ -1,0 +1,192 @@
+//! `isoflop train`: one GPT, one token horizon, on CPU or CUDA.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use isoflop_core::shape::{FlopCount, ModelShape};
+use isoflop_train::data::{default_corpus, Corpus};
+use isoflop_train::trainer::{train, Outcome, Settings};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Count {
+    /// 6N, N the total parameters.
+    SixN,
+    /// Kaplan et al. 2020: 6 N_non-embedding + 6 L T d.
+    Kaplan,
+    /// Hoffmann et al. 2022, Appendix F.
+    Chinchilla,
+}
+
+/// Arguments of `isoflop train`.
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Target total parameters; the shape follows Chinchilla Table A9's aspect ratios.
+    #[arg(long, required_unless_present = "layers")]
+    params: Option<f64>,
+    /// Explicit shape: layers (with --d-model and --heads) instead of --params.
+    #[arg(long, requires_all = ["d_model", "heads"], conflicts_with = "params")]
+    layers: Option<usize>,
+    /// Explicit shape: model width.
+    #[arg(long)]
+    d_model: Option<usize>,
+    /// Explicit shape: attention heads.
+    #[arg(long)]
+    heads: Option<usize>,
+    /// Token horizon: the cosine schedule ends exactly here (rounded up to whole steps).
+    #[arg(long)]
+    tokens: f64,
+    /// Corpus: a text file or folder (bytes, vocab 256), or a .bin of u16 tokens.
+    /// Default: the King James Bible of Debian's bible-kjv package.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Vocabulary for a .bin corpus (default: largest token + 1).
+    #[arg(long)]
+    vocab: Option<usize>,
+    /// Output folder for config.json, curve.csv, summary.json and checkpoints.
+    #[arg(long)]
+    out: PathBuf,
+    /// Run name (default: the output folder's name).
+    #[arg(long)]
+    run: Option<String>,
+    /// Continue an unfinished run in --out from its checkpoint.
+    #[arg(long)]
+    resume: bool,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Sequences per step.
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+    /// Context length.
+    #[arg(long, default_value_t = 128)]
+    context: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 2e-3)]
+    lr: f64,
+    /// Final learning rate as a fraction of the peak.
+    #[arg(long, default_value_t = 0.1)]
+    min_lr_ratio: f64,
+    /// Warm-up steps (default: a tenth of the steps, at most 100).
+    #[arg(long)]
+    warmup: Option<u64>,
+    /// AdamW weight decay on matrices.
+    #[arg(long, default_value_t = 0.1)]
+    weight_decay: f64,
+    /// Gradient clipping norm (0: none).
+    #[arg(long, default_value_t = 1.0)]
+    grad_clip: f64,
+    /// Seed of initialisation and data order.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// CPU threads (0: libtorch's default).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Log a curve row every N steps.
+    #[arg(long, default_value_t = 10)]
+    log_every: u64,
+    /// Held-out evaluation every N steps (and at the end; 0: never).
+    #[arg(long, default_value_t = 100)]
+    eval_every: u64,
+    /// Batches per held-out evaluation.
+    #[arg(long, default_value_t = 8)]
+    eval_batches: usize,
+    /// Checkpoint every N steps (0: only on Ctrl-C).
+    #[arg(long, default_value_t = 100)]
+    checkpoint_every: u64,
+    /// Which FLOP count the curve's flops column uses.
+    #[arg(long, value_enum, default_value_t = Count::SixN)]
+    flop_count: Count,
+    /// Rotary position embeddings instead of learned positions.
+    #[arg(long)]
+    rotary: bool,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn cache_dir() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("isoflop")
+}
+
+/// The corpus a run uses when none is named.
+pub fn resolve_data(data: Option<PathBuf>) -> Result<PathBuf> {
+    match data {
+        Some(p) => Ok(p),
+        None => default_corpus(&cache_dir()).context("no --data given and the default corpus (Debian's bible-kjv package) is not installed; hint: `apt-get install bible-kjv` (scripts/setup.sh does) or pass --data FILE"),
+    }
+}
+
+pub fn run(a: TrainArgs) -> Result<()> {
+    if !(a.tokens.is_finite() && a.tokens >= 1.0) {
+        bail!("--tokens must be a positive number, got {}", a.tokens);
+    }
+    let data = resolve_data(a.data.clone())?;
+    let corpus = Corpus::load(&data, a.vocab, a.context).context("reading the corpus")?;
+    let vocab = a.vocab.unwrap_or(corpus.vocab);
+    let shape = match (a.params, a.layers) {
+        (Some(p), None) => ModelShape::for_params(p, vocab, a.context, a.rotary)?,
+        (None, Some(l)) => ModelShape::new(l, a.d_model.unwrap_or(0), a.heads.unwrap_or(0), vocab, a.context, a.rotary)?,
+        _ => bail!("give --params, or --layers with --d-model and --heads"),
+    };
+    let run = a.run.clone().unwrap_or_else(|| a.out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "run".into()));
+    let mut s = Settings::new(&run, shape, a.tokens.ceil() as u64);
+    s.batch = a.batch;
+    s.lr = a.lr;
+    s.min_lr_ratio = a.min_lr_ratio;
+    s.warmup_steps = a.warmup;
+    s.weight_decay = a.weight_decay;
+    s.grad_clip = a.grad_clip;
+    s.seed = a.seed;
+    s.threads = a.threads;
+    s.log_every = a.log_every;
+    s.eval_every = a.eval_every;
+    s.eval_batches = a.eval_batches;
+    s.checkpoint_every = a.checkpoint_every;
+    s.flop_count = match a.flop_count {
+        Count::SixN => FlopCount::SixN,
+        Count::Kaplan => FlopCount::Kaplan,
+        Count::Chinchilla => FlopCount::Chinchilla,
+    };
+    s.data = corpus.description.clone();
+    s.device = a.device.clone();
+    let cfg = s.config()?;
+    let p = cfg.params;
+    eprintln!(
+        "{run}: {} layers, d_model {}, {} heads; {} parameters ({} non-embedding); {} steps of {}x{} tokens = {} tokens; {:.3e} FLOPs ({:?})",
+        shape.layers, shape.d_model, shape.heads, p.total, p.non_embedding, cfg.steps, cfg.batch, shape.context, cfg.tokens,
+        cfg.tokens as f64 * cfg.flops_per_token.get(cfg.flop_count), cfg.flop_count
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        // Ctrl-C finishes the current step, writes a checkpoint and exits.
+        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst));
+    }
+    let bar = if a.quiet { ProgressBar::hidden() } else { ProgressBar::new(cfg.steps) };
+    bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise} < {eta_precise}]").expect("template"));
+    let outcome = train(&cfg, &corpus, &a.out, a.resume, &stop, &mut |pr| {
+        bar.set_position(pr.step);
+        bar.set_message(format!("loss {:.4}  {:.0} tok/s", pr.loss, pr.tokens_per_sec));
+    })
+    .with_context(|| format!("training into {}", a.out.display()))?;
+    bar.finish_and_clear();
+    match outcome {
+        Outcome::Ended(sum) => {
+            println!("{}", serde_json::to_string(&sum)?);
+            match sum.status {
+                isoflop_core::record::RunStatus::Finished => Ok(()),
+                _ => bail!("run {} {:?}: {}", sum.run, sum.status, sum.reason.unwrap_or_default()),
+            }
+        }
+        Outcome::Stopped { step } => {
+            bail!("stopped at step {step}; checkpoint saved in {}; continue with --resume", a.out.display())
+        }
+    }
+}
