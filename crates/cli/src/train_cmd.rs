@@ -132,10 +132,22 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let vocab = a.vocab.unwrap_or(corpus.vocab);
     let shape = match (a.params, a.layers) {
         (Some(p), None) => ModelShape::for_params(p, vocab, a.context, a.rotary)?,
-        (None, Some(l)) => ModelShape::new(l, a.d_model.unwrap_or(0), a.heads.unwrap_or(0), vocab, a.context, a.rotary)?,
+        (None, Some(l)) => ModelShape::new(
+            l,
+            a.d_model.unwrap_or(0),
+            a.heads.unwrap_or(0),
+            vocab,
+            a.context,
+            a.rotary,
+        )?,
         _ => bail!("give --params, or --layers with --d-model and --heads"),
     };
-    let run = a.run.clone().unwrap_or_else(|| a.out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "run".into()));
+    let run = a.run.clone().unwrap_or_else(|| {
+        a.out
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "run".into())
+    });
     let mut s = Settings::new(&run, shape, a.tokens.ceil() as u64);
     s.batch = a.batch;
     s.lr = a.lr;
@@ -169,11 +181,23 @@ pub fn run(a: TrainArgs) -> Result<()> {
         // Ctrl-C finishes the current step, writes a checkpoint and exits.
         let _ = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst));
     }
-    let bar = if a.quiet { ProgressBar::hidden() } else { ProgressBar::new(cfg.steps) };
-    bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise} < {eta_precise}]").expect("template"));
+    let bar = if a.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(cfg.steps)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise} < {eta_precise}]",
+        )
+        .expect("template"),
+    );
     let outcome = train(&cfg, &corpus, &a.out, a.resume, &stop, &mut |pr| {
         bar.set_position(pr.step);
-        bar.set_message(format!("loss {:.4}  {:.0} tok/s", pr.loss, pr.tokens_per_sec));
+        bar.set_message(format!(
+            "loss {:.4}  {:.0} tok/s",
+            pr.loss, pr.tokens_per_sec
+        ));
     })
     .with_context(|| format!("training into {}", a.out.display()))?;
     bar.finish_and_clear();
@@ -182,11 +206,19 @@ pub fn run(a: TrainArgs) -> Result<()> {
             println!("{}", serde_json::to_string(&sum)?);
             match sum.status {
                 isoflop_core::record::RunStatus::Finished => Ok(()),
-                _ => bail!("run {} {:?}: {}", sum.run, sum.status, sum.reason.unwrap_or_default()),
+                _ => bail!(
+                    "run {} {:?}: {}",
+                    sum.run,
+                    sum.status,
+                    sum.reason.unwrap_or_default()
+                ),
             }
         }
         Outcome::Stopped { step } => {
-            bail!("stopped at step {step}; checkpoint saved in {}; continue with --resume", a.out.display())
+            bail!(
+                "stopped at step {step}; checkpoint saved in {}; continue with --resume",
+                a.out.display()
+            )
         }
     }
 }

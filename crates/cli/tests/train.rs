@@ -7,14 +7,17 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 fn tmpdir(name: &str) -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-train-{name}-{}", std::process::id()));
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("cli-train-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
 }
 
 fn corpus(dir: &Path) -> PathBuf {
-    let text: String = (0..4000).map(|i| format!("line {} says {} to {}.\n", i % 97, i % 13, i % 7)).collect();
+    let text: String = (0..4000)
+        .map(|i| format!("line {} says {} to {}.\n", i % 97, i % 13, i % 7))
+        .collect();
     let p = dir.join("corpus.txt");
     std::fs::write(&p, text).unwrap();
     p
@@ -22,25 +25,58 @@ fn corpus(dir: &Path) -> PathBuf {
 
 fn base_args(data: &Path, out: &Path) -> Vec<String> {
     [
-        "train", "--layers", "2", "--d-model", "64", "--heads", "2", "--context", "32", "--batch", "8", "--tokens", "51200",
-        "--threads", "1", "--log-every", "1", "--eval-every", "50", "--eval-batches", "2", "--checkpoint-every", "7", "--quiet",
+        "train",
+        "--layers",
+        "2",
+        "--d-model",
+        "64",
+        "--heads",
+        "2",
+        "--context",
+        "32",
+        "--batch",
+        "8",
+        "--tokens",
+        "51200",
+        "--threads",
+        "1",
+        "--log-every",
+        "1",
+        "--eval-every",
+        "50",
+        "--eval-batches",
+        "2",
+        "--checkpoint-every",
+        "7",
+        "--quiet",
     ]
     .iter()
     .map(|s| s.to_string())
-    .chain(["--data".into(), data.display().to_string(), "--out".into(), out.display().to_string()])
+    .chain([
+        "--data".into(),
+        data.display().to_string(),
+        "--out".into(),
+        out.display().to_string(),
+    ])
     .collect()
 }
 
 fn isoflop(args: &[String]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_isoflop")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_isoflop"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn losses(run: &Path) -> Vec<(u64, f64)> {
     let text = std::fs::read_to_string(run.join("curve.csv")).unwrap();
-    text.lines().skip(1).map(|l| {
-        let f: Vec<&str> = l.split(',').collect();
-        (f[1].parse().unwrap(), f[5].parse().unwrap())
-    }).collect()
+    text.lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[1].parse().unwrap(), f[5].parse().unwrap())
+        })
+        .collect()
 }
 
 #[test]
@@ -54,23 +90,40 @@ fn sigkill_at_a_random_moment_then_resume_equals_an_uninterrupted_run() {
     assert_eq!(reference.len(), 200);
     for trial in 0..3u64 {
         let b = d.join(format!("b{trial}"));
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos() as u64;
         let wait = Duration::from_millis(150 + (nanos + trial * 7919) % 900);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_isoflop")).args(base_args(&data, &b)).spawn().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_isoflop"))
+            .args(base_args(&data, &b))
+            .spawn()
+            .unwrap();
         std::thread::sleep(wait);
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         let mut args = base_args(&data, &b);
         args.push("--resume".into());
         let o = isoflop(&args);
-        assert!(o.status.success(), "trial {trial} after {wait:?}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "trial {trial} after {wait:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         let got = losses(&b);
         assert_eq!(got.len(), reference.len(), "trial {trial} after {wait:?}");
         for ((s1, l1), (s2, l2)) in reference.iter().zip(&got) {
             assert_eq!(s1, s2);
-            assert!((l1 - l2).abs() < 1e-5, "trial {trial} after {wait:?}, step {s1}: {l1} vs {l2}");
+            assert!(
+                (l1 - l2).abs() < 1e-5,
+                "trial {trial} after {wait:?}, step {s1}: {l1} vs {l2}"
+            );
         }
-        let names: Vec<String> = std::fs::read_dir(&b).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        let names: Vec<String> = std::fs::read_dir(&b)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
         assert!(names.iter().all(|n| !n.contains(".tmp")), "{names:?}");
     }
 }
@@ -89,23 +142,58 @@ fn bad_training_input_is_refused_clearly() {
         isoflop(&a)
     };
     let cases: Vec<(Output, &str)> = vec![
-        (run(&[], &d.join("missing.txt"), "o1"), "missing.txt: no such file"),
+        (
+            run(&[], &d.join("missing.txt"), "o1"),
+            "missing.txt: no such file",
+        ),
         (run(&[], &d.join("empty.txt"), "o2"), "the corpus is empty"),
         (run(&[], &d.join("short.txt"), "o3"), "too few"),
         (run(&[], &d.join("odd.bin"), "o4"), "even length"),
-        (run(&["--vocab", "256"], &d.join("big.bin"), "o5"), "outside the vocabulary of 256"),
+        (
+            run(&["--vocab", "256"], &d.join("big.bin"), "o5"),
+            "outside the vocabulary of 256",
+        ),
     ];
     let mut heads = base_args(&data, &d.join("o6"));
     let i = heads.iter().position(|s| s == "--heads").unwrap();
     heads[i + 1] = "3".into();
-    let cases: Vec<(Output, &str)> = cases.into_iter().chain([(isoflop(&heads), "3 heads do not divide d_model 64")]).collect();
+    let cases: Vec<(Output, &str)> = cases
+        .into_iter()
+        .chain([(isoflop(&heads), "3 heads do not divide d_model 64")])
+        .collect();
     for (o, want) in cases {
-        assert_eq!(o.status.code(), Some(2), "{want}: {}", String::from_utf8_lossy(&o.stderr));
-        assert!(String::from_utf8_lossy(&o.stderr).contains(want), "wanted '{want}' in {}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "{want}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains(want),
+            "wanted '{want}' in {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
-    let o = isoflop(&["train", "--params", "1000", "--tokens", "1e4", "--data", data.to_str().unwrap(), "--out", d.join("o7").to_str().unwrap()].map(String::from));
+    let o = isoflop(
+        &[
+            "train",
+            "--params",
+            "1000",
+            "--tokens",
+            "1e4",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            d.join("o7").to_str().unwrap(),
+        ]
+        .map(String::from),
+    );
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("below the smallest one-layer model"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("below the smallest one-layer model"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     // A folder holding a different run keeps its files.
     let out = d.join("held");
     assert!(isoflop(&base_args(&data, &out)).status.success());
@@ -114,7 +202,11 @@ fn bad_training_input_is_refused_clearly() {
     other.extend(["--lr".into(), "1e-4".into()]);
     let o = isoflop(&other);
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("holds a different run"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("holds a different run"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert_eq!(std::fs::read(out.join("curve.csv")).unwrap(), before);
 }
 
@@ -133,11 +225,27 @@ fn trained_runs_are_a_run_table_for_fit() {
     }
     // An unfinished run in the folder is left out and named.
     std::fs::create_dir_all(runs.join("partial")).unwrap();
-    std::fs::write(runs.join("partial/curve.csv"), "run,step,params,tokens,flops,loss,lr,secs,eval_loss\npartial,1,10,10,600,5,0.1,0.1,\n").unwrap();
-    let o = isoflop(&["fit".into(), runs.display().to_string(), "--approach".into(), "1".into(), "--boot".into(), "20".into(), "--json".into()]);
+    std::fs::write(
+        runs.join("partial/curve.csv"),
+        "run,step,params,tokens,flops,loss,lr,secs,eval_loss\npartial,1,10,10,600,5,0.1,0.1,\n",
+    )
+    .unwrap();
+    let o = isoflop(&[
+        "fit".into(),
+        runs.display().to_string(),
+        "--approach".into(),
+        "1".into(),
+        "--boot".into(),
+        "20".into(),
+        "--json".into(),
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["rows"].as_u64(), Some(800));
     assert_eq!(v["approach1"]["fitted"]["runs"].as_u64(), Some(4));
-    assert!(v["notes"].to_string().contains("partial (unfinished"), "{}", v["notes"]);
+    assert!(
+        v["notes"].to_string().contains("partial (unfinished"),
+        "{}",
+        v["notes"]
+    );
 }

@@ -22,7 +22,10 @@ use std::path::{Path, PathBuf};
 /// # Errors
 /// The underlying I/O error, with the path.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
     let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
     let result = (|| {
@@ -162,7 +165,10 @@ pub fn curve_csv(rows: &[CurveRow]) -> String {
     let mut s = String::from("run,step,params,tokens,flops,loss,lr,secs,eval_loss\n");
     for r in rows {
         let eval = r.eval_loss.map(|v| format!("{v}")).unwrap_or_default();
-        s += &format!("{},{},{},{},{:e},{},{:e},{:.3},{}\n", r.run, r.step, r.params, r.tokens, r.flops, r.loss, r.lr, r.secs, eval);
+        s += &format!(
+            "{},{},{},{},{:e},{},{:e},{:.3},{}\n",
+            r.run, r.step, r.params, r.tokens, r.flops, r.loss, r.lr, r.secs, eval
+        );
     }
     s
 }
@@ -218,7 +224,11 @@ mod tests {
         write_atomic(&p, b"one").unwrap();
         write_atomic(&p, b"two").unwrap();
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "two");
-        let names: Vec<_> = std::fs::read_dir(&d).unwrap().flatten().map(|e| e.file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(&d)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
         assert_eq!(names.len(), 1, "{names:?}");
         std::fs::remove_dir_all(&d).unwrap();
     }
@@ -226,7 +236,17 @@ mod tests {
     #[test]
     fn curve_round_trips_and_reads_as_a_run_table() {
         let rows: Vec<CurveRow> = (1..=3)
-            .map(|s| CurveRow { run: "r1".into(), step: s, params: 1000, tokens: 512 * s, flops: 6.0 * 1000.0 * 512.0 * s as f64, loss: 5.0 - s as f64 * 0.1, lr: 1e-3, secs: s as f64, eval_loss: (s == 3).then_some(4.5) })
+            .map(|s| CurveRow {
+                run: "r1".into(),
+                step: s,
+                params: 1000,
+                tokens: 512 * s,
+                flops: 6.0 * 1000.0 * 512.0 * s as f64,
+                loss: 5.0 - s as f64 * 0.1,
+                lr: 1e-3,
+                secs: s as f64,
+                eval_loss: (s == 3).then_some(4.5),
+            })
             .collect();
         let text = curve_csv(&rows);
         let d = std::env::temp_dir().join(format!("isoflop-curve-{}", std::process::id()));

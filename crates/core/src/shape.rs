@@ -118,16 +118,56 @@ pub enum ShapeError {
 /// Chinchilla Table A9 (Hoffmann et al. 2022): (parameters in millions, d_model, layers) of
 /// the 50 models, transcribed from the paper.
 pub const CHINCHILLA_A9: [(f64, usize, usize); 50] = [
-    (44.0, 512, 8), (57.0, 576, 9), (74.0, 640, 10), (90.0, 640, 13), (106.0, 640, 16),
-    (117.0, 768, 12), (140.0, 768, 15), (163.0, 768, 18), (175.0, 896, 14), (196.0, 896, 16),
-    (217.0, 896, 18), (251.0, 1024, 16), (278.0, 1024, 18), (306.0, 1024, 20), (425.0, 1280, 18),
-    (489.0, 1280, 21), (509.0, 1408, 18), (552.0, 1280, 24), (587.0, 1408, 21), (632.0, 1536, 19),
-    (664.0, 1408, 24), (724.0, 1536, 22), (816.0, 1536, 25), (893.0, 1792, 20), (1018.0, 1792, 23),
-    (1143.0, 1792, 26), (1266.0, 2048, 22), (1424.0, 2176, 22), (1429.0, 2048, 25), (1593.0, 2048, 28),
-    (1609.0, 2176, 25), (1731.0, 2304, 24), (1794.0, 2176, 28), (2007.0, 2304, 28), (2283.0, 2304, 32),
-    (2298.0, 2560, 26), (2639.0, 2560, 30), (2980.0, 2560, 34), (3530.0, 2688, 36), (3802.0, 2816, 36),
-    (4084.0, 2944, 36), (4516.0, 3072, 36), (6796.0, 3584, 40), (9293.0, 4096, 42), (11452.0, 4352, 47),
-    (12295.0, 4608, 44), (12569.0, 4608, 47), (13735.0, 4864, 47), (14940.0, 4992, 49), (16183.0, 5120, 47),
+    (44.0, 512, 8),
+    (57.0, 576, 9),
+    (74.0, 640, 10),
+    (90.0, 640, 13),
+    (106.0, 640, 16),
+    (117.0, 768, 12),
+    (140.0, 768, 15),
+    (163.0, 768, 18),
+    (175.0, 896, 14),
+    (196.0, 896, 16),
+    (217.0, 896, 18),
+    (251.0, 1024, 16),
+    (278.0, 1024, 18),
+    (306.0, 1024, 20),
+    (425.0, 1280, 18),
+    (489.0, 1280, 21),
+    (509.0, 1408, 18),
+    (552.0, 1280, 24),
+    (587.0, 1408, 21),
+    (632.0, 1536, 19),
+    (664.0, 1408, 24),
+    (724.0, 1536, 22),
+    (816.0, 1536, 25),
+    (893.0, 1792, 20),
+    (1018.0, 1792, 23),
+    (1143.0, 1792, 26),
+    (1266.0, 2048, 22),
+    (1424.0, 2176, 22),
+    (1429.0, 2048, 25),
+    (1593.0, 2048, 28),
+    (1609.0, 2176, 25),
+    (1731.0, 2304, 24),
+    (1794.0, 2176, 28),
+    (2007.0, 2304, 28),
+    (2283.0, 2304, 32),
+    (2298.0, 2560, 26),
+    (2639.0, 2560, 30),
+    (2980.0, 2560, 34),
+    (3530.0, 2688, 36),
+    (3802.0, 2816, 36),
+    (4084.0, 2944, 36),
+    (4516.0, 3072, 36),
+    (6796.0, 3584, 40),
+    (9293.0, 4096, 42),
+    (11452.0, 4352, 47),
+    (12295.0, 4608, 44),
+    (12569.0, 4608, 47),
+    (13735.0, 4864, 47),
+    (14940.0, 4992, 49),
+    (16183.0, 5120, 47),
 ];
 
 /// The aspect ratio d_model / layers that Table A9 uses near `params`: a least-squares line of
@@ -135,7 +175,10 @@ pub const CHINCHILLA_A9: [(f64, usize, usize); 50] = [
 /// value below 44M (Table A9 has no smaller model to follow).
 pub fn aspect_ratio(params: f64) -> f64 {
     let xs: Vec<f64> = CHINCHILLA_A9.iter().map(|r| (r.0 * 1e6).ln()).collect();
-    let ys: Vec<f64> = CHINCHILLA_A9.iter().map(|r| (r.1 as f64 / r.2 as f64).ln()).collect();
+    let ys: Vec<f64> = CHINCHILLA_A9
+        .iter()
+        .map(|r| (r.1 as f64 / r.2 as f64).ln())
+        .collect();
     let n = xs.len() as f64;
     let (mx, my) = (xs.iter().sum::<f64>() / n, ys.iter().sum::<f64>() / n);
     let sxy: f64 = xs.iter().zip(&ys).map(|(x, y)| (x - mx) * (y - my)).sum();
@@ -150,14 +193,29 @@ impl ModelShape {
     ///
     /// # Errors
     /// [`ShapeError`] when a dimension is zero or the heads do not divide d_model.
-    pub fn new(layers: usize, d_model: usize, heads: usize, vocab: usize, context: usize, rotary: bool) -> Result<Self, ShapeError> {
+    pub fn new(
+        layers: usize,
+        d_model: usize,
+        heads: usize,
+        vocab: usize,
+        context: usize,
+        rotary: bool,
+    ) -> Result<Self, ShapeError> {
         if layers == 0 || d_model == 0 || heads == 0 || vocab == 0 || context == 0 {
             return Err(ShapeError::Zero);
         }
         if d_model % heads != 0 {
             return Err(ShapeError::HeadsDoNotDivide { heads, d_model });
         }
-        Ok(ModelShape { layers, d_model, heads, d_ff: 4 * d_model, vocab, context, rotary })
+        Ok(ModelShape {
+            layers,
+            d_model,
+            heads,
+            d_ff: 4 * d_model,
+            vocab,
+            context,
+            rotary,
+        })
     }
 
     /// The shape for a target of `params` total parameters, following Chinchilla Table A9:
@@ -170,7 +228,12 @@ impl ModelShape {
     /// # Errors
     /// [`ShapeError::TooSmall`] when the nearest shape is more than 2x larger than the target
     /// (the target is below one layer of the smallest width).
-    pub fn for_params(params: f64, vocab: usize, context: usize, rotary: bool) -> Result<Self, ShapeError> {
+    pub fn for_params(
+        params: f64,
+        vocab: usize,
+        context: usize,
+        rotary: bool,
+    ) -> Result<Self, ShapeError> {
         let r = aspect_ratio(params);
         let mut best: Option<(f64, ModelShape)> = None;
         for layers in 1..=256usize {
@@ -194,7 +257,12 @@ impl ModelShape {
         }
         let (_, shape) = best.expect("at least one candidate");
         if shape.params().total as f64 > 2.0 * params {
-            return Err(ShapeError::TooSmall { target: params, smallest: shape.params().total, vocab, context });
+            return Err(ShapeError::TooSmall {
+                target: params,
+                smallest: shape.params().total,
+                vocab,
+                context,
+            });
         }
         Ok(shape)
     }
@@ -206,7 +274,13 @@ impl ModelShape {
 
     /// Parameter counts by component.
     pub fn params(&self) -> ParamCount {
-        let (l, d, f, v, t) = (self.layers, self.d_model, self.d_ff, self.vocab, self.context);
+        let (l, d, f, v, t) = (
+            self.layers,
+            self.d_model,
+            self.d_ff,
+            self.vocab,
+            self.context,
+        );
         let token_embedding = v * d;
         let position_embedding = if self.rotary { 0 } else { t * d };
         let attention = l * (3 * d * d + 3 * d + d * d + d);
@@ -231,7 +305,11 @@ impl ModelShape {
         let p = self.params();
         let (l, d, t) = (self.layers as f64, self.d_model as f64, self.context as f64);
         let forward = chinchilla_forward_per_token(self, true);
-        FlopsPerToken { six_n: 6.0 * p.total as f64, kaplan: 6.0 * p.non_embedding as f64 + 6.0 * l * t * d, chinchilla: 3.0 * forward }
+        FlopsPerToken {
+            six_n: 6.0 * p.total as f64,
+            kaplan: 6.0 * p.non_embedding as f64 + 6.0 * l * t * d,
+            chinchilla: 3.0 * forward,
+        }
     }
 }
 
@@ -240,7 +318,13 @@ impl ModelShape {
 /// 2*T*(k h), output 2*(k h)*d, dense 2*2*d*f. With `embeddings_and_logits`, add 2*V*d for
 /// the embeddings and 2*d*V for the final logits.
 pub fn chinchilla_forward_per_token(s: &ModelShape, embeddings_and_logits: bool) -> f64 {
-    let (d, f, v, t, h) = (s.d_model as f64, s.d_ff as f64, s.vocab as f64, s.context as f64, s.heads as f64);
+    let (d, f, v, t, h) = (
+        s.d_model as f64,
+        s.d_ff as f64,
+        s.vocab as f64,
+        s.context as f64,
+        s.heads as f64,
+    );
     let kh = s.head_size() as f64 * h;
     let attention = 2.0 * 3.0 * d * kh + 2.0 * t * kh + 3.0 * h * t + 2.0 * t * kh + 2.0 * kh * d;
     let dense = 2.0 * (d * f + d * f);
@@ -263,7 +347,10 @@ mod tests {
         let s = ModelShape::new(4, 128, 4, 256, 128, false).unwrap();
         let p = s.params();
         assert_eq!(p.total, 875_264);
-        assert_eq!(p.token_embedding + p.position_embedding + p.attention + p.mlp + p.layer_norm + p.head, p.total);
+        assert_eq!(
+            p.token_embedding + p.position_embedding + p.attention + p.mlp + p.layer_norm + p.head,
+            p.total
+        );
         assert_eq!(p.non_embedding, 4 * (12 * 128 * 128 + 13 * 128) + 2 * 128);
     }
 
@@ -272,13 +359,28 @@ mod tests {
         // Table A4: FLOPs (Appendix F, seq 2048, vocab 32,000) over 6ND, printed to two
         // decimals. The table evidently leaves the embeddings and logits out, and its N is
         // the model's size in Table A9 (the row with the same layers and width).
-        let rows = [(10, 640, 10, 64, 1.03), (20, 1024, 16, 64, 1.10), (24, 1280, 10, 128, 1.08), (26, 1792, 14, 128, 1.04), (28, 2048, 16, 128, 1.03), (40, 3584, 28, 128, 0.99)];
+        let rows = [
+            (10, 640, 10, 64, 1.03),
+            (20, 1024, 16, 64, 1.10),
+            (24, 1280, 10, 128, 1.08),
+            (26, 1792, 14, 128, 1.04),
+            (28, 2048, 16, 128, 1.03),
+            (40, 3584, 28, 128, 0.99),
+        ];
         for (l, d, h, k, ratio) in rows {
-            let n = CHINCHILLA_A9.iter().find(|r| r.1 == d && r.2 == l).expect("in Table A9").0 * 1e6;
+            let n = CHINCHILLA_A9
+                .iter()
+                .find(|r| r.1 == d && r.2 == l)
+                .expect("in Table A9")
+                .0
+                * 1e6;
             let s = ModelShape::new(l, d, h, 32_000, 2048, false).unwrap();
             assert_eq!(s.head_size(), k);
             let r = 3.0 * chinchilla_forward_per_token(&s, false) / (6.0 * n);
-            assert!((r - ratio).abs() <= 0.01, "{l} layers, d {d}: {r:.4} vs table {ratio}");
+            assert!(
+                (r - ratio).abs() <= 0.01,
+                "{l} layers, d {d}: {r:.4} vs table {ratio}"
+            );
         }
     }
 
@@ -287,7 +389,10 @@ mod tests {
         for target in [2e5, 1e6, 5e6, 2e7, 1e8, 1e9] {
             let s = ModelShape::for_params(target, 256, 128, false).unwrap();
             let got = s.params().total as f64;
-            assert!((got / target).ln().abs() < 0.25, "{target:e}: {s:?} has {got:e}");
+            assert!(
+                (got / target).ln().abs() < 0.25,
+                "{target:e}: {s:?} has {got:e}"
+            );
             assert_eq!(s.d_model % s.heads, 0);
         }
         // At Table A9's scale the aspect ratio is the table's own: a 1B model near d/L ~ 80.
@@ -298,7 +403,16 @@ mod tests {
 
     #[test]
     fn impossible_shapes_are_refused() {
-        assert_eq!(ModelShape::new(2, 100, 3, 256, 64, false), Err(ShapeError::HeadsDoNotDivide { heads: 3, d_model: 100 }));
-        assert!(matches!(ModelShape::for_params(1000.0, 256, 128, false), Err(ShapeError::TooSmall { .. })));
+        assert_eq!(
+            ModelShape::new(2, 100, 3, 256, 64, false),
+            Err(ShapeError::HeadsDoNotDivide {
+                heads: 3,
+                d_model: 100
+            })
+        );
+        assert!(matches!(
+            ModelShape::for_params(1000.0, 256, 128, false),
+            Err(ShapeError::TooSmall { .. })
+        ));
     }
 }

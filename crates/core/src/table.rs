@@ -319,11 +319,18 @@ impl RunTable {
         let mut notes = Vec::new();
         let mut skipped = Vec::new();
         for run in run_dirs(dir) {
-            let name = run.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = run
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             match read_json::<RunSummary>(&run.join(SUMMARY_FILE)) {
                 Ok(s) if s.status == RunStatus::Finished => {}
                 Ok(s) => {
-                    skipped.push(format!("{name} ({:?}{})", s.status, s.reason.map(|r| format!(": {r}")).unwrap_or_default()));
+                    skipped.push(format!(
+                        "{name} ({:?}{})",
+                        s.status,
+                        s.reason.map(|r| format!(": {r}")).unwrap_or_default()
+                    ));
                     continue;
                 }
                 Err(_) => {
@@ -332,17 +339,30 @@ impl RunTable {
                 }
             }
             let p = run.join(CURVE_FILE);
-            let text = std::fs::read_to_string(&p).map_err(|source| CoreError::Io { path: p.clone(), source })?;
+            let text = std::fs::read_to_string(&p).map_err(|source| CoreError::Io {
+                path: p.clone(),
+                source,
+            })?;
             let t = Self::from_csv(&p, &text)?;
             rows.extend(t.rows);
         }
         if !skipped.is_empty() {
-            notes.push(format!("{} run(s) left out: {}", skipped.len(), skipped.join(", ")));
+            notes.push(format!(
+                "{} run(s) left out: {}",
+                skipped.len(),
+                skipped.join(", ")
+            ));
         }
         if rows.is_empty() {
-            return Err(CoreError::Empty { path: dir.to_path_buf() });
+            return Err(CoreError::Empty {
+                path: dir.to_path_buf(),
+            });
         }
-        Ok(RunTable { source: dir.to_path_buf(), rows, notes })
+        Ok(RunTable {
+            source: dir.to_path_buf(),
+            rows,
+            notes,
+        })
     }
 
     /// Parses CSV text; `path` is used in messages only.

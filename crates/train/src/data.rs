@@ -25,11 +25,17 @@ pub struct Corpus {
 const EVAL_STREAM: u64 = 1 << 40;
 
 fn data_err(path: &Path, problem: impl Into<String>) -> TrainError {
-    TrainError::Data { path: path.to_path_buf(), problem: problem.into() }
+    TrainError::Data {
+        path: path.to_path_buf(),
+        problem: problem.into(),
+    }
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| TrainError::Io { path: path.to_path_buf(), source })
+    std::fs::read(path).map_err(|source| TrainError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 impl Corpus {
@@ -44,47 +50,73 @@ impl Corpus {
         if !path.exists() {
             return Err(data_err(path, "no such file or folder"));
         }
-        let (tokens, vocab, how): (Vec<u16>, usize, String) = if path.extension().is_some_and(|e| e == "bin") {
-            let bytes = read(path)?;
-            if bytes.len() % 2 != 0 {
-                return Err(data_err(path, format!("a .bin of u16 tokens must have an even length, this one has {} bytes", bytes.len())));
-            }
-            let t: Vec<u16> = bytes.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
-            let max = t.iter().copied().max().unwrap_or(0) as usize;
-            let vocab = match vocab {
-                Some(v) => {
-                    if let Some(pos) = t.iter().position(|&x| x as usize >= v) {
-                        return Err(data_err(path, format!("token {} at position {pos} is outside the vocabulary of {v}", t[pos])));
-                    }
-                    v
+        let (tokens, vocab, how): (Vec<u16>, usize, String) =
+            if path.extension().is_some_and(|e| e == "bin") {
+                let bytes = read(path)?;
+                if bytes.len() % 2 != 0 {
+                    return Err(data_err(
+                        path,
+                        format!(
+                            "a .bin of u16 tokens must have an even length, this one has {} bytes",
+                            bytes.len()
+                        ),
+                    ));
                 }
-                None => max + 1,
-            };
-            (t, vocab, format!("u16 tokens, vocabulary {vocab}"))
-        } else {
-            let bytes = if path.is_dir() {
-                let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-                    .map_err(|source| TrainError::Io { path: path.to_path_buf(), source })?
-                    .flatten()
-                    .map(|e| e.path())
-                    .filter(|p| p.is_file())
+                let t: Vec<u16> = bytes
+                    .chunks_exact(2)
+                    .map(|c| u16::from_le_bytes([c[0], c[1]]))
                     .collect();
-                files.sort();
-                let mut all = Vec::new();
-                for f in files {
-                    all.extend(read(&f)?);
-                }
-                all
+                let max = t.iter().copied().max().unwrap_or(0) as usize;
+                let vocab = match vocab {
+                    Some(v) => {
+                        if let Some(pos) = t.iter().position(|&x| x as usize >= v) {
+                            return Err(data_err(
+                                path,
+                                format!(
+                                    "token {} at position {pos} is outside the vocabulary of {v}",
+                                    t[pos]
+                                ),
+                            ));
+                        }
+                        v
+                    }
+                    None => max + 1,
+                };
+                (t, vocab, format!("u16 tokens, vocabulary {vocab}"))
             } else {
-                read(path)?
-            };
-            if let Some(v) = vocab {
-                if v < 256 {
-                    return Err(data_err(path, format!("byte-level text needs a vocabulary of 256, not {v}")));
+                let bytes = if path.is_dir() {
+                    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+                        .map_err(|source| TrainError::Io {
+                            path: path.to_path_buf(),
+                            source,
+                        })?
+                        .flatten()
+                        .map(|e| e.path())
+                        .filter(|p| p.is_file())
+                        .collect();
+                    files.sort();
+                    let mut all = Vec::new();
+                    for f in files {
+                        all.extend(read(&f)?);
+                    }
+                    all
+                } else {
+                    read(path)?
+                };
+                if let Some(v) = vocab {
+                    if v < 256 {
+                        return Err(data_err(
+                            path,
+                            format!("byte-level text needs a vocabulary of 256, not {v}"),
+                        ));
+                    }
                 }
-            }
-            (bytes.into_iter().map(u16::from).collect(), vocab.unwrap_or(256), "bytes, vocabulary 256".to_string())
-        };
+                (
+                    bytes.into_iter().map(u16::from).collect(),
+                    vocab.unwrap_or(256),
+                    "bytes, vocabulary 256".to_string(),
+                )
+            };
         if tokens.is_empty() {
             return Err(data_err(path, "the corpus is empty"));
         }
@@ -96,18 +128,40 @@ impl Corpus {
                 format!("{} tokens are too few: the training part ({}) and the held-out tenth ({}) must each exceed one sequence of {} tokens", tokens.len(), train.len(), val.len(), context + 1),
             ));
         }
-        Ok(Corpus { train, val, vocab, description: format!("{} ({how}, {} tokens)", path.display(), tokens.len()) })
+        Ok(Corpus {
+            train,
+            val,
+            vocab,
+            description: format!("{} ({how}, {} tokens)", path.display(), tokens.len()),
+        })
     }
 
     /// `batch` sequences of `context` inputs and their next-token targets for training step
     /// `step`, as flat row-major vectors.
-    pub fn train_batch(&self, seed: u64, step: u64, batch: usize, context: usize) -> (Vec<i64>, Vec<i64>) {
+    pub fn train_batch(
+        &self,
+        seed: u64,
+        step: u64,
+        batch: usize,
+        context: usize,
+    ) -> (Vec<i64>, Vec<i64>) {
         sample(&self.train, Rng::stream(seed, step), batch, context)
     }
 
     /// Held-out batch `k` (the same for every evaluation of a run).
-    pub fn eval_batch(&self, seed: u64, k: u64, batch: usize, context: usize) -> (Vec<i64>, Vec<i64>) {
-        sample(&self.val, Rng::stream(seed, EVAL_STREAM + k), batch, context)
+    pub fn eval_batch(
+        &self,
+        seed: u64,
+        k: u64,
+        batch: usize,
+        context: usize,
+    ) -> (Vec<i64>, Vec<i64>) {
+        sample(
+            &self.val,
+            Rng::stream(seed, EVAL_STREAM + k),
+            batch,
+            context,
+        )
     }
 }
 
@@ -117,7 +171,11 @@ fn sample(tokens: &[u16], mut rng: Rng, batch: usize, context: usize) -> (Vec<i6
     for _ in 0..batch {
         let start = rng.below(tokens.len() - context);
         x.extend(tokens[start..start + context].iter().map(|&t| t as i64));
-        y.extend(tokens[start + 1..start + context + 1].iter().map(|&t| t as i64));
+        y.extend(
+            tokens[start + 1..start + context + 1]
+                .iter()
+                .map(|&t| t as i64),
+        );
     }
     (x, y)
 }
@@ -130,7 +188,11 @@ pub fn default_corpus(cache_dir: &Path) -> Option<PathBuf> {
     if cached.exists() {
         return Some(cached);
     }
-    let out = std::process::Command::new("bible").args(["-f", "gen1:1-rev22:21"]).stdin(std::process::Stdio::null()).output().ok()?;
+    let out = std::process::Command::new("bible")
+        .args(["-f", "gen1:1-rev22:21"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()?;
     if !out.status.success() || out.stdout.len() < 1_000_000 {
         return None;
     }
@@ -139,7 +201,12 @@ pub fn default_corpus(cache_dir: &Path) -> Option<PathBuf> {
     for line in text.lines() {
         // "Ge1:1 In the beginning..." -> "In the beginning..."
         let body = match line.split_once(' ') {
-            Some((first, rest)) if first.contains(':') && first.chars().last().is_some_and(|c| c.is_ascii_digit()) => rest,
+            Some((first, rest))
+                if first.contains(':')
+                    && first.chars().last().is_some_and(|c| c.is_ascii_digit()) =>
+            {
+                rest
+            }
             _ => line,
         };
         clean.push_str(body.trim_end());
@@ -163,7 +230,9 @@ mod tests {
     #[test]
     fn text_bin_and_folder_corpora() {
         let d = tmp("ok");
-        let text: String = (0..200).map(|i| format!("line {i} of a small corpus.\n")).collect();
+        let text: String = (0..200)
+            .map(|i| format!("line {i} of a small corpus.\n"))
+            .collect();
         std::fs::write(d.join("a.txt"), &text).unwrap();
         let c = Corpus::load(&d.join("a.txt"), None, 16).unwrap();
         assert_eq!(c.vocab, 256);
@@ -176,24 +245,44 @@ mod tests {
         std::fs::create_dir_all(&sub).unwrap();
         std::fs::write(sub.join("1.txt"), &text).unwrap();
         std::fs::write(sub.join("2.txt"), &text).unwrap();
-        assert_eq!(Corpus::load(&sub, None, 16).unwrap().train.len() + Corpus::load(&sub, None, 16).unwrap().val.len(), 2 * text.len());
+        assert_eq!(
+            Corpus::load(&sub, None, 16).unwrap().train.len()
+                + Corpus::load(&sub, None, 16).unwrap().val.len(),
+            2 * text.len()
+        );
     }
 
     #[test]
     fn bad_corpora_are_named() {
         let d = tmp("bad");
-        let e = Corpus::load(&d.join("missing.txt"), None, 16).unwrap_err().to_string();
+        let e = Corpus::load(&d.join("missing.txt"), None, 16)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("missing.txt") && e.contains("no such"), "{e}");
         std::fs::write(d.join("empty.txt"), "").unwrap();
-        assert!(Corpus::load(&d.join("empty.txt"), None, 16).unwrap_err().to_string().contains("empty"));
+        assert!(Corpus::load(&d.join("empty.txt"), None, 16)
+            .unwrap_err()
+            .to_string()
+            .contains("empty"));
         std::fs::write(d.join("short.txt"), "tiny corpus").unwrap();
-        assert!(Corpus::load(&d.join("short.txt"), None, 16).unwrap_err().to_string().contains("too few"));
+        assert!(Corpus::load(&d.join("short.txt"), None, 16)
+            .unwrap_err()
+            .to_string()
+            .contains("too few"));
         std::fs::write(d.join("odd.bin"), [1u8, 0, 2]).unwrap();
-        assert!(Corpus::load(&d.join("odd.bin"), None, 16).unwrap_err().to_string().contains("even length"));
+        assert!(Corpus::load(&d.join("odd.bin"), None, 16)
+            .unwrap_err()
+            .to_string()
+            .contains("even length"));
         let bin: Vec<u8> = (0..1000u16).flat_map(|t| t.to_le_bytes()).collect();
         std::fs::write(d.join("big.bin"), &bin).unwrap();
-        let e = Corpus::load(&d.join("big.bin"), Some(512), 16).unwrap_err().to_string();
-        assert!(e.contains("token 512 at position 512") && e.contains("vocabulary of 512"), "{e}");
+        let e = Corpus::load(&d.join("big.bin"), Some(512), 16)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("token 512 at position 512") && e.contains("vocabulary of 512"),
+            "{e}"
+        );
     }
 
     #[test]

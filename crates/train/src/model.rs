@@ -38,7 +38,14 @@ pub struct Gpt {
 }
 
 fn linear(p: nn::Path, d_in: usize, d_out: usize, std: f64, bias: bool) -> nn::Linear {
-    let cfg = nn::LinearConfig { ws_init: nn::Init::Randn { mean: 0.0, stdev: std }, bs_init: bias.then_some(nn::Init::Const(0.0)), bias };
+    let cfg = nn::LinearConfig {
+        ws_init: nn::Init::Randn {
+            mean: 0.0,
+            stdev: std,
+        },
+        bs_init: bias.then_some(nn::Init::Const(0.0)),
+        bias,
+    };
     nn::linear(p, d_in as i64, d_out as i64, cfg)
 }
 
@@ -47,7 +54,13 @@ impl Gpt {
     /// `tch::manual_seed` first for a seeded model).
     pub fn new(p: &nn::Path, shape: ModelShape) -> Gpt {
         let (c, v, t, l) = (shape.d_model, shape.vocab, shape.context, shape.layers);
-        let emb = nn::EmbeddingConfig { ws_init: nn::Init::Randn { mean: 0.0, stdev: 0.02 }, ..Default::default() };
+        let emb = nn::EmbeddingConfig {
+            ws_init: nn::Init::Randn {
+                mean: 0.0,
+                stdev: 0.02,
+            },
+            ..Default::default()
+        };
         let wte = nn::embedding(p / "wte", v as i64, c as i64, emb);
         let wpe = (!shape.rotary).then(|| nn::embedding(p / "wpe", t as i64, c as i64, emb));
         let resid_std = 0.02 / (2.0 * l as f64).sqrt();
@@ -68,9 +81,25 @@ impl Gpt {
         let lnf = ln(p / "lnf");
         let head = linear(p / "head", c, v, 0.02, false);
         let device = p.device();
-        let mask = Tensor::full([t as i64, t as i64], f64::NEG_INFINITY, (Kind::Float, device)).triu(1);
-        let rope = shape.rotary.then(|| rope_tables(t, shape.head_size(), device));
-        Gpt { shape, wte, wpe, blocks, lnf, head, mask, rope }
+        let mask = Tensor::full(
+            [t as i64, t as i64],
+            f64::NEG_INFINITY,
+            (Kind::Float, device),
+        )
+        .triu(1);
+        let rope = shape
+            .rotary
+            .then(|| rope_tables(t, shape.head_size(), device));
+        Gpt {
+            shape,
+            wte,
+            wpe,
+            blocks,
+            lnf,
+            head,
+            mask,
+            rope,
+        }
     }
 
     /// The shape.
@@ -103,7 +132,12 @@ impl Gpt {
             let att = (q.matmul(&k.transpose(-2, -1)) * scale + &mask).softmax(-1, Kind::Float); // (B, H, T, T)
             let y = att.matmul(&v).transpose(1, 2).reshape([b, t, c]); // (B, T, C)
             x = x + y.apply(&blk.proj);
-            let m = blk.ln2.forward(&x).apply(&blk.fc).gelu("tanh").apply(&blk.fc_proj); // (B, T, C)
+            let m = blk
+                .ln2
+                .forward(&x)
+                .apply(&blk.fc)
+                .gelu("tanh")
+                .apply(&blk.fc_proj); // (B, T, C)
             x = x + m;
         }
         self.lnf.forward(&x).apply(&self.head) // (B, T, V)
@@ -112,14 +146,18 @@ impl Gpt {
     /// Mean next-token cross-entropy (nats) of inputs `x` against targets `y`, both (B, T).
     pub fn loss(&self, x: &Tensor, y: &Tensor) -> Tensor {
         let v = self.shape.vocab as i64;
-        self.forward(x).view([-1, v]).cross_entropy_for_logits(&y.view([-1]))
+        self.forward(x)
+            .view([-1, v])
+            .cross_entropy_for_logits(&y.view([-1]))
     }
 }
 
 /// cos and sin of position * theta_i, theta_i = 10000^(-2i/hs), each (T, hs/2).
 fn rope_tables(t: usize, hs: usize, device: Device) -> (Tensor, Tensor) {
     let half = (hs / 2) as i64;
-    let inv = Tensor::arange(half, (Kind::Float, device)).multiply_scalar(-2.0 * (10000f64).ln() / hs as f64).exp(); // (hs/2)
+    let inv = Tensor::arange(half, (Kind::Float, device))
+        .multiply_scalar(-2.0 * (10000f64).ln() / hs as f64)
+        .exp(); // (hs/2)
     let pos = Tensor::arange(t as i64, (Kind::Float, device)); // (T)
     let ang = pos.unsqueeze(1) * inv.unsqueeze(0); // (T, hs/2)
     (ang.cos(), ang.sin())
@@ -151,13 +189,24 @@ mod tests {
             let vs = nn::VarStore::new(Device::Cpu);
             let _m = Gpt::new(&vs.root(), shape);
             let vars = vs.variables();
-            let count = |f: &dyn Fn(&str) -> bool| -> usize { vars.iter().filter(|(k, _)| f(k)).map(|(_, t)| t.numel()).sum() };
+            let count = |f: &dyn Fn(&str) -> bool| -> usize {
+                vars.iter()
+                    .filter(|(k, _)| f(k))
+                    .map(|(_, t)| t.numel())
+                    .sum()
+            };
             let p = shape.params();
             assert_eq!(count(&|_| true), p.total, "{shape:?}");
             assert_eq!(count(&|k| k.starts_with("wte")), p.token_embedding);
             assert_eq!(count(&|k| k.starts_with("wpe")), p.position_embedding);
-            assert_eq!(count(&|k| k.contains(".qkv.") || k.contains(".proj.")), p.attention);
-            assert_eq!(count(&|k| k.contains(".fc.") || k.contains(".fc_proj.")), p.mlp);
+            assert_eq!(
+                count(&|k| k.contains(".qkv.") || k.contains(".proj.")),
+                p.attention
+            );
+            assert_eq!(
+                count(&|k| k.contains(".fc.") || k.contains(".fc_proj.")),
+                p.mlp
+            );
             assert_eq!(count(&|k| k.contains("ln")), p.layer_norm);
             assert_eq!(count(&|k| k.starts_with("head")), p.head);
         }
@@ -165,18 +214,27 @@ mod tests {
 
     #[test]
     fn forward_shapes_and_causality() {
+        for rotary in [false, true] {
+            causal(rotary);
+        }
+    }
+
+    fn causal(rotary: bool) {
         tch::manual_seed(0);
-        let shape = ModelShape::new(2, 64, 2, 256, 16, false).unwrap();
+        let shape = ModelShape::new(2, 64, 2, 256, 16, rotary).unwrap();
         let vs = nn::VarStore::new(Device::Cpu);
         let m = Gpt::new(&vs.root(), shape);
         let x = Tensor::randint(256, [2, 16], (Kind::Int64, Device::Cpu));
         let y = m.forward(&x);
         assert_eq!(y.size(), vec![2, 16, 256]);
         // Changing the last token must not change the logits of earlier positions.
-        let mut x2 = x.copy();
+        let x2 = x.copy();
         let _ = x2.narrow(1, 15, 1).fill_(7);
         let y2 = m.forward(&x2);
-        let diff = (y.narrow(1, 0, 15) - y2.narrow(1, 0, 15)).abs().max().double_value(&[]);
+        let diff = (y.narrow(1, 0, 15) - y2.narrow(1, 0, 15))
+            .abs()
+            .max()
+            .double_value(&[]);
         assert!(diff < 1e-6, "{diff}");
         // At initialisation the loss is near ln V.
         let l = m.loss(&x, &x).double_value(&[]);

@@ -13,10 +13,10 @@ use crate::error::{Result, TrainError};
 use crate::model::{decays, Gpt};
 use crate::schedule::learning_rate;
 use isoflop_core::record::{self, write_atomic, CurveRow, RunConfig, RunStatus, RunSummary};
+use isoflop_core::shape::{FlopCount, ModelShape};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
-use isoflop_core::shape::{FlopCount, ModelShape};
 use tch::{nn, Device, Tensor};
 
 /// AdamW's (beta1, beta2, eps), as PyTorch's defaults except beta2 = 0.95 (nanoGPT, GPT-3).
@@ -62,12 +62,20 @@ pub fn device(name: &str) -> Result<Device> {
         "cpu" => Ok(Device::Cpu),
         _ if name == "cuda" || name.starts_with("cuda:") => {
             if !tch::Cuda::is_available() {
-                return Err(TrainError::Setting(format!("--device {name}: CUDA is not available to libtorch on this machine")));
+                return Err(TrainError::Setting(format!(
+                    "--device {name}: CUDA is not available to libtorch on this machine"
+                )));
             }
-            let idx = name.strip_prefix("cuda:").map(|i| i.parse::<usize>()).transpose().map_err(|_| TrainError::Setting(format!("bad device '{name}'")))?;
+            let idx = name
+                .strip_prefix("cuda:")
+                .map(|i| i.parse::<usize>())
+                .transpose()
+                .map_err(|_| TrainError::Setting(format!("bad device '{name}'")))?;
             Ok(Device::Cuda(idx.unwrap_or(0)))
         }
-        _ => Err(TrainError::Setting(format!("unknown device '{name}'; use cpu or cuda"))),
+        _ => Err(TrainError::Setting(format!(
+            "unknown device '{name}'; use cpu or cuda"
+        ))),
     }
 }
 
@@ -145,10 +153,15 @@ impl Settings {
     /// [`TrainError::Setting`] for a zero batch or horizon, or a non-positive rate.
     pub fn config(&self) -> Result<RunConfig> {
         if self.batch == 0 || self.tokens == 0 {
-            return Err(TrainError::Setting("batch and tokens must be at least 1".into()));
+            return Err(TrainError::Setting(
+                "batch and tokens must be at least 1".into(),
+            ));
         }
         if !(self.lr > 0.0 && self.lr.is_finite()) || !(0.0..=1.0).contains(&self.min_lr_ratio) {
-            return Err(TrainError::Setting(format!("lr must be positive and min_lr_ratio in [0, 1], got {} and {}", self.lr, self.min_lr_ratio)));
+            return Err(TrainError::Setting(format!(
+                "lr must be positive and min_lr_ratio in [0, 1], got {} and {}",
+                self.lr, self.min_lr_ratio
+            )));
         }
         let per_step = (self.batch * self.shape.context) as u64;
         let steps = self.tokens.div_ceil(per_step);
@@ -200,11 +213,17 @@ fn identity(c: &RunConfig) -> serde_json::Value {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
-    move |source| TrainError::Io { path: path.to_path_buf(), source }
+    move |source| TrainError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 fn folder_err(path: &Path, problem: impl Into<String>) -> TrainError {
-    TrainError::Folder { path: path.to_path_buf(), problem: problem.into() }
+    TrainError::Folder {
+        path: path.to_path_buf(),
+        problem: problem.into(),
+    }
 }
 
 /// What is in the output folder before training.
@@ -219,7 +238,8 @@ fn prepare(out: &Path, config: &RunConfig, resume: bool) -> Result<Start> {
     if !out.exists() {
         std::fs::create_dir_all(out).map_err(io(out))?;
     } else if cfg_path.exists() {
-        let existing: RunConfig = record::read_json(&cfg_path).map_err(|e| folder_err(out, format!("holds an unreadable config: {e}")))?;
+        let existing: RunConfig = record::read_json(&cfg_path)
+            .map_err(|e| folder_err(out, format!("holds an unreadable config: {e}")))?;
         let (a, b) = (identity(&existing), identity(config));
         if a != b {
             let differs: Vec<String> = a
@@ -229,7 +249,13 @@ fn prepare(out: &Path, config: &RunConfig, resume: bool) -> Result<Start> {
                 .filter(|(k, v)| b.get(k.as_str()) != Some(v))
                 .map(|(k, _)| k.clone())
                 .collect();
-            return Err(folder_err(out, format!("holds a different run (differs in: {}); choose another --out", differs.join(", "))));
+            return Err(folder_err(
+                out,
+                format!(
+                    "holds a different run (differs in: {}); choose another --out",
+                    differs.join(", ")
+                ),
+            ));
         }
         if let Ok(summary) = record::read_json::<RunSummary>(&out.join(record::SUMMARY_FILE)) {
             if resume {
@@ -238,14 +264,28 @@ fn prepare(out: &Path, config: &RunConfig, resume: bool) -> Result<Start> {
             return Err(folder_err(out, format!("holds this run already ended ({:?}); nothing to do (use --resume to accept it, or another --out)", summary.status)));
         }
         if !resume {
-            return Err(folder_err(out, "holds an unfinished run of this config; pass --resume to continue it"));
+            return Err(folder_err(
+                out,
+                "holds an unfinished run of this config; pass --resume to continue it",
+            ));
         }
         let ckpt = out.join(CHECKPOINT_FILE);
-        return Ok(if ckpt.exists() { Start::Checkpoint(ckpt) } else { Start::Fresh });
+        return Ok(if ckpt.exists() {
+            Start::Checkpoint(ckpt)
+        } else {
+            Start::Fresh
+        });
     } else if std::fs::read_dir(out).map_err(io(out))?.next().is_some() {
-        return Err(folder_err(out, "is not empty and holds no run; choose an empty or new folder"));
+        return Err(folder_err(
+            out,
+            "is not empty and holds no run; choose an empty or new folder",
+        ));
     }
-    write_atomic(&cfg_path, &serde_json::to_vec_pretty(config).expect("config serialises")).map_err(io(&cfg_path))?;
+    write_atomic(
+        &cfg_path,
+        &serde_json::to_vec_pretty(config).expect("config serialises"),
+    )
+    .map_err(io(&cfg_path))?;
     Ok(Start::Fresh)
 }
 
@@ -279,7 +319,13 @@ impl State {
     /// global norm exceeds max. Returns the norm before clipping.
     fn clip(&self, max: f64) -> f64 {
         tch::no_grad(|| {
-            let norms: Vec<Tensor> = self.vars.iter().map(|(_, p)| p.grad()).filter(|g| g.defined()).map(|g| g.norm()).collect();
+            let norms: Vec<Tensor> = self
+                .vars
+                .iter()
+                .map(|(_, p)| p.grad())
+                .filter(|g| g.defined())
+                .map(|g| g.norm())
+                .collect();
             let total = Tensor::stack(&norms, 0).norm().double_value(&[]);
             if max > 0.0 {
                 let coef = max / (total + 1e-6);
@@ -337,24 +383,37 @@ impl State {
     }
 
     fn load(&mut self, path: &Path) -> Result<(u64, f64)> {
-        let saved: std::collections::HashMap<String, Tensor> = Tensor::load_multi(path)?.into_iter().collect();
-        let get = |k: &str| saved.get(k).ok_or_else(|| folder_err(path, format!("checkpoint lacks '{k}'")));
+        let saved: std::collections::HashMap<String, Tensor> =
+            Tensor::load_multi(path)?.into_iter().collect();
+        let get = |k: &str| {
+            saved
+                .get(k)
+                .ok_or_else(|| folder_err(path, format!("checkpoint lacks '{k}'")))
+        };
         tch::no_grad(|| -> Result<()> {
             for i in 0..self.vars.len() {
                 let n = self.vars[i].0.clone();
                 let dev = self.vars[i].1.device();
-                self.vars[i].1.shallow_clone().copy_(&get(&format!("param.{n}"))?.to_device(dev));
+                self.vars[i]
+                    .1
+                    .shallow_clone()
+                    .copy_(&get(&format!("param.{n}"))?.to_device(dev));
                 self.m[i].copy_(&get(&format!("adam_m.{n}"))?.to_device(dev));
                 self.v[i].copy_(&get(&format!("adam_v.{n}"))?.to_device(dev));
             }
             Ok(())
         })?;
-        Ok((get("meta.step")?.int64_value(&[0]) as u64, get("meta.secs")?.double_value(&[0])))
+        Ok((
+            get("meta.step")?.int64_value(&[0]) as u64,
+            get("meta.secs")?.double_value(&[0]),
+        ))
     }
 }
 
 fn to_tensor(v: &[i64], batch: usize, context: usize, device: Device) -> Tensor {
-    Tensor::from_slice(v).view([batch as i64, context as i64]).to_device(device)
+    Tensor::from_slice(v)
+        .view([batch as i64, context as i64])
+        .to_device(device)
 }
 
 /// Mean held-out loss over the run's fixed evaluation batches.
@@ -364,7 +423,9 @@ pub fn evaluate(model: &Gpt, corpus: &Corpus, config: &RunConfig, device: Device
         let total: f64 = (0..config.eval_batches as u64)
             .map(|k| {
                 let (x, y) = corpus.eval_batch(config.seed, k, b, t);
-                model.loss(&to_tensor(&x, b, t, device), &to_tensor(&y, b, t, device)).double_value(&[])
+                model
+                    .loss(&to_tensor(&x, b, t, device), &to_tensor(&y, b, t, device))
+                    .double_value(&[])
             })
             .sum();
         total / config.eval_batches.max(1) as f64
@@ -382,12 +443,24 @@ pub fn evaluate(model: &Gpt, corpus: &Corpus, config: &RunConfig, device: Device
 /// [`TrainError::Folder`] when `out` holds a different run, an ended run without `resume`,
 /// or other files; [`TrainError::Io`] and [`TrainError::Torch`] on I/O and libtorch errors.
 /// A diverging loss is not an error: the run ends with status `diverged`.
-pub fn train(config: &RunConfig, corpus: &Corpus, out: &Path, resume: bool, stop: &AtomicBool, on_progress: &mut dyn FnMut(&Progress)) -> Result<Outcome> {
+pub fn train(
+    config: &RunConfig,
+    corpus: &Corpus,
+    out: &Path,
+    resume: bool,
+    stop: &AtomicBool,
+    on_progress: &mut dyn FnMut(&Progress),
+) -> Result<Outcome> {
     if config.shape.vocab < corpus.vocab {
-        return Err(TrainError::Setting(format!("the model's vocabulary {} is smaller than the corpus's {}", config.shape.vocab, corpus.vocab)));
+        return Err(TrainError::Setting(format!(
+            "the model's vocabulary {} is smaller than the corpus's {}",
+            config.shape.vocab, corpus.vocab
+        )));
     }
     if config.batch == 0 || config.steps == 0 || config.log_every == 0 {
-        return Err(TrainError::Setting("batch, steps and log_every must be at least 1".into()));
+        return Err(TrainError::Setting(
+            "batch, steps and log_every must be at least 1".into(),
+        ));
     }
     let start = prepare(out, config, resume)?;
     if let Start::Done(summary) = start {
@@ -417,10 +490,25 @@ pub fn train(config: &RunConfig, corpus: &Corpus, out: &Path, resume: bool, stop
     let clock = Instant::now();
     let session_start_step = step;
     let secs = |clock: &Instant| secs0 + clock.elapsed().as_secs_f64();
-    let write_curve = |rows: &[CurveRow]| write_atomic(&curve_path, record::curve_csv(rows).as_bytes()).map_err(io(&curve_path));
-    let finish = |status: RunStatus, reason: Option<String>, at: Option<u64>, step: u64, rows: &[CurveRow], secs: f64, eval: Option<f64>| -> Result<RunSummary> {
+    let write_curve = |rows: &[CurveRow]| {
+        write_atomic(&curve_path, record::curve_csv(rows).as_bytes()).map_err(io(&curve_path))
+    };
+    let finish = |status: RunStatus,
+                  reason: Option<String>,
+                  at: Option<u64>,
+                  step: u64,
+                  rows: &[CurveRow],
+                  secs: f64,
+                  eval: Option<f64>|
+     -> Result<RunSummary> {
         write_curve(rows)?;
-        let tail: Vec<f64> = rows.iter().rev().take(10).map(|r| r.loss).filter(|l| l.is_finite()).collect();
+        let tail: Vec<f64> = rows
+            .iter()
+            .rev()
+            .take(10)
+            .map(|r| r.loss)
+            .filter(|l| l.is_finite())
+            .collect();
         let summary = RunSummary {
             run: config.run.clone(),
             status,
@@ -433,21 +521,53 @@ pub fn train(config: &RunConfig, corpus: &Corpus, out: &Path, resume: bool, stop
             final_loss: (!tail.is_empty()).then(|| tail.iter().sum::<f64>() / tail.len() as f64),
             final_eval_loss: eval,
             secs,
-            tokens_per_sec: if secs > 0.0 { (step * tokens_per_step) as f64 / secs } else { 0.0 },
+            tokens_per_sec: if secs > 0.0 {
+                (step * tokens_per_step) as f64 / secs
+            } else {
+                0.0
+            },
         };
         let p = out.join(record::SUMMARY_FILE);
-        write_atomic(&p, &serde_json::to_vec_pretty(&summary).expect("summary serialises")).map_err(io(&p))?;
+        write_atomic(
+            &p,
+            &serde_json::to_vec_pretty(&summary).expect("summary serialises"),
+        )
+        .map_err(io(&p))?;
         let _ = std::fs::remove_file(&ckpt_path);
         Ok(summary)
     };
     while step < config.steps {
-        let lr = learning_rate(step, config.steps, config.warmup_steps, config.lr, config.min_lr_ratio);
+        let lr = learning_rate(
+            step,
+            config.steps,
+            config.warmup_steps,
+            config.lr,
+            config.min_lr_ratio,
+        );
         let (x, y) = corpus.train_batch(config.seed, step, b, t);
         let loss = model.loss(&to_tensor(&x, b, t, dev), &to_tensor(&y, b, t, dev));
         let loss_value = loss.double_value(&[]);
         if !loss_value.is_finite() {
-            rows.push(CurveRow { run: config.run.clone(), step: step + 1, params, tokens: (step + 1) * tokens_per_step, flops: ((step + 1) * tokens_per_step) as f64 * fpt, loss: loss_value, lr, secs: secs(&clock), eval_loss: None });
-            let s = finish(RunStatus::Diverged, Some(format!("loss became {loss_value} at step {}", step + 1)), Some(step + 1), step, &rows, secs(&clock), None)?;
+            rows.push(CurveRow {
+                run: config.run.clone(),
+                step: step + 1,
+                params,
+                tokens: (step + 1) * tokens_per_step,
+                flops: ((step + 1) * tokens_per_step) as f64 * fpt,
+                loss: loss_value,
+                lr,
+                secs: secs(&clock),
+                eval_loss: None,
+            });
+            let s = finish(
+                RunStatus::Diverged,
+                Some(format!("loss became {loss_value} at step {}", step + 1)),
+                Some(step + 1),
+                step,
+                &rows,
+                secs(&clock),
+                None,
+            )?;
             return Ok(Outcome::Ended(s));
         }
         state.zero_grad();
@@ -456,15 +576,41 @@ pub fn train(config: &RunConfig, corpus: &Corpus, out: &Path, resume: bool, stop
         state.adamw(step + 1, lr, config.weight_decay);
         step += 1;
         let last = step == config.steps;
-        let eval_loss = (config.eval_every > 0 && (step % config.eval_every == 0 || last)).then(|| evaluate(&model, corpus, config, dev));
+        let eval_loss = (config.eval_every > 0 && (step % config.eval_every == 0 || last))
+            .then(|| evaluate(&model, corpus, config, dev));
         if step % config.log_every == 0 || last || eval_loss.is_some() {
-            rows.push(CurveRow { run: config.run.clone(), step, params, tokens: step * tokens_per_step, flops: (step * tokens_per_step) as f64 * fpt, loss: loss_value, lr, secs: secs(&clock), eval_loss });
+            rows.push(CurveRow {
+                run: config.run.clone(),
+                step,
+                params,
+                tokens: step * tokens_per_step,
+                flops: (step * tokens_per_step) as f64 * fpt,
+                loss: loss_value,
+                lr,
+                secs: secs(&clock),
+                eval_loss,
+            });
         }
         let elapsed = clock.elapsed().as_secs_f64();
-        on_progress(&Progress { step, steps: config.steps, loss: loss_value, tokens_per_sec: ((step - session_start_step) * tokens_per_step) as f64 / elapsed.max(1e-9), secs: secs(&clock) });
+        on_progress(&Progress {
+            step,
+            steps: config.steps,
+            loss: loss_value,
+            tokens_per_sec: ((step - session_start_step) * tokens_per_step) as f64
+                / elapsed.max(1e-9),
+            secs: secs(&clock),
+        });
         if last {
             let final_eval = rows.last().and_then(|r| r.eval_loss);
-            let s = finish(RunStatus::Finished, None, None, step, &rows, secs(&clock), final_eval)?;
+            let s = finish(
+                RunStatus::Finished,
+                None,
+                None,
+                step,
+                &rows,
+                secs(&clock),
+                final_eval,
+            )?;
             return Ok(Outcome::Ended(s));
         }
         let stopping = stop.load(Ordering::SeqCst);
@@ -481,4 +627,3 @@ pub fn train(config: &RunConfig, corpus: &Corpus, out: &Path, resume: bool, stop
     // steps == 0 is refused above; a checkpoint at the last step cannot exist (the run ends there).
     unreachable!("the loop returns at the last step")
 }
-

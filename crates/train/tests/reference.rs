@@ -14,12 +14,23 @@ use std::sync::atomic::AtomicBool;
 use tch::Device;
 
 fn python() -> Option<PathBuf> {
-    let p = std::env::var_os("ISOFLOP_PYTHON").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python"));
-    let ok = std::process::Command::new(&p).args(["-c", "import torch"]).output().map(|o| o.status.success()).unwrap_or(false);
+    let p = std::env::var_os("ISOFLOP_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python")
+        });
+    let ok = std::process::Command::new(&p)
+        .args(["-c", "import torch"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
     if ok {
         Some(p)
     } else {
-        eprintln!("skipped: no Python with torch at {} (run scripts/setup.sh)", p.display());
+        eprintln!(
+            "skipped: no Python with torch at {} (run scripts/setup.sh)",
+            p.display()
+        );
         None
     }
 }
@@ -27,10 +38,13 @@ fn python() -> Option<PathBuf> {
 #[test]
 fn first_ten_losses_match_pytorch() {
     let Some(py) = python() else { return };
-    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("reference-{}", std::process::id()));
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("reference-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    let text: String = (0..3000).map(|i| format!("sample {} of text, number {}. ", i % 17, i * 7 % 101)).collect();
+    let text: String = (0..3000)
+        .map(|i| format!("sample {} of text, number {}. ", i % 17, i * 7 % 101))
+        .collect();
     std::fs::write(d.join("c.txt"), text).unwrap();
     let corpus = Corpus::load(&d.join("c.txt"), None, 32).unwrap();
     let shape = ModelShape::new(2, 64, 2, 256, 32, false).unwrap();
@@ -44,9 +58,25 @@ fn first_ten_losses_match_pytorch() {
     s.warmup_steps = Some(3);
     let cfg = s.config().unwrap();
     assert_eq!(cfg.steps, 10);
-    train(&cfg, &corpus, &d.join("run"), false, &AtomicBool::new(false), &mut |_| {}).unwrap();
-    let ours: Vec<f64> = record::read_curve(&d.join("run").join(record::CURVE_FILE)).unwrap().iter().map(|r| r.loss).collect();
-    let lrs: Vec<f64> = record::read_curve(&d.join("run").join(record::CURVE_FILE)).unwrap().iter().map(|r| r.lr).collect();
+    train(
+        &cfg,
+        &corpus,
+        &d.join("run"),
+        false,
+        &AtomicBool::new(false),
+        &mut |_| {},
+    )
+    .unwrap();
+    let ours: Vec<f64> = record::read_curve(&d.join("run").join(record::CURVE_FILE))
+        .unwrap()
+        .iter()
+        .map(|r| r.loss)
+        .collect();
+    let lrs: Vec<f64> = record::read_curve(&d.join("run").join(record::CURVE_FILE))
+        .unwrap()
+        .iter()
+        .map(|r| r.lr)
+        .collect();
 
     // Export the same initial weights and batches for the reference.
     let (vs, _m) = init_model(&cfg, Device::Cpu);
@@ -74,14 +104,30 @@ fn first_ten_losses_match_pytorch() {
         xs.push(x);
         ys.push(y);
     }
-    std::fs::write(d.join("batches.json"), serde_json::json!({ "x": xs, "y": ys, "lr": lrs }).to_string()).unwrap();
+    std::fs::write(
+        d.join("batches.json"),
+        serde_json::json!({ "x": xs, "y": ys, "lr": lrs }).to_string(),
+    )
+    .unwrap();
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/torch_reference.py");
-    let out = std::process::Command::new(py).arg(script).arg(&d).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new(py)
+        .arg(script)
+        .arg(&d)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let theirs: Vec<f64> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(theirs.len(), 10);
     for (k, (a, b)) in ours.iter().zip(&theirs).enumerate() {
-        assert!((a - b).abs() < 1e-3, "step {}: isoflop {a} vs PyTorch {b}\nours {ours:?}\ntheirs {theirs:?}", k + 1);
+        assert!(
+            (a - b).abs() < 1e-3,
+            "step {}: isoflop {a} vs PyTorch {b}\nours {ours:?}\ntheirs {theirs:?}",
+            k + 1
+        );
     }
     // The run actually learned over the ten steps (the comparison is not of a flat line).
     assert!(ours[9] < ours[0] - 0.3, "{ours:?}");

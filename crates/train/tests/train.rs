@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 fn tmp(name: &str) -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("train-{name}-{}", std::process::id()));
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("train-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
@@ -17,7 +18,10 @@ fn tmp(name: &str) -> PathBuf {
 
 /// A small English-like corpus with structure a model can learn.
 fn corpus(dir: &Path) -> Corpus {
-    let words = ["the", "model", "learns", "to", "predict", "next", "byte", "of", "text", "and", "loss", "falls", "with", "more", "compute"];
+    let words = [
+        "the", "model", "learns", "to", "predict", "next", "byte", "of", "text", "and", "loss",
+        "falls", "with", "more", "compute",
+    ];
     let mut s = String::new();
     let mut k = 7usize;
     for i in 0..6000 {
@@ -60,11 +64,18 @@ fn loss_falls_on_a_corpus() {
     let s = summary(&out);
     // At initialisation the loss is about ln 256 = 5.55; this corpus has about 15 words.
     assert!(first > 5.0, "{first}");
-    assert!(s.final_loss.unwrap() < first - 2.5, "{first} -> {:?}", s.final_loss);
+    assert!(
+        s.final_loss.unwrap() < first - 2.5,
+        "{first} -> {:?}",
+        s.final_loss
+    );
     assert!(s.final_eval_loss.unwrap() < first - 2.5);
     // FLOPs are 6N per token, as the config says.
     let last = rows.last().unwrap();
-    assert_eq!(last.flops, 6.0 * cfg.params.total as f64 * last.tokens as f64);
+    assert_eq!(
+        last.flops,
+        6.0 * cfg.params.total as f64 * last.tokens as f64
+    );
     assert!(!out.join("checkpoint.ot").exists());
 }
 
@@ -76,7 +87,12 @@ fn resume_after_a_stop_at_a_random_step_gives_the_same_curve() {
     let a = d.join("a");
     train(&cfg, &c, &a, false, &AtomicBool::new(false), &mut |_| {}).unwrap();
     // Stop at a step drawn from the clock, then resume.
-    let stop_at = 5 + (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64 % 50);
+    let stop_at = 5
+        + (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos() as u64
+            % 50);
     let b = d.join("b");
     let flag = AtomicBool::new(false);
     let r = train(&cfg, &c, &b, false, &flag, &mut |p| {
@@ -85,19 +101,35 @@ fn resume_after_a_stop_at_a_random_step_gives_the_same_curve() {
         }
     })
     .unwrap();
-    assert!(matches!(r, Outcome::Stopped { step } if step == stop_at), "{r:?}");
+    assert!(
+        matches!(r, Outcome::Stopped { step } if step == stop_at),
+        "{r:?}"
+    );
     assert!(!b.join(record::SUMMARY_FILE).exists());
     // Without --resume the unfinished run is protected.
-    let e = train(&cfg, &c, &b, false, &AtomicBool::new(false), &mut |_| {}).unwrap_err().to_string();
+    let e = train(&cfg, &c, &b, false, &AtomicBool::new(false), &mut |_| {})
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("--resume"), "{e}");
     train(&cfg, &c, &b, true, &AtomicBool::new(false), &mut |_| {}).unwrap();
-    let (ra, rb) = (record::read_curve(&a.join(record::CURVE_FILE)).unwrap(), record::read_curve(&b.join(record::CURVE_FILE)).unwrap());
+    let (ra, rb) = (
+        record::read_curve(&a.join(record::CURVE_FILE)).unwrap(),
+        record::read_curve(&b.join(record::CURVE_FILE)).unwrap(),
+    );
     assert_eq!(ra.len(), rb.len());
     for (x, y) in ra.iter().zip(&rb) {
         assert_eq!((x.step, x.tokens), (y.step, y.tokens));
-        assert!((x.loss - y.loss).abs() < 1e-5, "step {}: {} vs {} (stopped at {stop_at})", x.step, x.loss, y.loss);
+        assert!(
+            (x.loss - y.loss).abs() < 1e-5,
+            "step {}: {} vs {} (stopped at {stop_at})",
+            x.step,
+            x.loss,
+            y.loss
+        );
     }
-    assert!((summary(&a).final_eval_loss.unwrap() - summary(&b).final_eval_loss.unwrap()).abs() < 1e-5);
+    assert!(
+        (summary(&a).final_eval_loss.unwrap() - summary(&b).final_eval_loss.unwrap()).abs() < 1e-5
+    );
 }
 
 #[test]
@@ -111,10 +143,16 @@ fn a_diverging_run_is_marked_with_its_step() {
     let cfg = s.config().unwrap();
     let out = d.join("run");
     let r = train(&cfg, &c, &out, false, &AtomicBool::new(false), &mut |_| {}).unwrap();
-    let Outcome::Ended(sum) = r else { panic!("{r:?}") };
+    let Outcome::Ended(sum) = r else {
+        panic!("{r:?}")
+    };
     assert_eq!(sum.status, RunStatus::Diverged);
     let at = sum.failed_at_step.unwrap();
-    assert!(sum.reason.as_ref().unwrap().contains(&format!("step {at}")), "{:?}", sum.reason);
+    assert!(
+        sum.reason.as_ref().unwrap().contains(&format!("step {at}")),
+        "{:?}",
+        sum.reason
+    );
     assert_eq!(summary(&out).status, RunStatus::Diverged);
 }
 
@@ -128,15 +166,60 @@ fn a_folder_holding_another_run_is_refused_and_kept() {
     let before = std::fs::read(out.join(record::CURVE_FILE)).unwrap();
     let mut other = settings(20 * 8 * 32);
     other.lr = 1e-3;
-    let e = train(&other.config().unwrap(), &c, &out, false, &AtomicBool::new(false), &mut |_| {}).unwrap_err().to_string();
-    assert!(e.contains("different run") && e.contains("lr") && e.contains("tokens"), "{e}");
-    let e = train(&cfg, &c, &out, false, &AtomicBool::new(false), &mut |_| {}).unwrap_err().to_string();
+    let e = train(
+        &other.config().unwrap(),
+        &c,
+        &out,
+        false,
+        &AtomicBool::new(false),
+        &mut |_| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("different run") && e.contains("lr") && e.contains("tokens"),
+        "{e}"
+    );
+    let e = train(&cfg, &c, &out, false, &AtomicBool::new(false), &mut |_| {})
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("already ended"), "{e}");
     assert_eq!(std::fs::read(out.join(record::CURVE_FILE)).unwrap(), before);
     let junk = d.join("junk");
     std::fs::create_dir_all(&junk).unwrap();
     std::fs::write(junk.join("notes.txt"), "mine").unwrap();
-    let e = train(&cfg, &c, &junk, false, &AtomicBool::new(false), &mut |_| {}).unwrap_err().to_string();
+    let e = train(&cfg, &c, &junk, false, &AtomicBool::new(false), &mut |_| {})
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("not empty"), "{e}");
-    assert_eq!(std::fs::read_to_string(junk.join("notes.txt")).unwrap(), "mine");
+    assert_eq!(
+        std::fs::read_to_string(junk.join("notes.txt")).unwrap(),
+        "mine"
+    );
+}
+
+#[test]
+fn loss_falls_on_the_default_real_corpus() {
+    // The King James Bible from Debian's bible-kjv (scripts/setup.sh installs it).
+    let d = tmp("kjv");
+    let Some(path) = isoflop_train::data::default_corpus(&d) else {
+        eprintln!("skipped: Debian's bible-kjv is not installed (scripts/setup.sh installs it)");
+        return;
+    };
+    let c = Corpus::load(&path, None, 32).unwrap();
+    assert!(c.train.len() > 3_000_000, "{}", c.description);
+    let mut s = settings(200 * 8 * 32);
+    s.shape = ModelShape::new(2, 64, 2, 256, 32, true).unwrap(); // rotary positions
+    let cfg = s.config().unwrap();
+    let out = d.join("run");
+    train(&cfg, &c, &out, false, &AtomicBool::new(false), &mut |_| {}).unwrap();
+    let rows = record::read_curve(&out.join(record::CURVE_FILE)).unwrap();
+    let s = summary(&out);
+    // Bytes of English start near ln 256 = 5.55 and fall below 3 nats within 200 steps.
+    assert!(
+        rows[0].loss > 5.0 && s.final_eval_loss.unwrap() < 3.0,
+        "{} -> {:?}",
+        rows[0].loss,
+        s.final_eval_loss
+    );
 }
