@@ -30,6 +30,8 @@ enum Command {
     Fit(FitArgs),
     /// The optimal parameters, tokens and loss for a FLOP budget, a model size or a loss.
     Allocate(AllocateArgs),
+    /// Fit, then draw the Chinchilla figures (SVG, PNG) and write report.html.
+    Plot(PlotArgs),
     /// Train one GPT for one token horizon, writing its run record (config, curve, summary).
     #[cfg(feature = "train")]
     Train(crate::train_cmd::TrainArgs),
@@ -37,7 +39,7 @@ enum Command {
 
 #[derive(Args, Debug)]
 struct FitArgs {
-    /// The run table.
+    /// The run table (CSV or JSON Lines), or a folder of run folders.
     runs: PathBuf,
     /// Print JSON instead of text.
     #[arg(long)]
@@ -45,6 +47,13 @@ struct FitArgs {
     /// Save the fitted laws (with bootstrap samples) for `isoflop allocate --law`.
     #[arg(long, value_name = "LAW.json")]
     out: Option<PathBuf>,
+    #[command(flatten)]
+    opts: FitOpts,
+}
+
+/// Options shared by `fit` and `plot`.
+#[derive(Args, Debug)]
+struct FitOpts {
     /// Approaches to fit, e.g. `3` or `2,3` (default: every one the data supports).
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u8).range(1..=3))]
     approach: Vec<u8>,
@@ -71,6 +80,20 @@ struct FitArgs {
     /// Approach 1 Gaussian smoothing, standard deviation in training steps.
     #[arg(long, default_value_t = 10.0)]
     smooth_steps: f64,
+}
+
+#[derive(Args, Debug)]
+struct PlotArgs {
+    /// The run table (CSV or JSON Lines), or a folder of run folders.
+    runs: PathBuf,
+    /// Folder for the figures (SVG, PNG), figures.json and report.html.
+    #[arg(long, default_value = "isoflop-out")]
+    out: PathBuf,
+    /// The budget to project to (default: 100x the table's largest FLOPs).
+    #[arg(long)]
+    target_flops: Option<f64>,
+    #[command(flatten)]
+    opts: FitOpts,
 }
 
 #[derive(Args, Debug)]
@@ -102,12 +125,13 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Fit(a) => fit(a),
         Command::Allocate(a) => allocate_cmd(a),
+        Command::Plot(a) => plot(a),
         #[cfg(feature = "train")]
         Command::Train(a) => crate::train_cmd::run(a),
     }
 }
 
-fn settings(a: &FitArgs) -> Result<FitSettings> {
+fn settings(a: &FitOpts) -> Result<FitSettings> {
     let mut s = FitSettings::default().with_bootstrap(a.boot, a.seed);
     if !a.approach.is_empty() {
         s.approaches = a.approach.clone();
@@ -148,7 +172,7 @@ fn settings(a: &FitArgs) -> Result<FitSettings> {
 }
 
 fn fit(a: FitArgs) -> Result<()> {
-    let s = settings(&a)?;
+    let s = settings(&a.opts)?;
     let table = RunTable::read(&a.runs)
         .with_context(|| format!("reading runs from {}", a.runs.display()))?;
     let report = fit_table(&table, &s).with_context(|| format!("fitting {}", a.runs.display()))?;
@@ -441,4 +465,30 @@ pub fn allocation_table(allocs: &[Allocation]) -> String {
         );
     }
     s.trim_end().to_string()
+}
+
+fn plot(a: PlotArgs) -> Result<()> {
+    let s = settings(&a.opts)?;
+    let table = RunTable::read(&a.runs).with_context(|| format!("reading runs from {}", a.runs.display()))?;
+    let report = fit_table(&table, &s).with_context(|| format!("fitting {}", a.runs.display()))?;
+    let target = match a.target_flops {
+        Some(c) if c.is_finite() && c > 0.0 => c,
+        Some(c) => bail!("--target-flops must be a positive number, got {c}"),
+        None => 100.0 * table.rows.iter().map(|o| o.flops).fold(0.0, f64::max),
+    };
+    let prov = isoflop_plot::report::Provenance {
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        versions: format!("isoflop {} (plotters 0.3, contour 0.13)", env!("CARGO_PKG_VERSION")),
+    };
+    let written = isoflop_plot::report::write_all(&a.out, &report, &table, target, &prov).with_context(|| format!("writing figures to {}", a.out.display()))?;
+    for f in &written.files {
+        println!("{}", f.display());
+    }
+    for w in report.warnings() {
+        eprintln!("warning: {w}");
+    }
+    for s in &written.skipped {
+        eprintln!("not drawn: {s}");
+    }
+    Ok(())
 }

@@ -79,6 +79,8 @@ pub struct BudgetProfile {
     pub runs: usize,
     /// Smallest and largest N sampled.
     pub params_range: (f64, f64),
+    /// The runs of this budget: (N, loss).
+    pub points: Vec<(f64, f64)>,
     /// Parabola coefficients in x = ln N: loss = q0 + q1 x + q2 x^2.
     pub parabola: Option<[f64; 3]>,
     /// N at the vertex.
@@ -245,6 +247,7 @@ fn profile(points: &[&Observation], nominal: Option<f64>, min_runs: usize) -> Bu
         flops,
         runs: points.len(),
         params_range: (lo, hi),
+        points: points.iter().map(|p| (p.params, p.loss)).collect(),
         parabola: None,
         optimal_params: None,
         optimal_tokens: None,

@@ -316,8 +316,11 @@ impl State {
     }
 
     /// torch.nn.utils.clip_grad_norm_: scale all gradients by max/(norm + 1e-6) when the
-    /// global norm exceeds max. Returns the norm before clipping.
+    /// global norm exceeds max. Returns the norm before clipping (0 when clipping is off).
     fn clip(&self, max: f64) -> f64 {
+        if max <= 0.0 {
+            return 0.0;
+        }
         tch::no_grad(|| {
             let norms: Vec<Tensor> = self
                 .vars
@@ -327,14 +330,12 @@ impl State {
                 .map(|g| g.norm())
                 .collect();
             let total = Tensor::stack(&norms, 0).norm().double_value(&[]);
-            if max > 0.0 {
-                let coef = max / (total + 1e-6);
-                if coef < 1.0 {
-                    for (_, p) in &self.vars {
-                        let mut g = p.grad();
-                        if g.defined() {
-                            let _ = g.g_mul_scalar_(coef);
-                        }
+            let coef = max / (total + 1e-6);
+            if coef < 1.0 {
+                for (_, p) in &self.vars {
+                    let mut g = p.grad();
+                    if g.defined() {
+                        let _ = g.g_mul_scalar_(coef);
                     }
                 }
             }
