@@ -13,5 +13,8 @@ mkdir -p "$out"
 "$bin" fit data/chinchilla_points_kyo_takano.csv --budgets chinchilla --out "$out/law.json" | tee "$out/fit.txt"
 "$bin" fit data/chinchilla_points_kyo_takano.csv --budgets chinchilla --json > "$out/fit.json"
 echo
+echo "Figures and report:"
+"$bin" plot data/chinchilla_points_kyo_takano.csv --budgets chinchilla --target-flops 5.76e23 --out "$out"
+echo
 echo "Optimal model for 5.76e23 FLOPs (Gopher's budget):"
 "$bin" allocate --flops 5.76e23 --law "$out/law.json" | tee "$out/allocation.txt"

@@ -13,7 +13,8 @@ log() { echo "setup: $*" >&2; }
 
 if [ "${ISOFLOP_SKIP_APT:-0}" != 1 ] && command -v apt-get >/dev/null 2>&1; then
   want=()
-  [ -f /usr/lib/bible.data ] || want+=(bible-kjv bible-kjv-text)
+  [ -f /usr/lib/bible.data ] || want+=(bible-kjv bible-kjv-text)   # the default training corpus
+  [ -x /usr/bin/chromium ] || want+=(chromium)                       # the report's browser test
   if [ "${#want[@]}" -gt 0 ]; then
     log "installing Debian packages: ${want[*]}"
     export DEBIAN_FRONTEND=noninteractive

@@ -469,7 +469,8 @@ pub fn allocation_table(allocs: &[Allocation]) -> String {
 
 fn plot(a: PlotArgs) -> Result<()> {
     let s = settings(&a.opts)?;
-    let table = RunTable::read(&a.runs).with_context(|| format!("reading runs from {}", a.runs.display()))?;
+    let table = RunTable::read(&a.runs)
+        .with_context(|| format!("reading runs from {}", a.runs.display()))?;
     let report = fit_table(&table, &s).with_context(|| format!("fitting {}", a.runs.display()))?;
     let target = match a.target_flops {
         Some(c) if c.is_finite() && c > 0.0 => c,
@@ -478,9 +479,13 @@ fn plot(a: PlotArgs) -> Result<()> {
     };
     let prov = isoflop_plot::report::Provenance {
         command: std::env::args().collect::<Vec<_>>().join(" "),
-        versions: format!("isoflop {} (plotters 0.3, contour 0.13)", env!("CARGO_PKG_VERSION")),
+        versions: format!(
+            "isoflop {} (plotters 0.3, contour 0.13)",
+            env!("CARGO_PKG_VERSION")
+        ),
     };
-    let written = isoflop_plot::report::write_all(&a.out, &report, &table, target, &prov).with_context(|| format!("writing figures to {}", a.out.display()))?;
+    let written = isoflop_plot::report::write_all(&a.out, &report, &table, target, &prov)
+        .with_context(|| format!("writing figures to {}", a.out.display()))?;
     for f in &written.files {
         println!("{}", f.display());
     }

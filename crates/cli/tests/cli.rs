@@ -200,3 +200,60 @@ fn failed_fit_does_not_overwrite_an_existing_law() {
     assert_eq!(std::fs::read_to_string(&law).unwrap(), "precious");
     assert!(Path::new(&law).exists());
 }
+
+#[test]
+fn plot_writes_figures_and_report_or_names_the_bad_row() {
+    let d = tmpdir("plot");
+    let out = d.join("figs");
+    let o = isoflop(&[
+        "plot",
+        embedded().to_str().unwrap(),
+        "--budgets",
+        "chinchilla",
+        "--boot",
+        "30",
+        "--target-flops",
+        "5.76e23",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for f in [
+        "fig2_projections.svg",
+        "fig2_projections.png",
+        "fig3_isoloss.png",
+        "fig4_isoflop_slices.png",
+        "figures.json",
+        "report.html",
+    ] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+    // The embedded points have no training curves: Figure 1 is not drawn, and that is said.
+    assert!(!out.join("fig1_training_curves.png").exists());
+    assert!(
+        stderr(&o).contains("not drawn: fig1_training_curves"),
+        "{}",
+        stderr(&o)
+    );
+    let specs: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("figures.json")).unwrap()).unwrap();
+    assert_eq!(
+        specs["projections"]["Ok"]["params"]["target_flops"].as_f64(),
+        Some(5.76e23)
+    );
+    let bad = d.join("bad.csv");
+    std::fs::write(&bad, "params,tokens,loss\n1e6,2e7,3\n1e6,2e7,inf\n").unwrap();
+    let o = isoflop(&[
+        "plot",
+        bad.to_str().unwrap(),
+        "--out",
+        d.join("x").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("bad.csv:3") && stderr(&o).contains("finite"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!d.join("x").exists());
+}

@@ -331,50 +331,7 @@ pub fn fit_envelope(
 mod tests {
     use super::*;
     use crate::parametric::ParametricLaw;
-    use isoflop_core::Rng;
-
-    /// Synthetic cosine-schedule curves: a model of size N trained for horizon H reaches
-    /// L(N, H) at its end; along the way, at tokens t, its loss is the law at
-    /// (N, t) plus a penalty for the unfinished schedule that vanishes at t = H
-    /// (the shape cosine schedules show: the loss drops fastest as the rate anneals).
-    pub(crate) fn cosine_curves(
-        law: &ParametricLaw,
-        noise: f64,
-        seed: u64,
-    ) -> BTreeMap<String, Vec<Observation>> {
-        let mut rng = Rng::new(seed);
-        let mut out = BTreeMap::new();
-        for i in 0..8 {
-            let n = 1e7 * 10f64.powf(i as f64 * 0.3);
-            for h in 0..4 {
-                let horizon = 20.0 * n * 4f64.powf(h as f64 - 1.5);
-                let name = format!("n{i}-h{h}");
-                // 200 logged rows of a 10,000-step run: one row every 50 steps.
-                let steps = 200;
-                let rows = (1..=steps)
-                    .map(|s| {
-                        let t = horizon * s as f64 / steps as f64;
-                        let progress = t / horizon;
-                        let unfinished =
-                            0.08 * (1.0 + (std::f64::consts::PI * progress).cos()) / 2.0;
-                        let loss = (law.loss(n, t) + unfinished) * (1.0 + noise * rng.normal());
-                        Observation {
-                            line: 0,
-                            run: Some(name.clone()),
-                            step: Some(50.0 * s as f64),
-                            params: n,
-                            tokens: t,
-                            flops: 6.0 * n * t,
-                            loss,
-                            budget: None,
-                        }
-                    })
-                    .collect();
-                out.insert(name, rows);
-            }
-        }
-        out
-    }
+    use crate::synthetic::cosine_curves;
 
     #[test]
     fn smoothing_keeps_constants_and_means() {

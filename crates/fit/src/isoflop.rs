@@ -417,35 +417,7 @@ pub fn fit_isoflop(points: &[Observation], opts: &IsoFlopOptions) -> Result<IsoF
 mod tests {
     use super::*;
     use crate::parametric::ParametricLaw;
-    use isoflop_core::Rng;
-
-    fn isoflop_points(
-        law: &ParametricLaw,
-        budgets: &[f64],
-        noise: f64,
-        seed: u64,
-    ) -> Vec<Observation> {
-        let mut rng = Rng::new(seed);
-        let mut v = Vec::new();
-        for &c in budgets {
-            let n0 = law.optimal_params(c);
-            for k in -4..=4 {
-                let n = n0 * 10f64.powf(k as f64 * 0.15);
-                let d = c / (6.0 * n);
-                v.push(Observation {
-                    line: 0,
-                    run: None,
-                    step: None,
-                    params: n,
-                    tokens: d,
-                    flops: c,
-                    loss: law.loss(n, d) * (1.0 + noise * rng.normal()),
-                    budget: Some(c),
-                });
-            }
-        }
-        v
-    }
+    use crate::synthetic::isoflop_points;
 
     #[test]
     fn parabola_through_exact_points() {

@@ -14,6 +14,7 @@ pub mod fastmath;
 pub mod lbfgs;
 pub mod parametric;
 pub mod stats;
+pub mod synthetic;
 
 pub use error::FitError;
 pub use parametric::{fit_parametric, ParametricFit, ParametricLaw, ParametricOptions};

@@ -1,6 +1,8 @@
 //! Draws figure specs with plotters, to SVG text or PNG files. The only module that draws.
 
-use crate::spec::{short_count, IsoFlopSlices, IsoLoss, Projection, Projections, Range, TrainingCurves};
+use crate::spec::{
+    short_count, IsoFlopSlices, IsoLoss, Projection, Projections, Range, TrainingCurves,
+};
 use crate::viridis;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -103,7 +105,11 @@ fn count_label(v: &f64) -> String {
 }
 
 fn colour(v: f64, r: Range, log: bool) -> RGBColor {
-    let t = if log { (v.ln() - r.lo.ln()) / (r.hi.ln() - r.lo.ln()) } else { (v - r.lo) / (r.hi - r.lo) };
+    let t = if log {
+        (v.ln() - r.lo.ln()) / (r.hi.ln() - r.lo.ln())
+    } else {
+        (v - r.lo) / (r.hi - r.lo)
+    };
     let (a, b, c) = viridis::at(if t.is_finite() { t } else { 0.5 });
     RGBColor(a, b, c)
 }
@@ -112,8 +118,18 @@ fn style(size: u32) -> TextStyle<'static> {
     (FONT, size).into_font().into()
 }
 
-fn colour_bar<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, r: Range, log: bool, title: &str, label: &dyn Fn(f64) -> String) -> R {
-    let (lo, hi) = if log { (r.lo.ln(), r.hi.ln()) } else { (r.lo, r.hi) };
+fn colour_bar<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    r: Range,
+    log: bool,
+    title: &str,
+    label: &dyn Fn(f64) -> String,
+) -> R {
+    let (lo, hi) = if log {
+        (r.lo.ln(), r.hi.ln())
+    } else {
+        (r.lo, r.hi)
+    };
     let hi = if hi > lo { hi } else { lo + 1.0 };
     let mut chart = ChartBuilder::on(area)
         .margin_top(40)
@@ -136,16 +152,31 @@ fn colour_bar<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, r: Range, log: 
     let n = 100;
     chart
         .draw_series((0..n).map(|i| {
-            let (a, b) = (lo + (hi - lo) * i as f64 / n as f64, lo + (hi - lo) * (i + 1) as f64 / n as f64);
-            let v = if log { (0.5 * (a + b)).exp() } else { 0.5 * (a + b) };
+            let (a, b) = (
+                lo + (hi - lo) * i as f64 / n as f64,
+                lo + (hi - lo) * (i + 1) as f64 / n as f64,
+            );
+            let v = if log {
+                (0.5 * (a + b)).exp()
+            } else {
+                0.5 * (a + b)
+            };
             Rectangle::new([(0.0, a), (1.0, b)], colour(v, r, log).filled())
         }))
         .ctx()?;
     Ok(())
 }
 
-fn training_curves<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &TrainingCurves, bar: bool) -> R {
-    let (main, side) = if bar { root.split_horizontally(root.dim_in_pixel().0 as i32 - 130) } else { (root.clone(), root.clone()) };
+fn training_curves<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    s: &TrainingCurves,
+    bar: bool,
+) -> R {
+    let (main, side) = if bar {
+        root.split_horizontally(root.dim_in_pixel().0 as i32 - 130)
+    } else {
+        (root.clone(), root.clone())
+    };
     let mut chart = ChartBuilder::on(&main)
         .margin(20)
         .x_label_area_size(55)
@@ -166,26 +197,65 @@ fn training_curves<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &Traini
     runs.sort_by(|a, b| a.params.partial_cmp(&b.params).expect("finite"));
     for c in runs {
         let col = colour(c.params / 1e6, s.colour, true);
-        chart.draw_series(LineSeries::new(c.points.iter().copied(), col.stroke_width(2))).ctx()?;
+        chart
+            .draw_series(LineSeries::new(
+                c.points.iter().copied(),
+                col.stroke_width(2),
+            ))
+            .ctx()?;
     }
     for (i, (name, pts)) in s.predicted.iter().enumerate() {
-        let col = [RGBColor(200, 40, 40), RGBColor(30, 120, 200), RGBColor(230, 140, 20)][i % 3];
+        let col = [
+            RGBColor(200, 40, 40),
+            RGBColor(30, 120, 200),
+            RGBColor(230, 140, 20),
+        ][i % 3];
         chart
-            .draw_series(DashedLineSeries::new(pts.iter().copied(), 8, 5, col.stroke_width(2)))
+            .draw_series(DashedLineSeries::new(
+                pts.iter().copied(),
+                8,
+                5,
+                col.stroke_width(2),
+            ))
             .ctx()?
             .label(format!("{name} prediction"))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], col.stroke_width(2)));
     }
-    chart.draw_series(DashedLineSeries::new(s.envelope.iter().copied(), 4, 4, BLACK.stroke_width(1))).ctx()?;
+    chart
+        .draw_series(DashedLineSeries::new(
+            s.envelope.iter().copied(),
+            4,
+            4,
+            BLACK.stroke_width(1),
+        ))
+        .ctx()?;
     let step = (s.envelope.len() / 40).max(1);
     chart
-        .draw_series(s.envelope.iter().step_by(step).map(|&p| Circle::new(p, 3, BLACK.filled())))
+        .draw_series(
+            s.envelope
+                .iter()
+                .step_by(step)
+                .map(|&p| Circle::new(p, 3, BLACK.filled())),
+        )
         .ctx()?
         .label("Minimum-loss envelope")
         .legend(|(x, y)| Circle::new((x + 12, y), 3, BLACK.filled()));
-    chart.configure_series_labels().position(SeriesLabelPosition::UpperRight).background_style(WHITE.mix(0.85)).border_style(BLACK).label_font(style(15)).draw().ctx()?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(style(15))
+        .draw()
+        .ctx()?;
     if bar {
-        colour_bar(&side, s.colour, true, "Million Parameters", &|v| if v >= 10.0 { format!("{v:.0}") } else { format!("{v:.2}") })?;
+        colour_bar(&side, s.colour, true, "Million Parameters", &|v| {
+            if v >= 10.0 {
+                format!("{v:.0}")
+            } else {
+                format!("{v:.2}")
+            }
+        })?;
     }
     Ok(())
 }
@@ -193,7 +263,10 @@ fn training_curves<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &Traini
 fn projection<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &Projection) -> R {
     let mut chart = ChartBuilder::on(area)
         .margin(20)
-        .caption(format!("Optimal {} ({})", p.quantity.to_lowercase(), p.approach), style(19))
+        .caption(
+            format!("Optimal {} ({})", p.quantity.to_lowercase(), p.approach),
+            style(19),
+        )
         .x_label_area_size(55)
         .y_label_area_size(70)
         .build_cartesian_2d((p.x.lo..p.x.hi).log_scale(), (p.y.lo..p.y.hi).log_scale())
@@ -210,15 +283,42 @@ fn projection<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &Projection)
         .draw()
         .ctx()?;
     let blue = RGBColor(30, 90, 180);
-    chart.draw_series(LineSeries::new(p.line.iter().copied(), blue.stroke_width(2))).ctx()?;
-    chart.draw_series(p.censored.iter().filter(|q| p.x.contains(q.0) && p.y.contains(q.1)).map(|&q| Circle::new(q, 4, RGBColor(150, 150, 150).stroke_width(1)))).ctx()?;
-    chart.draw_series(p.points.iter().filter(|q| p.x.contains(q.0) && p.y.contains(q.1)).map(|&q| Circle::new(q, 4, BLACK.filled()))).ctx()?;
+    chart
+        .draw_series(LineSeries::new(
+            p.line.iter().copied(),
+            blue.stroke_width(2),
+        ))
+        .ctx()?;
+    chart
+        .draw_series(
+            p.censored
+                .iter()
+                .filter(|q| p.x.contains(q.0) && p.y.contains(q.1))
+                .map(|&q| Circle::new(q, 4, RGBColor(150, 150, 150).stroke_width(1))),
+        )
+        .ctx()?;
+    chart
+        .draw_series(
+            p.points
+                .iter()
+                .filter(|q| p.x.contains(q.0) && p.y.contains(q.1))
+                .map(|&q| Circle::new(q, 4, BLACK.filled())),
+        )
+        .ctx()?;
     let target = (p.target_flops, p.projected);
     if p.x.contains(target.0) && p.y.contains(target.1) {
-        chart.draw_series(std::iter::once(TriangleMarker::new(target, 9, RGBColor(200, 40, 40).filled()))).ctx()?;
+        chart
+            .draw_series(std::iter::once(TriangleMarker::new(
+                target,
+                9,
+                RGBColor(200, 40, 40).filled(),
+            )))
+            .ctx()?;
         // The projected value, written beside the target, inside the axes.
         let pos = (target.0 / 12.0, target.1 * 1.6);
-        chart.draw_series(std::iter::once(Text::new(p.label.clone(), pos, style(22)))).ctx()?;
+        chart
+            .draw_series(std::iter::once(Text::new(p.label.clone(), pos, style(22))))
+            .ctx()?;
     }
     Ok(())
 }
@@ -257,26 +357,61 @@ fn isoloss<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &IsoLoss) -> R 
     let grey = RGBColor(110, 110, 110);
     for c in &s.contours {
         for line in &c.lines {
-            chart.draw_series(LineSeries::new(line.iter().copied(), grey.stroke_width(1))).ctx()?;
+            chart
+                .draw_series(LineSeries::new(line.iter().copied(), grey.stroke_width(1)))
+                .ctx()?;
         }
         // Label each contour at the middle of its longest piece.
         if let Some(longest) = c.lines.iter().max_by_key(|l| l.len()) {
             let mid = longest[longest.len() / 2];
-            chart.draw_series(std::iter::once(Text::new(format!("{:.2}", c.loss), mid, style(13).color(&grey)))).ctx()?;
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    format!("{:.2}", c.loss),
+                    mid,
+                    style(13).color(&grey),
+                )))
+                .ctx()?;
         }
     }
     for &b in &s.budgets {
-        chart.draw_series(DashedLineSeries::new(vec![(b, s.y.lo), (b, s.y.hi)], 6, 6, RGBColor(150, 150, 150).stroke_width(1))).ctx()?;
+        chart
+            .draw_series(DashedLineSeries::new(
+                vec![(b, s.y.lo), (b, s.y.hi)],
+                6,
+                6,
+                RGBColor(150, 150, 150).stroke_width(1),
+            ))
+            .ctx()?;
     }
     chart
-        .draw_series(LineSeries::new(s.frontier.iter().copied(), RGBColor(30, 90, 180).stroke_width(3)))
+        .draw_series(LineSeries::new(
+            s.frontier.iter().copied(),
+            RGBColor(30, 90, 180).stroke_width(3),
+        ))
         .ctx()?
         .label("Efficient frontier (Approach 3)")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], RGBColor(30, 90, 180).stroke_width(3)));
+        .legend(|(x, y)| {
+            PathElement::new(
+                vec![(x, y), (x + 24, y)],
+                RGBColor(30, 90, 180).stroke_width(3),
+            )
+        });
     chart
-        .draw_series(s.runs.iter().filter(|r| s.x.contains(r.0) && s.y.contains(r.1)).map(|&(c, n, l)| Circle::new((c, n), 4, colour(l, s.colour, false).filled())))
+        .draw_series(
+            s.runs
+                .iter()
+                .filter(|r| s.x.contains(r.0) && s.y.contains(r.1))
+                .map(|&(c, n, l)| Circle::new((c, n), 4, colour(l, s.colour, false).filled())),
+        )
         .ctx()?;
-    chart.configure_series_labels().position(SeriesLabelPosition::UpperLeft).background_style(WHITE.mix(0.85)).border_style(BLACK).label_font(style(15)).draw().ctx()?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(style(15))
+        .draw()
+        .ctx()?;
     colour_bar(&side, s.colour, false, "Loss", &|v| format!("{v:.2}"))
 }
 
@@ -298,27 +433,63 @@ fn slices<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &IsoFlopSlices) 
         .light_line_style(WHITE)
         .draw()
         .ctx()?;
-    let budgets = Range { lo: s.slices.iter().map(|b| b.budget).fold(f64::INFINITY, f64::min), hi: s.slices.iter().map(|b| b.budget).fold(0.0, f64::max) };
+    let budgets = Range {
+        lo: s
+            .slices
+            .iter()
+            .map(|b| b.budget)
+            .fold(f64::INFINITY, f64::min),
+        hi: s.slices.iter().map(|b| b.budget).fold(0.0, f64::max),
+    };
     for b in &s.slices {
         let col = colour(b.budget, budgets, true);
-        chart.draw_series(b.points.iter().filter(|p| s.x.contains(p.0) && s.y.contains(p.1)).map(|&p| Circle::new(p, 4, col.filled()))).ctx()?;
+        chart
+            .draw_series(
+                b.points
+                    .iter()
+                    .filter(|p| s.x.contains(p.0) && s.y.contains(p.1))
+                    .map(|&p| Circle::new(p, 4, col.filled())),
+            )
+            .ctx()?;
         if let Some(p) = &b.parabola {
-            chart.draw_series(LineSeries::new(p.iter().copied(), col.stroke_width(2))).ctx()?;
+            chart
+                .draw_series(LineSeries::new(p.iter().copied(), col.stroke_width(2)))
+                .ctx()?;
         }
         if let Some(l) = &b.law {
-            chart.draw_series(DashedLineSeries::new(l.iter().copied(), 6, 4, col.stroke_width(1))).ctx()?;
+            chart
+                .draw_series(DashedLineSeries::new(
+                    l.iter().copied(),
+                    6,
+                    4,
+                    col.stroke_width(1),
+                ))
+                .ctx()?;
         }
         if let Some(o) = b.optimum.filter(|o| s.x.contains(o.0) && s.y.contains(o.1)) {
-            chart.draw_series(std::iter::once(Cross::new(o, 7, BLACK.stroke_width(2)))).ctx()?;
+            chart
+                .draw_series(std::iter::once(Cross::new(o, 7, BLACK.stroke_width(2))))
+                .ctx()?;
         }
     }
     if let Some((n, l, c)) = s.target.filter(|t| s.x.contains(t.0) && s.y.contains(t.1)) {
         chart
-            .draw_series(std::iter::once(TriangleMarker::new((n, l), 10, RGBColor(200, 40, 40).filled())))
+            .draw_series(std::iter::once(TriangleMarker::new(
+                (n, l),
+                10,
+                RGBColor(200, 40, 40).filled(),
+            )))
             .ctx()?
             .label(format!("Target: {} at {:.2e} FLOPs", short_count(n), c))
             .legend(|(x, y)| TriangleMarker::new((x + 12, y), 7, RGBColor(200, 40, 40).filled()));
-        chart.configure_series_labels().position(SeriesLabelPosition::UpperRight).background_style(WHITE.mix(0.85)).border_style(BLACK).label_font(style(15)).draw().ctx()?;
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(style(15))
+            .draw()
+            .ctx()?;
     }
     colour_bar(&side, budgets, true, "FLOP budget", &|v| format!("{v:.1e}"))
 }

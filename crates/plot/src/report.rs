@@ -58,7 +58,10 @@ const NAMES: [(&str, &str); 4] = [
 ];
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PlotError + '_ {
-    move |source| PlotError::Io { path: path.to_path_buf(), source }
+    move |source| PlotError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Standard base64 (RFC 4648) with padding.
@@ -66,7 +69,9 @@ pub fn base64(bytes: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for c in bytes.chunks(3) {
-        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
         for k in 0..4 {
             if k <= c.len() {
                 out.push(A[(n >> (18 - 6 * k) & 63) as usize] as char);
@@ -79,7 +84,10 @@ pub fn base64(bytes: &[u8]) -> String {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// Budgets for the allocation table: the study's IsoFLOP budgets, else five log-spaced
@@ -88,7 +96,11 @@ fn study_budgets(r: &FitReport, table: &RunTable) -> Vec<f64> {
     if let Some(a2) = r.approach2.fitted() {
         return a2.budgets.iter().map(|b| b.budget).collect();
     }
-    let lo = table.rows.iter().map(|o| o.flops).fold(f64::INFINITY, f64::min);
+    let lo = table
+        .rows
+        .iter()
+        .map(|o| o.flops)
+        .fold(f64::INFINITY, f64::min);
     let hi = table.rows.iter().map(|o| o.flops).fold(0.0, f64::max);
     spec::logspace(lo, hi, 5)
 }
@@ -97,7 +109,13 @@ fn study_budgets(r: &FitReport, table: &RunTable) -> Vec<f64> {
 ///
 /// # Errors
 /// [`PlotError`] when a file cannot be written or a figure cannot be drawn.
-pub fn write_all(dir: &Path, r: &FitReport, table: &RunTable, target_flops: f64, prov: &Provenance) -> Result<Written, PlotError> {
+pub fn write_all(
+    dir: &Path,
+    r: &FitReport,
+    table: &RunTable,
+    target_flops: f64,
+    prov: &Provenance,
+) -> Result<Written, PlotError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let figs = spec::figures(r, table, target_flops);
     let mut written = Written::default();
@@ -112,11 +130,18 @@ pub fn write_all(dir: &Path, r: &FitReport, table: &RunTable, target_flops: f64,
         let (name, _) = NAMES[i];
         match f {
             Ok(fig) => {
-                let svg = render::svg(fig).map_err(|message| PlotError::Draw { figure: name.into(), message })?;
+                let svg = render::svg(fig).map_err(|message| PlotError::Draw {
+                    figure: name.into(),
+                    message,
+                })?;
                 let svg_path = dir.join(format!("{name}.svg"));
-                isoflop_core::record::write_atomic(&svg_path, svg.as_bytes()).map_err(io(&svg_path))?;
+                isoflop_core::record::write_atomic(&svg_path, svg.as_bytes())
+                    .map_err(io(&svg_path))?;
                 let png_path = dir.join(format!("{name}.png"));
-                render::png(fig, &png_path).map_err(|message| PlotError::Draw { figure: name.into(), message })?;
+                render::png(fig, &png_path).map_err(|message| PlotError::Draw {
+                    figure: name.into(),
+                    message,
+                })?;
                 let png = std::fs::read(&png_path).map_err(io(&png_path))?;
                 written.files.push(svg_path);
                 written.files.push(png_path);
@@ -129,9 +154,23 @@ pub fn write_all(dir: &Path, r: &FitReport, table: &RunTable, target_flops: f64,
         }
     }
     let json_path = dir.join("figures.json");
-    isoflop_core::record::write_atomic(&json_path, serde_json::to_string_pretty(&figs).expect("specs serialise").as_bytes()).map_err(io(&json_path))?;
+    isoflop_core::record::write_atomic(
+        &json_path,
+        serde_json::to_string_pretty(&figs)
+            .expect("specs serialise")
+            .as_bytes(),
+    )
+    .map_err(io(&json_path))?;
     written.files.push(json_path);
-    let html = html(r, table, &figs, &embedded, target_flops, prov, &written.skipped);
+    let html = html(
+        r,
+        table,
+        &figs,
+        &embedded,
+        target_flops,
+        prov,
+        &written.skipped,
+    );
     let html_path = dir.join("report.html");
     isoflop_core::record::write_atomic(&html_path, html.as_bytes()).map_err(io(&html_path))?;
     written.files.push(html_path);
@@ -139,13 +178,23 @@ pub fn write_all(dir: &Path, r: &FitReport, table: &RunTable, target_flops: f64,
 }
 
 fn iv(i: Option<&isoflop_fit::stats::Interval>, digits: usize) -> String {
-    i.map(|i| format!("[{:.*}, {:.*}]", digits, i.lo, digits, i.hi)).unwrap_or_default()
+    i.map(|i| format!("[{:.*}, {:.*}]", digits, i.lo, digits, i.hi))
+        .unwrap_or_default()
 }
 
 fn alloc_rows(out: &mut String, allocs: &[Allocation]) {
     for a in allocs {
         let i = a.intervals.as_ref();
-        let ci = |x: Option<&isoflop_fit::stats::Interval>| x.map(|x| format!(" [{}, {}]", spec::short_count(x.lo), spec::short_count(x.hi))).unwrap_or_default();
+        let ci = |x: Option<&isoflop_fit::stats::Interval>| {
+            x.map(|x| {
+                format!(
+                    " [{}, {}]",
+                    spec::short_count(x.lo),
+                    spec::short_count(x.hi)
+                )
+            })
+            .unwrap_or_default()
+        };
         let _ = writeln!(
             out,
             "<tr><td>{:.3e}</td><td>{}</td><td>{}{}</td><td>{}{}</td><td>{:.1}</td><td>{}</td></tr>",
@@ -161,7 +210,15 @@ fn alloc_rows(out: &mut String, allocs: &[Allocation]) {
     }
 }
 
-fn html(r: &FitReport, table: &RunTable, _figs: &Figures, embedded: &[(usize, Option<String>, Option<String>)], target: f64, prov: &Provenance, skipped: &[String]) -> String {
+fn html(
+    r: &FitReport,
+    table: &RunTable,
+    _figs: &Figures,
+    embedded: &[(usize, Option<String>, Option<String>)],
+    target: f64,
+    prov: &Provenance,
+    skipped: &[String],
+) -> String {
     let mut h = String::new();
     let _ = write!(
         h,
@@ -169,7 +226,20 @@ fn html(r: &FitReport, table: &RunTable, _figs: &Figures, embedded: &[(usize, Op
         esc(&r.source)
     );
     let _ = writeln!(h, "<h1>Compute-optimal scaling: {}</h1>", esc(&r.source));
-    let _ = writeln!(h, "<p>{} rows, {} runs{}.</p>", r.rows, r.runs, if r.dropped > 0 { format!("; the {} highest-loss runs dropped before Approaches 2 and 3", r.dropped) } else { String::new() });
+    let _ = writeln!(
+        h,
+        "<p>{} rows, {} runs{}.</p>",
+        r.rows,
+        r.runs,
+        if r.dropped > 0 {
+            format!(
+                "; the {} highest-loss runs dropped before Approaches 2 and 3",
+                r.dropped
+            )
+        } else {
+            String::new()
+        }
+    );
     for n in &r.notes {
         let _ = writeln!(h, "<p class=\"note\">Note: {}</p>", esc(n));
     }
@@ -181,7 +251,12 @@ fn html(r: &FitReport, table: &RunTable, _figs: &Figures, embedded: &[(usize, Op
                 let _ = writeln!(h, "<figure><img class=\"figure\" id=\"{name}\" alt=\"{}\" src=\"data:image/png;base64,{b64}\"><figcaption>{}</figcaption></figure>", esc(caption), esc(caption));
             }
             (None, Some(why)) => {
-                let _ = writeln!(h, "<p class=\"warn\">{}: not drawn: {}</p>", esc(caption.split('.').next().unwrap_or(name)), esc(why));
+                let _ = writeln!(
+                    h,
+                    "<p class=\"warn\">{}: not drawn: {}</p>",
+                    esc(caption.split('.').next().unwrap_or(name)),
+                    esc(why)
+                );
             }
             _ => {}
         }
@@ -193,7 +268,11 @@ fn html(r: &FitReport, table: &RunTable, _figs: &Figures, embedded: &[(usize, Op
             let _ = writeln!(h, "<p>Approach 1 (envelope of {} curves): N<sub>opt</sub> = {:.4e} C<sup>{:.4}</sup> {}, D<sub>opt</sub> = {:.4e} C<sup>{:.4}</sup> {}</p>", f.runs, f.frontier.params_coef, f.frontier.params_exponent, iv(i.map(|i| &i.params_exponent), 4), f.frontier.tokens_coef, f.frontier.tokens_exponent, iv(i.map(|i| &i.tokens_exponent), 4));
         }
         Outcome::Skipped(why) => {
-            let _ = writeln!(h, "<p class=\"warn\">Approach 1 not fitted: {}</p>", esc(why));
+            let _ = writeln!(
+                h,
+                "<p class=\"warn\">Approach 1 not fitted: {}</p>",
+                esc(why)
+            );
         }
         Outcome::NotRequested => {}
     }
@@ -203,7 +282,11 @@ fn html(r: &FitReport, table: &RunTable, _figs: &Figures, embedded: &[(usize, Op
             let _ = writeln!(h, "<p>Approach 2 ({} budgets, {} usable): N<sub>opt</sub> = {:.4e} C<sup>{:.4}</sup> {}, D<sub>opt</sub> = {:.4e} C<sup>{:.4}</sup> {}</p>", f.budgets.len(), f.budgets.iter().filter(|b| b.refused.is_none()).count(), f.frontier.params_coef, f.frontier.params_exponent, iv(i.map(|i| &i.params_exponent), 4), f.frontier.tokens_coef, f.frontier.tokens_exponent, iv(i.map(|i| &i.tokens_exponent), 4));
         }
         Outcome::Skipped(why) => {
-            let _ = writeln!(h, "<p class=\"warn\">Approach 2 not fitted: {}</p>", esc(why));
+            let _ = writeln!(
+                h,
+                "<p class=\"warn\">Approach 2 not fitted: {}</p>",
+                esc(why)
+            );
         }
         Outcome::NotRequested => {}
     }
@@ -211,25 +294,53 @@ fn html(r: &FitReport, table: &RunTable, _figs: &Figures, embedded: &[(usize, Op
         Outcome::Fitted(f) => {
             let i = f.intervals.as_ref();
             let d = &f.diagnostics;
-            let _ = writeln!(h, "<p>Approach 3: L(N, D) = E + A/N<sup>&alpha;</sup> + B/D<sup>&beta;</sup>{}</p>", if d.converged { "" } else { " <b class=\"warn\">(did not converge: not a result)</b>" });
-            h.push_str("<table><tr><th>parameter</th><th>estimate</th><th>95% interval</th></tr>\n");
+            let _ = writeln!(
+                h,
+                "<p>Approach 3: L(N, D) = E + A/N<sup>&alpha;</sup> + B/D<sup>&beta;</sup>{}</p>",
+                if d.converged {
+                    ""
+                } else {
+                    " <b class=\"warn\">(did not converge: not a result)</b>"
+                }
+            );
+            h.push_str(
+                "<table><tr><th>parameter</th><th>estimate</th><th>95% interval</th></tr>\n",
+            );
             for (name, v, int, dg) in [
                 ("E", f.law.e, i.map(|i| &i.e), 4),
                 ("A", f.law.a, i.map(|i| &i.a), 1),
                 ("B", f.law.b, i.map(|i| &i.b), 1),
                 ("&alpha;", f.law.alpha, i.map(|i| &i.alpha), 4),
                 ("&beta;", f.law.beta, i.map(|i| &i.beta), 4),
-                ("a = &beta;/(&alpha;+&beta;)", f.params_exponent, i.map(|i| &i.params_exponent), 4),
-                ("b = &alpha;/(&alpha;+&beta;)", f.tokens_exponent, i.map(|i| &i.tokens_exponent), 4),
+                (
+                    "a = &beta;/(&alpha;+&beta;)",
+                    f.params_exponent,
+                    i.map(|i| &i.params_exponent),
+                    4,
+                ),
+                (
+                    "b = &alpha;/(&alpha;+&beta;)",
+                    f.tokens_exponent,
+                    i.map(|i| &i.tokens_exponent),
+                    4,
+                ),
                 ("G", f.g, i.map(|i| &i.g), 4),
             ] {
-                let _ = writeln!(h, "<tr><td>{name}</td><td>{v:.dg$}</td><td>{}</td></tr>", iv(int, dg));
+                let _ = writeln!(
+                    h,
+                    "<tr><td>{name}</td><td>{v:.dg$}</td><td>{}</td></tr>",
+                    iv(int, dg)
+                );
             }
             h.push_str("</table>\n");
             let _ = writeln!(h, "<p>Convergence: objective {:.9e}; {} of {} starts reached it, {} converged; the best stopped by the {:?} rule (largest gradient component {:.1e}).{}</p>", f.objective, d.reached_best, d.starts, d.converged_starts, d.termination, d.grad_max, i.map(|i| format!(" Intervals: {} of {} bootstrap resamples usable, seed {}.", i.usable, i.resamples, i.seed)).unwrap_or_default());
         }
         Outcome::Skipped(why) => {
-            let _ = writeln!(h, "<p class=\"warn\">Approach 3 not fitted: {}</p>", esc(why));
+            let _ = writeln!(
+                h,
+                "<p class=\"warn\">Approach 3 not fitted: {}</p>",
+                esc(why)
+            );
         }
         Outcome::NotRequested => {}
     }
@@ -250,7 +361,12 @@ fn html(r: &FitReport, table: &RunTable, _figs: &Figures, embedded: &[(usize, Op
         }
         h.push_str("</ul>\n");
     }
-    let _ = writeln!(h, "<h2>Provenance</h2>\n<p><code>{}</code></p>\n<p>{}</p>", esc(&prov.command), esc(&prov.versions));
+    let _ = writeln!(
+        h,
+        "<h2>Provenance</h2>\n<p><code>{}</code></p>\n<p>{}</p>",
+        esc(&prov.command),
+        esc(&prov.versions)
+    );
     h.push_str("<script>window.addEventListener('load',function(){var imgs=Array.prototype.slice.call(document.querySelectorAll('img.figure'));var ok=imgs.filter(function(i){return i.complete&&i.naturalWidth>0;}).length;document.body.setAttribute('data-figures-loaded',ok+'/'+imgs.length);});</script>\n</body></html>\n");
     h
 }
@@ -261,7 +377,15 @@ mod tests {
 
     #[test]
     fn base64_matches_rfc_4648_vectors() {
-        for (i, o) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="), ("foobar", "Zm9vYmFy")] {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
             assert_eq!(base64(i.as_bytes()), o);
         }
     }

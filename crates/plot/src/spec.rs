@@ -34,13 +34,19 @@ impl Range {
 
     /// Widened by a factor on a log axis (`factor` > 1).
     fn log_pad(self, factor: f64) -> Range {
-        Range { lo: self.lo / factor, hi: self.hi * factor }
+        Range {
+            lo: self.lo / factor,
+            hi: self.hi * factor,
+        }
     }
 
     /// Widened by a fraction of its width on a linear axis.
     fn lin_pad(self, frac: f64) -> Range {
         let w = (self.hi - self.lo).max(1e-9 * self.hi.abs().max(1.0));
-        Range { lo: self.lo - frac * w, hi: self.hi + frac * w }
+        Range {
+            lo: self.lo - frac * w,
+            hi: self.hi + frac * w,
+        }
     }
 
     /// True when `v` lies inside.
@@ -187,7 +193,9 @@ pub struct Figures {
 /// `n` values log-spaced over [lo, hi].
 pub fn logspace(lo: f64, hi: f64, n: usize) -> Vec<f64> {
     let (a, b) = (lo.ln(), hi.ln());
-    (0..n).map(|i| (a + (b - a) * i as f64 / (n - 1).max(1) as f64).exp()).collect()
+    (0..n)
+        .map(|i| (a + (b - a) * i as f64 / (n - 1).max(1) as f64).exp())
+        .collect()
 }
 
 /// 67B, 1.5T, 875M: how the paper writes a projected count.
@@ -211,56 +219,119 @@ pub fn short_count(x: f64) -> String {
 }
 
 fn law3(r: &FitReport) -> Option<ParametricLaw> {
-    r.approach3.fitted().filter(|f| f.diagnostics.converged).map(|f| f.law)
+    r.approach3
+        .fitted()
+        .filter(|f| f.diagnostics.converged)
+        .map(|f| f.law)
 }
 
 /// Figure 1 from a fit (needs training curves: Approach 1).
-pub fn training_curves(r: &FitReport, table: &isoflop_core::RunTable) -> Result<TrainingCurves, String> {
+pub fn training_curves(
+    r: &FitReport,
+    table: &isoflop_core::RunTable,
+) -> Result<TrainingCurves, String> {
     let a1 = r.approach1.fitted().ok_or("Figure 1 needs training curves (a run column with several rows per run); this table has none, or Approach 1 could not be fitted")?;
     let runs: Vec<RunCurve> = table
         .curves()
         .into_iter()
         .filter(|(_, v)| v.len() >= 2)
-        .map(|(run, v)| RunCurve { run, params: v[v.len() - 1].params, points: v.iter().map(|o| (o.flops, o.loss)).collect() })
+        .map(|(run, v)| RunCurve {
+            run,
+            params: v[v.len() - 1].params,
+            points: v.iter().map(|o| (o.flops, o.loss)).collect(),
+        })
         .collect();
-    let x = Range::of(runs.iter().flat_map(|c| c.points.iter().map(|p| p.0))).ok_or("no finite points")?;
+    let x = Range::of(runs.iter().flat_map(|c| c.points.iter().map(|p| p.0)))
+        .ok_or("no finite points")?;
     // The loss axis: from the lowest loss to the median first loss, so early warm-up spikes
     // do not flatten the figure.
-    let lo = runs.iter().flat_map(|c| c.points.iter().map(|p| p.1)).fold(f64::INFINITY, f64::min);
+    let lo = runs
+        .iter()
+        .flat_map(|c| c.points.iter().map(|p| p.1))
+        .fold(f64::INFINITY, f64::min);
     let mut firsts: Vec<f64> = runs.iter().map(|c| c.points[0].1).collect();
     firsts.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
     let hi = firsts[firsts.len() / 2].max(lo * 1.05);
     let y = Range { lo, hi }.lin_pad(0.04);
-    let clip = |pts: &Polyline| -> Polyline { pts.iter().copied().filter(|&(a, b)| x.contains(a) && y.contains(b)).collect() };
-    let runs: Vec<RunCurve> = runs.into_iter().map(|c| RunCurve { points: clip(&c.points), ..c }).collect();
+    let clip = |pts: &Polyline| -> Polyline {
+        pts.iter()
+            .copied()
+            .filter(|&(a, b)| x.contains(a) && y.contains(b))
+            .collect()
+    };
+    let runs: Vec<RunCurve> = runs
+        .into_iter()
+        .map(|c| RunCurve {
+            points: clip(&c.points),
+            ..c
+        })
+        .collect();
     let envelope = clip(&a1.envelope.iter().map(|p| (p.flops, p.loss)).collect());
     let mut predicted = Vec::new();
     if let Some(law) = law3(r) {
         let grid = logspace(x.lo, x.hi, 200);
         let mut add = |name: &str, f: &dyn Fn(f64) -> (f64, f64)| {
-            let pts = clip(&grid.iter().map(|&c| (c, { let (n, d) = f(c); law.loss(n, d) })).collect());
+            let pts = clip(
+                &grid
+                    .iter()
+                    .map(|&c| {
+                        (c, {
+                            let (n, d) = f(c);
+                            law.loss(n, d)
+                        })
+                    })
+                    .collect(),
+            );
             if pts.len() >= 2 {
                 predicted.push((name.to_string(), pts));
             }
         };
         let fr1 = a1.frontier;
-        add("Approach 1", &|c| (fr1.optimal_params(c), fr1.optimal_tokens(c)));
+        add("Approach 1", &|c| {
+            (fr1.optimal_params(c), fr1.optimal_tokens(c))
+        });
         if let Some(a2) = r.approach2.fitted() {
             let fr2 = a2.frontier;
-            add("Approach 2", &|c| (fr2.optimal_params(c), fr2.optimal_tokens(c)));
+            add("Approach 2", &|c| {
+                (fr2.optimal_params(c), fr2.optimal_tokens(c))
+            });
         }
-        add("Approach 3", &|c| (law.optimal_params(c), law.optimal_tokens(c)));
+        add("Approach 3", &|c| {
+            (law.optimal_params(c), law.optimal_tokens(c))
+        });
     }
     let colour = Range::of(runs.iter().map(|c| c.params / 1e6)).ok_or("no runs")?;
-    Ok(TrainingCurves { runs, envelope, predicted, x, y, colour })
+    Ok(TrainingCurves {
+        runs,
+        envelope,
+        predicted,
+        x,
+        y,
+        colour,
+    })
 }
 
 /// Figure 2: projections of N_opt and D_opt to `target_flops` from the best available
 /// approach (1, else 2, else 3), with the training curves where there are some.
-pub fn projections(r: &FitReport, table: &isoflop_core::RunTable, target_flops: f64) -> Result<Projections, String> {
-    let (approach, points_n, points_d, censored_n, censored_d, frontier): (&str, Polyline, Polyline, Polyline, Polyline, Frontier) = if let Some(a1) = r.approach1.fitted() {
+pub fn projections(
+    r: &FitReport,
+    table: &isoflop_core::RunTable,
+    target_flops: f64,
+) -> Result<Projections, String> {
+    let (approach, points_n, points_d, censored_n, censored_d, frontier): (
+        &str,
+        Polyline,
+        Polyline,
+        Polyline,
+        Polyline,
+        Frontier,
+    ) = if let Some(a1) = r.approach1.fitted() {
         // Thin the 1,500 envelope points to those where the winning run changes.
-        let lo = a1.envelope.iter().map(|p| p.params).fold(f64::INFINITY, f64::min);
+        let lo = a1
+            .envelope
+            .iter()
+            .map(|p| p.params)
+            .fold(f64::INFINITY, f64::min);
         let hi = a1.envelope.iter().map(|p| p.params).fold(0.0, f64::max);
         let (mut pn, mut pd, mut cn, mut cd) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut last = String::new();
@@ -268,7 +339,11 @@ pub fn projections(r: &FitReport, table: &isoflop_core::RunTable, target_flops: 
             if p.run != last {
                 // Censoring follows the study's size range (as the fit does).
                 let censored = p.params <= lo || p.params >= hi;
-                let (n, d) = if censored { (&mut cn, &mut cd) } else { (&mut pn, &mut pd) };
+                let (n, d) = if censored {
+                    (&mut cn, &mut cd)
+                } else {
+                    (&mut pn, &mut pd)
+                };
                 n.push((p.flops, p.params));
                 d.push((p.flops, p.tokens));
                 last = p.run.clone();
@@ -279,8 +354,12 @@ pub fn projections(r: &FitReport, table: &isoflop_core::RunTable, target_flops: 
         let ok: Vec<_> = a2.budgets.iter().filter(|b| b.refused.is_none()).collect();
         (
             "Approach 2",
-            ok.iter().map(|b| (b.flops, b.optimal_params.unwrap_or(f64::NAN))).collect(),
-            ok.iter().map(|b| (b.flops, b.optimal_tokens.unwrap_or(f64::NAN))).collect(),
+            ok.iter()
+                .map(|b| (b.flops, b.optimal_params.unwrap_or(f64::NAN)))
+                .collect(),
+            ok.iter()
+                .map(|b| (b.flops, b.optimal_tokens.unwrap_or(f64::NAN)))
+                .collect(),
             Vec::new(),
             Vec::new(),
             a2.frontier,
@@ -293,22 +372,75 @@ pub fn projections(r: &FitReport, table: &isoflop_core::RunTable, target_flops: 
             tokens_exponent: law.tokens_exponent(),
             tokens_coef: 6f64.powf(-law.tokens_exponent()) / law.g(),
         };
-        ("Approach 3", Vec::new(), Vec::new(), Vec::new(), Vec::new(), fr)
+        (
+            "Approach 3",
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            fr,
+        )
     } else {
         return Err("Figure 2 needs at least one fitted approach".into());
     };
-    let data_lo = points_n.iter().chain(&censored_n).map(|p| p.0).fold(f64::INFINITY, f64::min);
-    let data_lo = if data_lo.is_finite() { data_lo } else { table.rows.iter().map(|o| o.flops).fold(f64::INFINITY, f64::min) };
-    let x = Range { lo: data_lo.min(target_flops), hi: data_lo.max(target_flops) }.log_pad(2.0);
-    let panel = |quantity: &str, pts: Polyline, censored: Polyline, f: &dyn Fn(f64) -> f64| -> Projection {
-        let line: Polyline = logspace(x.lo * 2.0, x.hi / 2.0, 100).into_iter().map(|c| (c, f(c))).collect();
-        let projected = f(target_flops);
-        let y = Range::of(line.iter().map(|p| p.1).chain(pts.iter().map(|p| p.1)).chain(censored.iter().map(|p| p.1))).expect("finite line").log_pad(3.0);
-        Projection { quantity: quantity.into(), approach: approach.into(), points: pts, censored, line, target_flops, projected, label: short_count(projected), x, y }
+    let data_lo = points_n
+        .iter()
+        .chain(&censored_n)
+        .map(|p| p.0)
+        .fold(f64::INFINITY, f64::min);
+    let data_lo = if data_lo.is_finite() {
+        data_lo
+    } else {
+        table
+            .rows
+            .iter()
+            .map(|o| o.flops)
+            .fold(f64::INFINITY, f64::min)
     };
-    let params = panel("Parameters", points_n, censored_n, &|c| frontier.optimal_params(c));
-    let tokens = panel("Tokens", points_d, censored_d, &|c| frontier.optimal_tokens(c));
-    Ok(Projections { curves: training_curves(r, table).ok(), params, tokens })
+    let x = Range {
+        lo: data_lo.min(target_flops),
+        hi: data_lo.max(target_flops),
+    }
+    .log_pad(2.0);
+    let panel =
+        |quantity: &str, pts: Polyline, censored: Polyline, f: &dyn Fn(f64) -> f64| -> Projection {
+            let line: Polyline = logspace(x.lo * 2.0, x.hi / 2.0, 100)
+                .into_iter()
+                .map(|c| (c, f(c)))
+                .collect();
+            let projected = f(target_flops);
+            let y = Range::of(
+                line.iter()
+                    .map(|p| p.1)
+                    .chain(pts.iter().map(|p| p.1))
+                    .chain(censored.iter().map(|p| p.1)),
+            )
+            .expect("finite line")
+            .log_pad(3.0);
+            Projection {
+                quantity: quantity.into(),
+                approach: approach.into(),
+                points: pts,
+                censored,
+                line,
+                target_flops,
+                projected,
+                label: short_count(projected),
+                x,
+                y,
+            }
+        };
+    let params = panel("Parameters", points_n, censored_n, &|c| {
+        frontier.optimal_params(c)
+    });
+    let tokens = panel("Tokens", points_d, censored_d, &|c| {
+        frontier.optimal_tokens(c)
+    });
+    Ok(Projections {
+        curves: training_curves(r, table).ok(),
+        params,
+        tokens,
+    })
 }
 
 /// Figure 3: IsoLoss contours of the Approach 3 law.
@@ -316,10 +448,14 @@ pub fn isoloss(r: &FitReport, table: &isoflop_core::RunTable) -> Result<IsoLoss,
     let law = law3(r).ok_or("Figure 3 needs a converged Approach 3 law")?;
     let finals = table.final_rows();
     let runs: Vec<(f64, f64, f64)> = finals.iter().map(|o| (o.flops, o.params, o.loss)).collect();
-    let x = Range::of(runs.iter().map(|p| p.0)).ok_or("no runs")?.log_pad(3.0);
-    let y = Range::of(runs.iter().map(|p| p.1)).ok_or("no runs")?.log_pad(3.0);
+    let x = Range::of(runs.iter().map(|p| p.0))
+        .ok_or("no runs")?
+        .log_pad(3.0);
+    let y = Range::of(runs.iter().map(|p| p.1))
+        .ok_or("no runs")?
+        .log_pad(3.0);
     // Loss on a grid of (ln C, ln N): D = C / (6N).
-    let (nx, ny) = (160usize, 120usize);
+    let (nx, ny) = (240usize, 180usize);
     let (lx0, lx1, ly0, ly1) = (x.lo.ln(), x.hi.ln(), y.lo.ln(), y.hi.ln());
     let (sx, sy) = ((lx1 - lx0) / (nx - 1) as f64, (ly1 - ly0) / (ny - 1) as f64);
     let mut values = Vec::with_capacity(nx * ny);
@@ -332,8 +468,14 @@ pub fn isoloss(r: &FitReport, table: &isoflop_core::RunTable) -> Result<IsoLoss,
     let lo_run = runs.iter().map(|p| p.2).fold(f64::INFINITY, f64::min);
     let hi_run = runs.iter().map(|p| p.2).fold(0.0, f64::max);
     let levels = nice_levels(lo_run.max(law.e * 1.001), hi_run, 8);
-    let builder = contour::ContourBuilder::new(nx, ny, true).x_origin(lx0).y_origin(ly0).x_step(sx).y_step(sy);
-    let lines = builder.lines(&values, &levels).map_err(|e| format!("contouring failed: {e:?}"))?;
+    let builder = contour::ContourBuilder::new(nx, ny, true)
+        .x_origin(lx0)
+        .y_origin(ly0)
+        .x_step(sx)
+        .y_step(sy);
+    let lines = builder
+        .lines(&values, &levels)
+        .map_err(|e| format!("contouring failed: {e:?}"))?;
     let contours = lines
         .into_iter()
         .map(|l| {
@@ -341,7 +483,12 @@ pub fn isoloss(r: &FitReport, table: &isoflop_core::RunTable) -> Result<IsoLoss,
             // The builder returns closed rings that run along the grid's border where a
             // level region meets it; those border segments are not contour: cut them out.
             let eps = 1e-9 * (1.0 + lx1.abs().max(ly1.abs()));
-            let on_edge = |c: &contour::Pt| (c.x - lx0).abs() < eps || (c.x - lx1).abs() < eps || (c.y - ly0).abs() < eps || (c.y - ly1).abs() < eps;
+            let on_edge = |c: &contour::Pt| {
+                (c.x - lx0).abs() < eps
+                    || (c.x - lx1).abs() < eps
+                    || (c.y - ly0).abs() < eps
+                    || (c.y - ly1).abs() < eps
+            };
             let mut lines: Vec<Polyline> = Vec::new();
             for ring in geom.0 {
                 let mut cur: Polyline = Vec::new();
@@ -364,16 +511,46 @@ pub fn isoloss(r: &FitReport, table: &isoflop_core::RunTable) -> Result<IsoLoss,
             }
             let lines: Vec<Polyline> = lines
                 .into_iter()
-                .map(|l| l.into_iter().filter(|&(a, b)| x.contains(a) && y.contains(b)).collect::<Polyline>())
+                .map(|l| {
+                    l.into_iter()
+                        .filter(|&(a, b)| x.contains(a) && y.contains(b))
+                        .collect::<Polyline>()
+                })
                 .filter(|p| p.len() >= 2)
                 .collect();
             Contour { loss, lines }
         })
         .filter(|c| !c.lines.is_empty())
         .collect();
-    let frontier: Polyline = logspace(x.lo, x.hi, 200).into_iter().map(|c| (c, law.optimal_params(c))).filter(|&(_, n)| y.contains(n)).collect();
-    let budgets = r.approach2.fitted().map(|a2| a2.budgets.iter().map(|b| b.flops).filter(|c| x.contains(*c)).collect()).unwrap_or_default();
-    Ok(IsoLoss { law, contours, frontier, runs, budgets, x, y, colour: Range { lo: lo_run, hi: hi_run } })
+    let frontier: Polyline = logspace(x.lo, x.hi, 200)
+        .into_iter()
+        .map(|c| (c, law.optimal_params(c)))
+        .filter(|&(_, n)| y.contains(n))
+        .collect();
+    let budgets = r
+        .approach2
+        .fitted()
+        .map(|a2| {
+            a2.budgets
+                .iter()
+                .map(|b| b.flops)
+                .filter(|c| x.contains(*c))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(IsoLoss {
+        law,
+        contours,
+        frontier,
+        runs,
+        budgets,
+        x,
+        y,
+        colour: Range {
+            lo: lo_run,
+            hi: hi_run,
+        },
+    })
 }
 
 /// About `n` round contour levels between lo and hi.
@@ -383,7 +560,11 @@ pub fn nice_levels(lo: f64, hi: f64, n: usize) -> Vec<f64> {
     }
     let raw = (hi - lo) / n as f64;
     let mag = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 2.5, 5.0, 10.0].iter().map(|m| m * mag).find(|s| *s >= raw).unwrap_or(10.0 * mag);
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * mag);
     let start = (lo / step).ceil() * step;
     let mut v = Vec::new();
     let mut x = start;
@@ -396,30 +577,83 @@ pub fn nice_levels(lo: f64, hi: f64, n: usize) -> Vec<f64> {
 
 /// Figure 4: loss against parameters per budget (Approach 2), with the law's slices.
 pub fn isoflop_slices(r: &FitReport, target_flops: f64) -> Result<IsoFlopSlices, String> {
-    let a2 = r.approach2.fitted().ok_or("Figure 4 needs IsoFLOP budgets (Approach 2)")?;
+    let a2 = r
+        .approach2
+        .fitted()
+        .ok_or("Figure 4 needs IsoFLOP budgets (Approach 2)")?;
     let law = law3(r);
     let mut slices = Vec::new();
     for b in &a2.budgets {
         let (nlo, nhi) = b.params_range;
         let pts: Polyline = b.points.clone();
         let grid = logspace(nlo, nhi, 80);
-        let parabola = b.parabola.map(|q| grid.iter().map(|&n| (n, q[0] + q[1] * n.ln() + q[2] * n.ln() * n.ln())).collect());
-        let law_line = law.map(|l| grid.iter().map(|&n| (n, l.loss(n, b.flops / (6.0 * n)))).collect());
+        let parabola = b.parabola.map(|q| {
+            grid.iter()
+                .map(|&n| (n, q[0] + q[1] * n.ln() + q[2] * n.ln() * n.ln()))
+                .collect()
+        });
+        let law_line = law.map(|l| {
+            grid.iter()
+                .map(|&n| (n, l.loss(n, b.flops / (6.0 * n))))
+                .collect()
+        });
         let optimum = b.optimal_params.zip(b.min_loss);
-        slices.push(Slice { budget: b.budget, points: pts, parabola, law: law_line, optimum });
+        slices.push(Slice {
+            budget: b.budget,
+            points: pts,
+            parabola,
+            law: law_line,
+            optimum,
+        });
     }
     let target = match law {
-        Some(l) => Some((l.optimal_params(target_flops), l.loss(l.optimal_params(target_flops), l.optimal_tokens(target_flops)), target_flops)),
-        None => Some((a2.frontier.optimal_params(target_flops), f64::NAN, target_flops)).filter(|t| t.1.is_finite()),
+        Some(l) => Some((
+            l.optimal_params(target_flops),
+            l.loss(
+                l.optimal_params(target_flops),
+                l.optimal_tokens(target_flops),
+            ),
+            target_flops,
+        )),
+        None => Some((
+            a2.frontier.optimal_params(target_flops),
+            f64::NAN,
+            target_flops,
+        ))
+        .filter(|t| t.1.is_finite()),
     };
-    let x = Range::of(slices.iter().flat_map(|s| s.points.iter().map(|p| p.0)).chain(target.iter().map(|t| t.0))).ok_or("no points")?.log_pad(1.5);
-    let y = Range::of(slices.iter().flat_map(|s| s.points.iter().map(|p| p.1)).chain(target.iter().map(|t| t.1))).ok_or("no points")?.lin_pad(0.05);
+    let x = Range::of(
+        slices
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.0))
+            .chain(target.iter().map(|t| t.0)),
+    )
+    .ok_or("no points")?
+    .log_pad(1.5);
+    let y = Range::of(
+        slices
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.1))
+            .chain(target.iter().map(|t| t.1)),
+    )
+    .ok_or("no points")?
+    .lin_pad(0.05);
     for s in &mut slices {
-        let keep = |p: &Polyline| -> Polyline { p.iter().copied().filter(|&(a, b)| x.contains(a) && y.contains(b)).collect() };
+        let keep = |p: &Polyline| -> Polyline {
+            p.iter()
+                .copied()
+                .filter(|&(a, b)| x.contains(a) && y.contains(b))
+                .collect()
+        };
         s.parabola = s.parabola.as_ref().map(keep);
         s.law = s.law.as_ref().map(keep);
     }
-    Ok(IsoFlopSlices { slices, target, x, y })
+    Ok(IsoFlopSlices {
+        slices,
+        target,
+        x,
+        y,
+    })
 }
 
 /// Every figure, or why it could not be drawn.

@@ -32,7 +32,8 @@ mod tests {
         assert_eq!(at(0.0), (68, 1, 84));
         assert_eq!(at(1.0), (253, 231, 37));
         // Perceptual: luminance rises monotonically along the map.
-        let lum = |(r, g, b): (u8, u8, u8)| 0.2126 * r as f64 + 0.7152 * g as f64 + 0.0722 * b as f64;
+        let lum =
+            |(r, g, b): (u8, u8, u8)| 0.2126 * r as f64 + 0.7152 * g as f64 + 0.0722 * b as f64;
         let mut prev = -1.0;
         for k in 0..=100 {
             let l = lum(at(k as f64 / 100.0));

@@ -1,0 +1,78 @@
+//! Synthetic runs drawn from a known law, with seeded noise: what the tests (and anyone
+//! checking a fitting procedure) use to see that each approach recovers the truth.
+
+use crate::parametric::ParametricLaw;
+use isoflop_core::{Observation, Rng};
+use std::collections::BTreeMap;
+
+/// IsoFLOP runs: at each budget, nine sizes log-spaced (0.15 decades apart) around the law's
+/// optimum, D = C/(6N), loss from the law times (1 + noise * N(0, 1)). Rows carry `budget`.
+pub fn isoflop_points(
+    law: &ParametricLaw,
+    budgets: &[f64],
+    noise: f64,
+    seed: u64,
+) -> Vec<Observation> {
+    let mut rng = Rng::new(seed);
+    let mut v = Vec::new();
+    for &c in budgets {
+        let n0 = law.optimal_params(c);
+        for k in -4..=4 {
+            let n = n0 * 10f64.powf(k as f64 * 0.15);
+            let d = c / (6.0 * n);
+            v.push(Observation {
+                line: 0,
+                run: None,
+                step: None,
+                params: n,
+                tokens: d,
+                flops: c,
+                loss: law.loss(n, d) * (1.0 + noise * rng.normal()),
+                budget: Some(c),
+            });
+        }
+    }
+    v
+}
+
+/// Cosine-schedule training curves: eight sizes (1e7 to 1.26e9 parameters, 2x apart), each
+/// trained for four horizons (2.5 to 160 tokens per parameter, 4x apart), 200 rows logged
+/// every 50 steps. A model of size N at tokens t of horizon H has the law's loss L(N, t) plus
+/// a penalty for the unfinished schedule, 0.08 (1 + cos(pi t/H))/2, which vanishes at t = H
+/// (the shape cosine schedules show), times (1 + noise * N(0, 1)).
+pub fn cosine_curves(
+    law: &ParametricLaw,
+    noise: f64,
+    seed: u64,
+) -> BTreeMap<String, Vec<Observation>> {
+    let mut rng = Rng::new(seed);
+    let mut out = BTreeMap::new();
+    for i in 0..8 {
+        let n = 1e7 * 10f64.powf(i as f64 * 0.3);
+        for h in 0..4 {
+            let horizon = 20.0 * n * 4f64.powf(h as f64 - 1.5);
+            let name = format!("n{i}-h{h}");
+            let steps = 200;
+            let rows = (1..=steps)
+                .map(|s| {
+                    let t = horizon * s as f64 / steps as f64;
+                    let unfinished =
+                        0.08 * (1.0 + (std::f64::consts::PI * t / horizon).cos()) / 2.0;
+                    let loss = (law.loss(n, t) + unfinished) * (1.0 + noise * rng.normal());
+                    Observation {
+                        line: 0,
+                        run: Some(name.clone()),
+                        step: Some(50.0 * s as f64),
+                        params: n,
+                        tokens: t,
+                        flops: 6.0 * n * t,
+                        loss,
+                        budget: None,
+                    }
+                })
+                .collect();
+            out.insert(name, rows);
+        }
+    }
+    out
+}
