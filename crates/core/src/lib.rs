@@ -8,6 +8,7 @@
 //! `flops` (C, training FLOPs), `loss` (nats per token).
 
 pub mod error;
+pub mod lease;
 pub mod record;
 pub mod rng;
 pub mod shape;

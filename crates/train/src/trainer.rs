@@ -25,6 +25,8 @@ pub const ADAM_BETAS: (f64, f64) = (0.9, 0.95);
 pub const ADAM_EPS: f64 = 1e-8;
 /// The checkpoint's file name.
 pub const CHECKPOINT_FILE: &str = "checkpoint.ot";
+/// Where a running run says how far it is (step, steps, loss, secs), about once a second.
+pub const PROGRESS_FILE: &str = "progress.json";
 
 /// What one step of progress looks like to a caller (for a progress bar).
 #[derive(Clone, Debug)]
@@ -275,7 +277,7 @@ fn prepare(out: &Path, config: &RunConfig, resume: bool) -> Result<Start> {
         } else {
             Start::Fresh
         });
-    } else if std::fs::read_dir(out).map_err(io(out))?.next().is_some() {
+    } else if std::fs::read_dir(out).map_err(io(out))?.flatten().any(|e| e.file_name() != isoflop_core::lease::LEASE_FILE) {
         return Err(folder_err(
             out,
             "is not empty and holds no run; choose an empty or new folder",
@@ -463,6 +465,11 @@ pub fn train(
             "batch, steps and log_every must be at least 1".into(),
         ));
     }
+    std::fs::create_dir_all(out).map_err(io(out))?;
+    let lease = isoflop_core::lease::Lease::acquire(out).map_err(|h| match h {
+        Some(h) => folder_err(out, format!("is being trained by process {} on {} (its lease is {}/{})", h.pid, h.host, out.display(), isoflop_core::lease::LEASE_FILE)),
+        None => folder_err(out, "cannot write its lease file"),
+    })?;
     let start = prepare(out, config, resume)?;
     if let Start::Done(summary) = start {
         return Ok(Outcome::Ended(summary));
@@ -490,6 +497,9 @@ pub fn train(
     let params = config.params.total as u64;
     let clock = Instant::now();
     let session_start_step = step;
+    let progress_path = out.join(PROGRESS_FILE);
+    let mut last_progress = Instant::now();
+    let mut last_refresh = Instant::now();
     let secs = |clock: &Instant| secs0 + clock.elapsed().as_secs_f64();
     let write_curve = |rows: &[CurveRow]| {
         write_atomic(&curve_path, record::curve_csv(rows).as_bytes()).map_err(io(&curve_path))
@@ -535,6 +545,7 @@ pub fn train(
         )
         .map_err(io(&p))?;
         let _ = std::fs::remove_file(&ckpt_path);
+        let _ = std::fs::remove_file(out.join(PROGRESS_FILE));
         Ok(summary)
     };
     while step < config.steps {
@@ -593,6 +604,16 @@ pub fn train(
             });
         }
         let elapsed = clock.elapsed().as_secs_f64();
+        if last_progress.elapsed().as_secs_f64() >= 1.0 {
+            // For sweeps watching from another process: where this run is, once a second.
+            let p = serde_json::json!({ "step": step, "steps": config.steps, "loss": loss_value, "secs": secs(&clock) });
+            let _ = write_atomic(&progress_path, p.to_string().as_bytes());
+            last_progress = Instant::now();
+            if last_refresh.elapsed().as_secs() >= 30 {
+                lease.refresh();
+                last_refresh = Instant::now();
+            }
+        }
         on_progress(&Progress {
             step,
             steps: config.steps,

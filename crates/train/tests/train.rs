@@ -223,3 +223,20 @@ fn loss_falls_on_the_default_real_corpus() {
         s.final_eval_loss
     );
 }
+
+#[test]
+fn a_leased_run_is_not_trained_twice() {
+    let d = tmp("lease");
+    let c = corpus(&d);
+    let cfg = settings(10 * 8 * 32).config().unwrap();
+    let out = d.join("run");
+    std::fs::create_dir_all(&out).unwrap();
+    // Another live process (here: this one) holds the run.
+    let lease = isoflop_core::lease::Lease::acquire(&out).unwrap();
+    let e = train(&cfg, &c, &out, true, &AtomicBool::new(false), &mut |_| {}).unwrap_err().to_string();
+    assert!(e.contains("is being trained by process"), "{e}");
+    assert!(!out.join(record::CONFIG_FILE).exists());
+    drop(lease);
+    train(&cfg, &c, &out, true, &AtomicBool::new(false), &mut |_| {}).unwrap();
+    assert!(out.join(record::SUMMARY_FILE).exists() && !out.join(".lease").exists());
+}
