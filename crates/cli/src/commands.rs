@@ -35,6 +35,19 @@ enum Command {
     /// Train one GPT for one token horizon, writing its run record (config, curve, summary).
     #[cfg(feature = "train")]
     Train(crate::train_cmd::TrainArgs),
+    /// Plan a sweep (IsoFLOP budgets x sizes, or sizes x horizons) into a TOML file.
+    Plan(crate::sweep_cmd::PlanArgs),
+    /// Run a sweep: a local pool, or a Slurm job array (--executor slurm). Resumes.
+    Sweep(crate::sweep_cmd::SweepArgs),
+    /// Run one run of a sweep by index (what a Slurm array task calls).
+    SweepTask(crate::sweep_cmd::TaskArgs),
+    /// Each run's state, read from the results folder.
+    Status(crate::sweep_cmd::StatusArgs),
+    /// The finished runs' curves as one table for `isoflop fit`.
+    Collect(crate::sweep_cmd::StatusArgs),
+    /// The whole job: plan the default study, train it, fit, draw, report (isoflop-out/).
+    #[cfg(feature = "train")]
+    Run(crate::sweep_cmd::RunArgs),
 }
 
 #[derive(Args, Debug)]
@@ -128,6 +141,13 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Plot(a) => plot(a),
         #[cfg(feature = "train")]
         Command::Train(a) => crate::train_cmd::run(a),
+        Command::Plan(a) => crate::sweep_cmd::plan(a),
+        Command::Sweep(a) => crate::sweep_cmd::sweep(a),
+        Command::SweepTask(a) => crate::sweep_cmd::task(a),
+        Command::Status(a) => crate::sweep_cmd::status(a),
+        Command::Collect(a) => crate::sweep_cmd::collect(a).map(|_| ()),
+        #[cfg(feature = "train")]
+        Command::Run(a) => crate::sweep_cmd::run(a),
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod commands;
 mod format;
+mod sweep_cmd;
 #[cfg(feature = "train")]
 mod train_cmd;
 

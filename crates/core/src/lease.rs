@@ -33,7 +33,9 @@ pub struct Lease {
 
 /// This machine's host name.
 pub fn host() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "localhost".into())
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
 }
 
 fn alive(pid: u32) -> bool {
@@ -45,8 +47,15 @@ pub fn holder(dir: &Path) -> Option<Holder> {
     let path = dir.join(LEASE_FILE);
     let text = std::fs::read_to_string(&path).ok()?;
     let mut it = text.split_whitespace();
-    let h = Holder { host: it.next()?.to_string(), pid: it.next()?.parse().ok()? };
-    let age = std::fs::metadata(&path).and_then(|m| m.modified()).ok().and_then(|t| SystemTime::now().duration_since(t).ok()).unwrap_or_default();
+    let h = Holder {
+        host: it.next()?.to_string(),
+        pid: it.next()?.parse().ok()?,
+    };
+    let age = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .unwrap_or_default();
     let stale = (h.host == host() && !alive(h.pid)) || age > STALE_AFTER;
     (!stale).then_some(h)
 }
@@ -59,7 +68,11 @@ impl Lease {
     pub fn acquire(dir: &Path) -> Result<Lease, Option<Holder>> {
         let path = dir.join(LEASE_FILE);
         for _ in 0..3 {
-            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
                 Ok(mut f) => {
                     writeln!(f, "{} {}", host(), std::process::id()).map_err(|_| None)?;
                     return Ok(Lease { path });

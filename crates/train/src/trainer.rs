@@ -277,7 +277,11 @@ fn prepare(out: &Path, config: &RunConfig, resume: bool) -> Result<Start> {
         } else {
             Start::Fresh
         });
-    } else if std::fs::read_dir(out).map_err(io(out))?.flatten().any(|e| e.file_name() != isoflop_core::lease::LEASE_FILE) {
+    } else if std::fs::read_dir(out)
+        .map_err(io(out))?
+        .flatten()
+        .any(|e| e.file_name() != isoflop_core::lease::LEASE_FILE)
+    {
         return Err(folder_err(
             out,
             "is not empty and holds no run; choose an empty or new folder",
@@ -467,7 +471,16 @@ pub fn train(
     }
     std::fs::create_dir_all(out).map_err(io(out))?;
     let lease = isoflop_core::lease::Lease::acquire(out).map_err(|h| match h {
-        Some(h) => folder_err(out, format!("is being trained by process {} on {} (its lease is {}/{})", h.pid, h.host, out.display(), isoflop_core::lease::LEASE_FILE)),
+        Some(h) => folder_err(
+            out,
+            format!(
+                "is being trained by process {} on {} (its lease is {}/{})",
+                h.pid,
+                h.host,
+                out.display(),
+                isoflop_core::lease::LEASE_FILE
+            ),
+        ),
         None => folder_err(out, "cannot write its lease file"),
     })?;
     let start = prepare(out, config, resume)?;

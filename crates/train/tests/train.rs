@@ -233,7 +233,9 @@ fn a_leased_run_is_not_trained_twice() {
     std::fs::create_dir_all(&out).unwrap();
     // Another live process (here: this one) holds the run.
     let lease = isoflop_core::lease::Lease::acquire(&out).unwrap();
-    let e = train(&cfg, &c, &out, true, &AtomicBool::new(false), &mut |_| {}).unwrap_err().to_string();
+    let e = train(&cfg, &c, &out, true, &AtomicBool::new(false), &mut |_| {})
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("is being trained by process"), "{e}");
     assert!(!out.join(record::CONFIG_FILE).exists());
     drop(lease);

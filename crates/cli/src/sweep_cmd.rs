@@ -1,0 +1,587 @@
+//! `isoflop plan`, `sweep`, `sweep-task`, `status`, `collect` and `run`.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use isoflop_core::record::write_atomic;
+use isoflop_sweep::exec::{self, RunOutcome, RunState};
+use isoflop_sweep::plan::{horizon_design, isoflop_design, RunDefaults, Sweep};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Arguments of `isoflop plan`.
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    /// IsoFLOP design: comma-separated budgets in FLOPs (Approach 2).
+    #[arg(long, value_delimiter = ',', conflicts_with = "sizes")]
+    budgets: Vec<f64>,
+    /// IsoFLOP design: model sizes per budget.
+    #[arg(long, default_value_t = 5)]
+    sizes_per_budget: usize,
+    /// IsoFLOP design: largest over smallest size at a budget.
+    #[arg(long, default_value_t = 8.0)]
+    spread: f64,
+    /// Horizons design: size range LO..HI in parameters, e.g. 0.2e6..5e6 (Approach 1).
+    #[arg(long)]
+    sizes: Option<String>,
+    /// Horizons design: how many sizes.
+    #[arg(long, default_value_t = 4)]
+    n_sizes: usize,
+    /// Horizons design: cosine horizons per size, spanning 16x.
+    #[arg(long, default_value_t = 4)]
+    horizons: usize,
+    /// The sweep file to write.
+    #[arg(long, default_value = "sweep.toml")]
+    out: PathBuf,
+    /// Results folder, relative to the sweep file.
+    #[arg(long, default_value = "runs")]
+    results: PathBuf,
+    /// Corpus for every run (default: the trainer's default corpus).
+    #[arg(long)]
+    data: Option<String>,
+    /// An external trainer's command template, e.g.
+    /// "python train.py --n_layer {layers} --n_embd {d_model} --max_iters {steps} --out {out}".
+    #[arg(long)]
+    command: Option<String>,
+    /// Sequences per step.
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+    /// Context length.
+    #[arg(long, default_value_t = 64)]
+    context: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 2e-3)]
+    lr: f64,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Name.
+    #[arg(long, default_value = "study")]
+    name: String,
+    /// Replace an existing sweep file.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
+enum Executor {
+    /// A pool of processes on this machine.
+    Local,
+    /// A Slurm job array, submitted with sbatch.
+    Slurm,
+}
+
+/// Arguments of `isoflop sweep`.
+#[derive(Args, Debug)]
+pub struct SweepArgs {
+    /// The sweep file.
+    sweep: PathBuf,
+    /// Runs at once (local).
+    #[arg(long, default_value_t = 2)]
+    jobs: usize,
+    /// Threads per run.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Where to run.
+    #[arg(long, value_enum, default_value_t = Executor::Local)]
+    executor: Executor,
+    /// Slurm: array tasks at once (%K).
+    #[arg(long, default_value_t = 4)]
+    throttle: usize,
+}
+
+/// Arguments of `isoflop sweep-task` (a Slurm array task).
+#[derive(Args, Debug)]
+pub struct TaskArgs {
+    /// The sweep file.
+    sweep: PathBuf,
+    /// The run's index in the sweep file.
+    #[arg(long)]
+    index: usize,
+    /// Threads.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+}
+
+/// Arguments of `isoflop status` and `isoflop collect`.
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// The sweep file.
+    sweep: PathBuf,
+    /// JSON instead of text (status).
+    #[arg(long)]
+    json: bool,
+    /// Where collect writes the table (default: runs.csv in the results folder).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// Arguments of `isoflop run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// A two-minute study instead of the ten-minute default.
+    #[arg(long)]
+    quick: bool,
+    /// Output folder: sweep file, runs, fits, figures, report.
+    #[arg(long, default_value = "isoflop-out")]
+    out: PathBuf,
+    /// Runs at once.
+    #[arg(long, default_value_t = 2)]
+    jobs: usize,
+    /// Corpus (default: the King James Bible from Debian's bible-kjv).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Bootstrap resamples for the fits.
+    #[arg(long, default_value_t = 200)]
+    boot: usize,
+}
+
+fn isoflop_bin() -> Result<PathBuf> {
+    std::env::current_exe().context("locating the isoflop binary")
+}
+
+fn make_plan(a: &PlanArgs) -> Result<Sweep> {
+    let d = RunDefaults {
+        batch: a.batch,
+        context: a.context,
+        lr: a.lr,
+        seed: a.seed,
+        ..RunDefaults::default()
+    };
+    let (runs, notes) = if let Some(range) = &a.sizes {
+        let (lo, hi) = range
+            .split_once("..")
+            .context("--sizes takes LO..HI, e.g. 0.2e6..5e6")?;
+        let (lo, hi): (f64, f64) = (
+            lo.trim().parse().context("--sizes LO")?,
+            hi.trim().parse().context("--sizes HI")?,
+        );
+        if !(lo > 0.0 && hi >= lo) {
+            bail!("--sizes needs 0 < LO <= HI, got {lo}..{hi}");
+        }
+        horizon_design(lo, hi, a.n_sizes, a.horizons, 256, &d)
+    } else if !a.budgets.is_empty() {
+        if a.budgets.iter().any(|b| !(b.is_finite() && *b > 0.0)) {
+            bail!("--budgets must be positive numbers");
+        }
+        isoflop_design(&a.budgets, a.sizes_per_budget, a.spread, 256, &d)
+    } else {
+        bail!("give --budgets (IsoFLOP design) or --sizes LO..HI (horizons design)");
+    };
+    for n in notes {
+        eprintln!("note: {n}");
+    }
+    if runs.is_empty() {
+        bail!("the plan has no runs (budgets too small for the smallest model?)");
+    }
+    Ok(Sweep {
+        name: a.name.clone(),
+        results: a.results.clone(),
+        data: a.data.clone(),
+        vocab: 256,
+        defaults: d,
+        command: a.command.clone(),
+        runs,
+    })
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+pub fn plan(a: PlanArgs) -> Result<()> {
+    let s = make_plan(&a)?;
+    if a.out.exists() && !a.force {
+        bail!(
+            "{} exists; pass --force to replace it (its runs' results are kept either way)",
+            a.out.display()
+        );
+    }
+    write_atomic(&a.out, s.to_toml(cores()).as_bytes())?;
+    eprintln!(
+        "{}: {} runs, {:.3e} FLOPs in all, about {:.0} s on this machine's {} cores (estimate)",
+        a.out.display(),
+        s.runs.len(),
+        s.total_flops(),
+        s.estimated_secs(cores()),
+        cores()
+    );
+    Ok(())
+}
+
+fn cpu_secs_children() -> f64 {
+    // SAFETY: getrusage writes into the struct we pass.
+    unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut u);
+        u.ru_utime.tv_sec as f64
+            + u.ru_utime.tv_usec as f64 * 1e-6
+            + u.ru_stime.tv_sec as f64
+            + u.ru_stime.tv_usec as f64 * 1e-6
+    }
+}
+
+/// Runs a sweep on the local pool with a progress display; returns (finished, failed, held).
+fn sweep_local(
+    s: &Sweep,
+    file: &Path,
+    jobs: usize,
+    threads: usize,
+) -> Result<(usize, usize, usize)> {
+    let results = s.results_dir(file);
+    std::fs::create_dir_all(&results).with_context(|| format!("creating {}", results.display()))?;
+    let bin = isoflop_bin()?;
+    let total = s.runs.len() as u64;
+    let ended0 = s
+        .runs
+        .iter()
+        .filter(|r| {
+            matches!(
+                exec::state(&results, r),
+                RunState::Finished { .. } | RunState::Failed { .. }
+            )
+        })
+        .count();
+    eprintln!(
+        "{}: {} runs, {} already ended; {} at once, {} thread(s) each; results in {}",
+        file.display(),
+        total,
+        ended0,
+        jobs,
+        threads,
+        results.display()
+    );
+    let multi = indicatif::MultiProgress::new();
+    let overall = multi.add(indicatif::ProgressBar::new(total));
+    overall.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} runs ended  [{elapsed_precise}]",
+        )
+        .expect("template"),
+    );
+    overall.set_position(ended0 as u64);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (t0, cpu0) = (Instant::now(), cpu_secs_children());
+    let outcomes = std::thread::scope(|sc| {
+        // One line per active run, from its progress.json, twice a second.
+        sc.spawn(|| {
+            let mut lines: Vec<(String, indicatif::ProgressBar)> = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let mut active = Vec::new();
+                for r in &s.runs {
+                    if let RunState::Running { step, steps, .. } = exec::state(&results, r) {
+                        active.push((r.id.clone(), step.unwrap_or(0), steps.unwrap_or(1)));
+                    }
+                }
+                lines.retain(|(id, b)| {
+                    let keep = active.iter().any(|a| &a.0 == id);
+                    if !keep {
+                        b.finish_and_clear();
+                    }
+                    keep
+                });
+                for (id, step, steps) in active {
+                    let bar = match lines.iter().find(|l| l.0 == id) {
+                        Some(l) => l.1.clone(),
+                        None => {
+                            let b = multi.add(indicatif::ProgressBar::new(steps));
+                            b.set_style(
+                                indicatif::ProgressStyle::with_template(
+                                    "  {msg:<24} {bar:20} {pos}/{len} steps",
+                                )
+                                .expect("template"),
+                            );
+                            b.set_message(id.clone());
+                            lines.push((id.clone(), b.clone()));
+                            b
+                        }
+                    };
+                    bar.set_length(steps);
+                    bar.set_position(step);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+            for (_, b) in lines {
+                b.finish_and_clear();
+            }
+        });
+        let out = exec::run_local(s, &results, &bin, jobs, threads, &|id, o| {
+            overall.inc(matches!(o, RunOutcome::Finished | RunOutcome::Failed(_)) as u64);
+            if let RunOutcome::Failed(why) = o {
+                overall.println(format!("run {id} failed: {why}"));
+            }
+        });
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        out
+    });
+    overall.finish_and_clear();
+    let wall = t0.elapsed().as_secs_f64();
+    let cpu = cpu_secs_children() - cpu0;
+    let count = |f: &dyn Fn(&RunOutcome) -> bool| outcomes.iter().filter(|(_, o)| f(o)).count();
+    let (fin, failed, held) = (
+        count(&|o| *o == RunOutcome::Finished),
+        count(&|o| matches!(o, RunOutcome::Failed(_))),
+        count(&|o| *o == RunOutcome::HeldElsewhere),
+    );
+    eprintln!(
+        "{fin} runs trained, {failed} failed, {held} held by another process, {} had already ended; {:.3e} FLOPs planned; {wall:.1} s wall, CPU utilisation {:.0}% of {} cores",
+        count(&|o| *o == RunOutcome::AlreadyEnded),
+        s.total_flops(),
+        if wall > 0.0 { 100.0 * cpu / (wall * cores() as f64) } else { 0.0 },
+        cores()
+    );
+    Ok((fin, failed, held))
+}
+
+pub fn sweep(a: SweepArgs) -> Result<()> {
+    let s = Sweep::read(&a.sweep)?;
+    match a.executor {
+        Executor::Local => {
+            sweep_local(&s, &a.sweep, a.jobs, a.threads)?;
+            Ok(())
+        }
+        Executor::Slurm => {
+            let results = s.results_dir(&a.sweep);
+            let logs = results.join("slurm");
+            std::fs::create_dir_all(&logs)
+                .with_context(|| format!("creating {}", logs.display()))?;
+            let file = std::fs::canonicalize(&a.sweep)?;
+            let bin = isoflop_bin()?;
+            let script = logs.join("sweep.sbatch");
+            write_atomic(
+                &script,
+                exec::slurm_script(
+                    &s,
+                    &file,
+                    &bin,
+                    a.throttle,
+                    a.threads,
+                    &std::fs::canonicalize(&logs)?,
+                )
+                .as_bytes(),
+            )?;
+            let job = exec::sbatch(&[], Some(&script)).map_err(anyhow::Error::msg)?;
+            let table = std::fs::canonicalize(&results)?.join("runs.csv");
+            let fit = format!(
+                "{bin} collect {file} --out {table} && {bin} fit {table} --out {law} > {txt}",
+                bin = bin.display(),
+                file = file.display(),
+                table = table.display(),
+                law = table.with_file_name("law.json").display(),
+                txt = table.with_file_name("fit.txt").display()
+            );
+            let out_log = format!(
+                "--output={}/fit_%j.out",
+                std::fs::canonicalize(&logs)?.display()
+            );
+            let dep = format!("--dependency=afterany:{job}");
+            let fit_job = exec::sbatch(
+                &["--job-name=isoflop-fit", &dep, &out_log, "--wrap", &fit],
+                None,
+            )
+            .map_err(anyhow::Error::msg)?;
+            println!(
+                "array job {job} ({} runs, %{}); fit job {fit_job} after it; script {}",
+                s.runs.len(),
+                a.throttle,
+                script.display()
+            );
+            eprintln!("watch with: isoflop status {}", a.sweep.display());
+            Ok(())
+        }
+    }
+}
+
+pub fn task(a: TaskArgs) -> Result<()> {
+    let s = Sweep::read(&a.sweep)?;
+    let (id, o) = exec::run_index(&s, &a.sweep, a.index, &isoflop_bin()?, a.threads)
+        .map_err(anyhow::Error::msg)?;
+    match o {
+        RunOutcome::Failed(why) => bail!("run {id} failed: {why}"),
+        other => {
+            eprintln!("run {id}: {other:?}");
+            Ok(())
+        }
+    }
+}
+
+pub fn status(a: StatusArgs) -> Result<()> {
+    let s = Sweep::read(&a.sweep)?;
+    let results = s.results_dir(&a.sweep);
+    let states: Vec<(String, RunState)> = s
+        .runs
+        .iter()
+        .map(|r| (r.id.clone(), exec::state(&results, r)))
+        .collect();
+    if a.json {
+        let v: Vec<serde_json::Value> = states
+            .iter()
+            .map(|(id, st)| serde_json::json!({ "run": id, "status": st }))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    for (id, st) in &states {
+        let text = match st {
+            RunState::Pending => "pending".to_string(),
+            RunState::Running {
+                host,
+                pid,
+                step,
+                steps,
+            } => format!(
+                "running (pid {pid} on {host}){}",
+                step.zip(*steps)
+                    .map(|(a, b)| format!(", step {a}/{b}"))
+                    .unwrap_or_default()
+            ),
+            RunState::Unfinished { step } => format!(
+                "unfinished{} (resumes from its checkpoint)",
+                step.map(|s| format!(" at step {s}")).unwrap_or_default()
+            ),
+            RunState::Finished { loss } => format!(
+                "finished{}",
+                loss.map(|l| format!(", loss {l:.4}")).unwrap_or_default()
+            ),
+            RunState::Failed { status, reason } => format!("{status}: {reason}"),
+        };
+        println!("{id:<28} {text}");
+    }
+    let fin = states
+        .iter()
+        .filter(|s| matches!(s.1, RunState::Finished { .. }))
+        .count();
+    eprintln!("{fin} of {} finished", states.len());
+    Ok(())
+}
+
+pub fn collect(a: StatusArgs) -> Result<PathBuf> {
+    let s = Sweep::read(&a.sweep)?;
+    let results = s.results_dir(&a.sweep);
+    let (csv, missing) = exec::collect(&s, &results);
+    let out = a.out.clone().unwrap_or_else(|| results.join("runs.csv"));
+    if !missing.is_empty() {
+        eprintln!(
+            "{} run(s) not in the table: {}",
+            missing.len(),
+            missing
+                .iter()
+                .map(|(id, st)| format!(
+                    "{id} ({})",
+                    serde_json::to_value(st)
+                        .ok()
+                        .and_then(|v| v["state"].as_str().map(String::from))
+                        .unwrap_or_default()
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if csv.lines().count() <= 1 {
+        bail!(
+            "no run of {} has finished; nothing to collect",
+            a.sweep.display()
+        );
+    }
+    write_atomic(&out, csv.as_bytes())?;
+    println!("{}", out.display());
+    Ok(out)
+}
+
+/// The default study: IsoFLOP budgets sized for a 2-core machine (about 10 minutes; quick
+/// about 2). Each size trains at several budgets, so its curves also feed Approach 1.
+pub fn default_budgets(quick: bool) -> Vec<f64> {
+    if quick {
+        vec![2e11, 5e11, 1.2e12]
+    } else {
+        vec![5e11, 1.2e12, 3e12, 7e12]
+    }
+}
+
+pub fn run(a: RunArgs) -> Result<()> {
+    let t0 = Instant::now();
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let data = crate::train_cmd::resolve_data(a.data.clone())?;
+    let file = a.out.join("sweep.toml");
+    let plan_args = PlanArgs {
+        budgets: default_budgets(a.quick),
+        sizes_per_budget: 5,
+        spread: 8.0,
+        sizes: None,
+        n_sizes: 4,
+        horizons: 4,
+        out: file.clone(),
+        results: "runs".into(),
+        data: Some(std::fs::canonicalize(&data)?.display().to_string()),
+        command: None,
+        batch: 16,
+        context: 64,
+        lr: 2e-3,
+        seed: 0,
+        name: if a.quick {
+            "default-quick".into()
+        } else {
+            "default".into()
+        },
+        force: true,
+    };
+    let planned = make_plan(&plan_args)?;
+    // Keep an existing sweep file of the same design, so a rerun resumes instead of restarting.
+    let s = match Sweep::read(&file) {
+        Ok(old) if old.runs == planned.runs && old.defaults == planned.defaults => old,
+        _ => {
+            write_atomic(&file, planned.to_toml(cores()).as_bytes())?;
+            planned
+        }
+    };
+    eprintln!(
+        "study: {} runs over budgets {:?} FLOPs ({:.3e} FLOPs in all)",
+        s.runs.len(),
+        default_budgets(a.quick),
+        s.total_flops()
+    );
+    let (_, failed, _) = sweep_local(&s, &file, a.jobs, 1)?;
+    if failed > 0 {
+        eprintln!("warning: {failed} run(s) failed; the fit uses the runs that finished");
+    }
+    let table = collect(StatusArgs {
+        sweep: file.clone(),
+        json: false,
+        out: Some(a.out.join("runs.csv")),
+    })?;
+    let t = isoflop_core::RunTable::read(&table)?;
+    let settings = isoflop_fit::FitSettings::default().with_bootstrap(a.boot, 0);
+    let report = isoflop_fit::fit_table(&t, &settings)?;
+    let laws = report.laws();
+    write_atomic(&a.out.join("law.json"), &serde_json::to_vec_pretty(&laws)?)?;
+    write_atomic(
+        &a.out.join("fit.json"),
+        &serde_json::to_vec_pretty(&report)?,
+    )?;
+    let largest = s.runs.iter().filter_map(|r| r.budget).fold(0.0, f64::max);
+    let prov = isoflop_plot::report::Provenance {
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        versions: format!("isoflop {}", env!("CARGO_PKG_VERSION")),
+    };
+    let written = isoflop_plot::report::write_all(&a.out, &report, &t, 100.0 * largest, &prov)?;
+    for w in report.warnings() {
+        eprintln!("warning: {w}");
+    }
+    for sk in &written.skipped {
+        eprintln!("not drawn: {sk}");
+    }
+    println!("Predicted compute-optimal models (each approach the data supports):");
+    for c in [largest, 100.0 * largest] {
+        if let Ok(allocs) = isoflop_fit::allocate(&laws, isoflop_fit::Target::Flops(c), 0.95) {
+            println!("{}", crate::commands::allocation_table(&allocs));
+        }
+    }
+    println!("report: {}", a.out.join("report.html").display());
+    eprintln!(
+        "study done in {:.0} s: {:.3e} FLOPs of training",
+        t0.elapsed().as_secs_f64(),
+        s.total_flops()
+    );
+    Ok(())
+}

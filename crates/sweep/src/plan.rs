@@ -1,0 +1,394 @@
+//! Sweep plans: which models to train for how many tokens, written as a TOML file a person
+//! can read and edit.
+//!
+//! Two designs (Hoffmann et al. 2022):
+//! - IsoFLOP ([`isoflop_design`], Approach 2): for each budget C, sizes log-spaced around the
+//!   expected optimum, each trained on D = C / (6N) tokens.
+//! - Horizons ([`horizon_design`], Approach 1): each size trained with several cosine
+//!   horizons spanning 16x, so the envelope of the curves can be taken.
+//!
+//! The expected optimum is the Chinchilla rule of thumb, 20 tokens per parameter
+//! (N = sqrt(C / 120)). Every shape comes from [`ModelShape::for_params`].
+
+use isoflop_core::shape::ModelShape;
+use std::path::{Path, PathBuf};
+
+/// Training settings shared by every run of a sweep.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RunDefaults {
+    /// Sequences per step.
+    pub batch: usize,
+    /// Context length.
+    pub context: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Seed.
+    pub seed: u64,
+    /// Curve row every N steps.
+    pub log_every: u64,
+    /// Held-out evaluation every N steps.
+    pub eval_every: u64,
+    /// Checkpoint every N steps.
+    pub checkpoint_every: u64,
+}
+
+impl Default for RunDefaults {
+    fn default() -> Self {
+        RunDefaults {
+            batch: 16,
+            context: 64,
+            lr: 2e-3,
+            seed: 0,
+            log_every: 5,
+            eval_every: 100,
+            checkpoint_every: 50,
+        }
+    }
+}
+
+/// One planned run.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PlannedRun {
+    /// The run's id: its folder's name under the results folder.
+    pub id: String,
+    /// Layers.
+    pub layers: usize,
+    /// Width.
+    pub d_model: usize,
+    /// Heads.
+    pub heads: usize,
+    /// Total parameters of that shape.
+    pub params: u64,
+    /// Token horizon.
+    pub tokens: u64,
+    /// The IsoFLOP budget it belongs to, if any.
+    pub budget: Option<f64>,
+}
+
+/// A sweep file.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Sweep {
+    /// A name for people.
+    pub name: String,
+    /// Results folder, relative to the sweep file's folder (or absolute).
+    pub results: PathBuf,
+    /// Corpus (default: the trainer's default corpus).
+    pub data: Option<String>,
+    /// Vocabulary (byte-level text: 256).
+    pub vocab: usize,
+    /// Shared settings.
+    pub defaults: RunDefaults,
+    /// An external trainer's command template (see [`crate::exec::expand`]); absent: isoflop's own.
+    pub command: Option<String>,
+    /// The runs.
+    pub runs: Vec<PlannedRun>,
+}
+
+/// Why a plan cannot be made or read.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// Nothing to plan.
+    #[error("the plan has no runs: {0}")]
+    Empty(String),
+    /// The file could not be read or parsed.
+    #[error("{path}: {message}")]
+    File {
+        /// The sweep file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// Two runs share an id.
+    #[error("{path}: run id '{id}' appears twice")]
+    Duplicate {
+        /// The sweep file.
+        path: PathBuf,
+        /// The id.
+        id: String,
+    },
+}
+
+fn short(x: f64) -> String {
+    let (v, s) = if x >= 1e12 {
+        (x / 1e12, "T")
+    } else if x >= 1e9 {
+        (x / 1e9, "B")
+    } else if x >= 1e6 {
+        (x / 1e6, "M")
+    } else if x >= 1e3 {
+        (x / 1e3, "k")
+    } else {
+        (x, "")
+    };
+    let digits = if v >= 100.0 {
+        0
+    } else if v >= 10.0 {
+        1
+    } else {
+        2
+    };
+    format!("{v:.digits$}{s}")
+}
+
+fn planned(shape: ModelShape, tokens: u64, budget: Option<f64>) -> PlannedRun {
+    let params = shape.params().total as u64;
+    let id = match budget {
+        Some(c) => format!("c{c:.0e}-n{}", short(params as f64)),
+        None => format!("n{}-d{}", short(params as f64), short(tokens as f64)),
+    }
+    .replace('+', "");
+    PlannedRun {
+        id,
+        layers: shape.layers,
+        d_model: shape.d_model,
+        heads: shape.heads,
+        params,
+        tokens,
+        budget,
+    }
+}
+
+/// The IsoFLOP design: for each budget, `sizes` targets log-spaced over a factor `spread`
+/// centred on N = sqrt(C / 120), each with D = C / (6N) for the shape's exact N. Targets
+/// below the smallest model, runs shorter than 20 steps, and shapes repeated within a budget
+/// are left out; the returned notes say which.
+pub fn isoflop_design(
+    budgets: &[f64],
+    sizes: usize,
+    spread: f64,
+    vocab: usize,
+    d: &RunDefaults,
+) -> (Vec<PlannedRun>, Vec<String>) {
+    let mut runs = Vec::new();
+    let mut notes = Vec::new();
+    let min_tokens = 20 * (d.batch * d.context) as u64;
+    for &c in budgets {
+        let centre = (c / 120.0).sqrt();
+        let mut seen = Vec::new();
+        for k in 0..sizes {
+            let f = if sizes == 1 {
+                0.0
+            } else {
+                k as f64 / (sizes - 1) as f64 - 0.5
+            };
+            let target = centre * spread.powf(f);
+            let Ok(shape) = ModelShape::for_params(target, vocab, d.context, false) else {
+                notes.push(format!(
+                    "budget {c:.1e}: size {target:.3e} is below the smallest model; left out"
+                ));
+                continue;
+            };
+            if seen.contains(&shape) {
+                continue;
+            }
+            seen.push(shape);
+            let tokens = (c / (6.0 * shape.params().total as f64)).round() as u64;
+            if tokens < min_tokens {
+                notes.push(format!(
+                    "budget {c:.1e}: {} parameters would train for fewer than 20 steps; left out",
+                    shape.params().total
+                ));
+                continue;
+            }
+            runs.push(planned(shape, tokens, Some(c)));
+        }
+    }
+    (runs, notes)
+}
+
+/// The horizons design: `n_sizes` sizes log-spaced over [lo, hi], each trained for
+/// `horizons` token horizons spanning 16x around 20 tokens per parameter.
+pub fn horizon_design(
+    lo: f64,
+    hi: f64,
+    n_sizes: usize,
+    horizons: usize,
+    vocab: usize,
+    d: &RunDefaults,
+) -> (Vec<PlannedRun>, Vec<String>) {
+    let mut runs = Vec::new();
+    let mut notes = Vec::new();
+    let mut seen = Vec::new();
+    for k in 0..n_sizes {
+        let target = if n_sizes == 1 {
+            lo
+        } else {
+            lo * (hi / lo).powf(k as f64 / (n_sizes - 1) as f64)
+        };
+        let Ok(shape) = ModelShape::for_params(target, vocab, d.context, false) else {
+            notes.push(format!(
+                "size {target:.3e} is below the smallest model; left out"
+            ));
+            continue;
+        };
+        if seen.contains(&shape) {
+            continue;
+        }
+        seen.push(shape);
+        let n = shape.params().total as f64;
+        for h in 0..horizons {
+            let f = if horizons == 1 {
+                0.0
+            } else {
+                h as f64 / (horizons - 1) as f64 - 0.5
+            };
+            let tokens = (20.0 * n * 16f64.powf(f)).round() as u64;
+            runs.push(planned(shape, tokens, None));
+        }
+    }
+    (runs, notes)
+}
+
+impl Sweep {
+    /// Total FLOPs (6ND per run).
+    pub fn total_flops(&self) -> f64 {
+        self.runs
+            .iter()
+            .map(|r| 6.0 * r.params as f64 * r.tokens as f64)
+            .sum()
+    }
+
+    /// Estimated wall time on `cores` cores: total FLOPs over 6e10 FLOP/s per core (measured
+    /// for these small models on this project's 2-core machines, one thread per run).
+    pub fn estimated_secs(&self, cores: usize) -> f64 {
+        self.total_flops() / (6e10 * cores.max(1) as f64)
+    }
+
+    /// The results folder, resolved against the sweep file's folder.
+    pub fn results_dir(&self, sweep_file: &Path) -> PathBuf {
+        if self.results.is_absolute() {
+            self.results.clone()
+        } else {
+            sweep_file
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join(&self.results)
+        }
+    }
+
+    /// The sweep as TOML, with a header comment stating totals.
+    pub fn to_toml(&self, cores: usize) -> String {
+        let body = toml::to_string_pretty(self).expect("a sweep serialises");
+        format!(
+            "# isoflop sweep '{}': {} runs, {:.3e} FLOPs in all, about {:.0} s on {} cores (estimate).\n# Edit freely; `isoflop sweep THIS_FILE` runs it, resuming whatever is unfinished.\n{body}",
+            self.name,
+            self.runs.len(),
+            self.total_flops(),
+            self.estimated_secs(cores),
+            cores
+        )
+    }
+
+    /// Reads and checks a sweep file.
+    ///
+    /// # Errors
+    /// [`PlanError`] for an unreadable or malformed file, no runs, or a repeated id.
+    pub fn read(path: &Path) -> Result<Sweep, PlanError> {
+        let text = std::fs::read_to_string(path).map_err(|e| PlanError::File {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
+        let s: Sweep = toml::from_str(&text).map_err(|e| PlanError::File {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
+        if s.runs.is_empty() {
+            return Err(PlanError::Empty(format!("{} lists none", path.display())));
+        }
+        let mut ids = std::collections::HashSet::new();
+        for r in &s.runs {
+            if !ids.insert(r.id.clone()) {
+                return Err(PlanError::Duplicate {
+                    path: path.into(),
+                    id: r.id.clone(),
+                });
+            }
+            ModelShape::new(
+                r.layers,
+                r.d_model,
+                r.heads,
+                s.vocab,
+                s.defaults.context,
+                false,
+            )
+            .map_err(|e| PlanError::File {
+                path: path.into(),
+                message: format!("run {}: {e}", r.id),
+            })?;
+        }
+        Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn isoflop_design_spends_each_budget_on_every_size() {
+        let d = RunDefaults::default();
+        let (runs, notes) = isoflop_design(&[1e12, 3e12, 1e13], 5, 8.0, 256, &d);
+        assert!(runs.len() >= 13, "{runs:?} {notes:?}");
+        for r in &runs {
+            let c = r.budget.unwrap();
+            // 6ND within rounding of the budget.
+            assert!(
+                (6.0 * r.params as f64 * r.tokens as f64 / c - 1.0).abs() < 1e-3,
+                "{r:?}"
+            );
+            let shape =
+                ModelShape::new(r.layers, r.d_model, r.heads, 256, d.context, false).unwrap();
+            assert_eq!(shape.params().total as u64, r.params);
+        }
+        // Sizes at a budget bracket the 20-tokens-per-parameter optimum.
+        let at: Vec<&PlannedRun> = runs.iter().filter(|r| r.budget == Some(1e13)).collect();
+        let centre = (1e13f64 / 120.0).sqrt();
+        assert!(
+            at.iter().any(|r| (r.params as f64) < centre)
+                && at.iter().any(|r| (r.params as f64) > centre)
+        );
+        let ids: std::collections::HashSet<_> = runs.iter().map(|r| &r.id).collect();
+        assert_eq!(ids.len(), runs.len());
+    }
+
+    #[test]
+    fn horizon_design_spans_sixteen_x() {
+        let (runs, _) = horizon_design(2e5, 5e6, 4, 4, 256, &RunDefaults::default());
+        assert_eq!(runs.len(), 16);
+        let first: Vec<&PlannedRun> = runs.iter().filter(|r| r.params == runs[0].params).collect();
+        let ratio = first.last().unwrap().tokens as f64 / first[0].tokens as f64;
+        assert!((ratio - 16.0).abs() < 0.01, "{ratio}");
+    }
+
+    #[test]
+    fn toml_round_trips_and_bad_files_are_named() {
+        let d = RunDefaults::default();
+        let (runs, _) = isoflop_design(&[1e12], 3, 4.0, 256, &d);
+        let s = Sweep {
+            name: "t".into(),
+            results: "runs".into(),
+            data: None,
+            vocab: 256,
+            defaults: d,
+            command: None,
+            runs,
+        };
+        let dir = std::env::temp_dir().join(format!("isoflop-plan-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("sweep.toml");
+        std::fs::write(&p, s.to_toml(2)).unwrap();
+        assert_eq!(Sweep::read(&p).unwrap(), s);
+        let text = std::fs::read_to_string(&p).unwrap();
+        std::fs::write(&p, text.replacen("heads = ", "heads = 7 #", 1)).unwrap();
+        let e = Sweep::read(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("sweep.toml") && e.contains("heads do not divide"),
+            "{e}"
+        );
+        std::fs::write(&p, "name = ").unwrap();
+        assert!(Sweep::read(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("sweep.toml"));
+    }
+}
