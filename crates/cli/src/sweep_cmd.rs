@@ -116,6 +116,7 @@ pub struct StatusArgs {
 }
 
 /// Arguments of `isoflop run`.
+#[cfg(feature = "train")]
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// A two-minute study instead of the ten-minute default.
@@ -499,6 +500,7 @@ pub fn default_budgets(quick: bool) -> Vec<f64> {
     }
 }
 
+#[cfg(feature = "train")]
 pub fn run(a: RunArgs) -> Result<()> {
     let t0 = Instant::now();
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;

@@ -38,8 +38,17 @@ pub fn host() -> String {
         .unwrap_or_else(|_| "localhost".into())
 }
 
+/// True when process `pid` exists on this host and is not a zombie (a killed trainer whose
+/// parent died can linger as a zombie where nothing reaps orphans; it holds nothing).
 fn alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state is the first field after the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_some_and(|c| c != 'Z' && c != 'X'),
+        Err(_) => false,
+    }
 }
 
 /// The current holder of the lease on `dir`, if the lease exists and is not stale.

@@ -320,14 +320,17 @@ pub fn collect(sweep: &Sweep, results: &Path) -> (String, Vec<(String, RunState)
     let mut missing = Vec::new();
     for run in &sweep.runs {
         match state(results, run) {
+            // Read with the run-table reader, which accepts any trainer's column names.
             RunState::Finished { .. } => {
-                match record::read_curve(&results.join(&run.id).join(record::CURVE_FILE)) {
-                    Ok(rows) => {
-                        for r in rows {
+                match isoflop_core::RunTable::read(&results.join(&run.id).join(record::CURVE_FILE))
+                {
+                    Ok(t) => {
+                        for r in t.rows {
                             let budget = run.budget.map(|b| format!("{b:e}")).unwrap_or_default();
+                            let step = r.step.map(|s| s.to_string()).unwrap_or_default();
                             out += &format!(
                                 "{},{},{},{},{:e},{},{}\n",
-                                r.run, r.step, r.params, r.tokens, r.flops, r.loss, budget
+                                run.id, step, r.params, r.tokens, r.flops, r.loss, budget
                             );
                         }
                     }
@@ -335,7 +338,7 @@ pub fn collect(sweep: &Sweep, results: &Path) -> (String, Vec<(String, RunState)
                         run.id.clone(),
                         RunState::Failed {
                             status: "unreadable".into(),
-                            reason: e,
+                            reason: e.to_string(),
                         },
                     )),
                 }

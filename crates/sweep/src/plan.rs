@@ -133,7 +133,7 @@ fn short(x: f64) -> String {
 fn planned(shape: ModelShape, tokens: u64, budget: Option<f64>) -> PlannedRun {
     let params = shape.params().total as u64;
     let id = match budget {
-        Some(c) => format!("c{c:.0e}-n{}", short(params as f64)),
+        Some(c) => format!("c{c:e}-n{}", short(params as f64)),
         None => format!("n{}-d{}", short(params as f64), short(tokens as f64)),
     }
     .replace('+', "");
