@@ -492,6 +492,7 @@ pub fn collect(a: StatusArgs) -> Result<PathBuf> {
 
 /// The default study: IsoFLOP budgets sized for a 2-core machine (about 10 minutes; quick
 /// about 2). Each size trains at several budgets, so its curves also feed Approach 1.
+#[cfg(feature = "train")]
 pub fn default_budgets(quick: bool) -> Vec<f64> {
     if quick {
         vec![2e11, 5e11, 1.2e12]
