@@ -13,6 +13,7 @@ pub mod record;
 pub mod rng;
 pub mod shape;
 pub mod table;
+pub mod units;
 
 pub use error::{CoreError, Result};
 pub use rng::Rng;

@@ -198,25 +198,7 @@ pub fn logspace(lo: f64, hi: f64, n: usize) -> Vec<f64> {
         .collect()
 }
 
-/// 67B, 1.5T, 875M: how the paper writes a projected count.
-pub fn short_count(x: f64) -> String {
-    let (v, s) = if x >= 1e12 {
-        (x / 1e12, "T")
-    } else if x >= 1e9 {
-        (x / 1e9, "B")
-    } else if x >= 1e6 {
-        (x / 1e6, "M")
-    } else if x >= 1e3 {
-        (x / 1e3, "K")
-    } else {
-        (x, "")
-    };
-    if v >= 10.0 || (v - v.round()).abs() < 0.05 {
-        format!("{v:.0}{s}")
-    } else {
-        format!("{v:.1}{s}")
-    }
-}
+pub use isoflop_core::units::count_short as short_count;
 
 fn law3(r: &FitReport) -> Option<ParametricLaw> {
     r.approach3

@@ -108,27 +108,7 @@ pub enum PlanError {
     },
 }
 
-fn short(x: f64) -> String {
-    let (v, s) = if x >= 1e12 {
-        (x / 1e12, "T")
-    } else if x >= 1e9 {
-        (x / 1e9, "B")
-    } else if x >= 1e6 {
-        (x / 1e6, "M")
-    } else if x >= 1e3 {
-        (x / 1e3, "k")
-    } else {
-        (x, "")
-    };
-    let digits = if v >= 100.0 {
-        0
-    } else if v >= 10.0 {
-        1
-    } else {
-        2
-    };
-    format!("{v:.digits$}{s}")
-}
+use isoflop_core::units::count as short;
 
 fn planned(shape: ModelShape, tokens: u64, budget: Option<f64>) -> PlannedRun {
     let params = shape.params().total as u64;
