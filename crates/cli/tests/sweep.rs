@@ -291,10 +291,20 @@ JSON
     let table = PathBuf::from(String::from_utf8_lossy(&o.stdout).trim());
     let text = std::fs::read_to_string(&table).unwrap();
     assert_eq!(text.lines().count(), 1 + 4 * ids.len());
-    assert!(
-        text.lines().nth(4).unwrap().ends_with(",1.5e11"),
-        "budget column: {}",
-        text.lines().nth(4).unwrap()
+    let row: Vec<&str> = text.lines().nth(4).unwrap().split(',').collect();
+    assert_eq!(
+        text.lines().next().unwrap(),
+        "run,step,params,tokens,flops,loss,budget,final_loss"
+    );
+    assert_eq!(row[6], "1.5e11", "budget column: {row:?}");
+    // The external trainer wrote no held-out loss: the final loss is its summary's final_loss.
+    let summary: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(d.join("runs").join(row[0]).join("summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        row[7].parse::<f64>().unwrap(),
+        summary["final_loss"].as_f64().unwrap()
     );
 }
 

@@ -19,6 +19,12 @@
 //! | run (optional) | `run`, `run_id`, `run_name`, `name` |
 //! | step (optional) | `step`, `iter`, `iteration` |
 //!
+//! | final loss of the run (optional) | `final_loss`, `run_final_loss` |
+//!
+//! A `final_loss` column (beside another loss column) gives each run's final loss for
+//! Approaches 2 and 3, in place of its last row's loss: `isoflop collect` writes the held-out
+//! loss at the end of each run there, which is less noisy than one batch's training loss.
+//!
 //! One of tokens and flops may be missing: D is then derived as C/(6N), or C as 6ND, and
 //! the table's [`RunTable::notes`] say so.
 
@@ -56,6 +62,9 @@ pub struct RunTable {
     pub rows: Vec<Observation>,
     /// What was derived or noticed while reading (for the user).
     pub notes: Vec<String>,
+    /// Each run's final loss from a `final_loss` column, where the table has one.
+    #[serde(default)]
+    pub finals: BTreeMap<String, f64>,
 }
 
 const PARAMS: &[&str] = &[
@@ -87,6 +96,7 @@ const LOSS: &[&str] = &["loss", "valloss", "evalloss", "finalloss", "trainloss",
 const BUDGET: &[&str] = &["budget", "flopbudget", "isoflop"];
 const RUN: &[&str] = &["run", "runid", "runname", "name"];
 const STEP: &[&str] = &["step", "iter", "iteration"];
+const FINAL: &[&str] = &["finalloss", "runfinalloss"];
 
 fn norm(h: &str) -> String {
     h.chars()
@@ -115,6 +125,7 @@ struct Columns {
     budget: Option<usize>,
     run: Option<usize>,
     step: Option<usize>,
+    final_loss: Option<usize>,
     names: Vec<String>,
 }
 
@@ -140,6 +151,7 @@ impl Columns {
             flops,
             loss,
             budget: pick(&headers, BUDGET),
+            final_loss: pick(&headers, FINAL).filter(|&c| c != loss),
             run: pick(&headers, RUN),
             step: pick(&headers, STEP),
             names: headers,
@@ -318,6 +330,7 @@ impl RunTable {
         let mut rows = Vec::new();
         let mut notes = Vec::new();
         let mut skipped = Vec::new();
+        let mut finals = BTreeMap::new();
         for run in run_dirs(dir) {
             let name = run
                 .file_name()
@@ -345,6 +358,7 @@ impl RunTable {
             })?;
             let t = Self::from_csv(&p, &text)?;
             rows.extend(t.rows);
+            finals.extend(t.finals);
         }
         if !skipped.is_empty() {
             notes.push(format!(
@@ -362,6 +376,7 @@ impl RunTable {
             source: dir.to_path_buf(),
             rows,
             notes,
+            finals,
         })
     }
 
@@ -389,6 +404,7 @@ impl RunTable {
         let cols = Columns::locate(path, headers)?;
         let parser = RowParser { path, cols: &cols };
         let mut rows = Vec::new();
+        let mut finals = BTreeMap::new();
         for rec in rdr.records() {
             let rec = rec.map_err(|e| {
                 let line = e.position().map(|p| p.line() as usize).unwrap_or(0);
@@ -410,9 +426,16 @@ impl RunTable {
                 continue;
             }
             let raw: RawRow = rec.iter().map(|f| Some(f.to_string())).collect();
-            rows.push(parser.parse(&raw, line)?);
+            let obs = parser.parse(&raw, line)?;
+            if let (Some(v), Some(run)) = (
+                parser.optional_positive(&raw, line, cols.final_loss)?,
+                obs.run.clone(),
+            ) {
+                finals.insert(run, v);
+            }
+            rows.push(obs);
         }
-        Self::finish(path, &cols, rows)
+        Self::finish(path, &cols, rows, finals)
     }
 
     /// Parses JSON Lines text (one object per line); `path` is used in messages only.
@@ -451,6 +474,7 @@ impl RunTable {
         let cols = Columns::locate(path, keys.clone())?;
         let parser = RowParser { path, cols: &cols };
         let mut rows = Vec::with_capacity(objects.len());
+        let mut finals = BTreeMap::new();
         for (line, map) in objects {
             let raw: RawRow = keys
                 .iter()
@@ -460,12 +484,24 @@ impl RunTable {
                     Some(other) => Some(other.to_string()),
                 })
                 .collect();
-            rows.push(parser.parse(&raw, line)?);
+            let obs = parser.parse(&raw, line)?;
+            if let (Some(v), Some(run)) = (
+                parser.optional_positive(&raw, line, cols.final_loss)?,
+                obs.run.clone(),
+            ) {
+                finals.insert(run, v);
+            }
+            rows.push(obs);
         }
-        Self::finish(path, &cols, rows)
+        Self::finish(path, &cols, rows, finals)
     }
 
-    fn finish(path: &Path, cols: &Columns, rows: Vec<Observation>) -> Result<RunTable> {
+    fn finish(
+        path: &Path,
+        cols: &Columns,
+        rows: Vec<Observation>,
+        finals: BTreeMap<String, f64>,
+    ) -> Result<RunTable> {
         if rows.is_empty() {
             return Err(CoreError::Empty {
                 path: path.to_path_buf(),
@@ -485,8 +521,16 @@ impl RunTable {
                 cols.names[cols.tokens.unwrap_or(0)]
             ));
         }
+        // Units check on final points only: early rows of a training curve have few tokens.
+        let curves = {
+            let mut seen = std::collections::HashSet::new();
+            rows.iter()
+                .filter_map(|r| r.run.as_deref())
+                .any(|r| !seen.insert(r))
+        };
         if let Some(r) = rows
             .iter()
+            .filter(|_| !curves)
             .find(|r| !(1e-2..=1e6).contains(&(r.tokens / r.params)))
         {
             notes.push(format!(
@@ -495,10 +539,18 @@ impl RunTable {
                 r.tokens / r.params
             ));
         }
+        if !finals.is_empty() {
+            notes.push(format!(
+                "final points of {} runs take their loss from the '{}' column",
+                finals.len(),
+                cols.names[cols.final_loss.expect("finals come from it")]
+            ));
+        }
         Ok(RunTable {
             source: path.to_path_buf(),
             rows,
             notes,
+            finals,
         })
     }
 
@@ -530,15 +582,22 @@ impl RunTable {
     }
 
     /// The final row of each run (the most tokens seen), in file order: the points
-    /// Approaches 2 and 3 fit.
+    /// Approaches 2 and 3 fit. Where the table has a `final_loss` column, that is the row's
+    /// loss.
     pub fn final_rows(&self) -> Vec<Observation> {
         if !self.has_curves() {
             return self.rows.clone();
         }
         let mut out: Vec<Observation> = self
             .curves()
-            .into_values()
-            .filter_map(|mut v| v.pop())
+            .into_iter()
+            .filter_map(|(run, mut v)| {
+                let mut last = v.pop()?;
+                if let Some(&l) = self.finals.get(&run) {
+                    last.loss = l;
+                }
+                Some(last)
+            })
             .collect();
         out.sort_by_key(|r| r.line);
         out
@@ -651,6 +710,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("r.jsonl:2") && e.contains("invalid JSON"), "{e}");
+    }
+
+    #[test]
+    fn final_loss_column_gives_the_final_points_loss() {
+        let t = csv("run,step,params,tokens,loss,final_loss\na,1,1e6,1e7,4.0,2.5\na,2,1e6,2e7,3.0,2.5\nb,1,2e6,1e7,3.5,\nb,2,2e6,2e7,2.9,\n").unwrap();
+        let f = t.final_rows();
+        assert_eq!((f[0].loss, f[1].loss), (2.5, 2.9));
+        // The curve keeps its own losses.
+        assert_eq!(t.rows[1].loss, 3.0);
+        assert!(
+            t.notes.iter().any(|n| n.contains("final_loss")),
+            "{:?}",
+            t.notes
+        );
     }
 
     #[test]

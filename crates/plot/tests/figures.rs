@@ -53,7 +53,7 @@ fn curves_table() -> RunTable {
     RunTable {
         source: "synthetic".into(),
         rows,
-        notes: vec![],
+        ..Default::default()
     }
 }
 
@@ -232,7 +232,7 @@ fn a_table_with_one_budget_draws_what_it_can_and_says_what_it_cannot() {
     let table = RunTable {
         source: "one-budget".into(),
         rows,
-        notes: vec![],
+        ..Default::default()
     };
     let r = fit_table(&table, &FitSettings::default().with_bootstrap(10, 1)).unwrap();
     let d = tmp("one");

@@ -316,21 +316,29 @@ pub fn run_local(
 /// The table `isoflop fit` reads: every finished run's curve, with its planned budget, as
 /// CSV text; and the ids of the runs that are not in it (with their state).
 pub fn collect(sweep: &Sweep, results: &Path) -> (String, Vec<(String, RunState)>) {
-    let mut out = String::from("run,step,params,tokens,flops,loss,budget\n");
+    let mut out = String::from("run,step,params,tokens,flops,loss,budget,final_loss\n");
     let mut missing = Vec::new();
     for run in &sweep.runs {
         match state(results, run) {
             // Read with the run-table reader, which accepts any trainer's column names.
+            // Each row also carries the run's final loss for Approaches 2 and 3: its held-out
+            // loss at the end where it has one, else its smoothed final training loss.
             RunState::Finished { .. } => {
-                match isoflop_core::RunTable::read(&results.join(&run.id).join(record::CURVE_FILE))
-                {
+                let dir = results.join(&run.id);
+                let summary: Option<RunSummary> =
+                    record::read_json(&dir.join(record::SUMMARY_FILE)).ok();
+                let fin = summary
+                    .and_then(|s| s.final_eval_loss.or(s.final_loss))
+                    .map(|l| l.to_string())
+                    .unwrap_or_default();
+                match isoflop_core::RunTable::read(&dir.join(record::CURVE_FILE)) {
                     Ok(t) => {
                         for r in t.rows {
                             let budget = run.budget.map(|b| format!("{b:e}")).unwrap_or_default();
                             let step = r.step.map(|s| s.to_string()).unwrap_or_default();
                             out += &format!(
-                                "{},{},{},{},{:e},{},{}\n",
-                                run.id, step, r.params, r.tokens, r.flops, r.loss, budget
+                                "{},{},{},{},{:e},{},{},{}\n",
+                                run.id, step, r.params, r.tokens, r.flops, r.loss, budget, fin
                             );
                         }
                     }
