@@ -33,8 +33,13 @@ enum Command {
     /// Fit, then draw the Chinchilla figures (SVG, PNG) and write report.html.
     Plot(PlotArgs),
     /// Train one GPT for one token horizon, writing its run record (config, curve, summary).
-    #[cfg(feature = "train")]
-    Train(crate::train_cmd::TrainArgs),
+    /// Runs the `isoflop-train` binary beside this one: `isoflop train --help` for its options.
+    #[command(disable_help_flag = true)]
+    Train {
+        /// Everything after `train`, passed on.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
     /// Plan a sweep (IsoFLOP budgets x sizes, or sizes x horizons) into a TOML file.
     Plan(crate::sweep_cmd::PlanArgs),
     /// Run a sweep: a local pool, or a Slurm job array (--executor slurm). Resumes.
@@ -46,7 +51,6 @@ enum Command {
     /// The finished runs' curves as one table for `isoflop fit`.
     Collect(crate::sweep_cmd::StatusArgs),
     /// The whole job: plan the default study, train it, fit, draw, report (isoflop-out/).
-    #[cfg(feature = "train")]
     Run(crate::sweep_cmd::RunArgs),
 }
 
@@ -139,14 +143,12 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Fit(a) => fit(a),
         Command::Allocate(a) => allocate_cmd(a),
         Command::Plot(a) => plot(a),
-        #[cfg(feature = "train")]
-        Command::Train(a) => crate::train_cmd::run(a),
+        Command::Train { args } => train_passthrough(args),
         Command::Plan(a) => crate::sweep_cmd::plan(a),
         Command::Sweep(a) => crate::sweep_cmd::sweep(a),
         Command::SweepTask(a) => crate::sweep_cmd::task(a),
         Command::Status(a) => crate::sweep_cmd::status(a),
         Command::Collect(a) => crate::sweep_cmd::collect(a).map(|_| ()),
-        #[cfg(feature = "train")]
         Command::Run(a) => crate::sweep_cmd::run(a),
     }
 }
@@ -516,4 +518,17 @@ fn plot(a: PlotArgs) -> Result<()> {
         eprintln!("not drawn: {s}");
     }
     Ok(())
+}
+
+/// Replaces this process with `isoflop-train ARGS` (same pid, so its lease and a parent's
+/// death signal carry over).
+fn train_passthrough(args: Vec<std::ffi::OsString>) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe().context("locating the isoflop binary")?;
+    let trainer = exe.with_file_name("isoflop-train");
+    if !trainer.exists() {
+        bail!("{} is not there: this isoflop was built without training; hint: build with the default features (scripts/main.sh does)", trainer.display());
+    }
+    let err = std::process::Command::new(&trainer).args(args).exec();
+    Err(anyhow::Error::new(err).context(format!("running {}", trainer.display())))
 }

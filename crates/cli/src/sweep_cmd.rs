@@ -116,7 +116,6 @@ pub struct StatusArgs {
 }
 
 /// Arguments of `isoflop run`.
-#[cfg(feature = "train")]
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// A two-minute study instead of the ten-minute default.
@@ -134,6 +133,15 @@ pub struct RunArgs {
     /// Bootstrap resamples for the fits.
     #[arg(long, default_value_t = 200)]
     boot: usize,
+}
+
+/// Where the default corpus's text is cached: $XDG_CACHE_HOME/isoflop or ~/.cache/isoflop.
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("isoflop")
 }
 
 fn isoflop_bin() -> Result<PathBuf> {
@@ -492,7 +500,6 @@ pub fn collect(a: StatusArgs) -> Result<PathBuf> {
 
 /// The default study: IsoFLOP budgets sized for a 2-core machine (about 10 minutes; quick
 /// about 2). Each size trains at several budgets, so its curves also feed Approach 1.
-#[cfg(feature = "train")]
 pub fn default_budgets(quick: bool) -> Vec<f64> {
     if quick {
         vec![2e11, 5e11, 1.2e12]
@@ -501,11 +508,13 @@ pub fn default_budgets(quick: bool) -> Vec<f64> {
     }
 }
 
-#[cfg(feature = "train")]
 pub fn run(a: RunArgs) -> Result<()> {
     let t0 = Instant::now();
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    let data = crate::train_cmd::resolve_data(a.data.clone())?;
+    let data = match a.data.clone() {
+        Some(p) => p,
+        None => isoflop_core::corpus::default_corpus(&cache_dir()).context("no --data given and the default corpus (Debian's bible-kjv package) is not installed; hint: `apt-get install bible-kjv` (scripts/setup.sh does) or pass --data FILE")?,
+    };
     let file = a.out.join("sweep.toml");
     let plan_args = PlanArgs {
         budgets: default_budgets(a.quick),

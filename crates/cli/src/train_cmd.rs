@@ -3,8 +3,9 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use isoflop_core::corpus::default_corpus;
 use isoflop_core::shape::{FlopCount, ModelShape};
-use isoflop_train::data::{default_corpus, Corpus};
+use isoflop_train::data::Corpus;
 use isoflop_train::trainer::{train, Outcome, Settings};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -107,19 +108,11 @@ pub struct TrainArgs {
     quiet: bool,
 }
 
-fn cache_dir() -> PathBuf {
-    std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir)
-        .join("isoflop")
-}
-
 /// The corpus a run uses when none is named.
 pub fn resolve_data(data: Option<PathBuf>) -> Result<PathBuf> {
     match data {
         Some(p) => Ok(p),
-        None => default_corpus(&cache_dir()).context("no --data given and the default corpus (Debian's bible-kjv package) is not installed; hint: `apt-get install bible-kjv` (scripts/setup.sh does) or pass --data FILE"),
+        None => default_corpus(&crate::cache_dir()).context("no --data given and the default corpus (Debian's bible-kjv package) is not installed; hint: `apt-get install bible-kjv` (scripts/setup.sh does) or pass --data FILE"),
     }
 }
 

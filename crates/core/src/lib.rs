@@ -7,6 +7,7 @@
 //! Units are spelled out in names: `params` (N, parameters), `tokens` (D, training tokens),
 //! `flops` (C, training FLOPs), `loss` (nats per token).
 
+pub mod corpus;
 pub mod error;
 pub mod lease;
 pub mod record;

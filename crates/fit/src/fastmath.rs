@@ -11,28 +11,52 @@ const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-01;
 const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
 const INV_LN2: f64 = std::f64::consts::LOG2_E;
 
-/// e^x by Cody-Waite reduction x = k ln 2 + r, |r| <= ln2/2, and a degree-13 Taylor
-/// polynomial for e^r (truncation error below 1e-17 relative).
+/// p * r + c, fused (one rounding) where the caller is compiled with FMA, else plain.
+#[inline(always)]
+fn madd<const FMA: bool>(p: f64, r: f64, c: f64) -> f64 {
+    if FMA {
+        p.mul_add(r, c)
+    } else {
+        p * r + c
+    }
+}
+
+/// e^x: see [`exp_with`].
 #[inline(always)]
 pub fn exp(x: f64) -> f64 {
+    exp_with::<false>(x)
+}
+
+/// ln x: see [`ln_with`].
+#[inline(always)]
+pub fn ln(x: f64) -> f64 {
+    ln_with::<false>(x)
+}
+
+/// e^x by Cody-Waite reduction x = k ln 2 + r, |r| <= ln2/2, and a degree-13 Taylor
+/// polynomial for e^r (truncation error below 1e-17 relative). `FMA` fuses the polynomial's
+/// multiply-adds: only for code compiled with the `fma` target feature (elsewhere `mul_add`
+/// is a slow library call).
+#[inline(always)]
+pub fn exp_with<const FMA: bool>(x: f64) -> f64 {
     let x = x.clamp(-708.0, 709.0);
     let k = (x * INV_LN2).round();
     let r = (x - k * LN2_HI) - k * LN2_LO;
     // Horner on 1/13!, ..., 1/1!, 1.
-    let mut p = 1.0 / 6_227_020_800.0;
-    p = p * r + 1.0 / 479_001_600.0;
-    p = p * r + 1.0 / 39_916_800.0;
-    p = p * r + 1.0 / 3_628_800.0;
-    p = p * r + 1.0 / 362_880.0;
-    p = p * r + 1.0 / 40_320.0;
-    p = p * r + 1.0 / 5_040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
+    let mut p: f64 = 1.0 / 6_227_020_800.0;
+    p = madd::<FMA>(p, r, 1.0 / 479_001_600.0);
+    p = madd::<FMA>(p, r, 1.0 / 39_916_800.0);
+    p = madd::<FMA>(p, r, 1.0 / 3_628_800.0);
+    p = madd::<FMA>(p, r, 1.0 / 362_880.0);
+    p = madd::<FMA>(p, r, 1.0 / 40_320.0);
+    p = madd::<FMA>(p, r, 1.0 / 5_040.0);
+    p = madd::<FMA>(p, r, 1.0 / 720.0);
+    p = madd::<FMA>(p, r, 1.0 / 120.0);
+    p = madd::<FMA>(p, r, 1.0 / 24.0);
+    p = madd::<FMA>(p, r, 1.0 / 6.0);
+    p = madd::<FMA>(p, r, 0.5);
+    p = madd::<FMA>(p, r, 1.0);
+    p = madd::<FMA>(p, r, 1.0);
     // 2^k without a float-to-integer conversion (which AVX2 lacks for f64 lanes): adding
     // 1.5 * 2^52 puts k, as a two's-complement integer, in the low mantissa bits.
     let shifted = (k + 6_755_399_441_055_744.0).to_bits();
@@ -43,7 +67,7 @@ pub fn exp(x: f64) -> f64 {
 /// ln x for positive normal x: x = 2^k m with m in [sqrt(1/2), sqrt(2)), then
 /// ln m = 2 atanh(z), z = (m - 1)/(m + 1), |z| <= 0.1716, by its series to z^23.
 #[inline(always)]
-pub fn ln(x: f64) -> f64 {
+pub fn ln_with<const FMA: bool>(x: f64) -> f64 {
     let bits = x.to_bits();
     // The biased exponent as a float without an integer-to-float conversion: OR it into the
     // mantissa of 2^52 and subtract 2^52.
@@ -56,18 +80,18 @@ pub fn ln(x: f64) -> f64 {
     let k = biased - 1023.0 + if big { 1.0 } else { 0.0 };
     let z = (m - 1.0) / (m + 1.0);
     let z2 = z * z;
-    let mut p = 1.0 / 23.0;
-    p = p * z2 + 1.0 / 21.0;
-    p = p * z2 + 1.0 / 19.0;
-    p = p * z2 + 1.0 / 17.0;
-    p = p * z2 + 1.0 / 15.0;
-    p = p * z2 + 1.0 / 13.0;
-    p = p * z2 + 1.0 / 11.0;
-    p = p * z2 + 1.0 / 9.0;
-    p = p * z2 + 1.0 / 7.0;
-    p = p * z2 + 1.0 / 5.0;
-    p = p * z2 + 1.0 / 3.0;
-    p = p * z2 + 1.0;
+    let mut p: f64 = 1.0 / 23.0;
+    p = madd::<FMA>(p, z2, 1.0 / 21.0);
+    p = madd::<FMA>(p, z2, 1.0 / 19.0);
+    p = madd::<FMA>(p, z2, 1.0 / 17.0);
+    p = madd::<FMA>(p, z2, 1.0 / 15.0);
+    p = madd::<FMA>(p, z2, 1.0 / 13.0);
+    p = madd::<FMA>(p, z2, 1.0 / 11.0);
+    p = madd::<FMA>(p, z2, 1.0 / 9.0);
+    p = madd::<FMA>(p, z2, 1.0 / 7.0);
+    p = madd::<FMA>(p, z2, 1.0 / 5.0);
+    p = madd::<FMA>(p, z2, 1.0 / 3.0);
+    p = madd::<FMA>(p, z2, 1.0);
     k * LN2_HI + (2.0 * z * p + k * LN2_LO)
 }
 
@@ -92,6 +116,19 @@ mod tests {
         }
         assert!(worst < 4.0, "worst {worst} ulp");
         assert_eq!(exp(0.0), 1.0);
+    }
+
+    #[test]
+    fn fused_versions_agree() {
+        for i in 0..=1000 {
+            let x = -30.0 + 60.0 * i as f64 / 1000.0;
+            assert!(ulps(exp_with::<true>(x), x.exp()) < 4.0, "{x}");
+            let y = 1.0 + 2.0 * i as f64 / 1000.0;
+            assert!(
+                (ln_with::<true>(y) - y.ln()).abs() < 4.0 * f64::EPSILON,
+                "{y}"
+            );
+        }
     }
 
     #[test]

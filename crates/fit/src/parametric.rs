@@ -147,6 +147,9 @@ pub struct Objective {
 
 const LANES: usize = 4;
 
+/// Above this, exp(t - e) could overflow a sum of three terms: use the stable kernel.
+const FAST_LIMIT: f64 = 700.0;
+
 impl Objective {
     /// The objective over `points` with Huber threshold `delta`.
     pub fn new(points: &[Observation], delta: f64) -> Self {
@@ -190,16 +193,17 @@ impl Objective {
                 return unsafe { self.value_grad_avx2(x, g) };
             }
         }
-        self.kernel(x, g)
+        self.kernel::<false>(x, g)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn value_grad_avx2(&self, x: &[f64; 5], g: &mut [f64; 5]) -> f64 {
-        self.kernel(x, g)
+        self.kernel::<true>(x, g)
     }
 
-    /// One point's contribution: (Huber value, d/dLSE weights k e1, k e2, k e3).
+    /// One point's contribution, LSE shifted by the point's maximum term: (Huber value,
+    /// d/dLSE weights k e1, k e2, k e3).
     #[inline(always)]
     fn point(x: &[f64; 5], delta: f64, ln_n: f64, ln_d: f64, ln_l: f64) -> (f64, f64, f64, f64) {
         let [a, b, e, alpha, beta] = *x;
@@ -219,8 +223,81 @@ impl Objective {
         (h, k * e1, k * e2, k * e3)
     }
 
+    /// One point's contribution with the LSE shifted by e, the same for every point:
+    /// LSE = e + ln(1 + exp(t1 - e) + exp(t2 - e)). Two exponentials instead of three, and
+    /// no per-point maximum; exact while t1 - e and t2 - e stay below [`FAST_LIMIT`] (the
+    /// caller checks, and falls back to [`Objective::point`] otherwise).
     #[inline(always)]
-    fn kernel(&self, x: &[f64; 5], g: &mut [f64; 5]) -> f64 {
+    fn point_fast<const FMA: bool>(
+        x: &[f64; 5],
+        delta: f64,
+        ln_n: f64,
+        ln_d: f64,
+        ln_l: f64,
+    ) -> (f64, f64, f64, f64, f64) {
+        let [a, b, e, alpha, beta] = *x;
+        let u1 = a - alpha * ln_n - e;
+        let u2 = b - beta * ln_d - e;
+        let e1 = fastmath::exp_with::<FMA>(u1);
+        let e2 = fastmath::exp_with::<FMA>(u2);
+        let s = 1.0 + e1 + e2;
+        let r = e + fastmath::ln_with::<FMA>(s) - ln_l;
+        let dh = r.clamp(-delta, delta);
+        let h = dh * (r - 0.5 * dh);
+        let k = dh / s;
+        (h, k * e1, k * e2, k, u1.max(u2))
+    }
+
+    #[inline(always)]
+    fn kernel<const FMA: bool>(&self, x: &[f64; 5], g: &mut [f64; 5]) -> f64 {
+        let delta = self.delta;
+        let n = self.len();
+        let full = n - n % LANES;
+        let mut acc = [[0.0f64; LANES]; 6];
+        let mut top = [f64::NEG_INFINITY; LANES];
+        let (ln_n, ln_d, ln_l) = (&self.ln_n[..full], &self.ln_d[..full], &self.ln_l[..full]);
+        for ((cn, cd), cl) in ln_n
+            .chunks_exact(LANES)
+            .zip(ln_d.chunks_exact(LANES))
+            .zip(ln_l.chunks_exact(LANES))
+        {
+            for j in 0..LANES {
+                let (h, w1, w2, w3, u) = Self::point_fast::<FMA>(x, delta, cn[j], cd[j], cl[j]);
+                acc[0][j] += h;
+                acc[1][j] += w1;
+                acc[2][j] += w2;
+                acc[3][j] += w3;
+                acc[4][j] -= w1 * cn[j];
+                acc[5][j] -= w2 * cd[j];
+                top[j] = top[j].max(u);
+            }
+        }
+        let mut tot = [0.0f64; 6];
+        for (t, a) in tot.iter_mut().zip(&acc) {
+            *t = a.iter().sum();
+        }
+        let mut worst = top.iter().fold(f64::NEG_INFINITY, |m, v| m.max(*v));
+        for i in full..n {
+            let (h, w1, w2, w3, u) =
+                Self::point_fast::<FMA>(x, delta, self.ln_n[i], self.ln_d[i], self.ln_l[i]);
+            tot[0] += h;
+            tot[1] += w1;
+            tot[2] += w2;
+            tot[3] += w3;
+            tot[4] -= w1 * self.ln_n[i];
+            tot[5] -= w2 * self.ln_d[i];
+            worst = worst.max(u);
+        }
+        if !(worst < FAST_LIMIT) {
+            return self.kernel_stable(x, g);
+        }
+        *g = [tot[1], tot[2], tot[3], tot[4], tot[5]];
+        tot[0]
+    }
+
+    /// The objective with the LSE shifted by each point's own maximum: exact everywhere.
+    #[inline(always)]
+    fn kernel_stable(&self, x: &[f64; 5], g: &mut [f64; 5]) -> f64 {
         let delta = self.delta;
         let n = self.len();
         let full = n - n % LANES;
@@ -685,6 +762,42 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn fast_and_stable_kernels_agree_and_extreme_points_stay_finite() {
+        let pts = synthetic(&ParametricLaw::CHINCHILLA, 0.01, 4);
+        let obj = Objective::new(&pts, HUBER_DELTA);
+        for x in [
+            [6.0, 6.0, 0.5, 0.34, 0.28],
+            [25.0, 0.0, -1.0, 0.0, 2.0],
+            [0.0, 25.0, 1.0, 2.0, 0.0],
+        ] {
+            let (mut g1, mut g2) = ([0.0; 5], [0.0; 5]);
+            let (f1, f2) = (
+                obj.kernel::<false>(&x, &mut g1),
+                obj.kernel_stable(&x, &mut g2),
+            );
+            assert!(
+                (f1 - f2).abs() <= 1e-12 * f2.abs().max(1e-300),
+                "{x:?}: {f1} vs {f2}"
+            );
+            for k in 0..5 {
+                assert!(
+                    (g1[k] - g2[k]).abs() <= 1e-10 * (1.0 + g2[k].abs()),
+                    "{x:?} k {k}: {} vs {}",
+                    g1[k],
+                    g2[k]
+                );
+            }
+        }
+        // A line-search trial far out (t - e near 2,000) takes the stable path: finite.
+        let mut g = [0.0; 5];
+        let f = obj.value_grad(&[0.0, 0.0, -1.0, -100.0, 0.3], &mut g);
+        assert!(
+            f.is_finite() && g.iter().all(|v| v.is_finite()),
+            "{f} {g:?}"
+        );
     }
 
     #[test]
