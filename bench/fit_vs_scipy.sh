@@ -11,6 +11,8 @@ if ! .venv-bench/bin/python -c "import numpy, scipy, pandas" 2>/dev/null; then
   python3 -m venv .venv-bench
   .venv-bench/bin/pip install -q --disable-pip-version-check numpy scipy pandas
 fi
+scripts/setup.sh >&2
+export PATH="$PWD/.venv/bin:$PATH" LIBTORCH_USE_PYTORCH=1
 cargo build --release --locked -p isoflop >&2
 bin=target/release/isoflop
 now() { date +%s.%N; }
