@@ -135,15 +135,6 @@ pub struct RunArgs {
     boot: usize,
 }
 
-/// Where the default corpus's text is cached: $XDG_CACHE_HOME/isoflop or ~/.cache/isoflop.
-pub fn cache_dir() -> PathBuf {
-    std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir)
-        .join("isoflop")
-}
-
 fn isoflop_bin() -> Result<PathBuf> {
     std::env::current_exe().context("locating the isoflop binary")
 }
@@ -511,10 +502,7 @@ pub fn default_budgets(quick: bool) -> Vec<f64> {
 pub fn run(a: RunArgs) -> Result<()> {
     let t0 = Instant::now();
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    let data = match a.data.clone() {
-        Some(p) => p,
-        None => isoflop_core::corpus::default_corpus(&cache_dir()).context("no --data given and the default corpus (Debian's bible-kjv package) is not installed; hint: `apt-get install bible-kjv` (scripts/setup.sh does) or pass --data FILE")?,
-    };
+    let data = isoflop_core::corpus::resolve(a.data.clone()).map_err(anyhow::Error::msg)?;
     let file = a.out.join("sweep.toml");
     let plan_args = PlanArgs {
         budgets: default_budgets(a.quick),

@@ -3,7 +3,6 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use isoflop_core::corpus::default_corpus;
 use isoflop_core::shape::{FlopCount, ModelShape};
 use isoflop_train::data::Corpus;
 use isoflop_train::trainer::{train, Outcome, Settings};
@@ -108,19 +107,11 @@ pub struct TrainArgs {
     quiet: bool,
 }
 
-/// The corpus a run uses when none is named.
-pub fn resolve_data(data: Option<PathBuf>) -> Result<PathBuf> {
-    match data {
-        Some(p) => Ok(p),
-        None => default_corpus(&crate::cache_dir()).context("no --data given and the default corpus (Debian's bible-kjv package) is not installed; hint: `apt-get install bible-kjv` (scripts/setup.sh does) or pass --data FILE"),
-    }
-}
-
 pub fn run(a: TrainArgs) -> Result<()> {
     if !(a.tokens.is_finite() && a.tokens >= 1.0) {
         bail!("--tokens must be a positive number, got {}", a.tokens);
     }
-    let data = resolve_data(a.data.clone())?;
+    let data = isoflop_core::corpus::resolve(a.data.clone()).map_err(anyhow::Error::msg)?;
     let corpus = Corpus::load(&data, a.vocab, a.context).context("reading the corpus")?;
     let vocab = a.vocab.unwrap_or(corpus.vocab);
     let shape = match (a.params, a.layers) {

@@ -7,16 +7,6 @@ mod format;
 mod train_cmd;
 
 use clap::Parser;
-use std::path::PathBuf;
-
-/// Where the default corpus's text is cached: $XDG_CACHE_HOME/isoflop or ~/.cache/isoflop.
-fn cache_dir() -> PathBuf {
-    std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir)
-        .join("isoflop")
-}
 use std::process::ExitCode;
 
 /// Train one GPT for one token horizon, writing its run record (config, curve, summary).

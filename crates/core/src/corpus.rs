@@ -2,6 +2,16 @@
 
 use std::path::{Path, PathBuf};
 
+/// Where the default corpus's text is cached: `$XDG_CACHE_HOME/isoflop`, else
+/// `~/.cache/isoflop`, else a folder under the system's temporary folder.
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("isoflop")
+}
+
 /// The default corpus: the King James Bible from Debian's `bible-kjv` package (public
 /// domain), as plain text with the verse references removed, cached under `cache_dir`.
 /// `None` where the package is not installed.
@@ -37,4 +47,17 @@ pub fn default_corpus(cache_dir: &Path) -> Option<PathBuf> {
     std::fs::create_dir_all(cache_dir).ok()?;
     crate::record::write_atomic(&cached, clean.as_bytes()).ok()?;
     Some(cached)
+}
+
+/// The corpus a run uses: `data` if given, else the default corpus.
+///
+/// # Errors
+/// A message with the fix when no corpus is given and `bible-kjv` is not installed.
+pub fn resolve(data: Option<PathBuf>) -> Result<PathBuf, String> {
+    match data {
+        Some(p) => Ok(p),
+        None => default_corpus(&cache_dir()).ok_or_else(|| {
+            "no --data given and the default corpus (Debian's bible-kjv package) is not installed; hint: `apt-get install bible-kjv` (scripts/setup.sh does) or pass --data FILE".to_string()
+        }),
+    }
 }
