@@ -308,28 +308,25 @@ pub fn projections(
         Polyline,
         Frontier,
     ) = if let Some(a1) = r.approach1.fitted() {
-        // Thin the 1,500 envelope points to those where the winning run changes.
-        let lo = a1
-            .envelope
+        // Sixty of the 1,500 envelope points, evenly spaced in ln C, marked used or censored
+        // by the study's size range, as the fit does.
+        let lo = table
+            .rows
             .iter()
-            .map(|p| p.params)
+            .map(|o| o.params)
             .fold(f64::INFINITY, f64::min);
-        let hi = a1.envelope.iter().map(|p| p.params).fold(0.0, f64::max);
+        let hi = table.rows.iter().map(|o| o.params).fold(0.0, f64::max);
         let (mut pn, mut pd, mut cn, mut cd) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let mut last = String::new();
-        for p in &a1.envelope {
-            if p.run != last {
-                // Censoring follows the study's size range (as the fit does).
-                let censored = p.params <= lo || p.params >= hi;
-                let (n, d) = if censored {
-                    (&mut cn, &mut cd)
-                } else {
-                    (&mut pn, &mut pd)
-                };
-                n.push((p.flops, p.params));
-                d.push((p.flops, p.tokens));
-                last = p.run.clone();
-            }
+        let step = a1.envelope.len().div_ceil(60).max(1);
+        for p in a1.envelope.iter().step_by(step) {
+            let censored = p.params <= lo || p.params >= hi;
+            let (n, d) = if censored {
+                (&mut cn, &mut cd)
+            } else {
+                (&mut pn, &mut pd)
+            };
+            n.push((p.flops, p.params));
+            d.push((p.flops, p.tokens));
         }
         ("Approach 1", pn, pd, cn, cd, a1.frontier)
     } else if let Some(a2) = r.approach2.fitted() {
