@@ -224,6 +224,7 @@ pub fn run_one(
             Ok(())
         });
     }
+    let started = std::time::SystemTime::now();
     let status = match cmd.status() {
         Ok(s) => s,
         Err(e) => {
@@ -231,6 +232,12 @@ pub fn run_one(
             return fail(&out, run, format!("could not start the trainer: {e}"));
         }
     };
+    // A summary older than this trainer was written by another process (a second sweep
+    // that finished the run between our look and our start): ours trained nothing.
+    let summary_time = std::fs::metadata(out.join(record::SUMMARY_FILE)).and_then(|m| m.modified()).ok();
+    if summary_time.is_some_and(|t| t < started) {
+        return RunOutcome::AlreadyEnded;
+    }
     match state(results, run) {
         RunState::Finished { .. } => RunOutcome::Finished,
         RunState::Failed { reason, .. } => RunOutcome::Failed(reason),
