@@ -11,7 +11,7 @@
 use crate::plan::{PlannedRun, Sweep};
 use isoflop_core::lease;
 use isoflop_core::record::{self, RunStatus, RunSummary};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// Where a run stands.
@@ -234,7 +234,9 @@ pub fn run_one(
     };
     // A summary older than this trainer was written by another process (a second sweep
     // that finished the run between our look and our start): ours trained nothing.
-    let summary_time = std::fs::metadata(out.join(record::SUMMARY_FILE)).and_then(|m| m.modified()).ok();
+    let summary_time = std::fs::metadata(out.join(record::SUMMARY_FILE))
+        .and_then(|m| m.modified())
+        .ok();
     if summary_time.is_some_and(|t| t < started) {
         return RunOutcome::AlreadyEnded;
     }
@@ -437,9 +439,4 @@ pub fn run_index(
         run.id.clone(),
         run_one(sweep, &results, run, isoflop, threads),
     ))
-}
-
-/// The results folder's path for a sweep file (see [`Sweep::results_dir`]).
-pub fn results_of(sweep: &Sweep, sweep_file: &Path) -> PathBuf {
-    sweep.results_dir(sweep_file)
 }
