@@ -249,3 +249,56 @@ fn trained_runs_are_a_run_table_for_fit() {
         v["notes"]
     );
 }
+
+#[test]
+fn ctrl_c_leaves_a_checkpoint_and_resume_finishes_the_same_run() {
+    let d = tmpdir("sigint");
+    let data = corpus(&d);
+    // A longer run than the other tests' (2,000 steps, a few seconds), so Ctrl-C lands in it.
+    let long = |out: &Path| {
+        let mut a = base_args(&data, out);
+        let i = a.iter().position(|s| s == "--tokens").unwrap();
+        a[i + 1] = "512000".into();
+        a
+    };
+    let a = d.join("a");
+    assert!(isoflop(&long(&a)).status.success());
+    let b = d.join("b");
+    let mut args = long(&b);
+    // No periodic checkpoints: the one found afterwards must come from Ctrl-C.
+    let i = args.iter().position(|s| s == "--checkpoint-every").unwrap();
+    args[i + 1] = "0".into();
+    let child = Command::new(env!("CARGO_BIN_EXE_isoflop"))
+        .args(&args)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until it has started training (its progress file appears), then press Ctrl-C.
+    let t0 = std::time::Instant::now();
+    while !b.join("progress.json").exists() && t0.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: sending a signal to our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !b.join("summary.json").exists(),
+        "the run finished before Ctrl-C arrived"
+    );
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("checkpoint saved") && err.contains("--resume"),
+        "{err}"
+    );
+    assert!(b.join("checkpoint.ot").exists());
+    let mut resume = args.clone();
+    resume.push("--resume".into());
+    assert!(isoflop(&resume).status.success());
+    let (la, lb) = (losses(&a), losses(&b));
+    assert_eq!(la.len(), lb.len());
+    for ((s1, l1), (s2, l2)) in la.iter().zip(&lb) {
+        assert_eq!(s1, s2);
+        assert!((l1 - l2).abs() < 1e-5, "step {s1}: {l1} vs {l2}");
+    }
+}
