@@ -147,6 +147,11 @@ pub struct Objective {
 
 const LANES: usize = 4;
 
+/// Kernels for [`Objective::accumulate`].
+const STABLE: u8 = 0;
+const FAST: u8 = 1;
+const FAST_FMA: u8 = 2;
+
 /// Above this, exp(t - e) could overflow a sum of three terms: use the stable kernel.
 const FAST_LIMIT: f64 = 700.0;
 
@@ -248,8 +253,31 @@ impl Objective {
         (h, k * e1, k * e2, k, u1.max(u2))
     }
 
+    /// One point by kernel `K`: [`STABLE`], [`FAST`] or [`FAST_FMA`]. A const, not a
+    /// closure: closures do not inherit the caller's `target_feature`, and `mul_add` outside
+    /// an FMA context is a library call.
     #[inline(always)]
-    fn kernel<const FMA: bool>(&self, x: &[f64; 5], g: &mut [f64; 5]) -> f64 {
+    fn point_by<const K: u8>(
+        x: &[f64; 5],
+        delta: f64,
+        n: f64,
+        d: f64,
+        l: f64,
+    ) -> (f64, f64, f64, f64, f64) {
+        match K {
+            FAST_FMA => Self::point_fast::<true>(x, delta, n, d, l),
+            FAST => Self::point_fast::<false>(x, delta, n, d, l),
+            _ => {
+                let (h, w1, w2, w3) = Self::point(x, delta, n, d, l);
+                (h, w1, w2, w3, f64::NEG_INFINITY)
+            }
+        }
+    }
+
+    /// Sums kernel `K`'s point contributions over all points, in lanes the compiler
+    /// vectorises: (value, the five gradient components) and the largest guard value.
+    #[inline(always)]
+    fn accumulate<const K: u8>(&self, x: &[f64; 5]) -> ([f64; 6], f64) {
         let delta = self.delta;
         let n = self.len();
         let full = n - n % LANES;
@@ -262,7 +290,7 @@ impl Objective {
             .zip(ln_l.chunks_exact(LANES))
         {
             for j in 0..LANES {
-                let (h, w1, w2, w3, u) = Self::point_fast::<FMA>(x, delta, cn[j], cd[j], cl[j]);
+                let (h, w1, w2, w3, u) = Self::point_by::<K>(x, delta, cn[j], cd[j], cl[j]);
                 acc[0][j] += h;
                 acc[1][j] += w1;
                 acc[2][j] += w2;
@@ -279,7 +307,7 @@ impl Objective {
         let mut worst = top.iter().fold(f64::NEG_INFINITY, |m, v| m.max(*v));
         for i in full..n {
             let (h, w1, w2, w3, u) =
-                Self::point_fast::<FMA>(x, delta, self.ln_n[i], self.ln_d[i], self.ln_l[i]);
+                Self::point_by::<K>(x, delta, self.ln_n[i], self.ln_d[i], self.ln_l[i]);
             tot[0] += h;
             tot[1] += w1;
             tot[2] += w2;
@@ -288,6 +316,16 @@ impl Objective {
             tot[5] -= w2 * self.ln_d[i];
             worst = worst.max(u);
         }
+        (tot, worst)
+    }
+
+    #[inline(always)]
+    fn kernel<const FMA: bool>(&self, x: &[f64; 5], g: &mut [f64; 5]) -> f64 {
+        let (tot, worst) = if FMA {
+            self.accumulate::<FAST_FMA>(x)
+        } else {
+            self.accumulate::<FAST>(x)
+        };
         if !(worst < FAST_LIMIT) {
             return self.kernel_stable(x, g);
         }
@@ -298,39 +336,7 @@ impl Objective {
     /// The objective with the LSE shifted by each point's own maximum: exact everywhere.
     #[inline(always)]
     fn kernel_stable(&self, x: &[f64; 5], g: &mut [f64; 5]) -> f64 {
-        let delta = self.delta;
-        let n = self.len();
-        let full = n - n % LANES;
-        let mut acc = [[0.0f64; LANES]; 6];
-        let (ln_n, ln_d, ln_l) = (&self.ln_n[..full], &self.ln_d[..full], &self.ln_l[..full]);
-        for ((cn, cd), cl) in ln_n
-            .chunks_exact(LANES)
-            .zip(ln_d.chunks_exact(LANES))
-            .zip(ln_l.chunks_exact(LANES))
-        {
-            for j in 0..LANES {
-                let (h, w1, w2, w3) = Self::point(x, delta, cn[j], cd[j], cl[j]);
-                acc[0][j] += h;
-                acc[1][j] += w1;
-                acc[2][j] += w2;
-                acc[3][j] += w3;
-                acc[4][j] -= w1 * cn[j];
-                acc[5][j] -= w2 * cd[j];
-            }
-        }
-        let mut tot = [0.0f64; 6];
-        for (t, a) in tot.iter_mut().zip(&acc) {
-            *t = a.iter().sum();
-        }
-        for i in full..n {
-            let (h, w1, w2, w3) = Self::point(x, delta, self.ln_n[i], self.ln_d[i], self.ln_l[i]);
-            tot[0] += h;
-            tot[1] += w1;
-            tot[2] += w2;
-            tot[3] += w3;
-            tot[4] -= w1 * self.ln_n[i];
-            tot[5] -= w2 * self.ln_d[i];
-        }
+        let (tot, _) = self.accumulate::<STABLE>(x);
         *g = [tot[1], tot[2], tot[3], tot[4], tot[5]];
         tot[0]
     }
