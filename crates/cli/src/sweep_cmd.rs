@@ -270,7 +270,8 @@ fn sweep_local(
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                 let mut active = Vec::new();
                 for r in &s.runs {
-                    if let RunState::Running { step, steps, .. } = exec::state(&results, r) {
+                    if let Some(RunState::Running { step, steps, .. }) = exec::running(&results, r)
+                    {
                         active.push((r.id.clone(), step.unwrap_or(0), steps.unwrap_or(1)));
                     }
                 }

@@ -223,6 +223,23 @@ impl RowParser<'_> {
         }
     }
 
+    /// [`RowParser::parse`], also recording the row's run-final loss, where given.
+    fn parse_into(
+        &self,
+        raw: &RawRow,
+        line: usize,
+        finals: &mut BTreeMap<String, f64>,
+    ) -> Result<Observation> {
+        let obs = self.parse(raw, line)?;
+        if let (Some(v), Some(run)) = (
+            self.optional_positive(raw, line, self.cols.final_loss)?,
+            obs.run.clone(),
+        ) {
+            finals.insert(run, v);
+        }
+        Ok(obs)
+    }
+
     fn parse(&self, raw: &RawRow, line: usize) -> Result<Observation> {
         let c = self.cols;
         let params = self.positive(raw, line, c.params)?;
@@ -426,14 +443,7 @@ impl RunTable {
                 continue;
             }
             let raw: RawRow = rec.iter().map(|f| Some(f.to_string())).collect();
-            let obs = parser.parse(&raw, line)?;
-            if let (Some(v), Some(run)) = (
-                parser.optional_positive(&raw, line, cols.final_loss)?,
-                obs.run.clone(),
-            ) {
-                finals.insert(run, v);
-            }
-            rows.push(obs);
+            rows.push(parser.parse_into(&raw, line, &mut finals)?);
         }
         Self::finish(path, &cols, rows, finals)
     }
@@ -484,14 +494,7 @@ impl RunTable {
                     Some(other) => Some(other.to_string()),
                 })
                 .collect();
-            let obs = parser.parse(&raw, line)?;
-            if let (Some(v), Some(run)) = (
-                parser.optional_positive(&raw, line, cols.final_loss)?,
-                obs.run.clone(),
-            ) {
-                finals.insert(run, v);
-            }
-            rows.push(obs);
+            rows.push(parser.parse_into(&raw, line, &mut finals)?);
         }
         Self::finish(path, &cols, rows, finals)
     }

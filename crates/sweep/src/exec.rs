@@ -62,15 +62,8 @@ pub fn state(results: &Path, run: &PlannedRun) -> RunState {
             },
         };
     }
-    if let Some(h) = lease::holder(&dir) {
-        let p: Option<serde_json::Value> = record::read_json(&dir.join("progress.json")).ok();
-        let get = |k: &str| p.as_ref().and_then(|v| v[k].as_u64());
-        return RunState::Running {
-            host: h.host,
-            pid: h.pid,
-            step: get("step"),
-            steps: get("steps"),
-        };
+    if let Some(r) = running(results, run) {
+        return r;
     }
     if dir.exists() {
         let step = record::read_curve(&dir.join(record::CURVE_FILE))
@@ -79,6 +72,21 @@ pub fn state(results: &Path, run: &PlannedRun) -> RunState {
         return RunState::Unfinished { step };
     }
     RunState::Pending
+}
+
+/// [`RunState::Running`] when a live process holds `run`'s lease, with its progress; reads
+/// only the lease and `progress.json` (cheap enough to poll).
+pub fn running(results: &Path, run: &PlannedRun) -> Option<RunState> {
+    let dir = results.join(&run.id);
+    let h = lease::holder(&dir)?;
+    let p: Option<serde_json::Value> = record::read_json(&dir.join("progress.json")).ok();
+    let get = |k: &str| p.as_ref().and_then(|v| v[k].as_u64());
+    Some(RunState::Running {
+        host: h.host,
+        pid: h.pid,
+        step: get("step"),
+        steps: get("steps"),
+    })
 }
 
 /// Fills a command template: `{id}`, `{out}`, `{layers}`, `{d_model}`, `{heads}`, `{params}`,
