@@ -12,7 +12,7 @@
 use crate::error::FitError;
 use crate::frontier::Frontier;
 use crate::isoflop::FrontierIntervals;
-use crate::stats::{bootstrap, percentile_interval};
+use crate::stats::bootstrap;
 use isoflop_core::Observation;
 use std::collections::BTreeMap;
 
@@ -311,17 +311,8 @@ pub fn fit_envelope(
         .into_iter()
         .flatten()
         .collect();
-        let iv =
-            |f: &dyn Fn(&Frontier) -> f64| percentile_interval(samples.iter().map(f), opts.level);
-        if let (Some(a), Some(b)) = (iv(&|f| f.params_exponent), iv(&|f| f.tokens_exponent)) {
-            fit.intervals = Some(FrontierIntervals {
-                resamples: opts.resamples,
-                usable: samples.len(),
-                seed: opts.seed,
-                params_exponent: a,
-                tokens_exponent: b,
-            });
-        }
+        fit.intervals =
+            FrontierIntervals::from_samples(&samples, opts.resamples, opts.seed, opts.level);
         fit.samples = samples;
     }
     Ok(fit)

@@ -108,6 +108,26 @@ pub struct FrontierIntervals {
     pub tokens_exponent: Interval,
 }
 
+impl FrontierIntervals {
+    /// Percentile intervals of the two exponents over bootstrap frontiers; `None` with fewer
+    /// than two.
+    pub fn from_samples(
+        samples: &[Frontier],
+        resamples: usize,
+        seed: u64,
+        level: f64,
+    ) -> Option<Self> {
+        let iv = |f: &dyn Fn(&Frontier) -> f64| percentile_interval(samples.iter().map(f), level);
+        Some(FrontierIntervals {
+            resamples,
+            usable: samples.len(),
+            seed,
+            params_exponent: iv(&|f| f.params_exponent)?,
+            tokens_exponent: iv(&|f| f.tokens_exponent)?,
+        })
+    }
+}
+
 /// The result of an Approach 2 fit.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct IsoFlopFit {
@@ -397,17 +417,8 @@ pub fn fit_isoflop(points: &[Observation], opts: &IsoFlopOptions) -> Result<IsoF
                 opts.resamples
             ));
         }
-        let iv =
-            |f: &dyn Fn(&Frontier) -> f64| percentile_interval(samples.iter().map(f), opts.level);
-        if let (Some(a), Some(b)) = (iv(&|f| f.params_exponent), iv(&|f| f.tokens_exponent)) {
-            fit.intervals = Some(FrontierIntervals {
-                resamples: opts.resamples,
-                usable: samples.len(),
-                seed: opts.seed,
-                params_exponent: a,
-                tokens_exponent: b,
-            });
-        }
+        fit.intervals =
+            FrontierIntervals::from_samples(&samples, opts.resamples, opts.seed, opts.level);
         fit.samples = samples;
     }
     Ok(fit)
