@@ -228,6 +228,21 @@ fn folder_err(path: &Path, problem: impl Into<String>) -> TrainError {
     }
 }
 
+/// Removes temporary files left in `out` by a writer that was killed between writing and
+/// renaming (`.NAME.tmpPID` from [`write_atomic`], `checkpoint.ot.tmp`). Called while holding
+/// the run's lease, so no live writer owns them; only in a folder that holds a run.
+fn remove_stale_temporaries(out: &Path) {
+    if !out.join(record::CONFIG_FILE).exists() {
+        return;
+    }
+    for e in std::fs::read_dir(out).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if (name.starts_with('.') && name.contains(".tmp")) || name.ends_with(".ot.tmp") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// What is in the output folder before training.
 enum Start {
     Fresh,
@@ -483,6 +498,7 @@ pub fn train(
         ),
         None => folder_err(out, "cannot write its lease file"),
     })?;
+    remove_stale_temporaries(out);
     let start = prepare(out, config, resume)?;
     if let Start::Done(summary) = start {
         return Ok(Outcome::Ended(summary));
