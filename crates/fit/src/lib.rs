@@ -13,6 +13,8 @@ pub mod error;
 pub mod fastmath;
 pub mod lbfgs;
 pub mod parametric;
+#[cfg(target_arch = "x86_64")]
+pub mod simd512;
 pub mod stats;
 pub mod synthetic;
 

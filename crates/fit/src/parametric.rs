@@ -24,6 +24,8 @@
 use crate::error::FitError;
 use crate::fastmath;
 use crate::lbfgs::{self, Options, Termination};
+#[cfg(target_arch = "x86_64")]
+use crate::simd512;
 use crate::stats::{bootstrap, percentile_interval, Interval};
 use isoflop_core::Observation;
 use rayon::prelude::*;
@@ -191,6 +193,9 @@ impl Objective {
     pub fn value_grad(&self, x: &[f64; 5], g: &mut [f64; 5]) -> f64 {
         #[cfg(target_arch = "x86_64")]
         {
+            if simd512::available() {
+                return self.value_grad_avx512(x, g);
+            }
             if std::arch::is_x86_feature_detected!("avx2")
                 && std::arch::is_x86_feature_detected!("fma")
             {
@@ -205,6 +210,21 @@ impl Objective {
     #[target_feature(enable = "avx2,fma")]
     unsafe fn value_grad_avx2(&self, x: &[f64; 5], g: &mut [f64; 5]) -> f64 {
         self.kernel::<true>(x, g)
+    }
+
+    /// The AVX-512 kernel ([`simd512`]), with the stable fallback.
+    #[cfg(target_arch = "x86_64")]
+    fn value_grad_avx512(&self, x: &[f64; 5], g: &mut [f64; 5]) -> f64 {
+        // SAFETY: called only where `simd512::available()`; the slices have equal lengths.
+        let (l_n, l_d, l_l) = (&self.ln_n, &self.ln_d, &self.ln_l);
+        let (mut tot, worst) =
+            unsafe { simd512::accumulate::<false>(l_n, l_d, l_l, x, self.delta) };
+        if !(worst < FAST_LIMIT) {
+            // SAFETY: as above.
+            tot = unsafe { simd512::accumulate::<true>(l_n, l_d, l_l, x, self.delta) }.0;
+        }
+        *g = [tot[1], tot[2], tot[3], tot[4], tot[5]];
+        tot[0]
     }
 
     /// One point's contribution, LSE shifted by the point's maximum term: (Huber value,
@@ -804,6 +824,55 @@ mod tests {
             f.is_finite() && g.iter().all(|v| v.is_finite()),
             "{f} {g:?}"
         );
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn avx512_kernel_agrees_with_the_portable_kernels() {
+        if !simd512::available() {
+            eprintln!("skipped: this CPU has no AVX-512F");
+            return;
+        }
+        // 61 points: seven full chunks of eight and a masked tail of five.
+        let mut pts = synthetic(&ParametricLaw::CHINCHILLA, 0.01, 5);
+        pts.truncate(61);
+        let obj = Objective::new(&pts, HUBER_DELTA);
+        for x in [
+            [6.0, 6.0, 0.5, 0.34, 0.28],
+            [25.0, 0.0, -1.0, 0.0, 2.0],
+            [0.0, 25.0, 1.0, 2.0, 0.0],
+            // t - e near 2,000: the stable variant.
+            [2000.0, 6.0, 0.5, 0.0, 0.28],
+        ] {
+            let (mut g1, mut g2) = ([0.0; 5], [0.0; 5]);
+            let f1 = obj.value_grad_avx512(&x, &mut g1);
+            let f2 = obj.kernel_stable(&x, &mut g2);
+            assert!(
+                (f1 - f2).abs() <= 1e-12 * f2.abs().max(1e-300),
+                "{x:?}: {f1} vs {f2}"
+            );
+            for k in 0..5 {
+                assert!(
+                    (g1[k] - g2[k]).abs() <= 1e-10 * (1.0 + g2[k].abs()),
+                    "{x:?} k {k}: {} vs {}",
+                    g1[k],
+                    g2[k]
+                );
+            }
+        }
+        // Both variants directly, on a point where the shifted one is exact.
+        let x = [6.0, 6.0, 0.5, 0.34, 0.28];
+        let (l_n, l_d, l_l) = (&obj.ln_n, &obj.ln_d, &obj.ln_l);
+        // SAFETY: AVX-512F checked above; equal lengths.
+        let (fast, worst) = unsafe { simd512::accumulate::<false>(l_n, l_d, l_l, &x, HUBER_DELTA) };
+        let (stable, none) = unsafe { simd512::accumulate::<true>(l_n, l_d, l_l, &x, HUBER_DELTA) };
+        assert!(worst < FAST_LIMIT && none == f64::NEG_INFINITY);
+        for k in 0..6 {
+            assert!(
+                (fast[k] - stable[k]).abs() <= 1e-12 * (1e-3 + stable[k].abs()),
+                "{k}"
+            );
+        }
     }
 
     #[test]
