@@ -101,9 +101,15 @@ impl<const N: usize> Minimum<N> {
     }
 }
 
+/// Dot product in two interleaved partial sums (half the dependent additions of a plain
+/// left-to-right sum, which bounded the two-loop recursion's speed).
 #[inline]
 fn dot<const N: usize>(a: &[f64; N], b: &[f64; N]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+    let mut s = [0.0f64; 2];
+    for j in 0..N {
+        s[j % 2] += a[j] * b[j];
+    }
+    s[0] + s[1]
 }
 
 #[inline]
@@ -133,6 +139,7 @@ where
     let mut s_hist: Vec<[f64; N]> = vec![[0.0; N]; m];
     let mut y_hist: Vec<[f64; N]> = vec![[0.0; N]; m];
     let mut rho: Vec<f64> = vec![0.0; m];
+    let mut alpha: Vec<f64> = vec![0.0; m];
     let mut head = 0usize; // next slot to write
     let mut len = 0usize;
 
@@ -159,40 +166,33 @@ where
         if iter >= opts.max_iter {
             return done(x, f, &g, iter, evals, Termination::MaxIterations);
         }
-        // Two-loop recursion: d = -H g. Slot order, newest first, without integer division
-        // (a `%` per pair cost a tenth of the fit's time).
-        let mut order = [0usize; 64];
-        let depth = len.min(64);
-        let mut slot = head;
-        for o in order.iter_mut().take(depth) {
-            slot = if slot == 0 { m - 1 } else { slot - 1 };
-            *o = slot;
-        }
+        // Two-loop recursion: d = -H g, newest pair first, then back from the oldest.
         let mut q = g;
-        let mut alpha = [0.0f64; 64];
-        for k in 0..depth {
-            let i = order[k];
+        let mut i = head;
+        for a_k in alpha.iter_mut().take(len) {
+            i = if i == 0 { m - 1 } else { i - 1 };
             let a = rho[i] * dot(&s_hist[i], &q);
-            alpha[k] = a;
+            *a_k = a;
             for j in 0..N {
                 q[j] -= a * y_hist[i][j];
             }
         }
         let gamma = if len > 0 {
-            let i = order[0];
-            dot(&s_hist[i], &y_hist[i]) / dot(&y_hist[i], &y_hist[i])
+            let newest = if head == 0 { m - 1 } else { head - 1 };
+            dot(&s_hist[newest], &y_hist[newest]) / dot(&y_hist[newest], &y_hist[newest])
         } else {
             1.0 / max_abs(&g).max(1e-300) * 1e-2
         };
         for v in q.iter_mut() {
             *v *= gamma;
         }
-        for k in (0..depth).rev() {
-            let i = order[k];
+        // `i` is the oldest slot now.
+        for a_k in alpha[..len].iter().rev() {
             let b = rho[i] * dot(&y_hist[i], &q);
             for j in 0..N {
-                q[j] += s_hist[i][j] * (alpha[k] - b);
+                q[j] += s_hist[i][j] * (a_k - b);
             }
+            i = if i + 1 == m { 0 } else { i + 1 };
         }
         let mut d = q.map(|v| -v);
         let mut dg = dot(&d, &g);

@@ -24,21 +24,30 @@ pub fn available() -> bool {
     std::arch::is_x86_feature_detected!("avx512f")
 }
 
-/// 2^(j/8), j = 0..7, correctly rounded.
-const EXP2_EIGHTHS: [f64; 8] = [
+/// 2^(j/16), j = 0..15, correctly rounded.
+const EXP2_SIXTEENTHS: [f64; 16] = [
     1.0,
+    1.044_273_782_427_413_8,
     1.090_507_732_665_257_7,
+    1.138_788_634_756_691_6,
     1.189_207_115_002_721,
+    1.241_857_812_073_484,
     1.296_839_554_651_009_6,
+    1.354_255_546_936_892_7,
     std::f64::consts::SQRT_2,
+    1.476_826_145_939_499_3,
     1.542_210_825_407_940_7,
+    1.610_490_331_949_254_3,
     1.681_792_830_507_429,
+    1.756_252_160_373_299_5,
     1.834_008_086_409_342_4,
+    1.915_206_561_397_147_4,
 ];
 
-/// e^x by x = (8m + j) ln2/8 + r, |r| <= ln2/16: e^x = 2^m 2^(j/8) e^r, with 2^(j/8) from
-/// an eight-entry table held in one register and e^r by Taylor to degree 8 (first omitted
-/// term below 2e-18 relative). ln2_hi has 32 significant bits, so k ln2_hi/8 is exact.
+/// e^x by x = (16m + j) ln2/16 + r, |r| <= ln2/32: e^x = 2^m 2^(j/16) e^r, with 2^(j/16)
+/// from a sixteen-entry table held in two registers and e^r by Taylor to degree 7 (first
+/// omitted term below 2e-18 relative). ln2_hi has 32 significant bits, so k ln2_hi/16 is
+/// exact.
 #[inline(always)]
 unsafe fn exp8(x: __m512d) -> __m512d {
     let x = _mm512_min_pd(
@@ -46,12 +55,11 @@ unsafe fn exp8(x: __m512d) -> __m512d {
         _mm512_set1_pd(709.0),
     );
     let k = _mm512_roundscale_pd::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
-        _mm512_mul_pd(x, _mm512_set1_pd(8.0 * std::f64::consts::LOG2_E)),
+        _mm512_mul_pd(x, _mm512_set1_pd(16.0 * std::f64::consts::LOG2_E)),
     );
-    let r = _mm512_fnmadd_pd(k, _mm512_set1_pd(LN2_HI / 8.0), x);
-    let r = _mm512_fnmadd_pd(k, _mm512_set1_pd(LN2_LO / 8.0), r);
-    const C: [f64; 9] = [
-        1.0 / 40_320.0,
+    let r = _mm512_fnmadd_pd(k, _mm512_set1_pd(LN2_HI / 16.0), x);
+    let r = _mm512_fnmadd_pd(k, _mm512_set1_pd(LN2_LO / 16.0), r);
+    const C: [f64; 8] = [
         1.0 / 5_040.0,
         1.0 / 720.0,
         1.0 / 120.0,
@@ -65,47 +73,56 @@ unsafe fn exp8(x: __m512d) -> __m512d {
     for c in &C[1..] {
         p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(*c));
     }
-    // j = k mod 8 sits in the low bits of k + 1.5 2^52; vpermpd reads only the low three.
+    // j = k mod 16 sits in the low bits of k + 1.5 2^52; vpermt2pd reads only the low four.
     let idx = _mm512_castpd_si512(_mm512_add_pd(k, _mm512_set1_pd(6_755_399_441_055_744.0)));
-    let table = _mm512_loadu_pd(EXP2_EIGHTHS.as_ptr());
-    let t = _mm512_permutexvar_pd(idx, table);
-    // 2^m with m = floor(k / 8): scalef takes the floor of its second operand.
-    _mm512_scalef_pd(_mm512_mul_pd(p, t), _mm512_mul_pd(k, _mm512_set1_pd(0.125)))
+    let lo = _mm512_loadu_pd(EXP2_SIXTEENTHS.as_ptr());
+    let hi = _mm512_loadu_pd(EXP2_SIXTEENTHS.as_ptr().add(8));
+    let t = _mm512_permutex2var_pd(lo, idx, hi);
+    // 2^m with m = floor(k / 16): scalef takes the floor of its second operand.
+    _mm512_scalef_pd(
+        _mm512_mul_pd(p, t),
+        _mm512_mul_pd(k, _mm512_set1_pd(0.0625)),
+    )
 }
 
-/// ln x for positive normal x.
+/// The midpoints c_j = 1 + (j + 1/2)/8 of the eighths of [1, 2), and ln c_j correctly
+/// rounded.
+const LN_MIDPOINTS: [f64; 8] = [
+    1.0625, 1.1875, 1.3125, 1.4375, 1.5625, 1.6875, 1.8125, 1.9375,
+];
+const LN_OF_MIDPOINTS: [f64; 8] = [
+    0.060_624_621_816_434_84,
+    0.171_850_256_926_659_23,
+    0.271_933_715_483_641_76,
+    0.362_905_493_689_368_5,
+    0.446_287_102_628_419_53,
+    0.523_248_143_764_547_9,
+    0.594_707_107_746_692_8,
+    0.661_398_482_245_365,
+];
+
+/// ln x for positive normal x: x = 2^k m, m in [1, 2); c the midpoint of m's eighth (the
+/// mantissa's top three bits index an eight-entry table in one register); then
+/// ln x = k ln 2 + ln c + 2 atanh(z), z = (m - c)/(m + c), |z| <= 1/33, by the series to
+/// z^11 (first omitted term below 1e-19 relative).
 #[inline(always)]
 unsafe fn ln8(x: __m512d) -> __m512d {
-    // x = m 2^k with m in [0.75, 1.5): getmant gives m; getexp gives floor(log2 x), one less
-    // than k where the mantissa in [1, 2) was at least 1.5 and m is that mantissa halved.
-    let m = _mm512_getmant_pd::<_MM_MANT_NORM_P75_1P5, _MM_MANT_SIGN_SRC>(x);
-    let e = _mm512_getexp_pd(x);
-    let below_one = _mm512_cmp_pd_mask::<_CMP_LT_OQ>(m, _mm512_set1_pd(1.0));
-    let k = _mm512_mask_add_pd(e, below_one, e, _mm512_set1_pd(1.0));
-    let one = _mm512_set1_pd(1.0);
-    let z = _mm512_div_pd(_mm512_sub_pd(m, one), _mm512_add_pd(m, one));
+    let m = _mm512_getmant_pd::<_MM_MANT_NORM_1_2, _MM_MANT_SIGN_SRC>(x);
+    let k = _mm512_getexp_pd(x);
+    let idx = _mm512_srli_epi64::<49>(_mm512_castpd_si512(m));
+    let c = _mm512_permutexvar_pd(idx, _mm512_loadu_pd(LN_MIDPOINTS.as_ptr()));
+    let ln_c = _mm512_permutexvar_pd(idx, _mm512_loadu_pd(LN_OF_MIDPOINTS.as_ptr()));
+    let z = _mm512_div_pd(_mm512_sub_pd(m, c), _mm512_add_pd(m, c));
     let z2 = _mm512_mul_pd(z, z);
-    const C: [f64; 12] = [
-        1.0 / 23.0,
-        1.0 / 21.0,
-        1.0 / 19.0,
-        1.0 / 17.0,
-        1.0 / 15.0,
-        1.0 / 13.0,
-        1.0 / 11.0,
-        1.0 / 9.0,
-        1.0 / 7.0,
-        1.0 / 5.0,
-        1.0 / 3.0,
-        1.0,
-    ];
+    const C: [f64; 6] = [1.0 / 11.0, 1.0 / 9.0, 1.0 / 7.0, 1.0 / 5.0, 1.0 / 3.0, 1.0];
     let mut p = _mm512_set1_pd(C[0]);
     for c in &C[1..] {
         p = _mm512_fmadd_pd(p, z2, _mm512_set1_pd(*c));
     }
-    // k ln2_hi + (2 z p + k ln2_lo)
+    // k ln2_hi + (ln c + 2 z p + k ln2_lo)
     let two_z = _mm512_add_pd(z, z);
-    let tail = _mm512_fmadd_pd(two_z, p, _mm512_mul_pd(k, _mm512_set1_pd(LN2_LO)));
+    let tail = _mm512_fmadd_pd(k, _mm512_set1_pd(LN2_LO), ln_c);
+    let tail = _mm512_fmadd_pd(two_z, p, tail);
     _mm512_fmadd_pd(k, _mm512_set1_pd(LN2_HI), tail)
 }
 
