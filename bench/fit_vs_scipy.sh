@@ -19,6 +19,9 @@ now() { date +%s.%N; }
 secs() { python3 -c "print(f'{$2 - $1:.3f}')"; }
 
 echo "== machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+# The Approach 3 kernel is chosen at run time: AVX-512F, else AVX2+FMA, else portable.
+if grep -qw avx512f /proc/cpuinfo; then kernel=AVX-512; elif grep -qw avx2 /proc/cpuinfo; then kernel=AVX2+FMA; else kernel=portable; fi
+echo "== cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs) (family $(grep -m1 'cpu family' /proc/cpuinfo | cut -d: -f2 | xargs)); objective kernel: $kernel"
 for threads in 1 2; do
   best=
   for rep in 1 2 3; do
@@ -29,6 +32,10 @@ for threads in 1 2; do
   eval "ours_$threads=$best"
 done
 grep -E "objective" /tmp/isoflop-bench-fit.txt
+"$bin" fit "$data" --approach 3 --drop-top 5 --boot 0 --json | python3 -c "
+import json, sys
+d = json.load(sys.stdin)['approach3']['fitted']['diagnostics']
+print(f\"  isoflop L-BFGS: iterations = {d['iterations']}, evaluations = {d['evaluations']}\")"
 t0=$(now); "$bin" fit "$data" --approach 3 --drop-top 5 --boot 4000 > /tmp/isoflop-bench-boot.txt; t1=$(now)
 echo "isoflop 4500-start fit + 4000-resample bootstrap, 2 threads: $(secs "$t0" "$t1")s"
 grep -E "alpha|beta  |intervals" /tmp/isoflop-bench-boot.txt | head -4
