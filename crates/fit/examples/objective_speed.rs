@@ -1,6 +1,7 @@
 //! Times one Approach 3 objective evaluation on the embedded data (a profiling aid).
+//! `ISOFLOP_KERNEL=avx2` (or `avx512`, `portable`) picks the inner loop.
 use isoflop_core::RunTable;
-use isoflop_fit::parametric::{Objective, HUBER_DELTA};
+use isoflop_fit::parametric::{Kernel, Objective, HUBER_DELTA};
 fn main() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../data/chinchilla_points_kyo_takano.csv");
@@ -18,7 +19,8 @@ fn main() {
     }
     let dt = t0.elapsed().as_secs_f64();
     println!(
-        "{} points: {:.3} us per evaluation, {:.2} ns per point (checksum {s:.3})",
+        "{:?} kernel, {} points: {:.3} us per evaluation, {:.2} ns per point (checksum {s:.3})",
+        Kernel::active(),
         obj.len(),
         dt / n as f64 * 1e6,
         dt / n as f64 / obj.len() as f64 * 1e9

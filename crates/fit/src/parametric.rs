@@ -188,21 +188,26 @@ impl Objective {
         self.ln_n.is_empty()
     }
 
-    /// F(x) and its gradient, x = (a, b, e, alpha, beta).
+    /// F(x) and its gradient, x = (a, b, e, alpha, beta), by the kernel [`Kernel::active`].
     #[inline]
     pub fn value_grad(&self, x: &[f64; 5], g: &mut [f64; 5]) -> f64 {
+        self.value_grad_by(Kernel::active(), x, g)
+    }
+
+    /// F(x) and its gradient by `kernel`; a kernel this CPU cannot run falls back to the
+    /// portable one.
+    pub fn value_grad_by(&self, kernel: Kernel, x: &[f64; 5], g: &mut [f64; 5]) -> f64 {
         #[cfg(target_arch = "x86_64")]
         {
-            if simd512::available() {
+            if kernel == Kernel::Avx512 && Kernel::Avx512.supported() {
                 return self.value_grad_avx512(x, g);
             }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
+            if kernel == Kernel::Avx2Fma && Kernel::Avx2Fma.supported() {
                 // SAFETY: the CPU supports the features the function is compiled for.
                 return unsafe { self.value_grad_avx2(x, g) };
             }
         }
+        let _ = kernel;
         self.kernel::<false>(x, g)
     }
 
@@ -359,6 +364,62 @@ impl Objective {
         let (tot, _) = self.accumulate::<STABLE>(x);
         *g = [tot[1], tot[2], tot[3], tot[4], tot[5]];
         tot[0]
+    }
+}
+
+/// Which inner loop evaluates the objective. All give the same values to rounding (tests
+/// compare them); they differ in speed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kernel {
+    /// AVX-512 intrinsics, eight points per register ([`crate::simd512`]).
+    Avx512,
+    /// The portable loop compiled with AVX2 and FMA, four points per register.
+    Avx2Fma,
+    /// The portable loop for any CPU.
+    Portable,
+}
+
+impl Kernel {
+    /// True when this CPU can run the kernel.
+    pub fn supported(self) -> bool {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => simd512::available(),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2Fma => {
+                std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+            }
+            Kernel::Portable => true,
+            #[allow(unreachable_patterns)]
+            _ => false,
+        }
+    }
+
+    /// The fastest kernel this CPU supports.
+    pub fn detect() -> Kernel {
+        [Kernel::Avx512, Kernel::Avx2Fma]
+            .into_iter()
+            .find(|k| k.supported())
+            .unwrap_or(Kernel::Portable)
+    }
+
+    /// The kernel in use: `ISOFLOP_KERNEL` (`avx512`, `avx2`, `portable`; for benchmarks)
+    /// where set and supported, else [`Kernel::detect`]. Decided once per process.
+    pub fn active() -> Kernel {
+        static ACTIVE: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
+        *ACTIVE.get_or_init(|| {
+            let asked = match std::env::var("ISOFLOP_KERNEL").as_deref() {
+                Ok("avx512") => Some(Kernel::Avx512),
+                Ok("avx2") => Some(Kernel::Avx2Fma),
+                Ok("portable") => Some(Kernel::Portable),
+                _ => None,
+            };
+            asked
+                .filter(|k| k.supported())
+                .unwrap_or_else(Kernel::detect)
+        })
     }
 }
 
@@ -873,6 +934,41 @@ mod tests {
                 "{k}"
             );
         }
+    }
+
+    #[test]
+    fn every_supported_kernel_agrees_with_the_stable_one() {
+        let pts = synthetic(&ParametricLaw::CHINCHILLA, 0.01, 6);
+        let obj = Objective::new(&pts[..61], HUBER_DELTA);
+        let mut ran = 0;
+        for kernel in [Kernel::Avx512, Kernel::Avx2Fma, Kernel::Portable] {
+            if !kernel.supported() {
+                eprintln!("{kernel:?}: not supported by this CPU, skipped");
+                continue;
+            }
+            ran += 1;
+            for x in [
+                [6.0, 6.0, 0.5, 0.34, 0.28],
+                [25.0, 0.0, -1.0, 0.0, 2.0],
+                [2000.0, 6.0, 0.5, 0.0, 0.28],
+            ] {
+                let (mut g1, mut g2) = ([0.0; 5], [0.0; 5]);
+                let f1 = obj.value_grad_by(kernel, &x, &mut g1);
+                let f2 = obj.kernel_stable(&x, &mut g2);
+                assert!(
+                    (f1 - f2).abs() <= 1e-12 * f2.abs(),
+                    "{kernel:?} {x:?}: {f1} vs {f2}"
+                );
+                for k in 0..5 {
+                    assert!(
+                        (g1[k] - g2[k]).abs() <= 1e-10 * (1.0 + g2[k].abs()),
+                        "{kernel:?} {x:?} k {k}"
+                    );
+                }
+            }
+        }
+        assert!(ran >= 1);
+        assert!(Kernel::detect().supported() && Kernel::active().supported());
     }
 
     #[test]
