@@ -161,11 +161,9 @@ unsafe fn chunk<const STABLE: bool>(
         valpha,
         vbeta,
         ve,
-        hi,
-        lo,
-        one,
-        half,
+        ..
     } = *p;
+    let (hi, lo, one, half) = (p.hi, p.lo, p.one, p.half);
     let (e1, e2, e3, s, r, guard) = if STABLE {
         // Shifted by each point's largest term: exact everywhere.
         let t1 = _mm512_fnmadd_pd(valpha, cn, va);
@@ -220,26 +218,17 @@ pub unsafe fn accumulate<const STABLE: bool>(
 ) -> ([f64; 6], f64) {
     debug_assert!(ln_n.len() == ln_d.len() && ln_d.len() == ln_l.len());
     let n = ln_n.len();
-    let [a, b, e, alpha, beta] = *x;
-    let (va, vb) = (_mm512_set1_pd(a), _mm512_set1_pd(b));
-    let (valpha, vbeta, ve) = (
-        _mm512_set1_pd(alpha),
-        _mm512_set1_pd(beta),
-        _mm512_set1_pd(e),
-    );
-    let (hi, lo) = (_mm512_set1_pd(delta), _mm512_set1_pd(-delta));
-    let one = _mm512_set1_pd(1.0);
-    let half = _mm512_set1_pd(0.5);
+    let set = |v: f64| _mm512_set1_pd(v);
     let p = Params {
-        va,
-        vb,
-        valpha,
-        vbeta,
-        ve,
-        hi,
-        lo,
-        one,
-        half,
+        va: set(x[0]),
+        vb: set(x[1]),
+        ve: set(x[2]),
+        valpha: set(x[3]),
+        vbeta: set(x[4]),
+        hi: set(delta),
+        lo: set(-delta),
+        one: set(1.0),
+        half: set(0.5),
     };
     let mut acc = [_mm512_setzero_pd(); 6];
     let mut top = _mm512_set1_pd(f64::NEG_INFINITY);
