@@ -1,30 +1,12 @@
 //! End-to-end tests of the `isoflop` binary: exit codes, messages, and the numbers printed.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-/// A fresh directory per test under the target dir's tmp.
+mod common;
+use common::{isoflop, stderr, stdout};
+
 fn tmpdir(name: &str) -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn isoflop(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_isoflop"))
-        .args(args)
-        .output()
-        .expect("run isoflop")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
+    common::tmpdir("cli", name)
 }
 
 fn embedded() -> PathBuf {

@@ -8,29 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::{bin, corpus, isoflop, losses};
+
 fn tmpdir(name: &str) -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("sweep-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_isoflop")
-}
-
-fn isoflop(args: &[&str]) -> Output {
-    Command::new(bin()).args(args).output().unwrap()
-}
-
-fn corpus(dir: &Path) -> PathBuf {
-    let text: String = (0..6000)
-        .map(|i| format!("verse {} of chapter {} says {}.\n", i % 31, i % 7, i % 11))
-        .collect();
-    let p = dir.join("corpus.txt");
-    std::fs::write(&p, text).unwrap();
-    p
+    common::tmpdir("sweep", name)
 }
 
 /// A small IsoFLOP plan: two budgets, a few tiny models, about a second each.
@@ -69,14 +51,7 @@ fn run_ids(file: &Path) -> Vec<String> {
 }
 
 fn curve(results: &Path, id: &str) -> Vec<(u64, f64)> {
-    let text = std::fs::read_to_string(results.join(id).join("curve.csv")).unwrap();
-    text.lines()
-        .skip(1)
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            (f[1].parse().unwrap(), f[5].parse().unwrap())
-        })
-        .collect()
+    losses(&results.join(id))
 }
 
 fn trained(o: &Output) -> usize {

@@ -6,21 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-fn tmpdir(name: &str) -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("cli-train-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+mod common;
+use common::{corpus, isoflop, losses};
 
-fn corpus(dir: &Path) -> PathBuf {
-    let text: String = (0..4000)
-        .map(|i| format!("line {} says {} to {}.\n", i % 97, i % 13, i % 7))
-        .collect();
-    let p = dir.join("corpus.txt");
-    std::fs::write(&p, text).unwrap();
-    p
+fn tmpdir(name: &str) -> PathBuf {
+    common::tmpdir("cli-train", name)
 }
 
 fn base_args(data: &Path, out: &Path) -> Vec<String> {
@@ -61,24 +51,6 @@ fn base_args(data: &Path, out: &Path) -> Vec<String> {
     .collect()
 }
 
-fn isoflop(args: &[String]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_isoflop"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn losses(run: &Path) -> Vec<(u64, f64)> {
-    let text = std::fs::read_to_string(run.join("curve.csv")).unwrap();
-    text.lines()
-        .skip(1)
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            (f[1].parse().unwrap(), f[5].parse().unwrap())
-        })
-        .collect()
-}
-
 #[test]
 fn sigkill_at_a_random_moment_then_resume_equals_an_uninterrupted_run() {
     let d = tmpdir("kill");
@@ -95,7 +67,7 @@ fn sigkill_at_a_random_moment_then_resume_equals_an_uninterrupted_run() {
             .unwrap()
             .subsec_nanos() as u64;
         let wait = Duration::from_millis(150 + (nanos + trial * 7919) % 900);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_isoflop"))
+        let mut child = Command::new(common::bin())
             .args(base_args(&data, &b))
             .spawn()
             .unwrap();
@@ -268,7 +240,7 @@ fn ctrl_c_leaves_a_checkpoint_and_resume_finishes_the_same_run() {
     // No periodic checkpoints: the one found afterwards must come from Ctrl-C.
     let i = args.iter().position(|s| s == "--checkpoint-every").unwrap();
     args[i + 1] = "0".into();
-    let child = Command::new(env!("CARGO_BIN_EXE_isoflop"))
+    let child = Command::new(common::bin())
         .args(&args)
         .stderr(std::process::Stdio::piped())
         .spawn()
