@@ -4,6 +4,7 @@ use crate::spec::{
     short_count, IsoFlopSlices, IsoLoss, Projection, Projections, Range, TrainingCurves,
 };
 use crate::viridis;
+use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::Path;
@@ -118,6 +119,67 @@ fn style(size: u32) -> TextStyle<'static> {
     (FONT, size).into_font().into()
 }
 
+/// The house axes: margins, label areas and an optional caption, on `area`.
+fn builder<'a, 'b, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    caption: Option<String>,
+) -> ChartBuilder<'a, 'b, DB> {
+    let mut b = ChartBuilder::on(area);
+    b.margin(20).x_label_area_size(55).y_label_area_size(70);
+    if let Some(c) = caption {
+        b.caption(c, style(19));
+    }
+    b
+}
+
+/// The house mesh: axis titles, tick formatters (y's default where `None`), no minor lines.
+fn mesh<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    x_desc: &str,
+    y_desc: &str,
+    x_fmt: &dyn Fn(&f64) -> String,
+    y_fmt: Option<&dyn Fn(&f64) -> String>,
+) -> R
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    let mut m = chart.configure_mesh();
+    m.x_desc(x_desc)
+        .y_desc(y_desc)
+        .x_label_formatter(x_fmt)
+        .label_style(style(17))
+        .axis_desc_style(style(19))
+        .light_line_style(WHITE);
+    if let Some(f) = y_fmt {
+        m.y_label_formatter(f);
+    }
+    m.draw().ctx()
+}
+
+/// The house legend box at `pos`.
+fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    pos: SeriesLabelPosition,
+) -> R {
+    chart
+        .configure_series_labels()
+        .position(pos)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(style(15))
+        .draw()
+        .ctx()
+}
+
+/// The plot area and, on its right, 130 pixels for a colour bar.
+fn with_bar<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+) -> (DrawingArea<DB, Shift>, DrawingArea<DB, Shift>) {
+    root.split_horizontally(root.dim_in_pixel().0 as i32 - 130)
+}
+
 fn colour_bar<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     r: Range,
@@ -173,26 +235,14 @@ fn training_curves<DB: DrawingBackend>(
     bar: bool,
 ) -> R {
     let (main, side) = if bar {
-        root.split_horizontally(root.dim_in_pixel().0 as i32 - 130)
+        with_bar(root)
     } else {
         (root.clone(), root.clone())
     };
-    let mut chart = ChartBuilder::on(&main)
-        .margin(20)
-        .x_label_area_size(55)
-        .y_label_area_size(70)
+    let mut chart = builder(&main, None)
         .build_cartesian_2d((s.x.lo..s.x.hi).log_scale(), s.y.lo..s.y.hi)
         .ctx()?;
-    chart
-        .configure_mesh()
-        .x_desc("FLOPs")
-        .y_desc("Training loss")
-        .x_label_formatter(&flops_label)
-        .label_style(style(17))
-        .axis_desc_style(style(19))
-        .light_line_style(WHITE)
-        .draw()
-        .ctx()?;
+    mesh(&mut chart, "FLOPs", "Training loss", &flops_label, None)?;
     let mut runs: Vec<_> = s.runs.iter().collect();
     runs.sort_by(|a, b| a.params.partial_cmp(&b.params).expect("finite"));
     for c in runs {
@@ -240,14 +290,7 @@ fn training_curves<DB: DrawingBackend>(
         .ctx()?
         .label("Minimum-loss envelope")
         .legend(|(x, y)| Circle::new((x + 12, y), 3, BLACK.filled()));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(style(15))
-        .draw()
-        .ctx()?;
+    legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     if bar {
         colour_bar(&side, s.colour, true, "Million Parameters", &|v| {
             if v >= 10.0 {
@@ -261,27 +304,17 @@ fn training_curves<DB: DrawingBackend>(
 }
 
 fn projection<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &Projection) -> R {
-    let mut chart = ChartBuilder::on(area)
-        .margin(20)
-        .caption(
-            format!("Optimal {} ({})", p.quantity.to_lowercase(), p.approach),
-            style(19),
-        )
-        .x_label_area_size(55)
-        .y_label_area_size(70)
+    let caption = format!("Optimal {} ({})", p.quantity.to_lowercase(), p.approach);
+    let mut chart = builder(area, Some(caption))
         .build_cartesian_2d((p.x.lo..p.x.hi).log_scale(), (p.y.lo..p.y.hi).log_scale())
         .ctx()?;
-    chart
-        .configure_mesh()
-        .x_desc("FLOPs")
-        .y_desc(p.quantity.as_str())
-        .x_label_formatter(&flops_label)
-        .y_label_formatter(&count_label)
-        .label_style(style(17))
-        .axis_desc_style(style(19))
-        .light_line_style(WHITE)
-        .draw()
-        .ctx()?;
+    mesh(
+        &mut chart,
+        "FLOPs",
+        &p.quantity,
+        &flops_label,
+        Some(&count_label),
+    )?;
     let blue = RGBColor(30, 90, 180);
     chart
         .draw_series(LineSeries::new(
@@ -336,24 +369,17 @@ fn projections<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &Projection
 }
 
 fn isoloss<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &IsoLoss) -> R {
-    let (main, side) = root.split_horizontally(root.dim_in_pixel().0 as i32 - 130);
-    let mut chart = ChartBuilder::on(&main)
-        .margin(20)
-        .x_label_area_size(55)
-        .y_label_area_size(70)
+    let (main, side) = with_bar(root);
+    let mut chart = builder(&main, None)
         .build_cartesian_2d((s.x.lo..s.x.hi).log_scale(), (s.y.lo..s.y.hi).log_scale())
         .ctx()?;
-    chart
-        .configure_mesh()
-        .x_desc("FLOPs")
-        .y_desc("Parameters")
-        .x_label_formatter(&flops_label)
-        .y_label_formatter(&count_label)
-        .label_style(style(17))
-        .axis_desc_style(style(19))
-        .light_line_style(WHITE)
-        .draw()
-        .ctx()?;
+    mesh(
+        &mut chart,
+        "FLOPs",
+        "Parameters",
+        &flops_label,
+        Some(&count_label),
+    )?;
     let grey = RGBColor(110, 110, 110);
     for c in &s.contours {
         for line in &c.lines {
@@ -404,35 +430,16 @@ fn isoloss<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &IsoLoss) -> R 
                 .map(|&(c, n, l)| Circle::new((c, n), 4, colour(l, s.colour, false).filled())),
         )
         .ctx()?;
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(style(15))
-        .draw()
-        .ctx()?;
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     colour_bar(&side, s.colour, false, "Loss", &|v| format!("{v:.2}"))
 }
 
 fn slices<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &IsoFlopSlices) -> R {
-    let (main, side) = root.split_horizontally(root.dim_in_pixel().0 as i32 - 130);
-    let mut chart = ChartBuilder::on(&main)
-        .margin(20)
-        .x_label_area_size(55)
-        .y_label_area_size(70)
+    let (main, side) = with_bar(root);
+    let mut chart = builder(&main, None)
         .build_cartesian_2d((s.x.lo..s.x.hi).log_scale(), s.y.lo..s.y.hi)
         .ctx()?;
-    chart
-        .configure_mesh()
-        .x_desc("Parameters")
-        .y_desc("Loss")
-        .x_label_formatter(&count_label)
-        .label_style(style(17))
-        .axis_desc_style(style(19))
-        .light_line_style(WHITE)
-        .draw()
-        .ctx()?;
+    mesh(&mut chart, "Parameters", "Loss", &count_label, None)?;
     let budgets = Range {
         lo: s
             .slices
@@ -482,14 +489,7 @@ fn slices<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &IsoFlopSlices) 
             .ctx()?
             .label(format!("Target: {} at {:.2e} FLOPs", short_count(n), c))
             .legend(|(x, y)| TriangleMarker::new((x + 12, y), 7, RGBColor(200, 40, 40).filled()));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(style(15))
-            .draw()
-            .ctx()?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     }
     colour_bar(&side, budgets, true, "FLOP budget", &|v| format!("{v:.1e}"))
 }
