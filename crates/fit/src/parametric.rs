@@ -145,6 +145,7 @@ pub struct Objective {
     ln_d: Vec<f64>,
     ln_l: Vec<f64>,
     delta: f64,
+    kernel: Kernel,
 }
 
 const LANES: usize = 4;
@@ -165,7 +166,15 @@ impl Objective {
             ln_d: points.iter().map(|p| p.tokens.ln()).collect(),
             ln_l: points.iter().map(|p| p.loss.ln()).collect(),
             delta,
+            kernel: Kernel::active(),
         }
+    }
+
+    /// The same objective evaluated by `kernel` (where this CPU supports it; else the
+    /// portable loop).
+    pub fn with_kernel(mut self, kernel: Kernel) -> Self {
+        self.kernel = kernel;
+        self
     }
 
     /// The objective over the points at `idx` (a bootstrap resample).
@@ -175,6 +184,7 @@ impl Objective {
             ln_d: idx.iter().map(|&i| self.ln_d[i]).collect(),
             ln_l: idx.iter().map(|&i| self.ln_l[i]).collect(),
             delta: self.delta,
+            kernel: self.kernel,
         }
     }
 
@@ -188,10 +198,11 @@ impl Objective {
         self.ln_n.is_empty()
     }
 
-    /// F(x) and its gradient, x = (a, b, e, alpha, beta), by the kernel [`Kernel::active`].
+    /// F(x) and its gradient, x = (a, b, e, alpha, beta), by the objective's kernel
+    /// ([`Kernel::active`] unless [`Objective::with_kernel`] chose another).
     #[inline]
     pub fn value_grad(&self, x: &[f64; 5], g: &mut [f64; 5]) -> f64 {
-        self.value_grad_by(Kernel::active(), x, g)
+        self.value_grad_by(self.kernel, x, g)
     }
 
     /// F(x) and its gradient by `kernel`; a kernel this CPU cannot run falls back to the
@@ -497,6 +508,10 @@ pub struct ParametricOptions {
     pub seed: u64,
     /// Interval coverage.
     pub level: f64,
+    /// The objective's inner loop; `None`: [`Kernel::active`]. The results agree to
+    /// rounding; only the speed differs.
+    #[serde(default)]
+    pub kernel: Option<Kernel>,
 }
 
 impl Default for ParametricOptions {
@@ -509,6 +524,7 @@ impl Default for ParametricOptions {
             resamples: 1000,
             seed: 0,
             level: 0.95,
+            kernel: None,
         }
     }
 }
@@ -696,7 +712,8 @@ pub fn fit_parametric(
             opts.delta
         )));
     }
-    let obj = Objective::new(points, opts.delta);
+    let obj =
+        Objective::new(points, opts.delta).with_kernel(opts.kernel.unwrap_or_else(Kernel::active));
     let starts = opts.grid.starts();
     let res = run_starts(&obj, &starts, &opts.lbfgs, opts.reach_rtol, true);
     let best = res.best;

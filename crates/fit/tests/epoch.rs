@@ -2,7 +2,7 @@
 //! 245 digitised points). Skips, saying so, when ../shared is absent.
 
 use isoflop_core::table::{drop_highest_loss, RunTable};
-use isoflop_fit::parametric::{fit_parametric, ParametricOptions};
+use isoflop_fit::parametric::{fit_parametric, Kernel, ParametricOptions};
 use std::path::PathBuf;
 
 fn shared(file: &str) -> Option<PathBuf> {
@@ -29,6 +29,45 @@ fn epoch_points(drop: usize) -> Option<Vec<isoflop_core::Observation>> {
 
 fn close(got: f64, want: f64, rtol: f64) -> bool {
     (got / want - 1.0).abs() <= rtol
+}
+
+/// The full fit by every objective kernel this CPU supports (AVX-512, AVX2+FMA, portable):
+/// each reaches the scipy reference's optimum. The bootstrap checks run once, below.
+#[test]
+fn approach3_reaches_the_reference_optimum_with_every_kernel() {
+    let Some(pts) = epoch_points(5) else { return };
+    for kernel in [Kernel::Avx512, Kernel::Avx2Fma, Kernel::Portable] {
+        if !kernel.supported() {
+            eprintln!("{kernel:?}: not supported by this CPU, skipped");
+            continue;
+        }
+        let opts = ParametricOptions {
+            resamples: 0,
+            kernel: Some(kernel),
+            ..Default::default()
+        };
+        let fit = fit_parametric(&pts, &opts).unwrap();
+        assert!(
+            fit.diagnostics.converged,
+            "{kernel:?}: {:?}",
+            fit.diagnostics
+        );
+        assert!(
+            fit.objective <= 1.018275e-3,
+            "{kernel:?}: objective {:.10e}",
+            fit.objective
+        );
+        let l = fit.law;
+        assert!(
+            close(l.alpha, 0.3473, 0.005) && close(l.beta, 0.3672, 0.005),
+            "{kernel:?}: {l:?}"
+        );
+        assert!(
+            fit.diagnostics.reached_best > 1000,
+            "{kernel:?}: {:?}",
+            fit.diagnostics
+        );
+    }
 }
 
 #[test]
