@@ -204,7 +204,7 @@ impl ModelShape {
         if layers == 0 || d_model == 0 || heads == 0 || vocab == 0 || context == 0 {
             return Err(ShapeError::Zero);
         }
-        if d_model % heads != 0 {
+        if !d_model.is_multiple_of(heads) {
             return Err(ShapeError::HeadsDoNotDivide { heads, d_model });
         }
         Ok(ModelShape {
