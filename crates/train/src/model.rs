@@ -108,6 +108,9 @@ impl Gpt {
     }
 
     /// Logits (B, T, V) for token ids (B, T).
+    // `x = x + y`, not `x += y`: tch's `+=` is an in-place add, which would overwrite a
+    // tensor that autograd keeps for the backward pass.
+    #[allow(clippy::assign_op_pattern)]
     pub fn forward(&self, idx: &Tensor) -> Tensor {
         let (b, t) = idx.size2().expect("idx is (B, T)");
         let c = self.shape.d_model as i64;

@@ -159,7 +159,7 @@ impl Settings {
                 "batch and tokens must be at least 1".into(),
             ));
         }
-        if !(self.lr > 0.0 && self.lr.is_finite()) || !(0.0..=1.0).contains(&self.min_lr_ratio) {
+        if !(self.lr > 0.0 && self.lr.is_finite() && (0.0..=1.0).contains(&self.min_lr_ratio)) {
             return Err(TrainError::Setting(format!(
                 "lr must be positive and min_lr_ratio in [0, 1], got {} and {}",
                 self.lr, self.min_lr_ratio
