@@ -383,13 +383,7 @@ mod tests {
 
     #[test]
     fn recovers_the_frontier_exponent_from_cosine_curves() {
-        let law = ParametricLaw {
-            e: 1.8,
-            a: 480.0,
-            b: 2100.0,
-            alpha: 0.35,
-            beta: 0.37,
-        };
+        let law = crate::synthetic::TRUTH;
         let curves = cosine_curves(&law, 0.002, 7);
         let fit = fit_envelope(
             &curves,

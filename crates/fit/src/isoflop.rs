@@ -445,13 +445,7 @@ mod tests {
     fn recovers_the_laws_exponent_within_intervals() {
         // The vertices of exact IsoFLOP slices of a law lie near its closed-form frontier,
         // so the Approach 2 exponent must bracket a = beta/(alpha+beta).
-        let law = ParametricLaw {
-            e: 1.8,
-            a: 480.0,
-            b: 2100.0,
-            alpha: 0.35,
-            beta: 0.37,
-        };
+        let law = crate::synthetic::TRUTH;
         let budgets = [1e18, 3e18, 1e19, 3e19, 1e20, 3e20];
         let pts = isoflop_points(&law, &budgets, 0.003, 2);
         let fit = fit_isoflop(

@@ -136,9 +136,10 @@ impl ParametricLaw {
 
 /// The Approach 3 objective on a set of points, in log space.
 ///
-/// Points are stored as three columns (ln N, ln D, ln L) so the inner loop vectorises; on
-/// x86-64 CPUs with AVX2 and FMA the same loop is compiled a second time for them and chosen
-/// at run time.
+/// Points are stored as three columns (ln N, ln D, ln L) so the inner loop vectorises. The
+/// loop exists three ways ([`Kernel`]): AVX-512 intrinsics, the portable loop compiled for
+/// AVX2 and FMA, and the portable loop as is; the fastest the CPU supports is chosen when the
+/// objective is built.
 #[derive(Clone, Debug)]
 pub struct Objective {
     ln_n: Vec<f64>,
@@ -173,7 +174,7 @@ impl Objective {
     /// The same objective evaluated by `kernel` (where this CPU supports it; else the
     /// portable loop).
     pub fn with_kernel(mut self, kernel: Kernel) -> Self {
-        self.kernel = kernel;
+        self.kernel = kernel.or_portable();
         self
     }
 
@@ -202,24 +203,28 @@ impl Objective {
     /// ([`Kernel::active`] unless [`Objective::with_kernel`] chose another).
     #[inline]
     pub fn value_grad(&self, x: &[f64; 5], g: &mut [f64; 5]) -> f64 {
-        self.value_grad_by(self.kernel, x, g)
+        // SAFETY: `self.kernel` was checked against the CPU when it was set.
+        unsafe { self.value_grad_unchecked(self.kernel, x, g) }
     }
 
     /// F(x) and its gradient by `kernel`; a kernel this CPU cannot run falls back to the
     /// portable one.
     pub fn value_grad_by(&self, kernel: Kernel, x: &[f64; 5], g: &mut [f64; 5]) -> f64 {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if kernel == Kernel::Avx512 && Kernel::Avx512.supported() {
-                return self.value_grad_avx512(x, g);
-            }
-            if kernel == Kernel::Avx2Fma && Kernel::Avx2Fma.supported() {
-                // SAFETY: the CPU supports the features the function is compiled for.
-                return unsafe { self.value_grad_avx2(x, g) };
-            }
+        // SAFETY: `or_portable` returns a kernel this CPU supports.
+        unsafe { self.value_grad_unchecked(kernel.or_portable(), x, g) }
+    }
+
+    /// # Safety
+    /// The CPU must support `kernel` ([`Kernel::supported`]).
+    #[inline]
+    unsafe fn value_grad_unchecked(&self, kernel: Kernel, x: &[f64; 5], g: &mut [f64; 5]) -> f64 {
+        match kernel {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => self.value_grad_avx512(x, g),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2Fma => self.value_grad_avx2(x, g),
+            _ => self.kernel::<false>(x, g),
         }
-        let _ = kernel;
-        self.kernel::<false>(x, g)
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -229,9 +234,12 @@ impl Objective {
     }
 
     /// The AVX-512 kernel ([`simd512`]), with the stable fallback.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F (`simd512::available()`).
     #[cfg(target_arch = "x86_64")]
-    fn value_grad_avx512(&self, x: &[f64; 5], g: &mut [f64; 5]) -> f64 {
-        // SAFETY: called only where `simd512::available()`; the slices have equal lengths.
+    unsafe fn value_grad_avx512(&self, x: &[f64; 5], g: &mut [f64; 5]) -> f64 {
+        // SAFETY: AVX-512F by this function's contract; the slices have equal lengths.
         let (l_n, l_d, l_l) = (&self.ln_n, &self.ln_d, &self.ln_l);
         let (mut tot, worst) =
             unsafe { simd512::accumulate::<false>(l_n, l_d, l_l, x, self.delta) };
@@ -405,6 +413,15 @@ impl Kernel {
             Kernel::Portable => true,
             #[allow(unreachable_patterns)]
             _ => false,
+        }
+    }
+
+    /// This kernel where the CPU supports it, else [`Kernel::Portable`].
+    pub fn or_portable(self) -> Kernel {
+        if self.supported() {
+            self
+        } else {
+            Kernel::Portable
         }
     }
 
@@ -712,8 +729,8 @@ pub fn fit_parametric(
             opts.delta
         )));
     }
-    let obj =
-        Objective::new(points, opts.delta).with_kernel(opts.kernel.unwrap_or_else(Kernel::active));
+    let obj = Objective::new(points, opts.delta);
+    let obj = opts.kernel.map_or(obj.clone(), |k| obj.with_kernel(k));
     let starts = opts.grid.starts();
     let res = run_starts(&obj, &starts, &opts.lbfgs, opts.reach_rtol, true);
     let best = res.best;
@@ -992,13 +1009,7 @@ mod tests {
 
     #[test]
     fn recovers_a_known_law_from_noiseless_points() {
-        let truth = ParametricLaw {
-            e: 1.8,
-            a: 480.0,
-            b: 2100.0,
-            alpha: 0.35,
-            beta: 0.37,
-        };
+        let truth = crate::synthetic::TRUTH;
         let pts = synthetic(&truth, 0.0, 1);
         let opts = ParametricOptions {
             resamples: 0,
@@ -1021,13 +1032,7 @@ mod tests {
         // truth 5% of the time, so check coverage over eight independent data sets: of the
         // 16 alpha and beta intervals, at least 13 must hold the truth (P(fewer) < 1% for
         // binomial(16, 0.95)), and every point estimate must be within 0.05.
-        let truth = ParametricLaw {
-            e: 1.8,
-            a: 480.0,
-            b: 2100.0,
-            alpha: 0.35,
-            beta: 0.37,
-        };
+        let truth = crate::synthetic::TRUTH;
         let mut covered = 0;
         for seed in 0..8 {
             let pts = synthetic(&truth, 0.01, seed);

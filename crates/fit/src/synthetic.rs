@@ -5,6 +5,16 @@ use crate::parametric::ParametricLaw;
 use isoflop_core::{Observation, Rng};
 use std::collections::BTreeMap;
 
+/// The known law the synthetic tests recover: Epoch's 2024 fit, rounded (E 1.8, A 480,
+/// B 2100, alpha 0.35, beta 0.37).
+pub const TRUTH: ParametricLaw = ParametricLaw {
+    e: 1.8,
+    a: 480.0,
+    b: 2100.0,
+    alpha: 0.35,
+    beta: 0.37,
+};
+
 /// IsoFLOP runs: at each budget, nine sizes log-spaced (0.15 decades apart) around the law's
 /// optimum, D = C/(6N), loss from the law times (1 + noise * N(0, 1)). Rows carry `budget`.
 pub fn isoflop_points(

@@ -39,13 +39,7 @@ fn epoch() -> Option<(RunTable, FitReport)> {
 
 /// Synthetic cosine-schedule curves from a known law, as a run table.
 fn curves_table() -> RunTable {
-    let law = ParametricLaw {
-        e: 1.8,
-        a: 480.0,
-        b: 2100.0,
-        alpha: 0.35,
-        beta: 0.37,
-    };
+    let law = isoflop_fit::synthetic::TRUTH;
     let rows: Vec<Observation> = cosine_curves(&law, 0.002, 3)
         .into_values()
         .flatten()
