@@ -89,7 +89,7 @@ struct FitOpts {
     #[arg(long)]
     budgets: Option<String>,
     /// Approach 2 tolerance in decades of FLOPs (grouping gap, or distance to a budget).
-    #[arg(long, default_value_t = 0.08)]
+    #[arg(long, default_value_t = isoflop_fit::isoflop::TOL_DECADES)]
     budget_tol: f64,
     /// Approach 3 Huber delta.
     #[arg(long, default_value_t = 1e-3)]
@@ -97,6 +97,30 @@ struct FitOpts {
     /// Approach 1 Gaussian smoothing, standard deviation in training steps.
     #[arg(long, default_value_t = 10.0)]
     smooth_steps: f64,
+    /// The loss column, where several columns could be it (e.g. loss and val_loss).
+    #[arg(long, value_name = "NAME")]
+    loss_column: Option<String>,
+    /// The params (N) column, where several could be it.
+    #[arg(long, value_name = "NAME")]
+    params_column: Option<String>,
+    /// The tokens (D) column, where several could be it.
+    #[arg(long, value_name = "NAME")]
+    tokens_column: Option<String>,
+    /// The flops (C) column, where several could be it.
+    #[arg(long, value_name = "NAME")]
+    flops_column: Option<String>,
+}
+
+impl FitOpts {
+    /// The columns the user chose.
+    fn columns(&self) -> isoflop_core::ColumnChoice {
+        isoflop_core::ColumnChoice {
+            params: self.params_column.clone(),
+            tokens: self.tokens_column.clone(),
+            flops: self.flops_column.clone(),
+            loss: self.loss_column.clone(),
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -109,6 +133,9 @@ struct PlotArgs {
     /// The budget to project to (default: 100x the table's largest FLOPs).
     #[arg(long)]
     target_flops: Option<f64>,
+    /// Write into a folder that holds files a plot did not write.
+    #[arg(long)]
+    force: bool,
     #[command(flatten)]
     opts: FitOpts,
 }
@@ -162,8 +189,14 @@ fn settings(a: &FitOpts) -> Result<FitSettings> {
     s.drop_top = a.drop_top;
     s.parametric.delta = a.delta;
     s.envelope.smooth_steps = a.smooth_steps;
-    if !(a.budget_tol > 0.0) {
+    if !(a.budget_tol > 0.0 && a.budget_tol.is_finite()) {
         bail!("--budget-tol must be positive, got {}", a.budget_tol);
+    }
+    if !(a.delta > 0.0 && a.delta.is_finite()) {
+        bail!("--delta (the Huber threshold) must be positive, got {}", a.delta);
+    }
+    if !(a.smooth_steps > 0.0 && a.smooth_steps.is_finite()) {
+        bail!("--smooth-steps must be positive, got {}", a.smooth_steps);
     }
     s.isoflop.grouping = match a.budgets.as_deref() {
         None => Grouping::Auto {
@@ -195,7 +228,7 @@ fn settings(a: &FitOpts) -> Result<FitSettings> {
 
 fn fit(a: FitArgs) -> Result<()> {
     let s = settings(&a.opts)?;
-    let table = RunTable::read(&a.runs)
+    let table = RunTable::read_with(&a.runs, &a.opts.columns())
         .with_context(|| format!("reading runs from {}", a.runs.display()))?;
     let report = fit_table(&table, &s).with_context(|| format!("fitting {}", a.runs.display()))?;
     if let Some(out) = &a.out {
@@ -424,6 +457,9 @@ fn frontier_lines(
 }
 
 fn allocate_cmd(a: AllocateArgs) -> Result<()> {
+    if !(a.level > 0.0 && a.level < 1.0) {
+        bail!("--level is the intervals' coverage, strictly between 0 and 1 (e.g. 0.95); got {}", a.level);
+    }
     let target = match (a.flops, a.params, a.loss) {
         (Some(c), None, None) => Target::Flops(c),
         (None, Some(n), None) => Target::Params(n),
@@ -450,6 +486,11 @@ fn allocate_cmd(a: AllocateArgs) -> Result<()> {
         })?,
     };
     let allocs = allocate(&laws, target, a.level)?;
+    if let Some(far) = allocs.iter().map(|al| al.flops).reduce(f64::max) {
+        if let Some(warning) = laws.extrapolation_warning(far) {
+            eprintln!("warning: {warning}");
+        }
+    }
     let mut w = std::io::stdout().lock();
     if a.json {
         serde_json::to_writer_pretty(
@@ -491,7 +532,10 @@ pub fn allocation_table(allocs: &[Allocation]) -> String {
 
 fn plot(a: PlotArgs) -> Result<()> {
     let s = settings(&a.opts)?;
-    let table = RunTable::read(&a.runs)
+    if !a.force {
+        isoflop_plot::report::check_folder(&a.out)?;
+    }
+    let table = RunTable::read_with(&a.runs, &a.opts.columns())
         .with_context(|| format!("reading runs from {}", a.runs.display()))?;
     let report = fit_table(&table, &s).with_context(|| format!("fitting {}", a.runs.display()))?;
     let target = match a.target_flops {

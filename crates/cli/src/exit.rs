@@ -1,5 +1,5 @@
 //! How both binaries end: the error chain on stderr, a `hint:` where the fix is known, exit
-//! code 2; a closed pipe is not an error.
+//! code 2 (1 where runs failed, [`RunsFailed`]); a closed pipe is not an error.
 
 use std::process::ExitCode;
 
@@ -14,6 +14,7 @@ pub fn finish(result: anyhow::Result<()>) -> ExitCode {
     }) {
         return ExitCode::SUCCESS;
     }
+    let code = if err.downcast_ref::<RunsFailed>().is_some() { 1 } else { 2 };
     eprintln!("error: {err}");
     for cause in err.chain().skip(1) {
         eprintln!("  caused by: {cause}");
@@ -21,5 +22,19 @@ pub fn finish(result: anyhow::Result<()>) -> ExitCode {
     if let Some(hint) = crate::format::hint(&err) {
         eprintln!("hint: {hint}");
     }
-    ExitCode::from(2)
+    ExitCode::from(code)
 }
+
+/// Marks an error as "the command ran, and some of its runs failed" (exit code 1, not the
+/// 2 of bad input).
+#[derive(Debug)]
+#[allow(dead_code)] // the trainer binary shares this module and never fails runs
+pub struct RunsFailed(pub String);
+
+impl std::fmt::Display for RunsFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RunsFailed {}

@@ -3,8 +3,8 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use isoflop_core::record::write_atomic;
-use isoflop_sweep::exec::{self, RunOutcome, RunState};
-use isoflop_sweep::plan::{horizon_design, isoflop_design, RunDefaults, Sweep};
+use isoflop_sweep::exec::{self, RunOutcome, RunState, Runner};
+use isoflop_sweep::plan::{check_template, horizon_design, isoflop_design, RunDefaults, Sweep};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -76,17 +76,22 @@ pub struct SweepArgs {
     /// The sweep file.
     sweep: PathBuf,
     /// Runs at once (local).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = at_least_one)]
     jobs: usize,
     /// Threads per run.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = at_least_one)]
     threads: usize,
     /// Where to run.
     #[arg(long, value_enum, default_value_t = Executor::Local)]
     executor: Executor,
     /// Slurm: array tasks at once (%K).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = at_least_one)]
     throttle: usize,
+    /// Train again the runs that failed on their own terms (diverged, a bad shape); their
+    /// old summaries are kept in the results' logs/ folder. Runs stopped by a fault of the
+    /// machine (a signal, an I/O error) are retried without it.
+    #[arg(long)]
+    retry_failed: bool,
 }
 
 /// Arguments of `isoflop sweep-task` (a Slurm array task).
@@ -98,8 +103,20 @@ pub struct TaskArgs {
     #[arg(long)]
     index: usize,
     /// Threads.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = at_least_one)]
     threads: usize,
+    /// See `isoflop sweep --retry-failed`.
+    #[arg(long)]
+    retry_failed: bool,
+}
+
+/// A count of at least 1 (`--jobs 0` would run nothing and say nothing).
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        Ok(_) => Err("must be at least 1".into()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Arguments of `isoflop status` and `isoflop collect`.
@@ -133,7 +150,17 @@ pub struct RunArgs {
     /// Bootstrap resamples for the fits.
     #[arg(long, default_value_t = 200)]
     boot: usize,
+    /// Run this sweep file instead of planning the default study (trains what is
+    /// unfinished, then fits, draws and reports into --out).
+    #[arg(long, value_name = "SWEEP.toml", conflicts_with_all = ["quick", "data"])]
+    sweep: Option<PathBuf>,
 }
+
+/// The largest budget `plan` accepts: its models (at 20 tokens per parameter) stay below
+/// [`MAX_PARAMS`] and its token counts far below 2^64.
+const MAX_BUDGET: f64 = 1e30;
+/// The largest model `plan` builds.
+const MAX_PARAMS: f64 = 1e13;
 
 fn isoflop_bin() -> Result<PathBuf> {
     std::env::current_exe().context("locating the isoflop binary")
@@ -155,13 +182,33 @@ fn make_plan(a: &PlanArgs) -> Result<Sweep> {
             lo.trim().parse().context("--sizes LO")?,
             hi.trim().parse().context("--sizes HI")?,
         );
-        if !(lo > 0.0 && hi >= lo) {
+        if !(lo > 0.0 && hi >= lo && hi.is_finite()) {
             bail!("--sizes needs 0 < LO <= HI, got {lo}..{hi}");
+        }
+        if hi > MAX_PARAMS {
+            bail!("--sizes HI {hi:e} is above the largest model the planner builds ({MAX_PARAMS:e})");
+        }
+        if a.n_sizes == 0 || a.horizons == 0 {
+            bail!("--n-sizes and --horizons must be at least 1");
         }
         horizon_design(lo, hi, a.n_sizes, a.horizons, 256, &d)
     } else if !a.budgets.is_empty() {
-        if a.budgets.iter().any(|b| !(b.is_finite() && *b > 0.0)) {
-            bail!("--budgets must be positive numbers");
+        if let Some(b) = a.budgets.iter().find(|b| !(b.is_finite() && **b > 0.0)) {
+            bail!("--budgets must be positive numbers, got {b}");
+        }
+        if let Some(b) = a.budgets.iter().find(|b| **b > MAX_BUDGET) {
+            bail!("--budgets {b:e}: above {MAX_BUDGET:e} FLOPs the models and token counts no longer fit the planner's integers; plan at most {MAX_BUDGET:e}");
+        }
+        let mut sorted = a.budgets.clone();
+        sorted.sort_by(f64::total_cmp);
+        if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+            bail!("--budgets lists {:e} twice", w[0]);
+        }
+        if a.sizes_per_budget == 0 {
+            bail!("--sizes-per-budget must be at least 1");
+        }
+        if !(a.spread >= 1.0 && a.spread.is_finite()) {
+            bail!("--spread is the largest over the smallest size at a budget, so at least 1; got {}", a.spread);
         }
         isoflop_design(&a.budgets, a.sizes_per_budget, a.spread, 256, &d)
     } else {
@@ -172,6 +219,9 @@ fn make_plan(a: &PlanArgs) -> Result<Sweep> {
     }
     if runs.is_empty() {
         bail!("the plan has no runs (budgets too small for the smallest model?)");
+    }
+    if let Some(t) = &a.command {
+        check_template(t, Path::new("--command"))?;
     }
     Ok(Sweep {
         name: a.name.clone(),
@@ -222,16 +272,22 @@ fn cpu_secs_children() -> f64 {
     }
 }
 
-/// Runs a sweep on the local pool with a progress display; returns (finished, failed, held).
+/// Runs a sweep on the local pool with a progress display; returns the ids of the runs
+/// that failed now, with their reasons.
 fn sweep_local(
     s: &Sweep,
     file: &Path,
     jobs: usize,
     threads: usize,
-) -> Result<(usize, usize, usize)> {
-    let results = s.results_dir(file);
-    std::fs::create_dir_all(&results).with_context(|| format!("creating {}", results.display()))?;
+    retry_failed: bool,
+) -> Result<Vec<(String, String)>> {
     let bin = isoflop_bin()?;
+    let mut runner = Runner::new(s, file, &bin, threads);
+    runner.retry_failed = retry_failed;
+    let results = runner.results.clone();
+    std::fs::create_dir_all(&results).with_context(|| format!("creating {}", results.display()))?;
+    exec::write_plan_index(s, &results)
+        .with_context(|| format!("writing the plan index into {}", results.display()))?;
     let total = s.runs.len() as u64;
     let ended0 = s
         .runs
@@ -307,7 +363,7 @@ fn sweep_local(
                 b.finish_and_clear();
             }
         });
-        let out = exec::run_local(s, &results, &bin, jobs, threads, &|id, o| {
+        let out = runner.run_local(jobs, &|id, o| {
             overall.inc(matches!(o, RunOutcome::Finished | RunOutcome::Failed(_)) as u64);
             if let RunOutcome::Failed(why) = o {
                 overall.println(format!("run {id} failed: {why}"));
@@ -325,6 +381,13 @@ fn sweep_local(
         count(&|o| matches!(o, RunOutcome::Failed(_))),
         count(&|o| *o == RunOutcome::HeldElsewhere),
     );
+    let failures: Vec<(String, String)> = outcomes
+        .iter()
+        .filter_map(|(id, o)| match o {
+            RunOutcome::Failed(why) => Some((id.clone(), why.clone())),
+            _ => None,
+        })
+        .collect();
     eprintln!(
         "{fin} runs trained, {failed} failed, {held} held by another process, {} had already ended; {:.3e} FLOPs planned; {wall:.1} s wall, CPU utilisation {:.0}% of {} cores",
         count(&|o| *o == RunOutcome::AlreadyEnded),
@@ -332,14 +395,28 @@ fn sweep_local(
         if wall > 0.0 { 100.0 * cpu / (wall * cores() as f64) } else { 0.0 },
         cores()
     );
-    Ok((fin, failed, held))
+    Ok(failures)
+}
+
+/// The error that ends a sweep whose runs failed: how many, which, and where the reasons are.
+fn runs_failed(file: &Path, results: &Path, failures: &[(String, String)]) -> anyhow::Error {
+    anyhow::Error::new(crate::exit::RunsFailed(format!(
+        "{} run(s) failed: {}; reasons in each run's {}/ID/summary.json (`isoflop status {}` lists them); the next `isoflop sweep` resumes those stopped by a fault of the machine, --retry-failed trains the others again",
+        failures.len(),
+        failures.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>().join(", "),
+        results.display(),
+        file.display()
+    )))
 }
 
 pub fn sweep(a: SweepArgs) -> Result<()> {
     let s = Sweep::read(&a.sweep)?;
     match a.executor {
         Executor::Local => {
-            sweep_local(&s, &a.sweep, a.jobs, a.threads)?;
+            let failures = sweep_local(&s, &a.sweep, a.jobs, a.threads, a.retry_failed)?;
+            if !failures.is_empty() {
+                return Err(runs_failed(&a.sweep, &s.results_dir(&a.sweep), &failures));
+            }
             Ok(())
         }
         Executor::Slurm => {
@@ -347,8 +424,15 @@ pub fn sweep(a: SweepArgs) -> Result<()> {
             let logs = results.join("slurm");
             std::fs::create_dir_all(&logs)
                 .with_context(|| format!("creating {}", logs.display()))?;
+            exec::write_plan_index(&s, &results)
+                .with_context(|| format!("writing the plan index into {}", results.display()))?;
             let file = std::fs::canonicalize(&a.sweep)?;
             let bin = isoflop_bin()?;
+            for p in [&file, &bin, &logs] {
+                if p.display().to_string().contains(['\n', '\r']) {
+                    bail!("{:?}: a path with a line break cannot be passed to sbatch", p);
+                }
+            }
             let script = logs.join("sweep.sbatch");
             write_atomic(
                 &script,
@@ -359,18 +443,20 @@ pub fn sweep(a: SweepArgs) -> Result<()> {
                     a.throttle,
                     a.threads,
                     &std::fs::canonicalize(&logs)?,
+                    a.retry_failed,
                 )
                 .as_bytes(),
             )?;
             let job = exec::sbatch(&[], Some(&script)).map_err(anyhow::Error::msg)?;
             let table = std::fs::canonicalize(&results)?.join("runs.csv");
+            let q = |p: &Path| exec::sh_quote(&p.display().to_string());
             let fit = format!(
                 "{bin} collect {file} --out {table} && {bin} fit {table} --out {law} > {txt}",
-                bin = bin.display(),
-                file = file.display(),
-                table = table.display(),
-                law = table.with_file_name("law.json").display(),
-                txt = table.with_file_name("fit.txt").display()
+                bin = q(&bin),
+                file = q(&file),
+                table = q(&table),
+                law = q(&table.with_file_name("law.json")),
+                txt = q(&table.with_file_name("fit.txt"))
             );
             let out_log = format!(
                 "--output={}/fit_%j.out",
@@ -396,8 +482,15 @@ pub fn sweep(a: SweepArgs) -> Result<()> {
 
 pub fn task(a: TaskArgs) -> Result<()> {
     let s = Sweep::read(&a.sweep)?;
-    let (id, o) = exec::run_index(&s, &a.sweep, a.index, &isoflop_bin()?, a.threads)
-        .map_err(anyhow::Error::msg)?;
+    let (id, o) = exec::run_index(
+        &s,
+        &a.sweep,
+        a.index,
+        &isoflop_bin()?,
+        a.threads,
+        a.retry_failed,
+    )
+    .map_err(anyhow::Error::msg)?;
     match o {
         RunOutcome::Failed(why) => bail!("run {id} failed: {why}"),
         other => {
@@ -437,9 +530,24 @@ pub fn status(a: StatusArgs) -> Result<()> {
                     .map(|(a, b)| format!(", step {a}/{b}"))
                     .unwrap_or_default()
             ),
-            RunState::Unfinished { step } => format!(
-                "unfinished{} (resumes from its checkpoint)",
-                step.map(|s| format!(" at step {s}")).unwrap_or_default()
+            RunState::Unfinished {
+                step,
+                checkpoint,
+                crashed,
+            } => format!(
+                "{}{}{}",
+                match crashed {
+                    Some(why) => format!("failed (the next sweep retries it): {why}; "),
+                    None => String::new(),
+                },
+                match step {
+                    Some(s) => format!("unfinished at step {s}"),
+                    None => "unfinished".into(),
+                },
+                match checkpoint {
+                    Some(c) => format!(", resumes from its checkpoint at step {c}"),
+                    None => ", no checkpoint: will restart from step 0".into(),
+                }
             ),
             RunState::Finished { loss } => format!(
                 "finished{}",
@@ -460,8 +568,15 @@ pub fn status(a: StatusArgs) -> Result<()> {
 pub fn collect(a: StatusArgs) -> Result<PathBuf> {
     let s = Sweep::read(&a.sweep)?;
     let results = s.results_dir(&a.sweep);
-    let (csv, missing) = exec::collect(&s, &results);
     let out = a.out.clone().unwrap_or_else(|| results.join("runs.csv"));
+    let (table, missing) = match exec::collect(&s, &results) {
+        Ok(t) => t,
+        Err(isoflop_core::CoreError::Empty { .. }) => bail!(
+            "no run of {} has finished; nothing to collect",
+            a.sweep.display()
+        ),
+        Err(e) => return Err(e.into()),
+    };
     if !missing.is_empty() {
         eprintln!(
             "{} run(s) not in the table: {}",
@@ -479,13 +594,8 @@ pub fn collect(a: StatusArgs) -> Result<PathBuf> {
                 .join(", ")
         );
     }
-    if csv.lines().count() <= 1 {
-        bail!(
-            "no run of {} has finished; nothing to collect",
-            a.sweep.display()
-        );
-    }
-    write_atomic(&out, csv.as_bytes())?;
+    write_atomic(&out, table.to_csv().as_bytes())
+        .with_context(|| format!("writing {}", out.display()))?;
     println!("{}", out.display());
     Ok(out)
 }
@@ -500,9 +610,9 @@ pub fn default_budgets(quick: bool) -> Vec<f64> {
     }
 }
 
-pub fn run(a: RunArgs) -> Result<()> {
-    let t0 = Instant::now();
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+/// Plans the default study into `OUT/sweep.toml`, keeping an existing file of the same
+/// design (so a rerun resumes instead of restarting).
+fn default_study(a: &RunArgs) -> Result<(PathBuf, Sweep)> {
     let data = isoflop_core::corpus::resolve(a.data.clone()).map_err(anyhow::Error::msg)?;
     let file = a.out.join("sweep.toml");
     let plan_args = PlanArgs {
@@ -528,7 +638,6 @@ pub fn run(a: RunArgs) -> Result<()> {
         force: true,
     };
     let planned = make_plan(&plan_args)?;
-    // Keep an existing sweep file of the same design, so a rerun resumes instead of restarting.
     let s = match Sweep::read(&file) {
         Ok(old) if old.runs == planned.runs && old.defaults == planned.defaults => old,
         _ => {
@@ -536,15 +645,33 @@ pub fn run(a: RunArgs) -> Result<()> {
             planned
         }
     };
+    Ok((file, s))
+}
+
+pub fn run(a: RunArgs) -> Result<()> {
+    let t0 = Instant::now();
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let (file, s) = match &a.sweep {
+        Some(f) => (f.clone(), Sweep::read(f)?),
+        None => default_study(&a)?,
+    };
     eprintln!(
         "study: {} runs over budgets {:?} FLOPs ({:.3e} FLOPs in all)",
         s.runs.len(),
-        default_budgets(a.quick),
+        {
+            let mut b: Vec<f64> = s.runs.iter().filter_map(|r| r.budget).collect();
+            b.sort_by(f64::total_cmp);
+            b.dedup();
+            b
+        },
         s.total_flops()
     );
-    let (_, failed, _) = sweep_local(&s, &file, a.jobs, 1)?;
-    if failed > 0 {
-        eprintln!("warning: {failed} run(s) failed; the fit uses the runs that finished");
+    let failures = sweep_local(&s, &file, a.jobs, 1, false)?;
+    if !failures.is_empty() {
+        eprintln!(
+            "warning: {} run(s) failed; the fit uses the runs that finished",
+            failures.len()
+        );
     }
     let table = collect(StatusArgs {
         sweep: file.clone(),
@@ -560,7 +687,11 @@ pub fn run(a: RunArgs) -> Result<()> {
         &a.out.join("fit.json"),
         &serde_json::to_vec_pretty(&report)?,
     )?;
-    let largest = s.runs.iter().filter_map(|r| r.budget).fold(0.0, f64::max);
+    // The study's largest budget, or its largest run's FLOPs where it plans no budgets.
+    let largest = match s.runs.iter().filter_map(|r| r.budget).fold(0.0, f64::max) {
+        b if b > 0.0 => b,
+        _ => t.rows.iter().map(|o| o.flops).fold(0.0, f64::max),
+    };
     let prov = isoflop_plot::report::Provenance {
         command: std::env::args().collect::<Vec<_>>().join(" "),
         versions: format!("isoflop {}", env!("CARGO_PKG_VERSION")),

@@ -5,6 +5,8 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use isoflop_core::shape::{FlopCount, ModelShape};
 use isoflop_train::data::Corpus;
+use isoflop_core::record;
+use isoflop_train::error::TrainError;
 use isoflop_train::trainer::{train, Outcome, Settings};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -107,6 +109,43 @@ pub struct TrainArgs {
     quiet: bool,
 }
 
+/// Marks an error as "another process holds this run" (exit code [`record::EXIT_HELD`]).
+#[derive(Debug)]
+pub struct Held;
+
+impl std::fmt::Display for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the run is held by another process; nothing was trained")
+    }
+}
+
+/// Marks an error as a machine fault (an I/O or libtorch error): exit code 1, and the
+/// run's summary says `transient`, so the next sweep resumes it.
+#[derive(Debug)]
+pub struct Transient;
+
+impl std::fmt::Display for Transient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("training stopped by a fault of the machine; `--resume` continues it")
+    }
+}
+
+/// Writes a failed summary for the run in `out`, where the folder holds this run (its
+/// config) and no summary yet; a full disk may refuse even that, and then the error
+/// message is all there is.
+fn write_failure(out: &std::path::Path, cfg: &isoflop_core::record::RunConfig, reason: &str, transient: bool) {
+    let held: Option<isoflop_core::record::RunConfig> =
+        record::read_json(&out.join(record::CONFIG_FILE)).ok();
+    if held.as_ref().map(|c| &c.shape) != Some(&cfg.shape) || out.join(record::SUMMARY_FILE).exists() {
+        return;
+    }
+    let s = record::RunSummary::failed(&cfg.run, cfg.params.total as u64, reason, transient);
+    let _ = record::write_atomic(
+        &out.join(record::SUMMARY_FILE),
+        &serde_json::to_vec_pretty(&s).expect("summary serialises"),
+    );
+}
+
 pub fn run(a: TrainArgs) -> Result<()> {
     if !(a.tokens.is_finite() && a.tokens >= 1.0) {
         bail!("--tokens must be a positive number, got {}", a.tokens);
@@ -176,14 +215,40 @@ pub fn run(a: TrainArgs) -> Result<()> {
         )
         .expect("template"),
     );
-    let outcome = train(&cfg, &corpus, &a.out, a.resume, &stop, &mut |pr| {
-        bar.set_position(pr.step);
-        bar.set_message(format!(
-            "loss {:.4}  {:.0} tok/s",
-            pr.loss, pr.tokens_per_sec
-        ));
-    })
-    .with_context(|| format!("training into {}", a.out.display()))?;
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        train(&cfg, &corpus, &a.out, a.resume, &stop, &mut |pr| {
+            bar.set_position(pr.step);
+            bar.set_message(format!(
+                "loss {:.4}  {:.0} tok/s",
+                pr.loss, pr.tokens_per_sec
+            ));
+        })
+    }));
+    let outcome = match result {
+        Ok(Ok(o)) => o,
+        Ok(Err(e)) => {
+            if let TrainError::Held { .. } = e {
+                return Err(anyhow::Error::new(e).context(Held));
+            }
+            let reason = record::one_line(&e.to_string());
+            if e.is_transient() {
+                write_failure(&a.out, &cfg, &reason, true);
+                return Err(anyhow::anyhow!("{reason}").context(Transient));
+            }
+            return Err(anyhow::Error::new(e))
+                .with_context(|| format!("training into {}", a.out.display()));
+        }
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown".into());
+            let reason = format!("internal error (a panic in isoflop's trainer): {}", record::one_line(&what));
+            write_failure(&a.out, &cfg, &reason, false);
+            bail!("{reason}");
+        }
+    };
     bar.finish_and_clear();
     match outcome {
         Outcome::Ended(sum) => {

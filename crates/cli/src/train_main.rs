@@ -18,5 +18,22 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    exit::finish(train_cmd::run(Cli::parse().args))
+    // A panic's message becomes the run's failure reason (one line); the default hook's
+    // "note: run with RUST_BACKTRACE" adds nothing a user can act on.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("error: internal error: {info}");
+    }));
+    let result = train_cmd::run(Cli::parse().args);
+    if let Err(e) = &result {
+        if e.downcast_ref::<train_cmd::Held>().is_some() {
+            eprintln!("error: {}", e.root_cause());
+            return ExitCode::from(isoflop_core::record::EXIT_HELD as u8);
+        }
+        if e.downcast_ref::<train_cmd::Transient>().is_some() {
+            eprintln!("error: {}", e.root_cause());
+            eprintln!("hint: {}", train_cmd::Transient);
+            return ExitCode::from(1);
+        }
+    }
+    exit::finish(result)
 }

@@ -23,7 +23,7 @@ pub enum CoreError {
         path: PathBuf,
     },
     /// A required column is absent.
-    #[error("{path}: no column for {what}; accepted names: {accepted}")]
+    #[error("{path}: no column for {what}; accepted names: {accepted}{}", if losses.is_empty() { String::new() } else { format!("; columns of this file that look like losses: {losses} (choose one with --loss-column NAME)") })]
     MissingColumn {
         /// The file.
         path: PathBuf,
@@ -31,6 +31,40 @@ pub enum CoreError {
         what: &'static str,
         /// The header names that would have been accepted.
         accepted: String,
+        /// For a missing loss: the file's own columns that look like losses.
+        losses: String,
+    },
+    /// Two or more columns match one quantity.
+    #[error("{path}: columns {names} both match {what}; choose one with {option} NAME")]
+    Ambiguous {
+        /// The file.
+        path: PathBuf,
+        /// Which quantity.
+        what: &'static str,
+        /// The matching headers, quoted.
+        names: String,
+        /// The option that chooses.
+        option: &'static str,
+    },
+    /// A header appears twice.
+    #[error("{path}: the header has the column {names} twice (or names that differ only in case, spaces or underscores)")]
+    DuplicateColumn {
+        /// The file.
+        path: PathBuf,
+        /// The headers, quoted.
+        names: String,
+    },
+    /// A column chosen by name is not in the file.
+    #[error("{path}: {option} {name}: no such column; the file's columns: {columns}")]
+    NoSuchColumn {
+        /// The file.
+        path: PathBuf,
+        /// The option that named it.
+        option: &'static str,
+        /// The name given.
+        name: String,
+        /// The file's columns.
+        columns: String,
     },
     /// A cell could not be parsed or holds an impossible value.
     #[error("{path}:{line}: column '{column}': {problem} (value '{value}')")]

@@ -18,4 +18,4 @@ pub mod units;
 
 pub use error::{CoreError, Result};
 pub use rng::Rng;
-pub use table::{Observation, RunTable};
+pub use table::{ColumnChoice, Observation, RunTable};

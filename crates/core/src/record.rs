@@ -120,7 +120,8 @@ pub struct RunSummary {
     pub tokens: u64,
     /// FLOPs spent, by the config's count.
     pub flops: f64,
-    /// Last training loss (smoothed over the last logged rows).
+    /// Training loss at the end: [`final_loss`] of the curve (a line through the last tenth
+    /// of the run's tokens, evaluated at its end).
     pub final_loss: Option<f64>,
     /// Last held-out loss.
     pub final_eval_loss: Option<f64>,
@@ -128,6 +129,134 @@ pub struct RunSummary {
     pub secs: f64,
     /// Mean training throughput.
     pub tokens_per_sec: f64,
+    /// True for a failure of the machine, not of the run (killed by a signal, an I/O
+    /// error, a libtorch abort): the next sweep resumes the run from its checkpoint. False
+    /// for a run that failed on its own terms (diverged, a bad shape), which stays failed
+    /// unless `isoflop sweep --retry-failed`.
+    #[serde(default)]
+    pub transient: bool,
+}
+
+impl RunSummary {
+    /// The summary of a run that failed before or without writing its own: `steps` taken
+    /// (0 where unknown), `reason` as one line (see [`one_line`]).
+    pub fn failed(run: &str, params: u64, reason: &str, transient: bool) -> RunSummary {
+        RunSummary {
+            run: run.to_string(),
+            status: RunStatus::Failed,
+            reason: Some(one_line(reason)),
+            failed_at_step: None,
+            steps: 0,
+            params,
+            tokens: 0,
+            flops: 0.0,
+            final_loss: None,
+            final_eval_loss: None,
+            secs: 0.0,
+            tokens_per_sec: 0.0,
+            transient,
+        }
+    }
+
+    /// The loss the fits take as this run's final loss: the held-out loss at the end where
+    /// there is one, else the smoothed training loss at the end ([`final_loss`]).
+    pub fn fit_loss(&self) -> Option<f64> {
+        self.final_eval_loss.or(self.final_loss)
+    }
+}
+
+/// A message as one readable line: its first non-empty line (a libtorch error's C++ stack
+/// frames and a panic's backtrace note follow on later lines), at most 400 characters.
+pub fn one_line(message: &str) -> String {
+    let line = message
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("");
+    if line.chars().count() > 400 {
+        format!("{}...", line.chars().take(400).collect::<String>())
+    } else {
+        line.to_string()
+    }
+}
+
+/// The share of a run's tokens, at its end, over which [`final_loss`] smooths.
+pub const FINAL_LOSS_WINDOW: f64 = 0.1;
+
+/// A run's training loss at its end, from its curve's `(tokens, loss)` rows: the least-squares
+/// line in tokens through the rows of the last [`FINAL_LOSS_WINDOW`] of the run's tokens (at
+/// least the last 3 rows), evaluated at the last row's tokens. A line, not a mean: a mean
+/// over a window of a falling curve is the loss at the window's middle, higher than at the
+/// end. Non-finite losses are left out; `None` when no finite row remains.
+pub fn final_loss(rows: &[(f64, f64)]) -> Option<f64> {
+    let rows: Vec<(f64, f64)> = rows
+        .iter()
+        .copied()
+        .filter(|(t, l)| t.is_finite() && l.is_finite())
+        .collect();
+    let &(end, last) = rows.last()?;
+    let from = end * (1.0 - FINAL_LOSS_WINDOW);
+    let k = rows.iter().filter(|(t, _)| *t >= from).count().max(3);
+    let w = &rows[rows.len().saturating_sub(k)..];
+    if w.len() < 2 {
+        return Some(last);
+    }
+    let n = w.len() as f64;
+    let (mt, ml) = (
+        w.iter().map(|r| r.0).sum::<f64>() / n,
+        w.iter().map(|r| r.1).sum::<f64>() / n,
+    );
+    let sxx: f64 = w.iter().map(|r| (r.0 - mt).powi(2)).sum();
+    if !(sxx > 0.0) {
+        return Some(ml);
+    }
+    let sxy: f64 = w.iter().map(|r| (r.0 - mt) * (r.1 - ml)).sum();
+    Some(ml + sxy / sxx * (end - mt))
+}
+
+/// A 64-bit FNV-1a hash of `bytes`: the checksum a checkpoint is written with.
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// What a checkpoint holds, written beside it ([`CHECKPOINT_META_FILE`]) after it is in
+/// place: a checkpoint whose bytes do not hash to `fnv1a64` is never trained on.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CheckpointMeta {
+    /// Steps completed when it was written.
+    pub step: u64,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// [`fnv1a64`] of its bytes, as 16 hex digits.
+    pub fnv1a64: String,
+}
+
+impl CheckpointMeta {
+    /// The meta of the checkpoint file `bytes` at `step`.
+    pub fn of(bytes: &[u8], step: u64) -> CheckpointMeta {
+        CheckpointMeta {
+            step,
+            bytes: bytes.len() as u64,
+            fnv1a64: format!("{:016x}", fnv1a64(bytes)),
+        }
+    }
+
+    /// True when `bytes` are the checkpoint this meta describes.
+    pub fn verifies(&self, bytes: &[u8]) -> bool {
+        *self == CheckpointMeta::of(bytes, self.step)
+    }
+}
+
+/// The step of the checkpoint in `run_dir`, from its meta file, where there is one.
+pub fn checkpoint_step(run_dir: &Path) -> Option<u64> {
+    read_json::<CheckpointMeta>(&run_dir.join(CHECKPOINT_META_FILE))
+        .ok()
+        .map(|m| m.step)
 }
 
 /// One logged step.
@@ -159,18 +288,55 @@ pub const CONFIG_FILE: &str = "config.json";
 pub const CURVE_FILE: &str = "curve.csv";
 /// See [`CONFIG_FILE`].
 pub const SUMMARY_FILE: &str = "summary.json";
+/// isoflop's trainer's checkpoint (weights, AdamW moments, step) in a run folder.
+pub const CHECKPOINT_FILE: &str = "checkpoint.ot";
+/// The [`CheckpointMeta`] of [`CHECKPOINT_FILE`].
+pub const CHECKPOINT_META_FILE: &str = "checkpoint.json";
+/// The checkpoint before the latest, kept until the next one verifies.
+pub const PREVIOUS_CHECKPOINT_FILE: &str = "checkpoint.prev.ot";
+/// The [`CheckpointMeta`] of [`PREVIOUS_CHECKPOINT_FILE`].
+pub const PREVIOUS_CHECKPOINT_META_FILE: &str = "checkpoint.prev.json";
+/// Where a running run says how far it is ([`Progress`]), about once a second.
+pub const PROGRESS_FILE: &str = "progress.json";
+/// The exit code of a trainer that found its run held by another live process (its lease):
+/// it trained nothing, and the run is not failed.
+pub const EXIT_HELD: i32 = 75;
 
-/// Serialises curve rows as `curve.csv` text.
+/// How far a running run is: `progress.json`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Progress {
+    /// Steps completed.
+    pub step: u64,
+    /// Steps in all.
+    pub steps: u64,
+    /// The last step's training loss.
+    pub loss: f64,
+    /// Seconds since the run began (resumed segments included).
+    pub secs: f64,
+}
+
+/// Serialises curve rows as `curve.csv` text (CSV quoting, so a run name with a comma or a
+/// quote stays one field).
 pub fn curve_csv(rows: &[CurveRow]) -> String {
-    let mut s = String::from("run,step,params,tokens,flops,loss,lr,secs,eval_loss\n");
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(["run", "step", "params", "tokens", "flops", "loss", "lr", "secs", "eval_loss"])
+        .expect("writing to memory");
     for r in rows {
         let eval = r.eval_loss.map(|v| format!("{v}")).unwrap_or_default();
-        s += &format!(
-            "{},{},{},{},{:e},{},{:e},{:.3},{}\n",
-            r.run, r.step, r.params, r.tokens, r.flops, r.loss, r.lr, r.secs, eval
-        );
+        w.write_record([
+            r.run.clone(),
+            r.step.to_string(),
+            r.params.to_string(),
+            r.tokens.to_string(),
+            format!("{:e}", r.flops),
+            r.loss.to_string(),
+            format!("{:e}", r.lr),
+            format!("{:.3}", r.secs),
+            eval,
+        ])
+        .expect("writing to memory");
     }
-    s
+    String::from_utf8(w.into_inner().expect("writing to memory")).expect("UTF-8 in, UTF-8 out")
 }
 
 /// Reads `curve.csv` rows back.
@@ -257,9 +423,83 @@ mod tests {
         assert_eq!(back.len(), 3);
         assert_eq!(back[2].eval_loss, Some(4.5));
         assert_eq!(back[1].tokens, 1024);
-        let t = crate::RunTable::from_csv(&p, &text).unwrap();
+        let t = crate::RunTable::from_csv_with(&p, &text, &crate::ColumnChoice::curve()).unwrap();
         assert!(t.has_curves());
         assert_eq!(t.final_rows()[0].loss, 4.7);
         std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn final_loss_is_the_loss_at_the_end_not_the_mean_of_the_tail() {
+        // A curve with a known end: L(t) = 2 + 3 exp(-t / 2e5), logged every 1e4 tokens to
+        // 1e6 (L(1e6) = 2.0202). The old rule (mean of the last 10 rows) gave the loss
+        // halfway through its window.
+        let law = |t: f64| 2.0 + 3.0 * (-t / 2e5).exp();
+        let rows: Vec<(f64, f64)> = (1..=100).map(|k| (k as f64 * 1e4, law(k as f64 * 1e4))).collect();
+        let end = law(1e6);
+        let got = final_loss(&rows).unwrap();
+        assert!((got - end).abs() < 2e-3, "{got} vs {end}");
+        let mean10 = rows[90..].iter().map(|r| r.1).sum::<f64>() / 10.0;
+        assert!((mean10 - end) > 2.0 * (got - end).abs(), "{mean10} {got} {end}");
+        // Zero-mean noise on a straight end averages out, and the line stays unbiased:
+        let noisy: Vec<(f64, f64)> = (1..=100)
+            .map(|k| (k as f64, 3.0 - 0.001 * k as f64 + if k % 2 == 0 { 0.05 } else { -0.05 }))
+            .collect();
+        assert!((final_loss(&noisy).unwrap() - 2.9).abs() < 0.02);
+        // A short curve: at least the last 3 rows; one row: itself; non-finite rows left out.
+        assert_eq!(final_loss(&[(1.0, 4.0)]), Some(4.0));
+        assert_eq!(final_loss(&[(1.0, 4.0), (2.0, f64::NAN)]), Some(4.0));
+        assert_eq!(final_loss(&[]), None);
+        let three = final_loss(&[(1.0, 5.0), (2.0, 4.0), (3.0, 3.0)]).unwrap();
+        assert!((three - 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_run_name_with_a_comma_or_a_quote_keeps_curve_csv_parseable() {
+        let rows = vec![CurveRow {
+            run: "a,b \"c\"".into(),
+            step: 1,
+            params: 10,
+            tokens: 20,
+            flops: 1200.0,
+            loss: 3.0,
+            lr: 1e-3,
+            secs: 0.5,
+            eval_loss: None,
+        }];
+        let text = curve_csv(&rows);
+        let d = std::env::temp_dir().join(format!("isoflop-quote-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let p = d.join(CURVE_FILE);
+        std::fs::write(&p, &text).unwrap();
+        assert_eq!(read_curve(&p).unwrap(), rows);
+        let t = crate::RunTable::from_csv_with(&p, &text, &crate::ColumnChoice::curve()).unwrap();
+        assert_eq!(t.rows[0].run.as_deref(), Some("a,b \"c\""));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_checkpoint_verifies_only_with_its_own_bytes() {
+        let bytes: Vec<u8> = (0..10_000u32).map(|i| (i * 7919 % 251) as u8).collect();
+        let m = CheckpointMeta::of(&bytes, 40);
+        assert!(m.verifies(&bytes));
+        let mut flipped = bytes.clone();
+        for b in flipped.iter_mut().skip(5000).take(64) {
+            *b ^= 0xff;
+        }
+        assert!(!m.verifies(&flipped));
+        assert!(!m.verifies(&bytes[..9999]));
+        // FNV-1a 64 of "a" (the published test vector).
+        assert_eq!(fnv1a64(b"a"), 0xaf63dc4c8601ec8c);
+    }
+
+    #[test]
+    fn one_line_keeps_the_first_line_of_a_libtorch_error() {
+        let msg = "\nInternal torch error: PytorchStreamReader failed reading zip archive\nException raised from valid at ../caffe2/serialize/inline_container.cc:236\nframe #0: c10::Error::Error(...) + 0x9d";
+        assert_eq!(
+            one_line(msg),
+            "Internal torch error: PytorchStreamReader failed reading zip archive"
+        );
+        assert!(one_line(&"x".repeat(1000)).len() < 410);
     }
 }

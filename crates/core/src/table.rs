@@ -32,6 +32,24 @@ use crate::error::{CoreError, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// The file a sweep writes into its results folder: the planned budget of each run, so the
+/// reader of run folders ([`RunTable::read_runs`]) knows what a run was planned for.
+pub const PLAN_FILE: &str = "plan.json";
+
+/// The contents of [`PLAN_FILE`].
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PlanIndex {
+    /// By run id.
+    pub runs: BTreeMap<String, PlannedBudget>,
+}
+
+/// What [`PLAN_FILE`] says of one run.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PlannedBudget {
+    /// The IsoFLOP budget it was planned for, if any.
+    pub budget: Option<f64>,
+}
+
 /// One row of a run table.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Observation {
@@ -93,6 +111,8 @@ const FLOPS: &[&str] = &[
     "compute",
 ];
 const LOSS: &[&str] = &["loss", "valloss", "evalloss", "finalloss", "trainloss", "l"];
+/// The loss names as a user would type them, for messages.
+const LOSS_NAMES: &[&str] = &["loss", "val_loss", "eval_loss", "final_loss", "train_loss", "L"];
 const BUDGET: &[&str] = &["budget", "flopbudget", "isoflop"];
 const RUN: &[&str] = &["run", "runid", "runname", "name"];
 const STEP: &[&str] = &["step", "iter", "iteration"];
@@ -112,7 +132,98 @@ fn pick(headers: &[String], aliases: &[&str]) -> Option<usize> {
         .find_map(|a| normed.iter().position(|h| h == a))
 }
 
+/// Every column whose header is one of `aliases`, in header order.
+fn matches(headers: &[String], aliases: &[&str]) -> Vec<usize> {
+    headers
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| aliases.contains(&norm(h).as_str()))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Columns named by the user, overriding the aliases (`--loss-column NAME` and the like).
+/// A name is matched exactly first, then as the aliases are (case, spaces, `_`, `-`, `.`
+/// ignored).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ColumnChoice {
+    /// The params (N) column.
+    pub params: Option<String>,
+    /// The tokens (D) column.
+    pub tokens: Option<String>,
+    /// The flops (C) column.
+    pub flops: Option<String>,
+    /// The loss column.
+    pub loss: Option<String>,
+}
+
+impl ColumnChoice {
+    /// The choice for `curve.csv` files of run folders: `loss` is the training loss of each
+    /// logged step (`eval_loss`, the held-out loss, is read from the summary for the final
+    /// point).
+    pub fn curve() -> ColumnChoice {
+        ColumnChoice {
+            loss: Some("loss".into()),
+            ..ColumnChoice::default()
+        }
+    }
+}
+
+/// The column `name` (see [`ColumnChoice`]) among `headers`.
+fn named(path: &Path, headers: &[String], option: &'static str, name: &str) -> Result<usize> {
+    headers
+        .iter()
+        .position(|h| h == name)
+        .or_else(|| headers.iter().position(|h| norm(h) == norm(name)))
+        .ok_or_else(|| CoreError::NoSuchColumn {
+            path: path.to_path_buf(),
+            option,
+            name: name.to_string(),
+            columns: headers.join(", "),
+        })
+}
+
+/// The one column for a quantity: the user's choice, else the one header among `aliases`;
+/// two or more matching headers are an error naming them (`except` is left out of the
+/// candidates when another matches: a `final_loss` column beside `loss`).
+fn one_of(
+    path: &Path,
+    headers: &[String],
+    what: &'static str,
+    aliases: &[&str],
+    chosen: Option<&str>,
+    option: &'static str,
+    except: Option<usize>,
+) -> Result<Option<usize>> {
+    if let Some(name) = chosen {
+        return named(path, headers, option, name).map(Some);
+    }
+    let mut m = matches(headers, aliases);
+    if m.len() > 1 {
+        if let Some(x) = except {
+            m.retain(|&i| i != x);
+        }
+    }
+    match m.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some(*one)),
+        many => Err(CoreError::Ambiguous {
+            path: path.to_path_buf(),
+            what,
+            names: many
+                .iter()
+                .map(|&i| format!("'{}'", headers[i]))
+                .collect::<Vec<_>>()
+                .join(" and "),
+            option,
+        }),
+    }
+}
+
 fn accepted(aliases: &[&str]) -> String {
+    if aliases == LOSS {
+        return LOSS_NAMES.join(", ");
+    }
     aliases.join(", ")
 }
 
@@ -130,16 +241,43 @@ struct Columns {
 }
 
 impl Columns {
-    fn locate(path: &Path, headers: Vec<String>) -> Result<Self> {
+    fn locate(path: &Path, headers: Vec<String>, choice: &ColumnChoice) -> Result<Self> {
         let missing = |what, al: &[&str]| CoreError::MissingColumn {
             path: path.to_path_buf(),
             what,
             accepted: accepted(al),
+            losses: if what == "loss" {
+                headers
+                    .iter()
+                    .filter(|h| norm(h).contains("loss") || norm(h).contains("ppl"))
+                    .map(|h| format!("'{h}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            } else {
+                String::new()
+            },
         };
-        let params = pick(&headers, PARAMS).ok_or_else(|| missing("params (N)", PARAMS))?;
-        let loss = pick(&headers, LOSS).ok_or_else(|| missing("loss", LOSS))?;
-        let tokens = pick(&headers, TOKENS);
-        let flops = pick(&headers, FLOPS);
+        let mut normed: Vec<String> = headers.iter().map(|h| norm(h)).collect();
+        normed.sort();
+        if let Some(w) = normed.windows(2).find(|w| w[0] == w[1] && !w[0].is_empty()) {
+            let names: Vec<String> = headers
+                .iter()
+                .filter(|h| norm(h) == w[0])
+                .map(|h| format!("'{h}'"))
+                .collect();
+            return Err(CoreError::DuplicateColumn {
+                path: path.to_path_buf(),
+                names: names.join(" and "),
+            });
+        }
+        let h = &headers;
+        let final_any = pick(h, FINAL);
+        let params = one_of(path, h, "params (N)", PARAMS, choice.params.as_deref(), "--params-column", None)?
+            .ok_or_else(|| missing("params (N)", PARAMS))?;
+        let loss = one_of(path, h, "loss", LOSS, choice.loss.as_deref(), "--loss-column", final_any)?
+            .ok_or_else(|| missing("loss", LOSS))?;
+        let tokens = one_of(path, h, "tokens (D)", TOKENS, choice.tokens.as_deref(), "--tokens-column", None)?;
+        let flops = one_of(path, h, "flops (C)", FLOPS, choice.flops.as_deref(), "--flops-column", None)?;
         if tokens.is_none() && flops.is_none() {
             let mut al = TOKENS.to_vec();
             al.extend_from_slice(FLOPS);
@@ -151,7 +289,7 @@ impl Columns {
             flops,
             loss,
             budget: pick(&headers, BUDGET),
-            final_loss: pick(&headers, FINAL).filter(|&c| c != loss),
+            final_loss: final_any.filter(|&c| c != loss),
             run: pick(&headers, RUN),
             step: pick(&headers, STEP),
             names: headers,
@@ -309,13 +447,32 @@ impl RowParser<'_> {
 
 impl RunTable {
     /// Reads a run table, choosing the format by extension: `.jsonl`/`.ndjson`/`.json` are
-    /// JSON Lines, anything else CSV.
+    /// JSON Lines, anything else CSV; a folder is read as run folders ([`RunTable::read_runs`]).
     ///
     /// # Errors
     /// [`CoreError`] naming the file (and line and column where there is one) for an
-    /// unreadable or empty file, a missing column, a non-numeric, non-finite, zero or
-    /// negative cell, or FLOPs that disagree with 6ND by more than 3x (wrong units).
+    /// unreadable or empty file, a missing or ambiguous column, a non-numeric, non-finite,
+    /// zero or negative cell, or FLOPs that disagree with 6ND by more than 3x (wrong units).
+    ///
+    /// # Example
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("isoflop-doc-read-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// let path = dir.join("runs.csv");
+    /// std::fs::write(&path, "Model Size,Training FLOP,loss\n1e6,6e12,3.0\n2e6,6e12,2.9\n").unwrap();
+    /// let table = isoflop_core::RunTable::read(&path).unwrap();
+    /// assert_eq!(table.rows[1].tokens, 5e5); // D = C / (6N)
+    /// ```
     pub fn read(path: &Path) -> Result<RunTable> {
+        Self::read_with(path, &ColumnChoice::default())
+    }
+
+    /// [`RunTable::read`] with columns chosen by name.
+    ///
+    /// # Errors
+    /// As [`RunTable::read`], and [`CoreError::NoSuchColumn`] for a chosen column that the
+    /// file lacks.
+    pub fn read_with(path: &Path, choice: &ColumnChoice) -> Result<RunTable> {
         if path.is_dir() {
             return Self::read_runs(path);
         }
@@ -329,21 +486,32 @@ impl RunTable {
             .unwrap_or("")
             .to_ascii_lowercase();
         if matches!(ext.as_str(), "jsonl" | "ndjson" | "json") {
-            Self::from_jsonl(path, &text)
+            Self::from_jsonl_with(path, &text, choice)
         } else {
-            Self::from_csv(path, &text)
+            Self::from_csv_with(path, &text, choice)
         }
     }
 
-    /// Reads every run folder under `dir` (see [`crate::record`]): their `curve.csv` files
-    /// together, one table. Runs without a `summary.json` (unfinished) or whose summary says
-    /// they did not finish are left out and named in the notes.
+    /// The one reader of run folders (see [`crate::record`]): every finished run under
+    /// `dir` (or `dir` itself, if it is a run folder), one table. Each run's rows are its
+    /// `curve.csv` (its `loss` column: the training loss of each logged step); its final
+    /// loss is its summary's ([`RunSummary::fit_loss`]: held-out at the end where measured);
+    /// its planned budget comes from the sweep's [`PLAN_FILE`] in `dir`, where there is
+    /// one. Runs without a `summary.json` (unfinished) or whose summary says they did not
+    /// finish are left out and named in the notes. `isoflop collect` writes this table
+    /// ([`RunTable::to_csv`]), so a fit of the folder and of the collected file are one fit.
     ///
     /// # Errors
-    /// As [`RunTable::read`], for the first bad curve; [`CoreError::Empty`] when no run folder
-    /// holds a finished run.
+    /// As [`RunTable::read`], for the first bad curve; [`CoreError::Empty`] when no run
+    /// folder holds a finished run.
+    ///
+    /// [`RunSummary::fit_loss`]: crate::record::RunSummary::fit_loss
     pub fn read_runs(dir: &Path) -> Result<RunTable> {
         use crate::record::{read_json, run_dirs, RunStatus, RunSummary, CURVE_FILE, SUMMARY_FILE};
+        let plan: BTreeMap<String, PlannedBudget> =
+            read_json::<PlanIndex>(&dir.join(PLAN_FILE))
+                .map(|p| p.runs)
+                .unwrap_or_default();
         let mut rows = Vec::new();
         let mut notes = Vec::new();
         let mut skipped = Vec::new();
@@ -353,8 +521,8 @@ impl RunTable {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            match read_json::<RunSummary>(&run.join(SUMMARY_FILE)) {
-                Ok(s) if s.status == RunStatus::Finished => {}
+            let summary = match read_json::<RunSummary>(&run.join(SUMMARY_FILE)) {
+                Ok(s) if s.status == RunStatus::Finished => s,
                 Ok(s) => {
                     skipped.push(format!(
                         "{name} ({:?}{})",
@@ -367,15 +535,22 @@ impl RunTable {
                     skipped.push(format!("{name} (unfinished: no summary.json)"));
                     continue;
                 }
-            }
+            };
             let p = run.join(CURVE_FILE);
             let text = std::fs::read_to_string(&p).map_err(|source| CoreError::Io {
                 path: p.clone(),
                 source,
             })?;
-            let t = Self::from_csv(&p, &text)?;
-            rows.extend(t.rows);
-            finals.extend(t.finals);
+            let t = Self::from_csv_with(&p, &text, &ColumnChoice::curve())?;
+            let budget = plan.get(&name).and_then(|b| b.budget);
+            for mut r in t.rows {
+                r.run = Some(r.run.unwrap_or_else(|| name.clone()));
+                r.budget = r.budget.or(budget);
+                rows.push(r);
+            }
+            if let Some(l) = summary.fit_loss().filter(|l| l.is_finite() && *l > 0.0) {
+                finals.insert(name.clone(), l);
+            }
         }
         if !skipped.is_empty() {
             notes.push(format!(
@@ -389,6 +564,12 @@ impl RunTable {
                 path: dir.to_path_buf(),
             });
         }
+        if !finals.is_empty() {
+            notes.push(format!(
+                "final points of {} runs take their loss from the runs' summaries (held-out loss at the end where measured)",
+                finals.len()
+            ));
+        }
         Ok(RunTable {
             source: dir.to_path_buf(),
             rows,
@@ -397,8 +578,43 @@ impl RunTable {
         })
     }
 
+    /// The table as CSV, columns `run,step,params,tokens,flops,loss,budget,final_loss`
+    /// (numbers in Rust's shortest exact form, so reading it back gives the same rows).
+    pub fn to_csv(&self) -> String {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
+        w.write_record(["run", "step", "params", "tokens", "flops", "loss", "budget", "final_loss"])
+            .expect("writing to memory");
+        for r in &self.rows {
+            let fin = r.run.as_ref().and_then(|k| self.finals.get(k)).copied();
+            w.write_record([
+                r.run.clone().unwrap_or_default(),
+                opt(r.step),
+                r.params.to_string(),
+                r.tokens.to_string(),
+                r.flops.to_string(),
+                r.loss.to_string(),
+                opt(r.budget),
+                opt(fin),
+            ])
+            .expect("writing to memory");
+        }
+        String::from_utf8(w.into_inner().expect("writing to memory")).expect("UTF-8")
+    }
+
     /// Parses CSV text; `path` is used in messages only.
+    ///
+    /// # Errors
+    /// As [`RunTable::read`].
     pub fn from_csv(path: &Path, text: &str) -> Result<RunTable> {
+        Self::from_csv_with(path, text, &ColumnChoice::default())
+    }
+
+    /// [`RunTable::from_csv`] with columns chosen by name.
+    ///
+    /// # Errors
+    /// As [`RunTable::read_with`].
+    pub fn from_csv_with(path: &Path, text: &str, choice: &ColumnChoice) -> Result<RunTable> {
         let mut rdr = csv::ReaderBuilder::new()
             .flexible(false)
             .trim(csv::Trim::All)
@@ -418,7 +634,7 @@ impl RunTable {
                 path: path.to_path_buf(),
             });
         }
-        let cols = Columns::locate(path, headers)?;
+        let cols = Columns::locate(path, headers, choice)?;
         let parser = RowParser { path, cols: &cols };
         let mut rows = Vec::new();
         let mut finals = BTreeMap::new();
@@ -449,7 +665,20 @@ impl RunTable {
     }
 
     /// Parses JSON Lines text (one object per line); `path` is used in messages only.
+    ///
+    /// # Errors
+    /// As [`RunTable::read`].
     pub fn from_jsonl(path: &Path, text: &str) -> Result<RunTable> {
+        Self::from_jsonl_with(path, text, &ColumnChoice::default())
+    }
+
+    /// [`RunTable::from_jsonl`] with columns chosen by name. A byte-order mark at the start
+    /// is skipped, as the CSV reader does.
+    ///
+    /// # Errors
+    /// As [`RunTable::read_with`].
+    pub fn from_jsonl_with(path: &Path, text: &str, choice: &ColumnChoice) -> Result<RunTable> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut objects = Vec::new();
         let mut keys: Vec<String> = Vec::new();
         for (i, line) in text.lines().enumerate() {
@@ -481,7 +710,7 @@ impl RunTable {
                 path: path.to_path_buf(),
             });
         }
-        let cols = Columns::locate(path, keys.clone())?;
+        let cols = Columns::locate(path, keys.clone(), choice)?;
         let parser = RowParser { path, cols: &cols };
         let mut rows = Vec::with_capacity(objects.len());
         let mut finals = BTreeMap::new();
@@ -576,23 +805,25 @@ impl RunTable {
         }
         for v in map.values_mut() {
             v.sort_by(|a, b| {
-                (a.step.unwrap_or(0.0), a.tokens)
-                    .partial_cmp(&(b.step.unwrap_or(0.0), b.tokens))
-                    .expect("finite values")
+                a.step
+                    .unwrap_or(0.0)
+                    .total_cmp(&b.step.unwrap_or(0.0))
+                    .then(a.tokens.total_cmp(&b.tokens))
             });
         }
         map
     }
 
-    /// The final row of each run (the most tokens seen), in file order: the points
-    /// Approaches 2 and 3 fit. Where the table has a `final_loss` column, that is the row's
-    /// loss.
+    /// The final row of each run (the most tokens seen): the points Approaches 2 and 3 fit.
+    /// A table without curves gives its rows in file order; one with curves gives one row
+    /// per run in the order of the run names (so a folder of runs and the table `collect`
+    /// writes from it give the same points in the same order). Where the table has a final
+    /// loss for the run (a `final_loss` column, or the run's summary), that is the row's loss.
     pub fn final_rows(&self) -> Vec<Observation> {
         if !self.has_curves() {
             return self.rows.clone();
         }
-        let mut out: Vec<Observation> = self
-            .curves()
+        self.curves()
             .into_iter()
             .filter_map(|(run, mut v)| {
                 let mut last = v.pop()?;
@@ -601,9 +832,7 @@ impl RunTable {
                 }
                 Some(last)
             })
-            .collect();
-        out.sort_by_key(|r| r.line);
-        out
+            .collect()
     }
 }
 
@@ -614,7 +843,7 @@ pub fn drop_highest_loss(rows: &[Observation], k: usize) -> (Vec<Observation>, u
         return (rows.to_vec(), 0);
     }
     let mut losses: Vec<f64> = rows.iter().map(|r| r.loss).collect();
-    losses.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
+    losses.sort_by(f64::total_cmp);
     let thr = losses[losses.len().saturating_sub(k)];
     let kept: Vec<Observation> = rows.iter().filter(|r| r.loss < thr).cloned().collect();
     let dropped = rows.len() - kept.len();
@@ -751,5 +980,90 @@ mod tests {
             kept.iter().map(|r| r.loss).collect::<Vec<_>>(),
             vec![3.0, 2.0]
         );
+    }
+
+    #[test]
+    fn ambiguous_columns_are_refused_with_both_names_and_the_option() {
+        for (header, a, b, opt) in [
+            ("params,tokens,loss,val_loss", "'loss'", "'val_loss'", "--loss-column"),
+            ("params,N,tokens,loss", "'params'", "'N'", "--params-column"),
+            ("params,tokens,D,loss", "'tokens'", "'D'", "--tokens-column"),
+        ] {
+            let row = vec!["1e6"; header.split(',').count()].join(",");
+            let e = csv(&format!("{header}\n{row}\n")).unwrap_err().to_string();
+            assert!(e.contains(a) && e.contains(b) && e.contains(opt), "{e}");
+        }
+        let e = csv("params,tokens,loss,Loss\n1,2,3,4\n").unwrap_err().to_string();
+        assert!(e.contains("twice") && e.contains("'loss' and 'Loss'"), "{e}");
+        let e = csv("params,tokens,loss,loss\n1,2,3,4\n").unwrap_err().to_string();
+        assert!(e.contains("twice"), "{e}");
+    }
+
+    #[test]
+    fn a_chosen_column_resolves_the_ambiguity() {
+        let choice = ColumnChoice {
+            loss: Some("val_loss".into()),
+            ..ColumnChoice::default()
+        };
+        let t = RunTable::from_csv_with(
+            Path::new("t.csv"),
+            "params,tokens,loss,val_loss\n1e6,2e7,3.5,3.0\n",
+            &choice,
+        )
+        .unwrap();
+        assert_eq!(t.rows[0].loss, 3.0);
+        let choice = ColumnChoice {
+            loss: Some("nope".into()),
+            ..ColumnChoice::default()
+        };
+        let e = RunTable::from_csv_with(Path::new("t.csv"), "params,tokens,loss\n1,2,3\n", &choice)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--loss-column nope") && e.contains("params, tokens, loss"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_loss_lists_the_files_loss_like_columns_as_typed() {
+        let e = csv("params,tokens,loss_c4_val,ppl_wiki\n1,2,3,4\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("'loss_c4_val', 'ppl_wiki'") && e.contains("val_loss") && !e.contains("valloss"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn jsonl_with_a_byte_order_mark_reads_like_csv_with_one() {
+        let j = RunTable::from_jsonl(
+            Path::new("r.jsonl"),
+            "\u{feff}{\"params\":1e6,\"tokens\":2e7,\"loss\":3.0}\n",
+        )
+        .unwrap();
+        let c = csv("\u{feff}params,tokens,loss\n1e6,2e7,3.0\n").unwrap();
+        assert_eq!(j.rows[0].loss, c.rows[0].loss);
+        assert_eq!(j.rows[0].params, 1e6);
+    }
+
+    #[test]
+    fn to_csv_reads_back_to_the_same_rows_finals_and_budgets() {
+        let t = csv("run,step,params,tokens,loss,budget,final_loss\n\"a,\"\"x\"\"\",1,1e6,1e7,4.0,6e13,2.5\n\"a,\"\"x\"\"\",2,1e6,2e7,3.1234567890123,6e13,2.5\nb,1,2e6,1e7,3.5,,\nb,2,2e6,2e7,2.9,,\n").unwrap();
+        let back = csv(&t.to_csv()).unwrap();
+        let strip = |rows: &[Observation]| {
+            rows.iter()
+                .map(|r| (r.run.clone(), r.step, r.params, r.tokens, r.flops, r.loss, r.budget))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(strip(&t.rows), strip(&back.rows));
+        assert_eq!(t.finals, back.finals);
+        assert_eq!(back.rows[0].run.as_deref(), Some("a,\"x\""));
+        assert_eq!(strip(&t.final_rows()), strip(&back.final_rows()));
+    }
+
+    #[test]
+    fn final_rows_come_in_run_name_order_whatever_the_line_order() {
+        let t = csv("run,step,params,tokens,loss\nb,1,2e6,1e7,3.5\na,1,1e6,1e7,4.0\nb,2,2e6,2e7,2.9\na,2,1e6,2e7,3.0\n").unwrap();
+        let names: Vec<_> = t.final_rows().into_iter().filter_map(|r| r.run).collect();
+        assert_eq!(names, ["a", "b"]);
     }
 }

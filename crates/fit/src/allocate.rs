@@ -39,7 +39,18 @@ pub struct LawSet {
     pub approach2: Option<Sampled<Frontier>>,
     /// Approach 3's law.
     pub approach3: Option<Sampled<ParametricLaw>>,
+    /// The smallest and largest training FLOPs of the runs the laws were fitted to, where
+    /// known (an allocation far beyond them is an extrapolation, and is warned about).
+    #[serde(default)]
+    pub fitted_flops: Option<[f64; 2]>,
 }
+
+/// An allocation more than this many decades of FLOPs beyond the fitted runs warns.
+pub const EXTRAPOLATION_WARN_DECADES: f64 = 3.0;
+
+/// The training FLOPs of Chinchilla's runs as digitised by Epoch AI (245 points in
+/// ../shared/data: 1.40e18 to 1.30e22), for the presets fitted to them.
+const CHINCHILLA_FLOPS: [f64; 2] = [1.4e18, 1.3e22];
 
 impl LawSet {
     /// A built-in law: `chinchilla`, `chinchilla-unrounded` or `epoch`.
@@ -67,6 +78,26 @@ impl LawSet {
                 estimate: law,
                 samples: Vec::new(),
             }),
+            fitted_flops: Some(CHINCHILLA_FLOPS),
+        })
+    }
+
+    /// A warning when `flops` lies more than [`EXTRAPOLATION_WARN_DECADES`] decades outside
+    /// the FLOPs of the fitted runs, naming how many.
+    pub fn extrapolation_warning(&self, flops: f64) -> Option<String> {
+        let [lo, hi] = self.fitted_flops?;
+        let (decades, side) = if flops > hi {
+            ((flops / hi).log10(), "above the largest")
+        } else if flops < lo {
+            ((lo / flops).log10(), "below the smallest")
+        } else {
+            return None;
+        };
+        (decades > EXTRAPOLATION_WARN_DECADES).then(|| {
+            format!(
+                "{flops:.3e} FLOPs is {decades:.1} decades {side} fitted run ({:.3e}); this allocation is an extrapolation that far",
+                if flops > hi { hi } else { lo }
+            )
         })
     }
 

@@ -137,7 +137,7 @@ fn prepare(name: &str, rows: &[Observation], smooth_steps: f64) -> Option<Curve>
         .map(|w| w[1] - w[0])
         .filter(|g| *g > 0.0)
         .collect();
-    gaps.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
+    gaps.sort_by(f64::total_cmp);
     let spacing = gaps.get(gaps.len() / 2).copied().unwrap_or(1.0);
     let loss: Vec<f64> = rows.iter().map(|r| r.loss).collect();
     let loss = gaussian_smooth(&loss, smooth_steps / spacing);
@@ -184,7 +184,7 @@ fn envelope_of(curves: &[&Curve], points: usize) -> Vec<EnvelopePoint> {
         let best = curves
             .iter()
             .filter_map(|c| interp(c, x).map(|(l, d)| (c, l, d)))
-            .min_by(|a, b| a.1.partial_cmp(&b.1).expect("finite"));
+            .min_by(|a, b| a.1.total_cmp(&b.1));
         if let Some((c, l, d)) = best {
             out.push(EnvelopePoint {
                 flops: x.exp(),
@@ -217,7 +217,7 @@ fn frontier_of(env: &[EnvelopePoint]) -> Option<Frontier> {
     let n: Vec<f64> = env.iter().map(|p| p.params).collect();
     let d: Vec<f64> = env.iter().map(|p| p.tokens).collect();
     let mut sizes = n.clone();
-    sizes.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
+    sizes.sort_by(f64::total_cmp);
     sizes.dedup();
     if sizes.len() < 2 {
         return None;

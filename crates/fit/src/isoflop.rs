@@ -35,9 +35,16 @@ pub enum Grouping {
     },
 }
 
+/// The default grouping tolerance, in decades of FLOPs: the gap between sorted FLOPs that
+/// starts a new budget, or the farthest a run may lie from a nominal budget (0.08 decades is
+/// a factor 1.2; the paper's nearest budgets, 6e19 and 1e20, are 0.22 decades apart).
+pub const TOL_DECADES: f64 = 0.08;
+
 impl Default for Grouping {
     fn default() -> Self {
-        Grouping::Auto { tol_decades: 0.05 }
+        Grouping::Auto {
+            tol_decades: TOL_DECADES,
+        }
     }
 }
 
@@ -161,7 +168,7 @@ fn assign(points: &[Observation], grouping: &Grouping) -> (Vec<Option<usize>>, V
                         .enumerate()
                         .map(|(i, b)| (i, (lc - b.log10()).abs()))
                         .filter(|(_, d)| *d <= *tol_decades)
-                        .min_by(|x, y| x.1.partial_cmp(&y.1).expect("finite"))
+                        .min_by(|x, y| x.1.total_cmp(&y.1))
                         .map(|(i, _)| i)
                 })
                 .collect();
@@ -171,7 +178,7 @@ fn assign(points: &[Observation], grouping: &Grouping) -> (Vec<Option<usize>>, V
             if points.iter().all(|p| p.budget.is_some()) {
                 let mut values: Vec<f64> =
                     points.iter().map(|p| p.budget.expect("checked")).collect();
-                values.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
+                values.sort_by(f64::total_cmp);
                 values.dedup();
                 let idx = points
                     .iter()
@@ -180,12 +187,7 @@ fn assign(points: &[Observation], grouping: &Grouping) -> (Vec<Option<usize>>, V
                 return (idx, values.into_iter().map(Some).collect());
             }
             let mut order: Vec<usize> = (0..points.len()).collect();
-            order.sort_by(|&i, &j| {
-                points[i]
-                    .flops
-                    .partial_cmp(&points[j].flops)
-                    .expect("finite")
-            });
+            order.sort_by(|&i, &j| points[i].flops.total_cmp(&points[j].flops));
             let mut idx = vec![None; points.len()];
             let mut group = 0usize;
             let mut prev: Option<f64> = None;
@@ -275,7 +277,7 @@ fn profile(points: &[&Observation], nominal: Option<f64>, min_runs: usize) -> Bu
         refused: None,
     };
     let mut distinct: Vec<f64> = points.iter().map(|p| p.params).collect();
-    distinct.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
+    distinct.sort_by(f64::total_cmp);
     distinct.dedup();
     if points.len() < min_runs || distinct.len() < 3 {
         prof.refused = Some(format!(
@@ -332,7 +334,7 @@ fn profiles(
         .filter(|(m, _)| !m.is_empty())
         .map(|(m, nom)| profile(m, *nom, min_runs))
         .collect();
-    out.sort_by(|a, b| a.flops.partial_cmp(&b.flops).expect("finite"));
+    out.sort_by(|a, b| a.flops.total_cmp(&b.flops));
     out
 }
 

@@ -655,11 +655,7 @@ fn run_starts(
     let best = *mins
         .iter()
         .filter(|m| m.f.is_finite())
-        .min_by(|p, q| {
-            (!p.converged(), p.f)
-                .partial_cmp(&(!q.converged(), q.f))
-                .expect("finite")
-        })
+        .min_by(|p, q| (!p.converged()).cmp(&!q.converged()).then(p.f.total_cmp(&q.f)))
         .unwrap_or(&mins[0]);
     let tol = reach_rtol * best.f.abs();
     let reached = mins.iter().filter(|m| (m.f - best.f).abs() <= tol).count();
@@ -668,7 +664,7 @@ fn run_starts(
         .iter()
         .filter(|m| m.converged() && m.f.is_finite())
         .collect();
-    sorted.sort_by(|p, q| p.f.partial_cmp(&q.f).expect("finite"));
+    sorted.sort_by(|p, q| p.f.total_cmp(&q.f));
     let mut optima: Vec<([f64; 5], f64)> = Vec::new();
     for m in sorted {
         if optima.len() >= 8 {
@@ -717,6 +713,20 @@ pub fn fit_parametric(
             need: 6,
             why: "five parameters and one degree of freedom",
         });
+    }
+    for (what, v) in [
+        ("model sizes N", points.iter().map(|p| p.params).collect::<Vec<_>>()),
+        ("token counts D", points.iter().map(|p| p.tokens).collect()),
+    ] {
+        if crate::report::distinct(v.iter().copied()) < 2 {
+            return Err(FitError::Unsupported {
+                approach: NAME,
+                reason: format!(
+                    "every point has the same {what} ({:.4e}): the law's terms in N and D cannot be told apart; runs at two or more {what} are needed",
+                    v[0]
+                ),
+            });
+        }
     }
     if opts.grid.is_empty() {
         return Err(FitError::InvalidOption(

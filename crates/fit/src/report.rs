@@ -95,12 +95,59 @@ pub struct FitReport {
     pub approach3: Outcome<ParametricFit>,
     /// The settings used.
     pub settings: FitSettings,
+    /// The smallest and largest FLOPs of the final points fitted.
+    #[serde(default)]
+    pub flops_range: Option<[f64; 2]>,
+    /// What is wrong with the table as a whole (one model size, one token count, losses
+    /// that cannot be nats).
+    #[serde(default)]
+    pub table_warnings: Vec<String>,
+}
+
+/// A final loss above this many nats per token warns: ln 262,144, a uniform guess over a
+/// 256k-token vocabulary (larger than any common LLM's); such numbers are perplexities, or
+/// not per token.
+pub const MAX_PLAUSIBLE_LOSS: f64 = 12.48;
+
+/// What the final points cannot tell: warnings for a table whose N or D takes one value,
+/// and for losses too large to be nats per token.
+pub fn table_warnings(points: &[isoflop_core::Observation]) -> Vec<String> {
+    let mut w = Vec::new();
+    if points.len() >= 2 {
+        for (what, f) in [
+            ("model size N", (|o: &isoflop_core::Observation| o.params) as fn(&_) -> f64),
+            ("token count D", |o| o.tokens),
+        ] {
+            if distinct(points.iter().map(f)) < 2 {
+                w.push(format!(
+                    "every run has the same {what} ({:.4e}): the table cannot separate the effect of {what} from the rest; Approach 3 is refused and Approaches 1 and 2 see no trade-off",
+                    f(&points[0])
+                ));
+            }
+        }
+    }
+    if let Some(max) = points.iter().map(|o| o.loss).reduce(f64::max) {
+        if max > MAX_PLAUSIBLE_LOSS {
+            w.push(format!(
+                "losses up to {max:.4} exceed {MAX_PLAUSIBLE_LOSS} nats per token (a uniform guess over 262,144 tokens): isoflop reads losses as nats per token; are these perplexities, bits over a whole sequence, or another unit?"
+            ));
+        }
+    }
+    w
+}
+
+/// How many distinct values `v` takes (relative tolerance 1e-9).
+pub(crate) fn distinct(v: impl Iterator<Item = f64>) -> usize {
+    let mut v: Vec<f64> = v.collect();
+    v.sort_by(f64::total_cmp);
+    v.dedup_by(|a, b| (*a - *b).abs() <= 1e-9 * b.abs().max(a.abs()));
+    v.len()
 }
 
 impl FitReport {
     /// Every warning of every approach, in order.
     pub fn warnings(&self) -> Vec<String> {
-        let mut w = Vec::new();
+        let mut w = self.table_warnings.clone();
         if let Some(f) = self.approach1.fitted() {
             w.extend(f.warnings.iter().cloned());
         }
@@ -133,6 +180,7 @@ impl FitReport {
                     estimate: f.law,
                     samples: f.samples.clone(),
                 }),
+            fitted_flops: self.flops_range,
         }
     }
 }
@@ -175,6 +223,13 @@ pub fn fit_table(table: &RunTable, settings: &FitSettings) -> Result<FitReport, 
         approach2: a2,
         approach3: a3,
         settings: settings.clone(),
+        flops_range: points
+            .iter()
+            .map(|o| o.flops)
+            .fold(None, |r: Option<[f64; 2]>, c| {
+                Some(r.map_or([c, c], |[lo, hi]| [lo.min(c), hi.max(c)]))
+            }),
+        table_warnings: table_warnings(&points),
     };
     if report.approach1.fitted().is_none()
         && report.approach2.fitted().is_none()

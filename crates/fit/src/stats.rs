@@ -56,7 +56,7 @@ pub fn percentile_interval(samples: impl IntoIterator<Item = f64>, level: f64) -
     if v.len() < 2 {
         return None;
     }
-    v.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
+    v.sort_by(f64::total_cmp);
     let tail = (1.0 - level) / 2.0;
     Some(Interval {
         lo: quantile_sorted(&v, tail),

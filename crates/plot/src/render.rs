@@ -244,7 +244,7 @@ fn training_curves<DB: DrawingBackend>(
         .ctx()?;
     mesh(&mut chart, "FLOPs", "Training loss", &flops_label, None)?;
     let mut runs: Vec<_> = s.runs.iter().collect();
-    runs.sort_by(|a, b| a.params.partial_cmp(&b.params).expect("finite"));
+    runs.sort_by(|a, b| a.params.total_cmp(&b.params));
     for c in runs {
         let col = colour(c.params / 1e6, s.colour, true);
         chart

@@ -30,6 +30,56 @@ pub enum PlotError {
         /// What failed.
         message: String,
     },
+    /// The output folder holds files that a plot did not write.
+    #[error("{path} holds files that isoflop's plot did not write ({names}); choose an empty or new folder, or pass --force to write beside them")]
+    Foreign {
+        /// The folder.
+        path: PathBuf,
+        /// Some of the files, quoted.
+        names: String,
+    },
+}
+
+/// Every file name [`write_all`] writes (the four figures' SVG and PNG, the figure data and
+/// the report).
+pub fn file_names() -> Vec<String> {
+    let mut v: Vec<String> = NAMES
+        .iter()
+        .flat_map(|(n, _)| [format!("{n}.svg"), format!("{n}.png")])
+        .collect();
+    v.push("figures.json".into());
+    v.push("report.html".into());
+    v
+}
+
+/// Refuses a folder that holds anything [`write_all`] would not have written (so a plot
+/// never mixes its figures with another tool's files); a missing or empty folder is fine.
+///
+/// # Errors
+/// [`PlotError::Foreign`] naming up to five of the other entries.
+pub fn check_folder(dir: &Path) -> Result<(), PlotError> {
+    let ours = file_names();
+    let mut other: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !ours.contains(n) && !(n.starts_with('.') && n.contains(".tmp")))
+        .collect();
+    if other.is_empty() {
+        return Ok(());
+    }
+    other.sort();
+    let more = other.len().saturating_sub(5);
+    other.truncate(5);
+    Err(PlotError::Foreign {
+        path: dir.to_path_buf(),
+        names: format!(
+            "'{}'{}",
+            other.join("', '"),
+            if more > 0 { format!(" and {more} more") } else { String::new() }
+        ),
+    })
 }
 
 /// What was written, and what could not be drawn.
@@ -148,6 +198,14 @@ pub fn write_all(
                 embedded.push((i, Some(base64(&png)), None));
             }
             Err(why) => {
+                // A figure this plot does not draw must not survive from an earlier one:
+                // the folder would mix two data sets.
+                for ext in ["svg", "png"] {
+                    let old = dir.join(format!("{name}.{ext}"));
+                    if old.exists() {
+                        std::fs::remove_file(&old).map_err(io(&old))?;
+                    }
+                }
                 written.skipped.push(format!("{name}: {why}"));
                 embedded.push((i, None, Some(why.clone())));
             }

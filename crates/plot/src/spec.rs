@@ -232,7 +232,7 @@ pub fn training_curves(
         .flat_map(|c| c.points.iter().map(|p| p.1))
         .fold(f64::INFINITY, f64::min);
     let mut firsts: Vec<f64> = runs.iter().map(|c| c.points[0].1).collect();
-    firsts.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
+    firsts.sort_by(f64::total_cmp);
     let hi = firsts[firsts.len() / 2].max(lo * 1.05);
     let y = Range { lo, hi }.lin_pad(0.04);
     let clip = |pts: &Polyline| -> Polyline {

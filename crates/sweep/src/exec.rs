@@ -10,8 +10,10 @@
 
 use crate::plan::{PlannedRun, Sweep};
 use isoflop_core::lease;
+use isoflop_core::table::{PlanIndex, PlannedBudget, PLAN_FILE};
+use isoflop_core::RunTable;
 use isoflop_core::record::{self, RunStatus, RunSummary};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// Where a run stands.
@@ -31,17 +33,23 @@ pub enum RunState {
         /// Steps in all, where known.
         steps: Option<u64>,
     },
-    /// Started, not ended, nobody training it: it will resume.
+    /// Started, not ended, nobody training it: the next sweep trains it again, from its
+    /// checkpoint where it has one, else from step 0.
     Unfinished {
         /// Steps saved in its curve, where known.
         step: Option<u64>,
+        /// The step of its checkpoint, where it has one.
+        checkpoint: Option<u64>,
+        /// Why its last trainer stopped, where it died of a machine fault (a signal, an
+        /// I/O error, a libtorch abort): the next sweep retries it.
+        crashed: Option<String>,
     },
     /// Reached its horizon.
     Finished {
-        /// Final training loss.
+        /// Final loss (held-out where measured).
         loss: Option<f64>,
     },
-    /// Ended without finishing (diverged or failed), with the reason.
+    /// Ended without finishing (diverged or failed on its own terms), with the reason.
     Failed {
         /// "diverged" or "failed".
         status: String,
@@ -50,18 +58,40 @@ pub enum RunState {
     },
 }
 
+/// The folder of run `id` under `results`, refused when the id is not a plain folder name
+/// (see [`crate::plan::id_problem`]), so nothing a sweep writes lies outside `results`.
+///
+/// # Errors
+/// The problem with the id.
+pub fn run_dir(results: &Path, id: &str) -> Result<PathBuf, String> {
+    match crate::plan::id_problem(id) {
+        Some(p) => Err(format!("run id {id:?} {p}")),
+        None => Ok(results.join(id)),
+    }
+}
+
 /// The state of `run` under `results`.
 pub fn state(results: &Path, run: &PlannedRun) -> RunState {
-    let dir = results.join(&run.id);
-    if let Ok(s) = record::read_json::<RunSummary>(&dir.join(record::SUMMARY_FILE)) {
-        return match s.status {
-            RunStatus::Finished => RunState::Finished { loss: s.final_loss },
-            other => RunState::Failed {
-                status: format!("{other:?}").to_lowercase(),
-                reason: s.reason.unwrap_or_default(),
-            },
+    let Ok(dir) = run_dir(results, &run.id) else {
+        return RunState::Failed {
+            status: "failed".into(),
+            reason: format!("run id {:?} is not a folder name", run.id),
         };
-    }
+    };
+    let summary = record::read_json::<RunSummary>(&dir.join(record::SUMMARY_FILE)).ok();
+    let crashed = match summary {
+        Some(s) if !(s.status == RunStatus::Failed && s.transient) => {
+            return match s.status {
+                RunStatus::Finished => RunState::Finished { loss: s.fit_loss() },
+                other => RunState::Failed {
+                    status: format!("{other:?}").to_lowercase(),
+                    reason: s.reason.unwrap_or_default(),
+                },
+            };
+        }
+        Some(s) => Some(s.reason.unwrap_or_default()),
+        None => None,
+    };
     if let Some(r) = running(results, run) {
         return r;
     }
@@ -69,117 +99,326 @@ pub fn state(results: &Path, run: &PlannedRun) -> RunState {
         let step = record::read_curve(&dir.join(record::CURVE_FILE))
             .ok()
             .and_then(|c| c.last().map(|r| r.step));
-        return RunState::Unfinished { step };
+        return RunState::Unfinished {
+            step,
+            checkpoint: record::checkpoint_step(&dir),
+            crashed,
+        };
     }
     RunState::Pending
 }
 
 /// [`RunState::Running`] when a live process holds `run`'s lease, with its progress; reads
-/// only the lease and `progress.json` (cheap enough to poll).
+/// only the lease and the progress file (cheap enough to poll).
 pub fn running(results: &Path, run: &PlannedRun) -> Option<RunState> {
-    let dir = results.join(&run.id);
+    let dir = run_dir(results, &run.id).ok()?;
     let h = lease::holder(&dir)?;
-    let p: Option<serde_json::Value> = record::read_json(&dir.join("progress.json")).ok();
-    let get = |k: &str| p.as_ref().and_then(|v| v[k].as_u64());
+    let p: Option<record::Progress> = record::read_json(&dir.join(record::PROGRESS_FILE)).ok();
     Some(RunState::Running {
         host: h.host,
         pid: h.pid,
-        step: get("step"),
-        steps: get("steps"),
+        step: p.as_ref().map(|p| p.step),
+        steps: p.as_ref().map(|p| p.steps),
     })
 }
 
-/// Fills a command template: `{id}`, `{out}`, `{layers}`, `{d_model}`, `{heads}`, `{params}`,
-/// `{tokens}`, `{steps}`, `{batch}`, `{context}`, `{lr}`, `{seed}`, `{vocab}`, `{data}`.
-/// `{steps}` is tokens / (batch * context), rounded up.
-pub fn expand(template: &str, sweep: &Sweep, run: &PlannedRun, out: &Path) -> String {
-    let d = &sweep.defaults;
-    let steps = run.tokens.div_ceil((d.batch * d.context) as u64);
-    let pairs: [(&str, String); 14] = [
-        ("{id}", run.id.clone()),
-        ("{out}", out.display().to_string()),
-        ("{layers}", run.layers.to_string()),
-        ("{d_model}", run.d_model.to_string()),
-        ("{heads}", run.heads.to_string()),
-        ("{params}", run.params.to_string()),
-        ("{tokens}", run.tokens.to_string()),
-        ("{steps}", steps.to_string()),
-        ("{batch}", d.batch.to_string()),
-        ("{context}", d.context.to_string()),
-        ("{lr}", d.lr.to_string()),
-        ("{seed}", d.seed.to_string()),
-        ("{vocab}", sweep.vocab.to_string()),
-        ("{data}", sweep.data.clone().unwrap_or_default()),
-    ];
-    pairs
-        .iter()
-        .fold(template.to_string(), |s, (k, v)| s.replace(k, v))
+/// `value` quoted for `sh`: in single quotes, each `'` written as `'\''`. Nothing inside
+/// is expanded, so a run id or a path holding `$(...)`, spaces or quotes stays one word.
+pub fn sh_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "'\\''"))
 }
 
-/// The command that trains `run` into `out`: the sweep's template through `sh -c`, or
-/// `isoflop train ... --resume` (the binary at `isoflop`).
-pub fn command(
+/// Fills a command template: `{id}`, `{out}`, `{layers}`, `{d_model}`, `{heads}`, `{params}`,
+/// `{tokens}`, `{steps}`, `{batch}`, `{context}`, `{lr}`, `{seed}`, `{vocab}`, `{data}`
+/// ([`crate::plan::PLACEHOLDERS`]), each value quoted for `sh` ([`sh_quote`]). `{steps}` is
+/// tokens / (batch * context), rounded up; `data` is the corpus, already resolved.
+pub fn expand(
+    template: &str,
     sweep: &Sweep,
     run: &PlannedRun,
     out: &Path,
-    isoflop: &Path,
-    threads: usize,
-) -> Command {
-    match &sweep.command {
-        Some(t) => {
-            let mut c = Command::new("sh");
-            c.arg("-c").arg(expand(t, sweep, run, out));
-            c
-        }
-        None => {
-            let d = &sweep.defaults;
-            let mut c = Command::new(isoflop);
-            c.arg("train")
-                .args([
-                    "--layers",
-                    &run.layers.to_string(),
-                    "--d-model",
-                    &run.d_model.to_string(),
-                    "--heads",
-                    &run.heads.to_string(),
-                ])
-                .args([
-                    "--tokens",
-                    &run.tokens.to_string(),
-                    "--batch",
-                    &d.batch.to_string(),
-                    "--context",
-                    &d.context.to_string(),
-                ])
-                .args([
-                    "--lr",
-                    &d.lr.to_string(),
-                    "--seed",
-                    &d.seed.to_string(),
-                    "--log-every",
-                    &d.log_every.to_string(),
-                ])
-                .args([
-                    "--eval-every",
-                    &d.eval_every.to_string(),
-                    "--checkpoint-every",
-                    &d.checkpoint_every.to_string(),
-                ])
-                .args([
-                    "--threads",
-                    &threads.to_string(),
-                    "--run",
-                    &run.id,
-                    "--resume",
-                    "--quiet",
-                ])
-                .arg("--out")
-                .arg(out);
-            if let Some(data) = &sweep.data {
-                c.arg("--data").arg(data);
+    data: Option<&Path>,
+) -> String {
+    let d = &sweep.defaults;
+    let steps = run.tokens.div_ceil((d.batch * d.context) as u64);
+    let value = |name: &str| -> Option<String> {
+        Some(match name {
+            "id" => run.id.clone(),
+            "out" => out.display().to_string(),
+            "layers" => run.layers.to_string(),
+            "d_model" => run.d_model.to_string(),
+            "heads" => run.heads.to_string(),
+            "params" => run.params.to_string(),
+            "tokens" => run.tokens.to_string(),
+            "steps" => steps.to_string(),
+            "batch" => d.batch.to_string(),
+            "context" => d.context.to_string(),
+            "lr" => d.lr.to_string(),
+            "seed" => d.seed.to_string(),
+            "vocab" => sweep.vocab.to_string(),
+            "data" => data.map(|p| p.display().to_string()).unwrap_or_default(),
+            _ => return None,
+        })
+    };
+    // One pass over the template, so a value that itself holds `{id}` is not expanded again.
+    let mut s = String::with_capacity(template.len() + 64);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        s.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        match after.find('}').and_then(|c| value(&after[..c]).map(|v| (c, v))) {
+            Some((close, v)) => {
+                s.push_str(&sh_quote(&v));
+                rest = &after[close + 1..];
             }
-            c
+            None => {
+                s.push('{');
+                rest = after;
+            }
         }
+    }
+    s.push_str(rest);
+    s
+}
+
+/// Everything needed to start the runs of one sweep.
+#[derive(Clone, Debug)]
+pub struct Runner<'a> {
+    /// The sweep.
+    pub sweep: &'a Sweep,
+    /// Its results folder, resolved.
+    pub results: PathBuf,
+    /// Its corpus, resolved (see [`Sweep::data_path`]).
+    pub data: Option<PathBuf>,
+    /// The `isoflop` binary (`isoflop train` is isoflop's own trainer).
+    pub isoflop: PathBuf,
+    /// Threads per run.
+    pub threads: usize,
+    /// Train again runs that failed on their own terms (diverged, bad shape).
+    pub retry_failed: bool,
+}
+
+impl<'a> Runner<'a> {
+    /// The runner of `sweep`, read from `sweep_file`.
+    pub fn new(sweep: &'a Sweep, sweep_file: &Path, isoflop: &Path, threads: usize) -> Self {
+        Runner {
+            sweep,
+            results: sweep.results_dir(sweep_file),
+            data: sweep.data_path(sweep_file),
+            isoflop: isoflop.to_path_buf(),
+            threads,
+            retry_failed: false,
+        }
+    }
+
+    /// The command that trains `run` into `out`: the sweep's template through `sh -c`, or
+    /// `isoflop train ... --resume`.
+    pub fn command(&self, run: &PlannedRun, out: &Path) -> Command {
+        let sweep = self.sweep;
+        match &sweep.command {
+            Some(t) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(expand(t, sweep, run, out, self.data.as_deref()));
+                c
+            }
+            None => {
+                let d = &sweep.defaults;
+                let mut c = Command::new(&self.isoflop);
+                let num = |v: &dyn ToString| v.to_string();
+                c.arg("train");
+                for (k, v) in [
+                    ("--layers", num(&run.layers)),
+                    ("--d-model", num(&run.d_model)),
+                    ("--heads", num(&run.heads)),
+                    ("--tokens", num(&run.tokens)),
+                    ("--batch", num(&d.batch)),
+                    ("--context", num(&d.context)),
+                    ("--lr", num(&d.lr)),
+                    ("--seed", num(&d.seed)),
+                    ("--log-every", num(&d.log_every)),
+                    ("--eval-every", num(&d.eval_every)),
+                    ("--checkpoint-every", num(&d.checkpoint_every)),
+                    ("--threads", num(&self.threads)),
+                ] {
+                    c.arg(k).arg(v);
+                }
+                // `--run=ID` in one word: an id is never read as an option.
+                c.arg(format!("--run={}", run.id))
+                    .args(["--resume", "--quiet"])
+                    .arg("--out")
+                    .arg(out);
+                if let Some(data) = &self.data {
+                    c.arg("--data").arg(data);
+                }
+                c
+            }
+        }
+    }
+
+    /// Runs one planned run to its end (or failure) as a child process, unless it has
+    /// ended or is held. A run whose last trainer died of a machine fault is resumed; one
+    /// that failed on its own terms only with [`Runner::retry_failed`] (its old summary is
+    /// kept in `logs/`). The child is killed if this process dies (Linux
+    /// `PR_SET_PDEATHSIG`), so an orphan never keeps training. A child that exits without a
+    /// summary gets one, status `failed`, `transient` (the next sweep retries it), with the
+    /// signal or the last line of its standard error as the reason.
+    pub fn run_one(&self, run: &PlannedRun) -> RunOutcome {
+        let results = &self.results;
+        let out = match run_dir(results, &run.id) {
+            Ok(o) => o,
+            Err(e) => return RunOutcome::Failed(e),
+        };
+        // The trainer's messages go beside the run folders, not into them: a run folder
+        // holds only what the trainer writes.
+        let logs = results.join(LOGS_DIR);
+        let _ = std::fs::create_dir_all(&logs);
+        match state(results, run) {
+            RunState::Finished { .. } => return RunOutcome::AlreadyEnded,
+            RunState::Failed { .. } if !self.retry_failed => return RunOutcome::AlreadyEnded,
+            RunState::Running { .. } => return RunOutcome::HeldElsewhere,
+            RunState::Failed { .. } | RunState::Unfinished { crashed: Some(_), .. } => {
+                // Keep the old summary beside the logs, then train again.
+                let from = out.join(record::SUMMARY_FILE);
+                let n = (1..)
+                    .find(|k| !logs.join(format!("{}.failed-{k}.json", run.id)).exists())
+                    .unwrap_or(1);
+                if let Err(e) =
+                    std::fs::rename(&from, logs.join(format!("{}.failed-{n}.json", run.id)))
+                {
+                    if from.exists() {
+                        return RunOutcome::Failed(format!(
+                            "could not move {} aside to retry it: {e}",
+                            from.display()
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
+        let log = logs.join(format!("{}.log", run.id));
+        let mut cmd = self.command(run, &out);
+        cmd.stdin(Stdio::null()).stdout(Stdio::null());
+        match std::fs::File::create(&log) {
+            Ok(f) => cmd.stderr(f),
+            Err(_) => cmd.stderr(Stdio::null()),
+        };
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let started = std::time::SystemTime::now();
+        let status = match cmd.status() {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = std::fs::create_dir_all(&out);
+                return fail(
+                    &out,
+                    run,
+                    format!("could not start the trainer: {e}"),
+                    true,
+                );
+            }
+        };
+        if status.code() == Some(record::EXIT_HELD) {
+            return RunOutcome::HeldElsewhere;
+        }
+        // A summary older than this trainer was written by another process (a second sweep
+        // that finished the run between our look and our start): ours trained nothing.
+        let summary_time = std::fs::metadata(out.join(record::SUMMARY_FILE))
+            .and_then(|m| m.modified())
+            .ok();
+        if summary_time.is_some_and(|t| t < started) {
+            return RunOutcome::AlreadyEnded;
+        }
+        match state(results, run) {
+            RunState::Finished { .. } => RunOutcome::Finished,
+            RunState::Failed { reason, .. } => RunOutcome::Failed(reason),
+            RunState::Unfinished {
+                crashed: Some(reason),
+                ..
+            } => RunOutcome::Failed(reason),
+            RunState::Running { .. } => RunOutcome::HeldElsewhere,
+            _ => {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                let _ = std::fs::create_dir_all(&out);
+                // Exit status 2 is a trainer's "bad input" (ours, and argparse's): it would
+                // fail again the same way. Anything else (a signal, an error of the
+                // machine) is retried by the next sweep.
+                fail(&out, run, exit_reason(status, &text), status.code() != Some(2))
+            }
+        }
+    }
+
+    /// Runs every run of the sweep on a local pool of `jobs` workers, largest runs first.
+    /// `on_event` hears (run id, outcome) as each one ends.
+    pub fn run_local(
+        &self,
+        jobs: usize,
+        on_event: &(dyn Fn(&str, &RunOutcome) + Sync),
+    ) -> Vec<(String, RunOutcome)> {
+        let mut order: Vec<&PlannedRun> = self.sweep.runs.iter().collect();
+        order.sort_by(|a, b| {
+            (b.params as f64 * b.tokens as f64).total_cmp(&(a.params as f64 * a.tokens as f64))
+        });
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let done = std::sync::Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for _ in 0..jobs.max(1) {
+                s.spawn(|| loop {
+                    let k = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some(run) = order.get(k) else { break };
+                    let o = self.run_one(run);
+                    on_event(&run.id, &o);
+                    done.lock().expect("not poisoned").push((run.id.clone(), o));
+                });
+            }
+        });
+        done.into_inner().expect("not poisoned")
+    }
+}
+
+/// The folder, under a sweep's results, of the trainers' logs and of retried runs' old
+/// summaries.
+pub const LOGS_DIR: &str = "logs";
+
+/// Why a trainer that wrote no summary stopped, in one line: the signal that killed it, or
+/// its exit status, with the last `error:` line of its standard error (else its last line).
+pub fn exit_reason(status: std::process::ExitStatus, stderr: &str) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    let how = match (status.code(), status.signal()) {
+        (_, Some(sig)) => {
+            let name = match sig {
+                libc::SIGKILL => "SIGKILL (the out-of-memory killer, or a kill -9)",
+                libc::SIGABRT => "SIGABRT (an abort, e.g. in libtorch)",
+                libc::SIGSEGV => "SIGSEGV",
+                libc::SIGTERM => "SIGTERM",
+                libc::SIGINT => "SIGINT",
+                libc::SIGBUS => "SIGBUS",
+                _ => "a signal",
+            };
+            format!("the trainer was killed by signal {sig}, {name}")
+        }
+        (Some(c), None) => format!("the trainer exited with status {c}"),
+        _ => "the trainer stopped".to_string(),
+    };
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let said = lines
+        .iter()
+        .find(|l| l.starts_with("error:"))
+        .or(lines.last())
+        .map(|l| record::one_line(l));
+    match said {
+        Some(l) => format!("{how}: {l}"),
+        None => format!("{how} and wrote no summary"),
     }
 }
 
@@ -196,182 +435,80 @@ pub enum RunOutcome {
     Failed(String),
 }
 
-/// Runs one planned run to its end (or failure) as a child process, unless it has ended or
-/// is held. The child is killed if this process dies (Linux `PR_SET_PDEATHSIG`), so an
-/// orphan never keeps training. A child that exits without a summary gets one, status
-/// `failed`, with the tail of its standard error.
-pub fn run_one(
-    sweep: &Sweep,
-    results: &Path,
-    run: &PlannedRun,
-    isoflop: &Path,
-    threads: usize,
-) -> RunOutcome {
-    match state(results, run) {
-        RunState::Finished { .. } | RunState::Failed { .. } => return RunOutcome::AlreadyEnded,
-        RunState::Running { .. } => return RunOutcome::HeldElsewhere,
-        _ => {}
-    }
-    let out = results.join(&run.id);
-    // The trainer's messages go beside the run folders, not into them: a run folder holds
-    // only what the trainer writes.
-    let logs = results.join("logs");
-    let _ = std::fs::create_dir_all(&logs);
-    let log = logs.join(format!("{}.log", run.id));
-    let mut cmd = command(sweep, run, &out, isoflop, threads);
-    cmd.stdin(Stdio::null()).stdout(Stdio::null());
-    match std::fs::File::create(&log) {
-        Ok(f) => cmd.stderr(f),
-        Err(_) => cmd.stderr(Stdio::null()),
-    };
-    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
-    let started = std::time::SystemTime::now();
-    let status = match cmd.status() {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = std::fs::create_dir_all(&out);
-            return fail(&out, run, format!("could not start the trainer: {e}"));
-        }
-    };
-    // A summary older than this trainer was written by another process (a second sweep
-    // that finished the run between our look and our start): ours trained nothing.
-    let summary_time = std::fs::metadata(out.join(record::SUMMARY_FILE))
-        .and_then(|m| m.modified())
-        .ok();
-    if summary_time.is_some_and(|t| t < started) {
-        return RunOutcome::AlreadyEnded;
-    }
-    match state(results, run) {
-        RunState::Finished { .. } => RunOutcome::Finished,
-        RunState::Failed { reason, .. } => RunOutcome::Failed(reason),
-        RunState::Running { .. } => RunOutcome::HeldElsewhere,
-        _ => {
-            let tail = std::fs::read_to_string(&log).unwrap_or_default();
-            if tail.contains("is being trained by process") {
-                return RunOutcome::HeldElsewhere;
-            }
-            let tail: String = tail
-                .lines()
-                .rev()
-                .take(3)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect::<Vec<_>>()
-                .join(" | ");
-            let _ = std::fs::create_dir_all(&out);
-            fail(
-                &out,
-                run,
-                format!("the trainer exited with {status} and wrote no summary: {tail}"),
-            )
-        }
-    }
-}
-
-fn fail(out: &Path, run: &PlannedRun, reason: String) -> RunOutcome {
-    let s = RunSummary {
-        run: run.id.clone(),
-        status: RunStatus::Failed,
-        reason: Some(reason.clone()),
-        failed_at_step: None,
-        steps: 0,
-        params: run.params,
-        tokens: 0,
-        flops: 0.0,
-        final_loss: None,
-        final_eval_loss: None,
-        secs: 0.0,
-        tokens_per_sec: 0.0,
-    };
+fn fail(out: &Path, run: &PlannedRun, reason: String, transient: bool) -> RunOutcome {
+    let s = RunSummary::failed(&run.id, run.params, &reason, transient);
     let _ = record::write_atomic(
         &out.join(record::SUMMARY_FILE),
         &serde_json::to_vec_pretty(&s).expect("summary serialises"),
     );
-    RunOutcome::Failed(reason)
+    RunOutcome::Failed(s.reason.unwrap_or(reason))
 }
 
-/// Runs every run of the sweep on a local pool of `jobs` workers with `threads` threads
-/// each, largest runs first. `on_event` hears (run id, outcome) as each one ends.
-pub fn run_local(
+/// Writes the sweep's [`PLAN_FILE`] into its results folder: each run's planned budget,
+/// which the reader of run folders attaches to the run's rows.
+///
+/// # Errors
+/// The I/O error, with the path.
+pub fn write_plan_index(sweep: &Sweep, results: &Path) -> std::io::Result<()> {
+    let index = PlanIndex {
+        runs: sweep
+            .runs
+            .iter()
+            .map(|r| (r.id.clone(), PlannedBudget { budget: r.budget }))
+            .collect(),
+    };
+    std::fs::create_dir_all(results)?;
+    record::write_atomic(
+        &results.join(PLAN_FILE),
+        &serde_json::to_vec_pretty(&index).expect("plan index serialises"),
+    )
+}
+
+/// The table `isoflop fit` reads: every finished run of the sweep, read by the one reader
+/// of run folders ([`RunTable::read_runs`]) and limited to the sweep's runs; and the ids of
+/// the runs that are not in it, with their state.
+///
+/// # Errors
+/// The reader's error (a bad curve, or no finished run), or the plan index's write error.
+pub fn collect(
     sweep: &Sweep,
     results: &Path,
-    isoflop: &Path,
-    jobs: usize,
-    threads: usize,
-    on_event: &(dyn Fn(&str, &RunOutcome) + Sync),
-) -> Vec<(String, RunOutcome)> {
-    let mut order: Vec<&PlannedRun> = sweep.runs.iter().collect();
-    order.sort_by(|a, b| {
-        (b.params as f64 * b.tokens as f64)
-            .partial_cmp(&(a.params as f64 * a.tokens as f64))
-            .expect("finite")
-    });
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let done = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..jobs.max(1) {
-            s.spawn(|| loop {
-                let k = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let Some(run) = order.get(k) else { break };
-                let o = run_one(sweep, results, run, isoflop, threads);
-                on_event(&run.id, &o);
-                done.lock().expect("not poisoned").push((run.id.clone(), o));
-            });
+) -> Result<(RunTable, Vec<(String, RunState)>), isoflop_core::CoreError> {
+    write_plan_index(sweep, results).map_err(|source| isoflop_core::CoreError::Io {
+        path: results.join(PLAN_FILE),
+        source,
+    })?;
+    let missing: Vec<(String, RunState)> = sweep
+        .runs
+        .iter()
+        .map(|r| (r.id.clone(), state(results, r)))
+        .filter(|(_, st)| !matches!(st, RunState::Finished { .. }))
+        .collect();
+    let mut table = RunTable::read_runs(results)?;
+    let planned: std::collections::HashSet<&str> =
+        sweep.runs.iter().map(|r| r.id.as_str()).collect();
+    let before = table.rows.len();
+    let mut extra = std::collections::BTreeSet::new();
+    table.rows.retain(|r| {
+        let keep = r.run.as_deref().is_some_and(|id| planned.contains(id));
+        if !keep {
+            extra.insert(r.run.clone().unwrap_or_default());
         }
+        keep
     });
-    done.into_inner().expect("not poisoned")
-}
-
-/// The table `isoflop fit` reads: every finished run's curve, with its planned budget, as
-/// CSV text; and the ids of the runs that are not in it (with their state).
-pub fn collect(sweep: &Sweep, results: &Path) -> (String, Vec<(String, RunState)>) {
-    let mut out = String::from("run,step,params,tokens,flops,loss,budget,final_loss\n");
-    let mut missing = Vec::new();
-    for run in &sweep.runs {
-        match state(results, run) {
-            // Read with the run-table reader, which accepts any trainer's column names.
-            // Each row also carries the run's final loss for Approaches 2 and 3: its held-out
-            // loss at the end where it has one, else its smoothed final training loss.
-            RunState::Finished { .. } => {
-                let dir = results.join(&run.id);
-                let summary: Option<RunSummary> =
-                    record::read_json(&dir.join(record::SUMMARY_FILE)).ok();
-                let fin = summary
-                    .and_then(|s| s.final_eval_loss.or(s.final_loss))
-                    .map(|l| l.to_string())
-                    .unwrap_or_default();
-                match isoflop_core::RunTable::read(&dir.join(record::CURVE_FILE)) {
-                    Ok(t) => {
-                        for r in t.rows {
-                            let budget = run.budget.map(|b| format!("{b:e}")).unwrap_or_default();
-                            let step = r.step.map(|s| s.to_string()).unwrap_or_default();
-                            out += &format!(
-                                "{},{},{},{},{:e},{},{},{}\n",
-                                run.id, step, r.params, r.tokens, r.flops, r.loss, budget, fin
-                            );
-                        }
-                    }
-                    Err(e) => missing.push((
-                        run.id.clone(),
-                        RunState::Failed {
-                            status: "unreadable".into(),
-                            reason: e.to_string(),
-                        },
-                    )),
-                }
-            }
-            other => missing.push((run.id.clone(), other)),
-        }
+    table.finals.retain(|id, _| planned.contains(id.as_str()));
+    if table.rows.len() < before {
+        table.notes.push(format!(
+            "left out run folders that the sweep does not plan: {}",
+            extra.into_iter().collect::<Vec<_>>().join(", ")
+        ));
     }
-    (out, missing)
+    if table.rows.is_empty() {
+        return Err(isoflop_core::CoreError::Empty {
+            path: results.to_path_buf(),
+        });
+    }
+    Ok((table, missing))
 }
 
 /// A Slurm job-array script: one array index per run, at most `throttle` at once
@@ -383,15 +520,24 @@ pub fn slurm_script(
     throttle: usize,
     cpus: usize,
     logs: &Path,
+    retry_failed: bool,
 ) -> String {
     let n = sweep.runs.len();
     format!(
-        "#!/bin/bash\n#SBATCH --job-name=isoflop-{name}\n#SBATCH --array=0-{last}%{throttle}\n#SBATCH --cpus-per-task={cpus}\n#SBATCH --output={logs}/%A_%a.out\n#SBATCH --error={logs}/%A_%a.out\n# One array index per run of {file} ({n} runs). A task whose run has ended exits at once;\n# an unfinished one resumes from its checkpoint.\nexec {bin} sweep-task {file} --index \"$SLURM_ARRAY_TASK_ID\" --threads {cpus}\n",
-        name = sweep.name.replace(char::is_whitespace, "-"),
+        "#!/bin/bash\n#SBATCH --job-name=isoflop-{name}\n#SBATCH --array=0-{last}%{throttle}\n#SBATCH --cpus-per-task={cpus}\n#SBATCH --output={logs}/%A_%a.out\n#SBATCH --error={logs}/%A_%a.out\n# One array index per run of {file} ({n} runs). A task whose run has ended exits at once;\n# an unfinished one resumes from its checkpoint.\nexec {bin} sweep-task {file} --index \"$SLURM_ARRAY_TASK_ID\" --threads {cpus}{retry}\n",
+        retry = if retry_failed { " --retry-failed" } else { "" },
+        // The name and paths reach sbatch's directives and bash: the name is cut to safe
+        // characters, the paths quoted (and a path holding a line break is refused by
+        // the caller, since no quoting survives it in a directive).
+        name = sweep
+            .name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '-' })
+            .collect::<String>(),
         last = n.saturating_sub(1),
         logs = logs.display(),
-        file = sweep_file.display(),
-        bin = isoflop.display(),
+        file = sh_quote(&sweep_file.display().to_string()),
+        bin = sh_quote(&isoflop.display().to_string()),
     )
 }
 
@@ -433,6 +579,7 @@ pub fn run_index(
     index: usize,
     isoflop: &Path,
     threads: usize,
+    retry_failed: bool,
 ) -> Result<(String, RunOutcome), String> {
     let run = sweep.runs.get(index).ok_or_else(|| {
         format!(
@@ -441,10 +588,9 @@ pub fn run_index(
             sweep.runs.len()
         )
     })?;
-    let results = sweep.results_dir(sweep_file);
-    std::fs::create_dir_all(&results).map_err(|e| format!("{}: {e}", results.display()))?;
-    Ok((
-        run.id.clone(),
-        run_one(sweep, &results, run, isoflop, threads),
-    ))
+    let mut runner = Runner::new(sweep, sweep_file, isoflop, threads);
+    runner.retry_failed = retry_failed;
+    std::fs::create_dir_all(&runner.results)
+        .map_err(|e| format!("{}: {e}", runner.results.display()))?;
+    Ok((run.id.clone(), runner.run_one(run)))
 }

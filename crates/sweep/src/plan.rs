@@ -106,9 +106,105 @@ pub enum PlanError {
         /// The id.
         id: String,
     },
+    /// A run id that is not a plain folder name.
+    #[error("{path}: run id {id:?} {problem}; a run id is a folder name under the results folder")]
+    BadId {
+        /// The sweep file.
+        path: PathBuf,
+        /// The id.
+        id: String,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+    /// A command template names a placeholder that does not exist.
+    #[error("{path}: the command template has an unknown placeholder {{{name}}}; known: {known}")]
+    UnknownPlaceholder {
+        /// The sweep file (or the option that gave the template).
+        path: PathBuf,
+        /// The placeholder, without braces.
+        name: String,
+        /// The known placeholders.
+        known: String,
+    },
+}
+
+/// The placeholders a `command` template may use (see [`crate::exec::expand`]).
+pub const PLACEHOLDERS: &[&str] = &[
+    "id", "out", "layers", "d_model", "heads", "params", "tokens", "steps", "batch", "context",
+    "lr", "seed", "vocab", "data",
+];
+
+/// Why `id` cannot name a run folder, if it cannot: empty, `.` or `..`, holding a path
+/// separator or a control character, or starting with `-` (it would read as an option).
+pub fn id_problem(id: &str) -> Option<&'static str> {
+    if id.is_empty() {
+        Some("is empty")
+    } else if id == "." || id == ".." {
+        Some("names a folder above or at the results folder")
+    } else if id.contains('/') || id.contains('\\') {
+        Some("holds a path separator")
+    } else if id.chars().any(char::is_control) {
+        Some("holds a control character")
+    } else if id.starts_with('-') {
+        Some("starts with '-'")
+    } else {
+        None
+    }
+}
+
+/// The placeholders `{name}` in `template` (a name is letters, digits and `_`; other text
+/// in braces, such as awk's `{ print $1 }`, is not a placeholder).
+pub fn placeholders(template: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        rest = &rest[open + 1..];
+        if let Some(close) = rest.find('}') {
+            let name = &rest[..close];
+            if !name.is_empty()
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !name.starts_with(|c: char| c.is_ascii_digit())
+            {
+                out.push(name);
+            }
+        }
+    }
+    out
+}
+
+/// Checks a command template: every placeholder must be one of [`PLACEHOLDERS`].
+///
+/// # Errors
+/// [`PlanError::UnknownPlaceholder`] naming the first unknown one; `path` says where the
+/// template came from.
+pub fn check_template(template: &str, path: &Path) -> Result<(), PlanError> {
+    match placeholders(template)
+        .into_iter()
+        .find(|p| !PLACEHOLDERS.contains(p))
+    {
+        Some(name) => Err(PlanError::UnknownPlaceholder {
+            path: path.to_path_buf(),
+            name: name.to_string(),
+            known: PLACEHOLDERS
+                .iter()
+                .map(|p| format!("{{{p}}}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        }),
+        None => Ok(()),
+    }
 }
 
 use isoflop_core::units::count as short;
+
+/// `p` as given when absolute, else relative to the folder of `file`.
+fn resolve_beside(file: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        file.parent().unwrap_or(Path::new(".")).join(p)
+    }
+}
 
 fn planned(shape: ModelShape, tokens: u64, budget: Option<f64>) -> PlannedRun {
     let params = shape.params().total as u64;
@@ -236,14 +332,60 @@ impl Sweep {
 
     /// The results folder, resolved against the sweep file's folder.
     pub fn results_dir(&self, sweep_file: &Path) -> PathBuf {
-        if self.results.is_absolute() {
-            self.results.clone()
-        } else {
-            sweep_file
-                .parent()
-                .unwrap_or(Path::new("."))
-                .join(&self.results)
+        resolve_beside(sweep_file, &self.results)
+    }
+
+    /// The corpus, resolved against the sweep file's folder like the results folder (so a
+    /// sweep means the same files from whatever folder it is started); `None`: the
+    /// trainer's default corpus.
+    pub fn data_path(&self, sweep_file: &Path) -> Option<PathBuf> {
+        self.data
+            .as_deref()
+            .map(|d| resolve_beside(sweep_file, Path::new(d)))
+    }
+
+    /// Checks what a sweep file can get wrong beyond its syntax: run ids, shapes, the
+    /// command template. `path` names the file in errors.
+    ///
+    /// # Errors
+    /// [`PlanError`] for no runs, a repeated or unusable id, a shape that cannot be built,
+    /// or an unknown placeholder in the command template.
+    pub fn check(&self, path: &Path) -> Result<(), PlanError> {
+        if self.runs.is_empty() {
+            return Err(PlanError::Empty(format!("{} lists none", path.display())));
         }
+        if let Some(t) = &self.command {
+            check_template(t, path)?;
+        }
+        let mut ids = std::collections::HashSet::new();
+        for r in &self.runs {
+            if let Some(problem) = id_problem(&r.id) {
+                return Err(PlanError::BadId {
+                    path: path.into(),
+                    id: r.id.clone(),
+                    problem,
+                });
+            }
+            if !ids.insert(r.id.clone()) {
+                return Err(PlanError::Duplicate {
+                    path: path.into(),
+                    id: r.id.clone(),
+                });
+            }
+            ModelShape::new(
+                r.layers,
+                r.d_model,
+                r.heads,
+                self.vocab,
+                self.defaults.context,
+                false,
+            )
+            .map_err(|e| PlanError::File {
+                path: path.into(),
+                message: format!("run {}: {e}", r.id),
+            })?;
+        }
+        Ok(())
     }
 
     /// The sweep as TOML, with a header comment stating totals.
@@ -272,30 +414,7 @@ impl Sweep {
             path: path.into(),
             message: e.to_string(),
         })?;
-        if s.runs.is_empty() {
-            return Err(PlanError::Empty(format!("{} lists none", path.display())));
-        }
-        let mut ids = std::collections::HashSet::new();
-        for r in &s.runs {
-            if !ids.insert(r.id.clone()) {
-                return Err(PlanError::Duplicate {
-                    path: path.into(),
-                    id: r.id.clone(),
-                });
-            }
-            ModelShape::new(
-                r.layers,
-                r.d_model,
-                r.heads,
-                s.vocab,
-                s.defaults.context,
-                false,
-            )
-            .map_err(|e| PlanError::File {
-                path: path.into(),
-                message: format!("run {}: {e}", r.id),
-            })?;
-        }
+        s.check(path)?;
         Ok(s)
     }
 }

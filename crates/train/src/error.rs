@@ -35,9 +35,27 @@ pub enum TrainError {
         /// What is there.
         problem: String,
     },
+    /// Another live process holds the run's lease: nothing was trained.
+    #[error("{path}: is being trained by process {pid} on {host} (its lease is {path}/.lease)")]
+    Held {
+        /// The run folder.
+        path: PathBuf,
+        /// The holder's process.
+        pid: u32,
+        /// The holder's host.
+        host: String,
+    },
     /// libtorch reported an error.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
+}
+
+impl TrainError {
+    /// True for a failure of the machine rather than of the run (an I/O error, a libtorch
+    /// error): training it again may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, TrainError::Io { .. } | TrainError::Torch(_))
+    }
 }
 
 /// A result with [`TrainError`].

@@ -12,7 +12,10 @@ use crate::data::Corpus;
 use crate::error::{Result, TrainError};
 use crate::model::{decays, Gpt};
 use crate::schedule::learning_rate;
-use isoflop_core::record::{self, write_atomic, CurveRow, RunConfig, RunStatus, RunSummary};
+use isoflop_core::record::{
+    self, write_atomic, CheckpointMeta, CurveRow, RunConfig, RunStatus, RunSummary,
+};
+pub use isoflop_core::record::{CHECKPOINT_FILE, PROGRESS_FILE};
 use isoflop_core::shape::{FlopCount, ModelShape};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,10 +26,27 @@ use tch::{nn, Device, Tensor};
 pub const ADAM_BETAS: (f64, f64) = (0.9, 0.95);
 /// AdamW's epsilon.
 pub const ADAM_EPS: f64 = 1e-8;
-/// The checkpoint's file name.
-pub const CHECKPOINT_FILE: &str = "checkpoint.ot";
-/// Where a running run says how far it is (step, steps, loss, secs), about once a second.
-pub const PROGRESS_FILE: &str = "progress.json";
+/// A step's loss above both this many times the median of the run's recent losses and that
+/// median plus [`JUMP_NATS`] marks the run diverged ([`loss_jump`]).
+pub const JUMP_FACTOR: f64 = 3.0;
+/// See [`JUMP_FACTOR`].
+pub const JUMP_NATS: f64 = 3.0;
+/// How many recent losses [`loss_jump`] compares with (it needs at least half of them).
+pub const JUMP_WINDOW: usize = 40;
+
+/// Whether `loss` jumped far above the run's own `recent` losses: above [`JUMP_FACTOR`]
+/// times their median and above the median plus [`JUMP_NATS`] nats (a byte-level model that
+/// predicts uniformly has a loss of ln 256 = 5.5; a healthy run's spikes stay well under
+/// both bounds). Returns the median it compared with. Needs [`JUMP_WINDOW`]/2 recent losses.
+pub fn loss_jump(recent: &[f64], loss: f64) -> Option<f64> {
+    if recent.len() < JUMP_WINDOW / 2 {
+        return None;
+    }
+    let mut v = recent.to_vec();
+    v.sort_by(f64::total_cmp);
+    let m = v[v.len() / 2];
+    (loss > JUMP_FACTOR * m && loss > m + JUMP_NATS).then_some(m)
+}
 
 /// What one step of progress looks like to a caller (for a progress bar).
 #[derive(Clone, Debug)]
@@ -246,8 +266,48 @@ fn remove_stale_temporaries(out: &Path) {
 /// What is in the output folder before training.
 enum Start {
     Fresh,
-    Checkpoint(PathBuf),
+    /// An unfinished run: from its newest checkpoint that verifies, else from step 0.
+    Resume,
     Done(RunSummary),
+}
+
+/// The checkpoints in `out` that verify against a meta file, newest first. Any file may
+/// pair with any meta: a writer killed while it moved the latest checkpoint to
+/// [`record::PREVIOUS_CHECKPOINT_FILE`] leaves them crossed.
+fn verified_checkpoints(out: &Path) -> (Vec<(PathBuf, u64)>, Vec<String>) {
+    let metas: Vec<CheckpointMeta> = [
+        record::CHECKPOINT_META_FILE,
+        record::PREVIOUS_CHECKPOINT_META_FILE,
+    ]
+    .iter()
+    .filter_map(|m| record::read_json(&out.join(m)).ok())
+    .collect();
+    let mut good = Vec::new();
+    let mut bad = Vec::new();
+    for f in [CHECKPOINT_FILE, record::PREVIOUS_CHECKPOINT_FILE] {
+        let p = out.join(f);
+        let Ok(bytes) = std::fs::read(&p) else {
+            continue;
+        };
+        match metas.iter().find(|m| m.verifies(&bytes)) {
+            Some(m) => good.push((p, m.step)),
+            None => bad.push(f.to_string()),
+        }
+    }
+    good.sort_by(|a, b| b.1.cmp(&a.1));
+    (good, bad)
+}
+
+/// Removes every checkpoint file of `out` (the run has ended).
+fn remove_checkpoints(out: &Path) {
+    for f in [
+        CHECKPOINT_FILE,
+        record::CHECKPOINT_META_FILE,
+        record::PREVIOUS_CHECKPOINT_FILE,
+        record::PREVIOUS_CHECKPOINT_META_FILE,
+    ] {
+        let _ = std::fs::remove_file(out.join(f));
+    }
 }
 
 fn prepare(out: &Path, config: &RunConfig, resume: bool) -> Result<Start> {
@@ -275,6 +335,18 @@ fn prepare(out: &Path, config: &RunConfig, resume: bool) -> Result<Start> {
             ));
         }
         if let Ok(summary) = record::read_json::<RunSummary>(&out.join(record::SUMMARY_FILE)) {
+            if resume && summary.status == RunStatus::Failed && summary.transient {
+                // A machine fault stopped it: resume (the reason was reported when it
+                // happened, and a sweep keeps the old summary in its logs).
+                eprintln!(
+                    "{}: resuming after a failure: {}",
+                    out.display(),
+                    summary.reason.as_deref().unwrap_or("unknown")
+                );
+                std::fs::remove_file(out.join(record::SUMMARY_FILE))
+                    .map_err(io(&out.join(record::SUMMARY_FILE)))?;
+                return Ok(Start::Resume);
+            }
             if resume {
                 return Ok(Start::Done(summary));
             }
@@ -286,12 +358,7 @@ fn prepare(out: &Path, config: &RunConfig, resume: bool) -> Result<Start> {
                 "holds an unfinished run of this config; pass --resume to continue it",
             ));
         }
-        let ckpt = out.join(CHECKPOINT_FILE);
-        return Ok(if ckpt.exists() {
-            Start::Checkpoint(ckpt)
-        } else {
-            Start::Fresh
-        });
+        return Ok(Start::Resume);
     } else if std::fs::read_dir(out)
         .map_err(io(out))?
         .flatten()
@@ -389,7 +456,10 @@ impl State {
         })
     }
 
-    fn save(&self, path: &Path, step: u64, secs: f64) -> Result<()> {
+    /// Writes a checkpoint into `out`: the file whole under a temporary name, its checksum
+    /// ([`CheckpointMeta`]), then the previous checkpoint moved aside (kept until this one
+    /// is in place) and this one renamed in, its meta last.
+    fn save(&self, out: &Path, step: u64, secs: f64) -> Result<()> {
         let mut named: Vec<(String, Tensor)> = Vec::with_capacity(3 * self.vars.len() + 2);
         for (i, (n, p)) in self.vars.iter().enumerate() {
             named.push((format!("param.{n}"), p.shallow_clone()));
@@ -398,9 +468,26 @@ impl State {
         }
         named.push(("meta.step".into(), Tensor::from_slice(&[step as i64])));
         named.push(("meta.secs".into(), Tensor::from_slice(&[secs])));
+        let path = out.join(CHECKPOINT_FILE);
         let tmp = path.with_extension("ot.tmp");
         Tensor::save_multi(&named, &tmp)?;
-        std::fs::rename(&tmp, path).map_err(io(path))?;
+        let bytes = std::fs::read(&tmp).map_err(io(&tmp))?;
+        let meta = CheckpointMeta::of(&bytes, step);
+        let meta_path = out.join(record::CHECKPOINT_META_FILE);
+        if path.exists() {
+            let prev = out.join(record::PREVIOUS_CHECKPOINT_FILE);
+            std::fs::rename(&path, &prev).map_err(io(&prev))?;
+            let prev_meta = out.join(record::PREVIOUS_CHECKPOINT_META_FILE);
+            if meta_path.exists() {
+                std::fs::rename(&meta_path, &prev_meta).map_err(io(&prev_meta))?;
+            }
+        }
+        std::fs::rename(&tmp, &path).map_err(io(&path))?;
+        write_atomic(
+            &meta_path,
+            &serde_json::to_vec_pretty(&meta).expect("meta serialises"),
+        )
+        .map_err(io(&meta_path))?;
         Ok(())
     }
 
@@ -486,16 +573,11 @@ pub fn train(
     }
     std::fs::create_dir_all(out).map_err(io(out))?;
     let lease = isoflop_core::lease::Lease::acquire(out).map_err(|h| match h {
-        Some(h) => folder_err(
-            out,
-            format!(
-                "is being trained by process {} on {} (its lease is {}/{})",
-                h.pid,
-                h.host,
-                out.display(),
-                isoflop_core::lease::LEASE_FILE
-            ),
-        ),
+        Some(h) => TrainError::Held {
+            path: out.to_path_buf(),
+            pid: h.pid,
+            host: h.host,
+        },
         None => folder_err(out, "cannot write its lease file"),
     })?;
     remove_stale_temporaries(out);
@@ -510,16 +592,96 @@ pub fn train(
     let (vs, model) = init_model(config, dev);
     let mut state = State::new(&vs);
     let curve_path = out.join(record::CURVE_FILE);
-    let ckpt_path = out.join(CHECKPOINT_FILE);
     let (mut step, mut secs0) = (0u64, 0.0f64);
     let mut rows: Vec<CurveRow> = Vec::new();
-    if let Start::Checkpoint(p) = &start {
-        (step, secs0) = state.load(p)?;
+    if let Start::Resume = &start {
+        let (good, bad) = verified_checkpoints(out);
+        for f in &bad {
+            eprintln!(
+                "{}: {f} does not match its checksum; it is not trained on",
+                out.display()
+            );
+        }
+        let mut loaded = None;
+        for (p, at) in &good {
+            match state.load(p) {
+                Ok(l) => {
+                    loaded = Some(l);
+                    break;
+                }
+                Err(e) => eprintln!(
+                    "{}: checkpoint at step {at} could not be loaded ({}); trying an older one",
+                    p.display(),
+                    record::one_line(&e.to_string())
+                ),
+            }
+        }
+        match loaded {
+            Some(l) => {
+                (step, secs0) = l;
+                if good.first().map(|g| g.1) != Some(step) || !bad.is_empty() {
+                    eprintln!("{}: resuming from the checkpoint at step {step}", out.display());
+                }
+            }
+            None => {
+                if !good.is_empty() || !bad.is_empty() {
+                    eprintln!(
+                        "{}: no checkpoint verifies; the run restarts from step 0",
+                        out.display()
+                    );
+                }
+                // A model half-filled by a failed load is rebuilt from its seed.
+                return train_from_scratch(config, corpus, out, stop, on_progress, lease);
+            }
+        }
         if curve_path.exists() {
             rows = record::read_curve(&curve_path).map_err(|e| folder_err(out, e))?;
             rows.retain(|r| r.step <= step);
         }
     }
+    run_loop(config, corpus, out, stop, on_progress, lease, dev, model, state, step, secs0, rows)
+}
+
+/// Trains `config` from step 0, replacing whatever the folder's curve held.
+fn train_from_scratch(
+    config: &RunConfig,
+    corpus: &Corpus,
+    out: &Path,
+    stop: &AtomicBool,
+    on_progress: &mut dyn FnMut(&Progress),
+    lease: isoflop_core::lease::Lease,
+) -> Result<Outcome> {
+    remove_checkpoints(out);
+    let dev = device(&config.device)?;
+    let (vs, model) = init_model(config, dev);
+    let state = State::new(&vs);
+    run_loop(config, corpus, out, stop, on_progress, lease, dev, model, state, 0, 0.0, Vec::new())
+}
+
+/// The training loop from `step` (the state loaded), to the horizon or the stop flag.
+#[allow(clippy::too_many_arguments)]
+fn run_loop(
+    config: &RunConfig,
+    corpus: &Corpus,
+    out: &Path,
+    stop: &AtomicBool,
+    on_progress: &mut dyn FnMut(&Progress),
+    lease: isoflop_core::lease::Lease,
+    dev: Device,
+    model: Gpt,
+    mut state: State,
+    mut step: u64,
+    secs0: f64,
+    mut rows: Vec<CurveRow>,
+) -> Result<Outcome> {
+    let curve_path = out.join(record::CURVE_FILE);
+    let mut recent: std::collections::VecDeque<f64> = rows
+        .iter()
+        .rev()
+        .map(|r| r.loss)
+        .filter(|l| l.is_finite())
+        .take(JUMP_WINDOW)
+        .collect();
     let (b, t) = (config.batch, config.shape.context);
     let tokens_per_step = (b * t) as u64;
     let fpt = config.flops_per_token.get(config.flop_count);
@@ -542,12 +704,10 @@ pub fn train(
                   eval: Option<f64>|
      -> Result<RunSummary> {
         write_curve(rows)?;
-        let tail: Vec<f64> = rows
+        let ended: Vec<(f64, f64)> = rows
             .iter()
-            .rev()
-            .take(10)
-            .map(|r| r.loss)
-            .filter(|l| l.is_finite())
+            .filter(|r| status == RunStatus::Finished || r.step <= step)
+            .map(|r| (r.tokens as f64, r.loss))
             .collect();
         let summary = RunSummary {
             run: config.run.clone(),
@@ -558,7 +718,7 @@ pub fn train(
             params,
             tokens: step * tokens_per_step,
             flops: (step * tokens_per_step) as f64 * fpt,
-            final_loss: (!tail.is_empty()).then(|| tail.iter().sum::<f64>() / tail.len() as f64),
+            final_loss: record::final_loss(&ended),
             final_eval_loss: eval,
             secs,
             tokens_per_sec: if secs > 0.0 {
@@ -566,6 +726,7 @@ pub fn train(
             } else {
                 0.0
             },
+            transient: false,
         };
         let p = out.join(record::SUMMARY_FILE);
         write_atomic(
@@ -573,7 +734,7 @@ pub fn train(
             &serde_json::to_vec_pretty(&summary).expect("summary serialises"),
         )
         .map_err(io(&p))?;
-        let _ = std::fs::remove_file(&ckpt_path);
+        remove_checkpoints(out);
         let _ = std::fs::remove_file(out.join(PROGRESS_FILE));
         Ok(summary)
     };
@@ -588,7 +749,9 @@ pub fn train(
         let (x, y) = corpus.train_batch(config.seed, step, b, t);
         let loss = model.loss(&to_tensor(&x, b, t, dev), &to_tensor(&y, b, t, dev));
         let loss_value = loss.double_value(&[]);
-        if !loss_value.is_finite() {
+        let recent_v: Vec<f64> = recent.iter().copied().collect();
+        let jumped = loss_jump(&recent_v, loss_value);
+        if !loss_value.is_finite() || jumped.is_some() {
             rows.push(CurveRow {
                 run: config.run.clone(),
                 step: step + 1,
@@ -602,7 +765,14 @@ pub fn train(
             });
             let s = finish(
                 RunStatus::Diverged,
-                Some(format!("loss became {loss_value} at step {}", step + 1)),
+                Some(match jumped {
+                    Some(m) => format!(
+                        "loss jumped to {loss_value:.4} at step {}, above {JUMP_FACTOR}x the median {m:.4} of its {} recent losses",
+                        step + 1,
+                        recent_v.len()
+                    ),
+                    None => format!("loss became {loss_value} at step {}", step + 1),
+                }),
                 Some(step + 1),
                 step,
                 &rows,
@@ -611,6 +781,10 @@ pub fn train(
             )?;
             return Ok(Outcome::Ended(s));
         }
+        if recent.len() == JUMP_WINDOW {
+            recent.pop_back();
+        }
+        recent.push_front(loss_value);
         state.zero_grad();
         loss.backward();
         state.clip(config.grad_clip);
@@ -635,8 +809,16 @@ pub fn train(
         let elapsed = clock.elapsed().as_secs_f64();
         if last_progress.elapsed().as_secs_f64() >= 1.0 {
             // For sweeps watching from another process: where this run is, once a second.
-            let p = serde_json::json!({ "step": step, "steps": config.steps, "loss": loss_value, "secs": secs(&clock) });
-            let _ = write_atomic(&progress_path, p.to_string().as_bytes());
+            let p = record::Progress {
+                step,
+                steps: config.steps,
+                loss: loss_value,
+                secs: secs(&clock),
+            };
+            let _ = write_atomic(
+                &progress_path,
+                &serde_json::to_vec(&p).expect("progress serialises"),
+            );
             last_progress = Instant::now();
             if last_refresh.elapsed().as_secs() >= 30 {
                 lease.refresh();
@@ -669,7 +851,7 @@ pub fn train(
             // The curve first: a kill between the two writes leaves a curve ahead of the
             // previous checkpoint, which a resume truncates, never one behind it.
             write_curve(&rows)?;
-            state.save(&ckpt_path, step, secs(&clock))?;
+            state.save(out, step, secs(&clock))?;
             if stopping {
                 return Ok(Outcome::Stopped { step });
             }
