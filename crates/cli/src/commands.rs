@@ -68,9 +68,9 @@ struct FitArgs {
     opts: FitOpts,
 }
 
-/// Options shared by `fit` and `plot`.
+/// Options shared by `fit`, `plot` and `run`.
 #[derive(Args, Debug)]
-struct FitOpts {
+pub struct FitOpts {
     /// Approaches to fit, e.g. `3` or `2,3` (default: every one the data supports).
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u8).range(1..=3))]
     approach: Vec<u8>,
@@ -113,7 +113,7 @@ struct FitOpts {
 
 impl FitOpts {
     /// The columns the user chose.
-    fn columns(&self) -> isoflop_core::ColumnChoice {
+    pub fn columns(&self) -> isoflop_core::ColumnChoice {
         isoflop_core::ColumnChoice {
             params: self.params_column.clone(),
             tokens: self.tokens_column.clone(),
@@ -180,7 +180,8 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn settings(a: &FitOpts) -> Result<FitSettings> {
+/// The fit settings of the options (checked).
+pub fn settings(a: &FitOpts) -> Result<FitSettings> {
     let mut s = FitSettings::default().with_bootstrap(a.boot, a.seed);
     if !a.approach.is_empty() {
         s.approaches = a.approach.clone();

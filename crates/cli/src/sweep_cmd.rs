@@ -147,9 +147,8 @@ pub struct RunArgs {
     /// Corpus (default: the King James Bible from Debian's bible-kjv).
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Bootstrap resamples for the fits.
-    #[arg(long, default_value_t = 200)]
-    boot: usize,
+    #[command(flatten)]
+    fit: crate::commands::FitOpts,
     /// Run this sweep file instead of planning the default study (trains what is
     /// unfinished, then fits, draws and reports into --out).
     #[arg(long, value_name = "SWEEP.toml", conflicts_with_all = ["quick", "data"])]
@@ -650,6 +649,7 @@ fn default_study(a: &RunArgs) -> Result<(PathBuf, Sweep)> {
 
 pub fn run(a: RunArgs) -> Result<()> {
     let t0 = Instant::now();
+    crate::commands::settings(&a.fit)?; // options checked before hours of training
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let (file, s) = match &a.sweep {
         Some(f) => (f.clone(), Sweep::read(f)?),
@@ -678,8 +678,8 @@ pub fn run(a: RunArgs) -> Result<()> {
         json: false,
         out: Some(a.out.join("runs.csv")),
     })?;
-    let t = isoflop_core::RunTable::read(&table)?;
-    let settings = isoflop_fit::FitSettings::default().with_bootstrap(a.boot, 0);
+    let t = isoflop_core::RunTable::read_with(&table, &a.fit.columns())?;
+    let settings = crate::commands::settings(&a.fit)?;
     let report = isoflop_fit::fit_table(&t, &settings)?;
     let laws = report.laws();
     write_atomic(&a.out.join("law.json"), &serde_json::to_vec_pretty(&laws)?)?;

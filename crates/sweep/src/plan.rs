@@ -490,4 +490,37 @@ mod tests {
             .to_string()
             .contains("sweep.toml"));
     }
+
+    #[test]
+    fn unknown_placeholders_and_path_ids_are_refused_when_the_file_is_read() {
+        let d = RunDefaults::default();
+        let (runs, _) = isoflop_design(&[1e12], 3, 4.0, 256, &d);
+        let mut s = Sweep {
+            name: "t".into(),
+            results: "runs".into(),
+            data: Some("corpus.txt".into()),
+            vocab: 256,
+            defaults: d,
+            command: Some("train.sh {out} {bogus} awk '{ print $1 }'".into()),
+            runs,
+        };
+        let dir = std::env::temp_dir().join(format!("isoflop-plan-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("sweep.toml");
+        std::fs::write(&p, s.to_toml(2)).unwrap();
+        let e = Sweep::read(&p).unwrap_err().to_string();
+        assert!(e.contains("sweep.toml") && e.contains("{bogus}") && e.contains("{out}"), "{e}");
+        s.command = Some("train.sh {out} {id}".into());
+        for (id, why) in [("../../x", "path separator"), ("..", "above"), ("-rf", "'-'"), ("a\tb", "control")] {
+            let mut bad = s.clone();
+            bad.runs[0].id = id.into();
+            std::fs::write(&p, bad.to_toml(2)).unwrap();
+            let e = Sweep::read(&p).unwrap_err().to_string();
+            assert!(e.contains(why) && e.contains("run id"), "{id:?}: {e}");
+        }
+        // Paths mean the same from any folder: both resolve beside the sweep file.
+        assert_eq!(s.data_path(&p).unwrap(), dir.join("corpus.txt"));
+        assert_eq!(s.results_dir(&p), dir.join("runs"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -56,3 +56,43 @@ pub fn losses(run: &Path) -> Vec<(u64, f64)> {
         })
         .collect()
 }
+
+/// A stand-in for a user's trainer (another framework) in `dir`: `sh fake_trainer.sh OUT ID
+/// PARAMS TOKENS` writes the three run-record files of a made-up 4-row curve whose losses
+/// follow L = 1.8 + 400/N^0.34 + 400/D^0.28 with a small deterministic wiggle. Control files
+/// beside it change one run's behaviour: `kill-once-ID` (it kills itself with SIGKILL, once),
+/// `diverge-ID` (it writes a diverged summary). Every call appends its id to `calls.log`.
+pub fn fake_trainer(dir: &Path) -> PathBuf {
+    let script = dir.join("fake_trainer.sh");
+    std::fs::write(
+        &script,
+        r#"#!/bin/sh
+out=$1; id=$2; n=$3; d=$4; here=$(dirname "$0")
+echo "$id" >> "$here/calls.log"
+if [ -f "$here/kill-once-$id" ]; then rm "$here/kill-once-$id"; kill -9 $$; fi
+mkdir -p "$out"
+echo '{"note": "written by an external trainer"}' > "$out/config.json"
+law() { awk "BEGIN { print 1.8 + 400 / ($1 ^ 0.34) + 400 / ($2 ^ 0.28) + 0.01 * sin($1 * 0.37 + $2 * 0.011) }"; }
+{
+  echo "run,step,params,tokens,flops,loss"
+  for s in 1 2 3 4; do
+    t=$((d * s / 4))
+    echo "$id,$s,$n,$t,$((6 * n * t)),$(law $n $t)"
+  done
+} > "$out/curve.csv"
+loss=$(law $n $d)
+status=finished; reason=null
+if [ -f "$here/diverge-$id" ]; then status=diverged; reason='"loss became NaN at step 3"'; fi
+cat > "$out/summary.json" <<JSON
+{"run": "$id", "status": "$status", "reason": $reason, "failed_at_step": null, "steps": 4, "params": $n, "tokens": $d, "flops": $((6 * n * d)), "final_loss": $loss, "final_eval_loss": null, "secs": 0.1, "tokens_per_sec": 1.0}
+JSON
+"#,
+    )
+    .unwrap();
+    script
+}
+
+/// The command template that runs [`fake_trainer`] (exec'd, so a signal reaches the sweep).
+pub fn fake_template(script: &Path) -> String {
+    format!("exec sh {} {{out}} {{id}} {{params}} {{tokens}}", script.display())
+}
