@@ -318,6 +318,9 @@ fn sweep_local(
     overall.set_position(ended0 as u64);
     let stop = std::sync::atomic::AtomicBool::new(false);
     let (t0, cpu0) = (Instant::now(), cpu_secs_children());
+    if overall.is_hidden() {
+        eprintln!("training {} run(s); a line follows as each one ends", total as usize - ended0);
+    }
     let outcomes = std::thread::scope(|sc| {
         // One line per active run, from its progress.json, twice a second.
         sc.spawn(|| {
@@ -362,10 +365,42 @@ fn sweep_local(
                 b.finish_and_clear();
             }
         });
+        // Where stderr is not a terminal (a log file, a batch job) the bars draw nothing: a
+        // line per run ended says where the sweep is instead.
+        let plain = overall.is_hidden();
+        let flops_of = |id: &str| {
+            s.runs
+                .iter()
+                .find(|r| r.id == id)
+                .map_or(0.0, |r| 6.0 * r.params as f64 * r.tokens as f64)
+        };
+        let todo: f64 = s
+            .runs
+            .iter()
+            .filter(|r| !matches!(exec::state(&results, r), RunState::Finished { .. } | RunState::Failed { .. }))
+            .map(|r| flops_of(&r.id))
+            .sum();
+        let done_flops = std::sync::Mutex::new(0.0f64);
         let out = runner.run_local(jobs, &|id, o| {
             overall.inc(matches!(o, RunOutcome::Finished | RunOutcome::Failed(_)) as u64);
-            if let RunOutcome::Failed(why) = o {
-                overall.println(format!("run {id} failed: {why}"));
+            let line = match o {
+                RunOutcome::Failed(why) => Some(format!("run {id} failed: {why}")),
+                RunOutcome::Finished if plain => Some(format!("run {id} finished")),
+                _ => None,
+            };
+            if let Some(line) = line {
+                if plain {
+                    let mut f = done_flops.lock().expect("not poisoned");
+                    *f += flops_of(id);
+                    let el = t0.elapsed().as_secs_f64();
+                    let left = if *f > 0.0 { el * (todo - *f).max(0.0) / *f } else { 0.0 };
+                    eprintln!(
+                        "[{}/{total}] {line}; {el:.0} s elapsed, about {left:.0} s left",
+                        overall.position()
+                    );
+                } else {
+                    overall.println(line);
+                }
             }
         });
         stop.store(true, std::sync::atomic::Ordering::SeqCst);

@@ -411,11 +411,25 @@ pub fn exit_reason(status: std::process::ExitStatus, stderr: &str) -> String {
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .collect();
+    // Our trainer's message; else libtorch's (a C++ exception's `what():`, not the stack
+    // frames printed after it); else the last line that is not a frame.
     let said = lines
         .iter()
         .find(|l| l.starts_with("error:"))
-        .or(lines.last())
-        .map(|l| record::one_line(l));
+        .map(|l| l.to_string())
+        .or_else(|| {
+            lines
+                .iter()
+                .find_map(|l| l.split_once("what():").map(|(_, w)| format!("libtorch: {}", w.trim())))
+        })
+        .or_else(|| {
+            lines
+                .iter()
+                .rev()
+                .find(|l| !l.starts_with("frame #") && !l.starts_with("Exception raised from"))
+                .map(|l| l.to_string())
+        })
+        .map(|l| record::one_line(&l));
     match said {
         Some(l) => format!("{how}: {l}"),
         None => format!("{how} and wrote no summary"),
@@ -672,7 +686,7 @@ mod tests {
             aborted,
             "terminate called after throwing an instance of 'c10::Error'\n  what():  bad\nframe #0: x\n",
         );
-        assert!(r.contains("SIGABRT") && r.ends_with("frame #0: x"), "{r}");
+        assert!(r.contains("SIGABRT") && r.ends_with("libtorch: bad"), "{r}");
         let exited = std::process::ExitStatus::from_raw(3 << 8);
         let r = exit_reason(exited, "step 10\nerror: disk full: /x/curve.csv\n  caused by: y\n");
         assert_eq!(r, "the trainer exited with status 3: error: disk full: /x/curve.csv");

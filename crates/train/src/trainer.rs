@@ -274,7 +274,7 @@ enum Start {
 /// The checkpoints in `out` that verify against a meta file, newest first. Any file may
 /// pair with any meta: a writer killed while it moved the latest checkpoint to
 /// [`record::PREVIOUS_CHECKPOINT_FILE`] leaves them crossed.
-fn verified_checkpoints(out: &Path) -> (Vec<(PathBuf, u64)>, Vec<String>) {
+fn verified_checkpoints(out: &Path) -> (Vec<(PathBuf, u64, Vec<u8>)>, Vec<String>) {
     let metas: Vec<CheckpointMeta> = [
         record::CHECKPOINT_META_FILE,
         record::PREVIOUS_CHECKPOINT_META_FILE,
@@ -290,7 +290,7 @@ fn verified_checkpoints(out: &Path) -> (Vec<(PathBuf, u64)>, Vec<String>) {
             continue;
         };
         match metas.iter().find(|m| m.verifies(&bytes)) {
-            Some(m) => good.push((p, m.step)),
+            Some(m) => good.push((p, m.step, bytes)),
             None => bad.push(f.to_string()),
         }
     }
@@ -470,9 +470,21 @@ impl State {
         named.push(("meta.secs".into(), Tensor::from_slice(&[secs])));
         let path = out.join(CHECKPOINT_FILE);
         let tmp = path.with_extension("ot.tmp");
-        Tensor::save_multi(&named, &tmp)?;
-        let bytes = std::fs::read(&tmp).map_err(io(&tmp))?;
+        // Serialised in memory, then written by us: a full disk or an unwritable folder is
+        // an I/O error naming the file, not an abort inside libtorch's writer.
+        let mut bytes: Vec<u8> = Vec::new();
+        Tensor::save_multi_to_stream(&named, &mut bytes)?;
         let meta = CheckpointMeta::of(&bytes, step);
+        let written = (|| -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(io(&tmp)(e));
+        }
         let meta_path = out.join(record::CHECKPOINT_META_FILE);
         if path.exists() {
             let prev = out.join(record::PREVIOUS_CHECKPOINT_FILE);
@@ -491,9 +503,12 @@ impl State {
         Ok(())
     }
 
-    fn load(&mut self, path: &Path) -> Result<(u64, f64)> {
+    /// Loads the checkpoint `bytes` (read from `path`, named in errors).
+    fn load(&mut self, path: &Path, bytes: Vec<u8>) -> Result<(u64, f64)> {
         let saved: std::collections::HashMap<String, Tensor> =
-            Tensor::load_multi(path)?.into_iter().collect();
+            Tensor::load_multi_from_stream(std::io::Cursor::new(bytes))?
+                .into_iter()
+                .collect();
         let get = |k: &str| {
             saved
                 .get(k)
@@ -603,8 +618,9 @@ pub fn train(
             );
         }
         let mut loaded = None;
-        for (p, at) in &good {
-            match state.load(p) {
+        let newest = good.first().map(|g| g.1);
+        for (p, at, bytes) in good {
+            match state.load(&p, bytes) {
                 Ok(l) => {
                     loaded = Some(l);
                     break;
@@ -619,12 +635,12 @@ pub fn train(
         match loaded {
             Some(l) => {
                 (step, secs0) = l;
-                if good.first().map(|g| g.1) != Some(step) || !bad.is_empty() {
+                if newest != Some(step) || !bad.is_empty() {
                     eprintln!("{}: resuming from the checkpoint at step {step}", out.display());
                 }
             }
             None => {
-                if !good.is_empty() || !bad.is_empty() {
+                if newest.is_some() || !bad.is_empty() {
                     eprintln!(
                         "{}: no checkpoint verifies; the run restarts from step 0",
                         out.display()

@@ -1,0 +1,139 @@
+//! Faults of isoflop's own trainer inside a sweep: a trainer killed mid-run is resumed from
+//! its checkpoint by the next sweep (and ends as an uninterrupted run), and a full disk is one
+//! readable line in the run's summary and in the sweep's output.
+#![cfg(feature = "train")]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+mod common;
+use common::{corpus, isoflop, losses, stderr, stdout};
+
+fn tmpdir(name: &str) -> PathBuf {
+    common::tmpdir("train-faults", name)
+}
+
+/// A one-run plan (a few seconds of training) with results in `results`.
+fn one_run(dir: &Path, results: &Path) -> PathBuf {
+    let data = corpus(dir);
+    let f = dir.join("sweep.toml");
+    let o = isoflop(&[
+        "plan",
+        "--budgets",
+        "3e11",
+        "--sizes-per-budget",
+        "1",
+        "--context",
+        "32",
+        "--batch",
+        "8",
+        "--out",
+        f.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    f
+}
+
+fn the_run(results: &Path) -> PathBuf {
+    std::fs::read_dir(results)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.is_dir() && p.file_name().unwrap() != "logs")
+        .unwrap()
+}
+
+#[test]
+fn a_trainer_killed_mid_run_resumes_from_its_checkpoint_on_the_next_sweep() {
+    let a = tmpdir("ref");
+    let fa = one_run(&a, &a.join("runs"));
+    assert!(isoflop(&["sweep", fa.to_str().unwrap()]).status.success());
+    let b = tmpdir("killed");
+    let fb = one_run(&b, &b.join("runs"));
+    let sweep = Command::new(common::bin())
+        .args(["sweep", fb.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for a checkpoint, then kill the trainer (not the sweep), as the OOM killer would.
+    let t0 = Instant::now();
+    let run = loop {
+        if let Some(r) = std::fs::read_dir(b.join("runs")).ok().and_then(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .find(|p| p.join("checkpoint.json").exists())
+        }) {
+            break r;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "no checkpoint appeared");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let lease = std::fs::read_to_string(run.join(".lease")).unwrap();
+    let pid: i32 = lease.split_whitespace().nth(1).unwrap().parse().unwrap();
+    // SAFETY: a signal to the trainer this test's sweep started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let o = sweep.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(!run.join("summary.json").exists() || {
+        let s: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap();
+        s["transient"] == true
+    });
+    let st = stdout(&isoflop(&["status", fb.to_str().unwrap()]));
+    assert!(
+        st.contains("signal 9") && st.contains("resumes from its checkpoint at step"),
+        "{st}"
+    );
+    let o = isoflop(&["sweep", fb.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("1 runs trained"), "{}", stderr(&o));
+    let (la, lb) = (losses(&the_run(&a.join("runs"))), losses(&run));
+    assert_eq!(la.len(), lb.len());
+    for ((s1, l1), (s2, l2)) in la.iter().zip(&lb) {
+        assert_eq!(s1, s2);
+        assert!((l1 - l2).abs() < 1e-5, "step {s1}: {l1} vs {l2}");
+    }
+}
+
+#[test]
+fn a_full_disk_is_one_readable_line_in_the_summary_and_the_sweep_output() {
+    let d = tmpdir("full");
+    let disk = d.join("disk");
+    std::fs::create_dir_all(&disk).unwrap();
+    // A 400 kB file system: the first checkpoint does not fit.
+    let m = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=400k", "tmpfs"])
+        .arg(&disk)
+        .output();
+    if !m.as_ref().is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: cannot mount a small tmpfs here (needs root): {m:?}");
+        return;
+    }
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _u = Unmount(&disk);
+    let f = one_run(&d, &disk.join("runs"));
+    let o = isoflop(&["sweep", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    let line = err
+        .lines()
+        .find(|l| l.contains("failed:") && l.contains("] run "))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(line.contains("No space left on device") && line.contains("checkpoint.ot"), "{err}");
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(the_run(&disk.join("runs")).join("summary.json")).unwrap())
+            .unwrap();
+    let reason = s["reason"].as_str().unwrap();
+    assert!(reason.contains("No space left on device") && !reason.contains('\n'), "{reason}");
+    assert_eq!(s["transient"], true);
+}
