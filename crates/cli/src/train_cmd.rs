@@ -198,6 +198,9 @@ pub fn run(a: TrainArgs) -> Result<()> {
         shape.layers, shape.d_model, shape.heads, p.total, p.non_embedding, cfg.steps, cfg.batch, shape.context, cfg.tokens,
         cfg.tokens as f64 * cfg.flops_per_token.get(cfg.flop_count), cfg.flop_count
     );
+    if let Some(w) = corpus.repetition_warning(cfg.tokens, cfg.batch, shape.context) {
+        eprintln!("warning: {run}: {w}");
+    }
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();

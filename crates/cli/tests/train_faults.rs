@@ -137,3 +137,33 @@ fn a_full_disk_is_one_readable_line_in_the_summary_and_the_sweep_output() {
     assert!(reason.contains("No space left on device") && !reason.contains('\n'), "{reason}");
     assert_eq!(s["transient"], true);
 }
+
+#[test]
+fn a_read_only_run_folder_is_one_readable_line_in_the_sweep_output() {
+    let d = tmpdir("ro");
+    let f = one_run(&d, &d.join("runs"));
+    let id = std::fs::read_to_string(&f)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("id = \"").map(|s| s.trim_end_matches('"').to_string()))
+        .unwrap();
+    let run = d.join("runs").join(&id);
+    std::fs::create_dir_all(&run).unwrap();
+    let m = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m,ro", "tmpfs"])
+        .arg(&run)
+        .output();
+    if !m.as_ref().is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: cannot mount a read-only tmpfs here (needs root): {m:?}");
+        return;
+    }
+    let o = isoflop(&["sweep", f.to_str().unwrap()]);
+    let _ = Command::new("umount").arg(&run).status();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    let line = err
+        .lines()
+        .find(|l| l.contains("failed:") && l.contains("] run "))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(line.contains("Read-only file system") && line.contains(".lease"), "{line}");
+}

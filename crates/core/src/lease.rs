@@ -69,12 +69,22 @@ pub fn holder(dir: &Path) -> Option<Holder> {
     (!stale).then_some(h)
 }
 
+/// Why a lease could not be taken.
+#[derive(Debug)]
+pub enum LeaseError {
+    /// A live process holds it.
+    Held(Holder),
+    /// The lease file could not be written (a read-only or full folder).
+    Io(std::io::Error),
+}
+
 impl Lease {
     /// Takes the lease on `dir` (which must exist), taking over a stale one.
     ///
     /// # Errors
-    /// `Err(Some(holder))` when a live process holds it; `Err(None)` on an I/O error.
-    pub fn acquire(dir: &Path) -> Result<Lease, Option<Holder>> {
+    /// [`LeaseError::Held`] when a live process holds it; [`LeaseError::Io`] when the lease
+    /// file cannot be written.
+    pub fn acquire(dir: &Path) -> Result<Lease, LeaseError> {
         let path = dir.join(LEASE_FILE);
         for _ in 0..3 {
             match std::fs::OpenOptions::new()
@@ -83,20 +93,28 @@ impl Lease {
                 .open(&path)
             {
                 Ok(mut f) => {
-                    writeln!(f, "{} {}", host(), std::process::id()).map_err(|_| None)?;
+                    if let Err(e) = writeln!(f, "{} {}", host(), std::process::id()) {
+                        let _ = std::fs::remove_file(&path);
+                        return Err(LeaseError::Io(e));
+                    }
                     return Ok(Lease { path });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     if let Some(h) = holder(dir) {
-                        return Err(Some(h));
+                        return Err(LeaseError::Held(h));
                     }
                     // Stale: remove and try again (another taker may win the race).
                     let _ = std::fs::remove_file(&path);
                 }
-                Err(_) => return Err(None),
+                Err(e) => return Err(LeaseError::Io(e)),
             }
         }
-        Err(holder(dir))
+        match holder(dir) {
+            Some(h) => Err(LeaseError::Held(h)),
+            None => Err(LeaseError::Io(std::io::Error::other(
+                "the lease kept being taken by others",
+            ))),
+        }
     }
 
     /// Marks the lease as alive (updates its modification time).
@@ -122,7 +140,9 @@ mod tests {
         let d = std::env::temp_dir().join(format!("isoflop-lease-{}", std::process::id()));
         std::fs::create_dir_all(&d).unwrap();
         let a = Lease::acquire(&d).unwrap();
-        let h = Lease::acquire(&d).unwrap_err().unwrap();
+        let LeaseError::Held(h) = Lease::acquire(&d).unwrap_err() else {
+            panic!("not held")
+        };
         assert_eq!(h.pid, std::process::id());
         drop(a);
         assert!(holder(&d).is_none());

@@ -298,11 +298,11 @@ impl<'a> Runner<'a> {
         }
         let log = logs.join(format!("{}.log", run.id));
         let mut cmd = self.command(run, &out);
-        cmd.stdin(Stdio::null()).stdout(Stdio::null());
-        match std::fs::File::create(&log) {
-            Ok(f) => cmd.stderr(f),
-            Err(_) => cmd.stderr(Stdio::null()),
-        };
+        // Standard error is read here and copied to the log, so its last words reach the
+        // summary and the sweep's output even where the log cannot be written.
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
         unsafe {
             use std::os::unix::process::CommandExt;
@@ -312,8 +312,36 @@ impl<'a> Runner<'a> {
             });
         }
         let started = std::time::SystemTime::now();
-        let status = match cmd.status() {
-            Ok(s) => s,
+        let (status, text) = match cmd.spawn() {
+            Ok(mut child) => {
+                let mut text = String::new();
+                let mut file = std::fs::File::create(&log).ok();
+                if let Some(mut err) = child.stderr.take() {
+                    use std::io::{Read, Write};
+                    let mut buf = [0u8; 8192];
+                    while let Ok(n) = err.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        if let Some(f) = file.as_mut() {
+                            let _ = f.write_all(&buf[..n]);
+                        }
+                        // Keep the tail only: a chatty trainer's log can be long.
+                        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+                        if text.len() > 64 * 1024 {
+                            let cut = text.len() - 32 * 1024;
+                            let cut = (cut..text.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+                            text.drain(..cut);
+                        }
+                    }
+                }
+                match child.wait() {
+                    Ok(s) => (s, text),
+                    Err(e) => {
+                        return fail(&out, run, format!("waiting for the trainer: {e}"), true)
+                    }
+                }
+            }
             Err(e) => {
                 let _ = std::fs::create_dir_all(&out);
                 return fail(
@@ -344,7 +372,6 @@ impl<'a> Runner<'a> {
             } => RunOutcome::Failed(reason),
             RunState::Running { .. } => RunOutcome::HeldElsewhere,
             _ => {
-                let text = std::fs::read_to_string(&log).unwrap_or_default();
                 let _ = std::fs::create_dir_all(&out);
                 // Exit status 2 is a trainer's "bad input" (ours, and argparse's): it would
                 // fail again the same way. Anything else (a signal, an error of the

@@ -21,6 +21,10 @@ pub struct Corpus {
     pub description: String,
 }
 
+/// More passes over a corpus than this warn ([`Corpus::repetition_warning`]): Muennighoff et
+/// al. 2023 found up to about 4 epochs of repeated data nearly as good as fresh data.
+pub const MAX_PASSES: f64 = 4.0;
+
 /// Stream offset separating evaluation batches from training batches.
 const EVAL_STREAM: u64 = 1 << 40;
 
@@ -134,6 +138,30 @@ impl Corpus {
             vocab,
             description: format!("{} ({how}, {} tokens)", path.display(), tokens.len()),
         })
+    }
+
+    /// A warning when a run of `tokens` training tokens in batches of `batch` x `context`
+    /// sees this corpus's training part many times: more than [`MAX_PASSES`] passes, or a
+    /// training part shorter than one batch (each batch then spans all of it). `None` when
+    /// the corpus is long enough.
+    pub fn repetition_warning(&self, tokens: u64, batch: usize, context: usize) -> Option<String> {
+        let n = self.train.len() as f64;
+        let passes = tokens as f64 / n;
+        let per_batch = (batch * context) as f64;
+        if n < per_batch {
+            Some(format!(
+                "the corpus's training part ({} tokens) is shorter than one batch ({} tokens): every batch repeats it, and the run passes over it {passes:.0} times",
+                self.train.len(),
+                batch * context
+            ))
+        } else if passes > MAX_PASSES {
+            Some(format!(
+                "the run's {tokens} tokens pass over the corpus's training part ({} tokens) {passes:.1} times; beyond about {MAX_PASSES} passes repeated tokens are worth less than fresh ones (Muennighoff et al. 2023), which bends a scaling law",
+                self.train.len()
+            ))
+        } else {
+            None
+        }
     }
 
     /// `batch` sequences of `context` inputs and their next-token targets for training step
@@ -261,5 +289,20 @@ mod tests {
         assert_ne!(a, c.train_batch(1, 6, 4, 8));
         // Targets are inputs shifted by one.
         assert_eq!(a.0[1..8], a.1[0..7]);
+    }
+
+    #[test]
+    fn a_short_corpus_warns_with_the_number_of_passes() {
+        let c = Corpus {
+            train: vec![1; 10_000],
+            val: vec![1; 1_000],
+            vocab: 256,
+            description: String::new(),
+        };
+        assert!(c.repetition_warning(40_000, 16, 64).is_none());
+        let w = c.repetition_warning(100_000, 16, 64).unwrap();
+        assert!(w.contains("10.0 times"), "{w}");
+        let w = c.repetition_warning(100_000, 16, 1024).unwrap();
+        assert!(w.contains("shorter than one batch (16384 tokens)") && w.contains("10 times"), "{w}");
     }
 }

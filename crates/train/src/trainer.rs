@@ -587,13 +587,17 @@ pub fn train(
         ));
     }
     std::fs::create_dir_all(out).map_err(io(out))?;
-    let lease = isoflop_core::lease::Lease::acquire(out).map_err(|h| match h {
-        Some(h) => TrainError::Held {
+    use isoflop_core::lease::{Lease, LeaseError, LEASE_FILE};
+    let lease = Lease::acquire(out).map_err(|e| match e {
+        LeaseError::Held(h) => TrainError::Held {
             path: out.to_path_buf(),
             pid: h.pid,
             host: h.host,
         },
-        None => folder_err(out, "cannot write its lease file"),
+        LeaseError::Io(source) => TrainError::Io {
+            path: out.join(LEASE_FILE),
+            source,
+        },
     })?;
     remove_stale_temporaries(out);
     let start = prepare(out, config, resume)?;
