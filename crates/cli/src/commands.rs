@@ -97,6 +97,11 @@ pub struct FitOpts {
     /// Approach 1 Gaussian smoothing, standard deviation in training steps.
     #[arg(long, default_value_t = 10.0)]
     smooth_steps: f64,
+    /// Approach 3 on big tables: `auto` screens the starts on 4,096 points when the table
+    /// has more than 20,000, then polishes the distinct optima on all points; `off` runs
+    /// every start on every point; a number screens on that many points.
+    #[arg(long, default_value = "auto", value_parser = parse_screen)]
+    screen: isoflop_fit::parametric::Screen,
     /// The loss column, where several columns could be it (e.g. loss and val_loss).
     #[arg(long, value_name = "NAME")]
     loss_column: Option<String>,
@@ -109,6 +114,25 @@ pub struct FitOpts {
     /// The flops (C) column, where several could be it.
     #[arg(long, value_name = "NAME")]
     flops_column: Option<String>,
+}
+
+fn parse_screen(s: &str) -> std::result::Result<isoflop_fit::parametric::Screen, String> {
+    use isoflop_fit::parametric::Screen;
+    match s {
+        "auto" => Ok(Screen::Auto),
+        "off" => Ok(Screen::Off),
+        n => match n.parse::<usize>() {
+            Ok(m) if m >= 6 => Ok(Screen::Points(m)),
+            _ => Err(format!("'{n}': give auto, off, or a number of points (at least 6)")),
+        },
+    }
+}
+
+/// Prints a line of a long fit's progress on stderr, with the seconds since the first.
+fn progress_line(line: &str) {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let t = START.get_or_init(std::time::Instant::now);
+    eprintln!("[{:6.1} s] {line}", t.elapsed().as_secs_f64());
 }
 
 impl FitOpts {
@@ -189,6 +213,8 @@ pub fn settings(a: &FitOpts) -> Result<FitSettings> {
     }
     s.drop_top = a.drop_top;
     s.parametric.delta = a.delta;
+    s.parametric.screen = a.screen;
+    s.parametric.progress = Some(progress_line);
     s.envelope.smooth_steps = a.smooth_steps;
     if !(a.budget_tol > 0.0 && a.budget_tol.is_finite()) {
         bail!("--budget-tol must be positive, got {}", a.budget_tol);
@@ -416,8 +442,18 @@ fn print_report(w: &mut impl Write, r: &FitReport) -> Result<()> {
                 "  objective {:.9e} (sum of Huber, delta {}); {} of {} starts reached it, {} converged; best start stopped by the {:?} rule, max |gradient| {:.1e}",
                 f.objective, r.settings.parametric.delta, d.reached_best, d.starts, d.converged_starts, d.termination, d.grad_max
             )?;
+            if let Some(sc) = &f.screening {
+                writeln!(
+                    w,
+                    "  screened: the {} starts ran on {} of the {} points (seeded sample); the {} distinct optima found were polished on all points",
+                    d.starts, sc.subsample, sc.points, sc.polished
+                )?;
+            }
             if let Some(i) = i {
                 writeln!(w, "  intervals: {level}% percentile bootstrap, {} of {} resamples usable, seed {}", i.usable, i.resamples, i.seed)?;
+                if let Some(m) = i.resample_points {
+                    writeln!(w, "  (m-out-of-n bootstrap: resamples of {m} points, deviations scaled by sqrt({m}/{}))", f.points)?;
+                }
             }
         }
         Outcome::Skipped(why) => writeln!(w, "not fitted: {why}")?,

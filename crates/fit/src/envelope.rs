@@ -11,7 +11,7 @@
 
 use crate::error::FitError;
 use crate::frontier::Frontier;
-use crate::isoflop::FrontierIntervals;
+use crate::frontier::FrontierIntervals;
 use crate::stats::bootstrap;
 use isoflop_core::Observation;
 use std::collections::BTreeMap;

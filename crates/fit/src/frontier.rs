@@ -1,7 +1,7 @@
 //! Power-law frontiers N_opt = k_N C^a and D_opt = k_D C^b, fitted by least squares in log
 //! space: what Approaches 1 and 2 produce.
 
-use crate::stats::fit_line;
+use crate::stats::{fit_line, percentile_interval, Interval};
 
 /// N_opt(C) = k_N C^a and D_opt(C) = k_D C^b, fitted separately.
 ///
@@ -67,6 +67,41 @@ impl Frontier {
         ]
         .iter()
         .all(|v| v.is_finite() && *v > 0.0)
+    }
+}
+
+/// Bootstrap intervals of a frontier's two exponents (Approaches 1 and 2).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct FrontierIntervals {
+    /// Resamples requested.
+    pub resamples: usize,
+    /// Resamples that produced a frontier.
+    pub usable: usize,
+    /// Seed.
+    pub seed: u64,
+    /// a.
+    pub params_exponent: Interval,
+    /// b.
+    pub tokens_exponent: Interval,
+}
+
+impl FrontierIntervals {
+    /// Percentile intervals of the two exponents over bootstrap frontiers; `None` with fewer
+    /// than two.
+    pub fn from_samples(
+        samples: &[Frontier],
+        resamples: usize,
+        seed: u64,
+        level: f64,
+    ) -> Option<Self> {
+        let iv = |f: &dyn Fn(&Frontier) -> f64| percentile_interval(samples.iter().map(f), level);
+        Some(FrontierIntervals {
+            resamples,
+            usable: samples.len(),
+            seed,
+            params_exponent: iv(&|f| f.params_exponent)?,
+            tokens_exponent: iv(&|f| f.tokens_exponent)?,
+        })
     }
 }
 

@@ -11,7 +11,7 @@
 
 use crate::error::FitError;
 use crate::frontier::Frontier;
-use crate::stats::{bootstrap, percentile_interval, Interval};
+use crate::stats::bootstrap;
 use isoflop_core::Observation;
 
 /// The nine IsoFLOP budgets of Hoffmann et al. 2022, Figure 3: 6e18 to 3e21 FLOPs.
@@ -100,40 +100,8 @@ pub struct BudgetProfile {
     pub refused: Option<String>,
 }
 
-/// Intervals of an Approach 2 fit.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct FrontierIntervals {
-    /// Resamples requested.
-    pub resamples: usize,
-    /// Resamples that produced a frontier.
-    pub usable: usize,
-    /// Seed.
-    pub seed: u64,
-    /// a.
-    pub params_exponent: Interval,
-    /// b.
-    pub tokens_exponent: Interval,
-}
+pub use crate::frontier::FrontierIntervals;
 
-impl FrontierIntervals {
-    /// Percentile intervals of the two exponents over bootstrap frontiers; `None` with fewer
-    /// than two.
-    pub fn from_samples(
-        samples: &[Frontier],
-        resamples: usize,
-        seed: u64,
-        level: f64,
-    ) -> Option<Self> {
-        let iv = |f: &dyn Fn(&Frontier) -> f64| percentile_interval(samples.iter().map(f), level);
-        Some(FrontierIntervals {
-            resamples,
-            usable: samples.len(),
-            seed,
-            params_exponent: iv(&|f| f.params_exponent)?,
-            tokens_exponent: iv(&|f| f.tokens_exponent)?,
-        })
-    }
-}
 
 /// The result of an Approach 2 fit.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]

@@ -11,8 +11,11 @@
 
 pub mod error;
 pub mod fastmath;
+pub mod law;
 pub mod lbfgs;
+pub mod objective;
 pub mod parametric;
+pub mod screen;
 #[cfg(target_arch = "x86_64")]
 pub mod simd512;
 pub mod stats;

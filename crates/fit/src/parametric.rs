@@ -1,457 +1,19 @@
-//! Approach 3: the parametric loss L(N, D) = E + A/N^alpha + B/D^beta.
-//!
-//! ## Legend
-//! N parameters, D tokens, C = 6ND FLOPs, L loss (nats). The fit works in log space with
-//! x = (a, b, e, alpha, beta), where A = exp(a), B = exp(b), E = exp(e), and minimises
-//!
-//! ```text
-//! F(x) = sum_i Huber_delta( LSE(a - alpha ln N_i, b - beta ln D_i, e) - ln L_i ),  delta = 1e-3
-//! ```
-//!
-//! (Hoffmann et al. 2022, eq. 2 and Appendix D.2; Besiroglu et al. 2024), from every start of
-//! a grid, by L-BFGS with the analytic gradient. With w_k the softmax weights of the three LSE
-//! terms and h = Huber'(r_i) = clamp(r_i, -delta, delta):
-//!
-//! ```text
-//! dF/da = sum h w1,  dF/db = sum h w2,  dF/de = sum h w3,
-//! dF/dalpha = -sum h w1 ln N,  dF/dbeta = -sum h w2 ln D.
-//! ```
-//!
-//! Minimising L subject to C = 6ND gives the closed form (the paper's eq. 4):
-//! N_opt(C) = G (C/6)^a, D_opt(C) = G^-1 (C/6)^b, with a = beta/(alpha+beta),
-//! b = alpha/(alpha+beta), G = (alpha A / (beta B))^(1/(alpha+beta)).
+//! Approach 3: fitting the parametric law L(N, D) = E + A/N^alpha + B/D^beta
+//! ([`crate::law`]) by minimising the Huber objective ([`crate::objective`]) with L-BFGS from
+//! every start of a grid, the paper's procedure; big tables screened on a subsample; the
+//! bootstrap.
 
 use crate::error::FitError;
-use crate::fastmath;
 use crate::lbfgs::{self, Options, Termination};
-#[cfg(target_arch = "x86_64")]
-use crate::simd512;
-use crate::stats::{bootstrap, percentile_interval, Interval};
+pub use crate::law::ParametricLaw;
+pub use crate::objective::{Kernel, Objective, HUBER_DELTA};
+pub use crate::screen::{Screen, Screening, BOOT_POINTS, SCREEN_ABOVE, SCREEN_POINTS};
+use crate::screen::sample_without_replacement;
+use crate::stats::{bootstrap_m, percentile_interval, Interval};
 use isoflop_core::Observation;
 use rayon::prelude::*;
 
-/// The Huber threshold used by Hoffmann et al. and Epoch.
-pub const HUBER_DELTA: f64 = 1e-3;
-
-/// L(N, D) = E + A/N^alpha + B/D^beta.
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ParametricLaw {
-    /// E, the irreducible loss (nats).
-    #[serde(rename = "E")]
-    pub e: f64,
-    /// A, the parameter term's coefficient.
-    #[serde(rename = "A")]
-    pub a: f64,
-    /// B, the data term's coefficient.
-    #[serde(rename = "B")]
-    pub b: f64,
-    /// alpha, the parameter exponent.
-    pub alpha: f64,
-    /// beta, the data exponent.
-    pub beta: f64,
-}
-
-impl ParametricLaw {
-    /// Hoffmann et al. 2022, eq. 10, as printed: E 1.69, A 406.4, B 410.7, alpha 0.34, beta 0.28.
-    pub const CHINCHILLA: ParametricLaw = ParametricLaw {
-        e: 1.69,
-        a: 406.4,
-        b: 410.7,
-        alpha: 0.34,
-        beta: 0.28,
-    };
-    /// The same fit with the unrounded exponents and E from the paper's source
-    /// (alpha 0.33917, beta 0.28491, E 1.6934; A and B as printed). This is the law whose
-    /// allocation at 5.76e23 FLOPs is about 40B parameters (the paper's Figure 4).
-    pub const CHINCHILLA_UNROUNDED: ParametricLaw = ParametricLaw {
-        e: 1.6934,
-        a: 406.4,
-        b: 410.7,
-        alpha: 0.33917,
-        beta: 0.28491,
-    };
-    /// Besiroglu et al. 2024 (Epoch AI), their published refit of the Chinchilla points:
-    /// E 1.8172, A 482.01, B 2085.43, alpha 0.3478, beta 0.3658.
-    pub const EPOCH_2024: ParametricLaw = ParametricLaw {
-        e: 1.8172,
-        a: 482.01,
-        b: 2085.43,
-        alpha: 0.3478,
-        beta: 0.3658,
-    };
-
-    /// From log-space coordinates (a, b, e, alpha, beta).
-    pub fn from_log(x: &[f64; 5]) -> Self {
-        ParametricLaw {
-            e: x[2].exp(),
-            a: x[0].exp(),
-            b: x[1].exp(),
-            alpha: x[3],
-            beta: x[4],
-        }
-    }
-
-    /// To log-space coordinates (a, b, e, alpha, beta).
-    pub fn to_log(&self) -> [f64; 5] {
-        [self.a.ln(), self.b.ln(), self.e.ln(), self.alpha, self.beta]
-    }
-
-    /// Predicted loss of a model of `params` trained on `tokens`.
-    pub fn loss(&self, params: f64, tokens: f64) -> f64 {
-        self.e + self.a / params.powf(self.alpha) + self.b / tokens.powf(self.beta)
-    }
-
-    /// a = beta/(alpha+beta): N_opt grows as C^a.
-    pub fn params_exponent(&self) -> f64 {
-        self.beta / (self.alpha + self.beta)
-    }
-
-    /// b = alpha/(alpha+beta): D_opt grows as C^b.
-    pub fn tokens_exponent(&self) -> f64 {
-        self.alpha / (self.alpha + self.beta)
-    }
-
-    /// G = (alpha A / (beta B))^(1/(alpha+beta)).
-    pub fn g(&self) -> f64 {
-        (self.alpha * self.a / (self.beta * self.b)).powf(1.0 / (self.alpha + self.beta))
-    }
-
-    /// N_opt(C) = G (C/6)^a.
-    pub fn optimal_params(&self, flops: f64) -> f64 {
-        self.g() * (flops / 6.0).powf(self.params_exponent())
-    }
-
-    /// D_opt(C) = (C/6)^b / G.
-    pub fn optimal_tokens(&self, flops: f64) -> f64 {
-        (flops / 6.0).powf(self.tokens_exponent()) / self.g()
-    }
-
-    /// True when the law describes a loss that falls with both N and D.
-    pub fn is_valid(&self) -> bool {
-        [self.e, self.a, self.b, self.alpha, self.beta]
-            .iter()
-            .all(|v| v.is_finite() && *v > 0.0)
-    }
-}
-
-/// The Approach 3 objective on a set of points, in log space.
-///
-/// Points are stored as three columns (ln N, ln D, ln L) so the inner loop vectorises. The
-/// loop exists three ways ([`Kernel`]): AVX-512 intrinsics, the portable loop compiled for
-/// AVX2 and FMA, and the portable loop as is; the fastest the CPU supports is chosen when the
-/// objective is built.
-#[derive(Clone, Debug)]
-pub struct Objective {
-    ln_n: Vec<f64>,
-    ln_d: Vec<f64>,
-    ln_l: Vec<f64>,
-    delta: f64,
-    kernel: Kernel,
-}
-
-const LANES: usize = 4;
-
-/// Kernels for [`Objective::accumulate`].
-const STABLE: u8 = 0;
-const FAST: u8 = 1;
-const FAST_FMA: u8 = 2;
-
-/// Above this, exp(t - e) could overflow a sum of three terms: use the stable kernel.
-const FAST_LIMIT: f64 = 700.0;
-
-impl Objective {
-    /// The objective over `points` with Huber threshold `delta`.
-    pub fn new(points: &[Observation], delta: f64) -> Self {
-        Objective {
-            ln_n: points.iter().map(|p| p.params.ln()).collect(),
-            ln_d: points.iter().map(|p| p.tokens.ln()).collect(),
-            ln_l: points.iter().map(|p| p.loss.ln()).collect(),
-            delta,
-            kernel: Kernel::active(),
-        }
-    }
-
-    /// The same objective evaluated by `kernel` (where this CPU supports it; else the
-    /// portable loop).
-    pub fn with_kernel(mut self, kernel: Kernel) -> Self {
-        self.kernel = kernel.or_portable();
-        self
-    }
-
-    /// The objective over the points at `idx` (a bootstrap resample).
-    pub fn subset(&self, idx: &[usize]) -> Self {
-        Objective {
-            ln_n: idx.iter().map(|&i| self.ln_n[i]).collect(),
-            ln_d: idx.iter().map(|&i| self.ln_d[i]).collect(),
-            ln_l: idx.iter().map(|&i| self.ln_l[i]).collect(),
-            delta: self.delta,
-            kernel: self.kernel,
-        }
-    }
-
-    /// Number of points.
-    pub fn len(&self) -> usize {
-        self.ln_n.len()
-    }
-
-    /// True when there are no points.
-    pub fn is_empty(&self) -> bool {
-        self.ln_n.is_empty()
-    }
-
-    /// F(x) and its gradient, x = (a, b, e, alpha, beta), by the objective's kernel
-    /// ([`Kernel::active`] unless [`Objective::with_kernel`] chose another).
-    #[inline]
-    pub fn value_grad(&self, x: &[f64; 5], g: &mut [f64; 5]) -> f64 {
-        // SAFETY: `self.kernel` was checked against the CPU when it was set.
-        unsafe { self.value_grad_unchecked(self.kernel, x, g) }
-    }
-
-    /// F(x) and its gradient by `kernel`; a kernel this CPU cannot run falls back to the
-    /// portable one.
-    pub fn value_grad_by(&self, kernel: Kernel, x: &[f64; 5], g: &mut [f64; 5]) -> f64 {
-        // SAFETY: `or_portable` returns a kernel this CPU supports.
-        unsafe { self.value_grad_unchecked(kernel.or_portable(), x, g) }
-    }
-
-    /// # Safety
-    /// The CPU must support `kernel` ([`Kernel::supported`]).
-    #[inline]
-    unsafe fn value_grad_unchecked(&self, kernel: Kernel, x: &[f64; 5], g: &mut [f64; 5]) -> f64 {
-        match kernel {
-            #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512 => self.value_grad_avx512(x, g),
-            #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2Fma => self.value_grad_avx2(x, g),
-            _ => self.kernel::<false>(x, g),
-        }
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn value_grad_avx2(&self, x: &[f64; 5], g: &mut [f64; 5]) -> f64 {
-        self.kernel::<true>(x, g)
-    }
-
-    /// The AVX-512 kernel ([`simd512`]), with the stable fallback.
-    ///
-    /// # Safety
-    /// The CPU must support AVX-512F (`simd512::available()`).
-    #[cfg(target_arch = "x86_64")]
-    unsafe fn value_grad_avx512(&self, x: &[f64; 5], g: &mut [f64; 5]) -> f64 {
-        // SAFETY: AVX-512F by this function's contract; the slices have equal lengths.
-        let (l_n, l_d, l_l) = (&self.ln_n, &self.ln_d, &self.ln_l);
-        let (mut tot, worst) =
-            unsafe { simd512::accumulate::<false>(l_n, l_d, l_l, x, self.delta) };
-        if !(worst < FAST_LIMIT) {
-            // SAFETY: as above.
-            tot = unsafe { simd512::accumulate::<true>(l_n, l_d, l_l, x, self.delta) }.0;
-        }
-        *g = [tot[1], tot[2], tot[3], tot[4], tot[5]];
-        tot[0]
-    }
-
-    /// One point's contribution, LSE shifted by the point's maximum term: (Huber value,
-    /// d/dLSE weights k e1, k e2, k e3).
-    #[inline(always)]
-    fn point(x: &[f64; 5], delta: f64, ln_n: f64, ln_d: f64, ln_l: f64) -> (f64, f64, f64, f64) {
-        let [a, b, e, alpha, beta] = *x;
-        let t1 = a - alpha * ln_n;
-        let t2 = b - beta * ln_d;
-        let m = t1.max(t2).max(e);
-        let e1 = fastmath::exp(t1 - m);
-        let e2 = fastmath::exp(t2 - m);
-        let e3 = fastmath::exp(e - m);
-        let s = e1 + e2 + e3;
-        let r = m + fastmath::ln(s) - ln_l;
-        // Huber: dh = clamp(r), h = dh (r - dh/2), which is r^2/2 inside and
-        // delta (|r| - delta/2) outside, without a branch.
-        let dh = r.clamp(-delta, delta);
-        let h = dh * (r - 0.5 * dh);
-        let k = dh / s;
-        (h, k * e1, k * e2, k * e3)
-    }
-
-    /// One point's contribution with the LSE shifted by e, the same for every point:
-    /// LSE = e + ln(1 + exp(t1 - e) + exp(t2 - e)). Two exponentials instead of three, and
-    /// no per-point maximum; exact while t1 - e and t2 - e stay below [`FAST_LIMIT`] (the
-    /// caller checks, and falls back to [`Objective::point`] otherwise).
-    #[inline(always)]
-    fn point_fast<const FMA: bool>(
-        x: &[f64; 5],
-        delta: f64,
-        ln_n: f64,
-        ln_d: f64,
-        ln_l: f64,
-    ) -> (f64, f64, f64, f64, f64) {
-        let [a, b, e, alpha, beta] = *x;
-        let u1 = a - alpha * ln_n - e;
-        let u2 = b - beta * ln_d - e;
-        let e1 = fastmath::exp_with::<FMA>(u1);
-        let e2 = fastmath::exp_with::<FMA>(u2);
-        let s = 1.0 + e1 + e2;
-        let r = e + fastmath::ln_with::<FMA>(s) - ln_l;
-        let dh = r.clamp(-delta, delta);
-        let h = dh * (r - 0.5 * dh);
-        let k = dh / s;
-        (h, k * e1, k * e2, k, u1.max(u2))
-    }
-
-    /// One point by kernel `K`: [`STABLE`], [`FAST`] or [`FAST_FMA`]. A const, not a
-    /// closure: closures do not inherit the caller's `target_feature`, and `mul_add` outside
-    /// an FMA context is a library call.
-    #[inline(always)]
-    fn point_by<const K: u8>(
-        x: &[f64; 5],
-        delta: f64,
-        n: f64,
-        d: f64,
-        l: f64,
-    ) -> (f64, f64, f64, f64, f64) {
-        match K {
-            FAST_FMA => Self::point_fast::<true>(x, delta, n, d, l),
-            FAST => Self::point_fast::<false>(x, delta, n, d, l),
-            _ => {
-                let (h, w1, w2, w3) = Self::point(x, delta, n, d, l);
-                (h, w1, w2, w3, f64::NEG_INFINITY)
-            }
-        }
-    }
-
-    /// Sums kernel `K`'s point contributions over all points, in lanes the compiler
-    /// vectorises: (value, the five gradient components) and the largest guard value.
-    #[inline(always)]
-    fn accumulate<const K: u8>(&self, x: &[f64; 5]) -> ([f64; 6], f64) {
-        let delta = self.delta;
-        let n = self.len();
-        let full = n - n % LANES;
-        let mut acc = [[0.0f64; LANES]; 6];
-        let mut top = [f64::NEG_INFINITY; LANES];
-        let (ln_n, ln_d, ln_l) = (&self.ln_n[..full], &self.ln_d[..full], &self.ln_l[..full]);
-        for ((cn, cd), cl) in ln_n
-            .chunks_exact(LANES)
-            .zip(ln_d.chunks_exact(LANES))
-            .zip(ln_l.chunks_exact(LANES))
-        {
-            for j in 0..LANES {
-                let (h, w1, w2, w3, u) = Self::point_by::<K>(x, delta, cn[j], cd[j], cl[j]);
-                acc[0][j] += h;
-                acc[1][j] += w1;
-                acc[2][j] += w2;
-                acc[3][j] += w3;
-                acc[4][j] -= w1 * cn[j];
-                acc[5][j] -= w2 * cd[j];
-                top[j] = top[j].max(u);
-            }
-        }
-        let mut tot = [0.0f64; 6];
-        for (t, a) in tot.iter_mut().zip(&acc) {
-            *t = a.iter().sum();
-        }
-        let mut worst = top.iter().fold(f64::NEG_INFINITY, |m, v| m.max(*v));
-        for i in full..n {
-            let (h, w1, w2, w3, u) =
-                Self::point_by::<K>(x, delta, self.ln_n[i], self.ln_d[i], self.ln_l[i]);
-            tot[0] += h;
-            tot[1] += w1;
-            tot[2] += w2;
-            tot[3] += w3;
-            tot[4] -= w1 * self.ln_n[i];
-            tot[5] -= w2 * self.ln_d[i];
-            worst = worst.max(u);
-        }
-        (tot, worst)
-    }
-
-    #[inline(always)]
-    fn kernel<const FMA: bool>(&self, x: &[f64; 5], g: &mut [f64; 5]) -> f64 {
-        let (tot, worst) = if FMA {
-            self.accumulate::<FAST_FMA>(x)
-        } else {
-            self.accumulate::<FAST>(x)
-        };
-        if !(worst < FAST_LIMIT) {
-            return self.kernel_stable(x, g);
-        }
-        *g = [tot[1], tot[2], tot[3], tot[4], tot[5]];
-        tot[0]
-    }
-
-    /// The objective with the LSE shifted by each point's own maximum: exact everywhere.
-    #[inline(always)]
-    fn kernel_stable(&self, x: &[f64; 5], g: &mut [f64; 5]) -> f64 {
-        let (tot, _) = self.accumulate::<STABLE>(x);
-        *g = [tot[1], tot[2], tot[3], tot[4], tot[5]];
-        tot[0]
-    }
-}
-
-/// Which inner loop evaluates the objective. All give the same values to rounding (tests
-/// compare them); they differ in speed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kernel {
-    /// AVX-512 intrinsics, eight points per register ([`crate::simd512`]).
-    Avx512,
-    /// The portable loop compiled with AVX2 and FMA, four points per register.
-    Avx2Fma,
-    /// The portable loop for any CPU.
-    Portable,
-}
-
-impl Kernel {
-    /// True when this CPU can run the kernel.
-    pub fn supported(self) -> bool {
-        match self {
-            #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512 => simd512::available(),
-            #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2Fma => {
-                std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-            }
-            Kernel::Portable => true,
-            #[allow(unreachable_patterns)]
-            _ => false,
-        }
-    }
-
-    /// This kernel where the CPU supports it, else [`Kernel::Portable`].
-    pub fn or_portable(self) -> Kernel {
-        if self.supported() {
-            self
-        } else {
-            Kernel::Portable
-        }
-    }
-
-    /// The fastest kernel this CPU supports.
-    pub fn detect() -> Kernel {
-        [Kernel::Avx512, Kernel::Avx2Fma]
-            .into_iter()
-            .find(|k| k.supported())
-            .unwrap_or(Kernel::Portable)
-    }
-
-    /// The kernel in use: `ISOFLOP_KERNEL` (`avx512`, `avx2`, `portable`; for benchmarks)
-    /// where set and supported, else [`Kernel::detect`]. Decided once per process.
-    pub fn active() -> Kernel {
-        static ACTIVE: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
-        *ACTIVE.get_or_init(|| {
-            let asked = match std::env::var("ISOFLOP_KERNEL").as_deref() {
-                Ok("avx512") => Some(Kernel::Avx512),
-                Ok("avx2") => Some(Kernel::Avx2Fma),
-                Ok("portable") => Some(Kernel::Portable),
-                _ => None,
-            };
-            asked
-                .filter(|k| k.supported())
-                .unwrap_or_else(Kernel::detect)
-        })
-    }
-}
-
-/// A grid of starting points in log space (a, b, e, alpha, beta).
+/// A grid of starting points in log space (ln_a, ln_b, ln_e, alpha, beta).
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Grid {
     /// Values of alpha.
@@ -529,6 +91,17 @@ pub struct ParametricOptions {
     /// rounding; only the speed differs.
     #[serde(default)]
     pub kernel: Option<Kernel>,
+    /// Screening of the starts on a subsample, for big tables (see [`Screen`]).
+    #[serde(default)]
+    pub screen: Screen,
+    /// Points per bootstrap resample; `None`: every point up to [`SCREEN_ABOVE`], then
+    /// [`BOOT_POINTS`] (the m-out-of-n bootstrap).
+    #[serde(default)]
+    pub boot_points: Option<usize>,
+    /// Called with a line of progress at each phase of a fit of more than
+    /// [`SCREEN_ABOVE`] points (the CLI prints it on stderr).
+    #[serde(skip)]
+    pub progress: Option<fn(&str)>,
 }
 
 impl Default for ParametricOptions {
@@ -542,6 +115,9 @@ impl Default for ParametricOptions {
             seed: 0,
             level: 0.95,
             kernel: None,
+            screen: Screen::Auto,
+            boot_points: None,
+            progress: None,
         }
     }
 }
@@ -596,6 +172,10 @@ pub struct LawIntervals {
     /// G.
     #[serde(rename = "G")]
     pub g: Interval,
+    /// Points per resample where fewer than the table's (the m-out-of-n bootstrap, its
+    /// deviations scaled by sqrt(m/n)); `None`: ordinary resamples of every point.
+    #[serde(default)]
+    pub resample_points: Option<usize>,
 }
 
 /// The result of an Approach 3 fit.
@@ -626,6 +206,9 @@ pub struct ParametricFit {
     pub samples: Vec<ParametricLaw>,
     /// Warnings for the user.
     pub warnings: Vec<String>,
+    /// Where the starts were screened on a subsample (a big table), what was done.
+    #[serde(default)]
+    pub screening: Option<Screening>,
 }
 
 /// The best of a set of L-BFGS runs, with counts.
@@ -742,7 +325,53 @@ pub fn fit_parametric(
     let obj = Objective::new(points, opts.delta);
     let obj = opts.kernel.map_or(obj.clone(), |k| obj.with_kernel(k));
     let starts = opts.grid.starts();
-    let res = run_starts(&obj, &starts, &opts.lbfgs, opts.reach_rtol, true);
+    let n = obj.len();
+    let say = |line: String| {
+        if let Some(p) = opts.progress.filter(|_| n > SCREEN_ABOVE) {
+            p(&line)
+        }
+    };
+    let (res, screening) = match opts.screen.subsample(n) {
+        None => {
+            say(format!("Approach 3: {} starts on {n} points", starts.len()));
+            (run_starts(&obj, &starts, &opts.lbfgs, opts.reach_rtol, true), None)
+        }
+        Some(m) => {
+            say(format!(
+                "Approach 3: screening {} starts on {m} of the {n} points",
+                starts.len()
+            ));
+            let sub = obj.subset(&sample_without_replacement(n, m, opts.seed));
+            let screened = run_starts(&sub, &starts, &opts.lbfgs, opts.reach_rtol, true);
+            // Every distinct optimum of the subsample (best first), and its best start even
+            // if it did not converge, polished on all points.
+            let mut polish: Vec<[f64; 5]> = screened.optima.iter().map(|o| o.0).collect();
+            if !polish.contains(&screened.best.x) {
+                polish.insert(0, screened.best.x);
+            }
+            say(format!(
+                "Approach 3: polishing {} distinct optima on all {n} points",
+                polish.len()
+            ));
+            let polished = run_starts(&obj, &polish, &opts.lbfgs, opts.reach_rtol, true);
+            let combined = GridResult {
+                best: polished.best,
+                converged: screened.converged,
+                reached: screened.reached,
+                iterations: screened.iterations + polished.iterations,
+                evaluations: screened.evaluations + polished.evaluations,
+                optima: polished.optima,
+            };
+            (
+                combined,
+                Some(Screening {
+                    subsample: m,
+                    points: n,
+                    polished: polish.len(),
+                }),
+            )
+        }
+    };
     let best = res.best;
     let law = ParametricLaw::from_log(&best.x);
     let mut warnings = Vec::new();
@@ -781,6 +410,7 @@ pub fn fit_parametric(
         intervals: None,
         samples: Vec::new(),
         warnings,
+        screening,
     };
     if opts.resamples > 0 && fit.diagnostics.converged {
         // Refit from the optimum and from the other local optima whose full-data objective
@@ -792,10 +422,28 @@ pub fn fit_parametric(
             .filter(|(_, f)| *f <= 1.5 * best.f)
             .map(|(x, _)| *x)
             .collect();
-        let laws = bootstrap(obj.len(), opts.resamples, opts.seed, |idx| {
+        // A big table's resamples hold BOOT_POINTS points (m-out-of-n), each one's distance
+        // from the full-data optimum scaled by sqrt(m/n): the spread of an n-point estimate.
+        let m = match opts.boot_points {
+            Some(m) => m.clamp(6, n),
+            None if n > SCREEN_ABOVE => BOOT_POINTS.min(n),
+            None => n,
+        };
+        let scale = (m as f64 / n as f64).sqrt();
+        say(format!(
+            "Approach 3: bootstrap, {} resamples of {m} points",
+            opts.resamples
+        ));
+        let laws = bootstrap_m(n, m, opts.resamples, opts.seed, |idx| {
             let sub = obj.subset(idx);
             let r = run_starts(&sub, &boot_starts, &opts.lbfgs, opts.reach_rtol, false);
-            let law = ParametricLaw::from_log(&r.best.x);
+            let mut x = r.best.x;
+            if m < n {
+                for (xi, bi) in x.iter_mut().zip(&best.x) {
+                    *xi = bi + scale * (*xi - bi);
+                }
+            }
+            let law = ParametricLaw::from_log(&x);
             (r.best.converged() && law.is_valid()).then_some(law)
         });
         let usable: Vec<ParametricLaw> = laws.into_iter().flatten().collect();
@@ -806,7 +454,10 @@ pub fn fit_parametric(
                 opts.resamples
             ));
         }
-        fit.intervals = law_intervals(&usable, opts.resamples, opts.seed, opts.level);
+        fit.intervals = law_intervals(&usable, opts.resamples, opts.seed, opts.level).map(|mut i| {
+            i.resample_points = (m < n).then_some(m);
+            i
+        });
         fit.samples = usable;
     }
     Ok(fit)
@@ -832,6 +483,7 @@ pub fn law_intervals(
         params_exponent: iv(&|l| l.params_exponent())?,
         tokens_exponent: iv(&|l| l.tokens_exponent())?,
         g: iv(&|l| l.g())?,
+        resample_points: None,
     })
 }
 
@@ -864,157 +516,6 @@ mod tests {
             }
         }
         v
-    }
-
-    #[test]
-    fn analytic_gradient_matches_central_differences() {
-        let law = ParametricLaw::CHINCHILLA;
-        let pts = synthetic(&law, 0.01, 3);
-        let obj = Objective::new(&pts, HUBER_DELTA);
-        for x in [
-            [6.0, 6.0, 0.5, 0.34, 0.28],
-            [5.0, 7.5, 0.3, 0.5, 0.2],
-            [0.0, 25.0, -1.0, 2.0, 0.0],
-        ] {
-            let mut g = [0.0; 5];
-            obj.value_grad(&x, &mut g);
-            for k in 0..5 {
-                let h = 1e-6;
-                let (mut xp, mut xm) = (x, x);
-                xp[k] += h;
-                xm[k] -= h;
-                let mut tmp = [0.0; 5];
-                let fd =
-                    (obj.value_grad(&xp, &mut tmp) - obj.value_grad(&xm, &mut tmp)) / (2.0 * h);
-                assert!(
-                    (fd - g[k]).abs() <= 1e-6 * (1.0 + g[k].abs()),
-                    "x {x:?} k {k}: fd {fd} analytic {}",
-                    g[k]
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn a_line_search_trial_far_out_stays_finite() {
-        let pts = synthetic(&ParametricLaw::CHINCHILLA, 0.01, 4);
-        let obj = Objective::new(&pts, HUBER_DELTA);
-        // A line-search trial far out (t - e near 2,000) takes the stable path: finite.
-        let mut g = [0.0; 5];
-        let f = obj.value_grad(&[0.0, 0.0, -1.0, -100.0, 0.3], &mut g);
-        assert!(
-            f.is_finite() && g.iter().all(|v| v.is_finite()),
-            "{f} {g:?}"
-        );
-    }
-
-    #[test]
-    #[cfg(target_arch = "x86_64")]
-    fn avx512_shifted_and_stable_variants_agree() {
-        if !simd512::available() {
-            eprintln!("skipped: this CPU has no AVX-512F");
-            return;
-        }
-        let pts = synthetic(&ParametricLaw::CHINCHILLA, 0.01, 5);
-        let obj = Objective::new(&pts[..61], HUBER_DELTA);
-        // Both variants directly, on a point where the shifted one is exact.
-        let x = [6.0, 6.0, 0.5, 0.34, 0.28];
-        let (l_n, l_d, l_l) = (&obj.ln_n, &obj.ln_d, &obj.ln_l);
-        // SAFETY: AVX-512F checked above; equal lengths.
-        let (fast, worst) = unsafe { simd512::accumulate::<false>(l_n, l_d, l_l, &x, HUBER_DELTA) };
-        let (stable, none) = unsafe { simd512::accumulate::<true>(l_n, l_d, l_l, &x, HUBER_DELTA) };
-        assert!(worst < FAST_LIMIT && none == f64::NEG_INFINITY);
-        for k in 0..6 {
-            assert!(
-                (fast[k] - stable[k]).abs() <= 1e-12 * (1e-3 + stable[k].abs()),
-                "{k}"
-            );
-        }
-    }
-
-    #[test]
-    fn every_supported_kernel_agrees_with_the_stable_one() {
-        // 61 points: the AVX-512 loop's full chunks and a masked tail of five.
-        let pts = synthetic(&ParametricLaw::CHINCHILLA, 0.01, 6);
-        let obj = Objective::new(&pts[..61], HUBER_DELTA);
-        let mut ran = 0;
-        for kernel in [Kernel::Avx512, Kernel::Avx2Fma, Kernel::Portable] {
-            if !kernel.supported() {
-                eprintln!("{kernel:?}: not supported by this CPU, skipped");
-                continue;
-            }
-            ran += 1;
-            for x in [
-                [6.0, 6.0, 0.5, 0.34, 0.28],
-                [25.0, 0.0, -1.0, 0.0, 2.0],
-                [0.0, 25.0, 1.0, 2.0, 0.0],
-                // t - e near 2,000: the stable fallback of each kernel.
-                [2000.0, 6.0, 0.5, 0.0, 0.28],
-            ] {
-                let (mut g1, mut g2) = ([0.0; 5], [0.0; 5]);
-                let f1 = obj.value_grad_by(kernel, &x, &mut g1);
-                let f2 = obj.kernel_stable(&x, &mut g2);
-                assert!(
-                    (f1 - f2).abs() <= 1e-12 * f2.abs(),
-                    "{kernel:?} {x:?}: {f1} vs {f2}"
-                );
-                for k in 0..5 {
-                    assert!(
-                        (g1[k] - g2[k]).abs() <= 1e-10 * (1.0 + g2[k].abs()),
-                        "{kernel:?} {x:?} k {k}"
-                    );
-                }
-            }
-        }
-        assert!(ran >= 1);
-        assert!(Kernel::detect().supported() && Kernel::active().supported());
-    }
-
-    #[test]
-    fn closed_form_equals_brute_force_along_the_isoflop_line() {
-        for law in [
-            ParametricLaw::CHINCHILLA,
-            ParametricLaw::EPOCH_2024,
-            ParametricLaw {
-                e: 1.0,
-                a: 50.0,
-                b: 900.0,
-                alpha: 0.6,
-                beta: 0.2,
-            },
-        ] {
-            for c in [1e18, 5.76e23, 1e26] {
-                // Brute force: scan N on a fine log grid, D = C/(6N).
-                let (mut best_n, mut best_l) = (0.0, f64::INFINITY);
-                for k in 0..=200_000 {
-                    let n = 10f64.powf(3.0 + 12.0 * k as f64 / 200_000.0);
-                    let l = law.loss(n, c / (6.0 * n));
-                    if l < best_l {
-                        best_l = l;
-                        best_n = n;
-                    }
-                }
-                let n = law.optimal_params(c);
-                assert!(
-                    (n / best_n - 1.0).abs() < 2e-4,
-                    "{law:?} C {c}: closed {n} brute {best_n}"
-                );
-                assert!((law.optimal_tokens(c) * n * 6.0 / c - 1.0).abs() < 1e-12);
-            }
-        }
-    }
-
-    #[test]
-    fn presets_allocate_as_published() {
-        // Hoffmann et al. Figure 4: about 40B parameters at Gopher's 5.76e23 FLOPs.
-        let n = ParametricLaw::CHINCHILLA_UNROUNDED.optimal_params(5.76e23);
-        assert!((n / 40e9 - 1.0).abs() < 0.03, "{n:e}");
-        // Besiroglu et al. 2024: about 72B parameters and ~18 tokens per parameter... at that budget.
-        let law = ParametricLaw::EPOCH_2024;
-        let n = law.optimal_params(5.76e23);
-        let d = law.optimal_tokens(5.76e23);
-        assert!((n / 72e9 - 1.0).abs() < 0.03, "{n:e}");
-        assert!((d / n - 18.0).abs() < 1.0, "{}", d / n);
     }
 
     #[test]
@@ -1072,5 +573,75 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("5 points") && e.contains("at least 6"), "{e}");
+    }
+
+    /// `n` points at random (N, D) from `law` with multiplicative noise.
+    fn scattered(law: &ParametricLaw, n: usize, noise: f64, seed: u64) -> Vec<Observation> {
+        let mut rng = Rng::new(seed);
+        (0..n)
+            .map(|_| {
+                let p = 10f64.powf(6.0 + 4.0 * rng.uniform());
+                let d = 10f64.powf(8.0 + 4.0 * rng.uniform());
+                pt(p, d, law.loss(p, d) * (noise * rng.normal()).exp())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn screening_on_a_subsample_reaches_the_full_procedures_optimum() {
+        let truth = crate::synthetic::TRUTH;
+        for (n, m, seed) in [(3_000, 400, 1), (1_500, 100, 2)] {
+            let pts = scattered(&truth, n, 0.01, seed);
+            let full = fit_parametric(
+                &pts,
+                &ParametricOptions { resamples: 0, screen: Screen::Off, ..Default::default() },
+            )
+            .unwrap();
+            let screened = fit_parametric(
+                &pts,
+                &ParametricOptions { resamples: 0, screen: Screen::Points(m), ..Default::default() },
+            )
+            .unwrap();
+            assert!(full.screening.is_none());
+            assert_eq!(screened.screening.as_ref().unwrap().subsample, m);
+            assert!(screened.diagnostics.converged);
+            let rel = (screened.objective - full.objective).abs() / full.objective;
+            assert!(rel < 1e-9, "{n} points: {} vs {}", screened.objective, full.objective);
+            for (a, b) in screened.x.iter().zip(&full.x) {
+                assert!((a - b).abs() < 1e-4, "{:?} vs {:?}", screened.x, full.x);
+            }
+        }
+        // Auto leaves tables up to SCREEN_ABOVE points alone.
+        assert_eq!(Screen::Auto.subsample(SCREEN_ABOVE), None);
+        assert_eq!(Screen::Auto.subsample(SCREEN_ABOVE + 1), Some(SCREEN_POINTS));
+        assert_eq!(Screen::Points(500).subsample(400), None);
+    }
+
+    #[test]
+    fn the_m_out_of_n_bootstrap_matches_the_ordinary_one() {
+        // 3,000 points: ordinary resamples of 3,000 against resamples of 600 scaled by
+        // sqrt(600/3000). The intervals' widths agree within 35% (each is an estimate from
+        // 200 resamples) and both hold the truth.
+        let truth = crate::synthetic::TRUTH;
+        let pts = scattered(&truth, 3_000, 0.02, 9);
+        let fit = |boot_points| {
+            fit_parametric(
+                &pts,
+                &ParametricOptions { resamples: 200, seed: 3, boot_points, ..Default::default() },
+            )
+            .unwrap()
+            .intervals
+            .unwrap()
+        };
+        let (full, small) = (fit(None), fit(Some(600)));
+        assert_eq!((full.resample_points, small.resample_points), (None, Some(600)));
+        for (name, a, b, t) in [
+            ("alpha", &full.alpha, &small.alpha, truth.alpha),
+            ("beta", &full.beta, &small.beta, truth.beta),
+        ] {
+            let (wa, wb) = (a.hi - a.lo, b.hi - b.lo);
+            assert!((wb / wa - 1.0).abs() < 0.35, "{name}: widths {wa} and {wb}");
+            assert!(a.lo <= t && t <= a.hi && b.lo <= t && t <= b.hi, "{name}: {a:?} {b:?} {t}");
+        }
     }
 }

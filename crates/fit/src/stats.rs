@@ -74,11 +74,22 @@ where
     T: Send,
     F: Fn(&[usize]) -> Option<T> + Sync,
 {
+    bootstrap_m(n, n, resamples, seed, refit)
+}
+
+/// [`bootstrap`] with resamples of `m` indices (drawn with replacement from `0..n`): the
+/// m-out-of-n bootstrap (Bickel, Götze and van Zwet 1997) when `m < n`; `m = n` is the
+/// ordinary bootstrap, with the same streams.
+pub fn bootstrap_m<T, F>(n: usize, m: usize, resamples: usize, seed: u64, refit: F) -> Vec<Option<T>>
+where
+    T: Send,
+    F: Fn(&[usize]) -> Option<T> + Sync,
+{
     (0..resamples)
         .into_par_iter()
         .map(|k| {
             let mut rng = Rng::stream(seed, k as u64);
-            let idx: Vec<usize> = (0..n).map(|_| rng.below(n)).collect();
+            let idx: Vec<usize> = (0..m).map(|_| rng.below(n)).collect();
             refit(&idx)
         })
         .collect()

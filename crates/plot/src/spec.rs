@@ -344,13 +344,8 @@ pub fn projections(
             a2.frontier,
         )
     } else if let Some(law) = law3(r) {
-        // The closed form is a power law too: N = G 6^-a C^a, D = G^-1 6^-b C^b.
-        let fr = Frontier {
-            params_exponent: law.params_exponent(),
-            params_coef: law.g() * 6f64.powf(-law.params_exponent()),
-            tokens_exponent: law.tokens_exponent(),
-            tokens_coef: 6f64.powf(-law.tokens_exponent()) / law.g(),
-        };
+        // The closed form is a power law too.
+        let fr = law.frontier();
         (
             "Approach 3",
             Vec::new(),
