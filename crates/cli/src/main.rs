@@ -5,7 +5,9 @@
 mod commands;
 mod exit;
 mod format;
+mod study;
 mod sweep_cmd;
+mod text;
 
 use clap::Parser;
 use std::process::ExitCode;

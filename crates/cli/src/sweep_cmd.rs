@@ -4,7 +4,8 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use isoflop_core::record::write_atomic;
 use isoflop_sweep::exec::{self, RunOutcome, RunState, Runner};
-use isoflop_sweep::plan::{check_template, horizon_design, isoflop_design, RunDefaults, Sweep};
+use isoflop_sweep::executor::{Dispatched, Executor as _};
+use isoflop_sweep::plan::{check_template, horizon_design, isoflop_design, Sweep};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -42,18 +43,9 @@ pub struct PlanArgs {
     /// "python train.py --n_layer {layers} --n_embd {d_model} --max_iters {steps} --out {out}".
     #[arg(long)]
     command: Option<String>,
-    /// Sequences per step.
-    #[arg(long, default_value_t = 16)]
-    batch: usize,
-    /// Context length.
-    #[arg(long, default_value_t = 64)]
-    context: usize,
-    /// Peak learning rate.
-    #[arg(long, default_value_t = 2e-3)]
-    lr: f64,
-    /// Seed.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    /// The training settings every run shares.
+    #[command(flatten)]
+    settings: isoflop_core::TrainSettings,
     /// Name.
     #[arg(long, default_value = "study")]
     name: String,
@@ -148,7 +140,7 @@ pub struct RunArgs {
     #[arg(long)]
     data: Option<PathBuf>,
     #[command(flatten)]
-    fit: crate::commands::FitOpts,
+    fit: crate::study::FitOpts,
     /// Run this sweep file instead of planning the default study (trains what is
     /// unfinished, then fits, draws and reports into --out).
     #[arg(long, value_name = "SWEEP.toml", conflicts_with_all = ["quick", "data"])]
@@ -166,13 +158,8 @@ fn isoflop_bin() -> Result<PathBuf> {
 }
 
 fn make_plan(a: &PlanArgs) -> Result<Sweep> {
-    let d = RunDefaults {
-        batch: a.batch,
-        context: a.context,
-        lr: a.lr,
-        seed: a.seed,
-        ..RunDefaults::default()
-    };
+    let d = a.settings.clone();
+    d.check()?;
     let (runs, notes) = if let Some(range) = &a.sizes {
         let (lo, hi) = range
             .split_once("..")
@@ -381,7 +368,7 @@ fn sweep_local(
             .map(|r| flops_of(&r.id))
             .sum();
         let done_flops = std::sync::Mutex::new(0.0f64);
-        let out = runner.run_local(jobs, &|id, o| {
+        let out = isoflop_sweep::executor::Local { jobs }.dispatch(&runner, &|id, o| {
             overall.inc(matches!(o, RunOutcome::Finished | RunOutcome::Failed(_)) as u64);
             let line = match o {
                 RunOutcome::Failed(why) => Some(format!("run {id} failed: {why}")),
@@ -405,7 +392,11 @@ fn sweep_local(
         });
         stop.store(true, std::sync::atomic::Ordering::SeqCst);
         out
-    });
+    })?;
+    let outcomes = match outcomes {
+        Dispatched::Ran(o) => o,
+        Dispatched::Submitted { .. } => Vec::new(),
+    };
     overall.finish_and_clear();
     let wall = t0.elapsed().as_secs_f64();
     let cpu = cpu_secs_children() - cpu0;
@@ -454,60 +445,15 @@ pub fn sweep(a: SweepArgs) -> Result<()> {
             Ok(())
         }
         Executor::Slurm => {
-            let results = s.results_dir(&a.sweep);
-            let logs = results.join("slurm");
-            std::fs::create_dir_all(&logs)
-                .with_context(|| format!("creating {}", logs.display()))?;
-            exec::write_plan_index(&s, &results)
-                .with_context(|| format!("writing the plan index into {}", results.display()))?;
-            let file = std::fs::canonicalize(&a.sweep)?;
-            let bin = isoflop_bin()?;
-            for p in [&file, &bin, &logs] {
-                if p.display().to_string().contains(['\n', '\r']) {
-                    bail!("{:?}: a path with a line break cannot be passed to sbatch", p);
-                }
+            let mut runner = Runner::new(&s, &a.sweep, &isoflop_bin()?, a.threads);
+            runner.retry_failed = a.retry_failed;
+            let slurm = isoflop_sweep::executor::Slurm {
+                sweep_file: a.sweep.clone(),
+                throttle: a.throttle,
+            };
+            if let Dispatched::Submitted { summary } = slurm.dispatch(&runner, &|_, _| {})? {
+                println!("{summary}");
             }
-            let script = logs.join("sweep.sbatch");
-            write_atomic(
-                &script,
-                exec::slurm_script(
-                    &s,
-                    &file,
-                    &bin,
-                    a.throttle,
-                    a.threads,
-                    &std::fs::canonicalize(&logs)?,
-                    a.retry_failed,
-                )
-                .as_bytes(),
-            )?;
-            let job = exec::sbatch(&[], Some(&script)).map_err(anyhow::Error::msg)?;
-            let table = std::fs::canonicalize(&results)?.join("runs.csv");
-            let q = |p: &Path| exec::sh_quote(&p.display().to_string());
-            let fit = format!(
-                "{bin} collect {file} --out {table} && {bin} fit {table} --out {law} > {txt}",
-                bin = q(&bin),
-                file = q(&file),
-                table = q(&table),
-                law = q(&table.with_file_name("law.json")),
-                txt = q(&table.with_file_name("fit.txt"))
-            );
-            let out_log = format!(
-                "--output={}/fit_%j.out",
-                std::fs::canonicalize(&logs)?.display()
-            );
-            let dep = format!("--dependency=afterany:{job}");
-            let fit_job = exec::sbatch(
-                &["--job-name=isoflop-fit", &dep, &out_log, "--wrap", &fit],
-                None,
-            )
-            .map_err(anyhow::Error::msg)?;
-            println!(
-                "array job {job} ({} runs, %{}); fit job {fit_job} after it; script {}",
-                s.runs.len(),
-                a.throttle,
-                script.display()
-            );
             eprintln!("watch with: isoflop status {}", a.sweep.display());
             Ok(())
         }
@@ -524,7 +470,7 @@ pub fn task(a: TaskArgs) -> Result<()> {
         a.threads,
         a.retry_failed,
     )
-    .map_err(anyhow::Error::msg)?;
+    ?;
     match o {
         RunOutcome::Failed(why) => bail!("run {id} failed: {why}"),
         other => {
@@ -647,7 +593,7 @@ pub fn default_budgets(quick: bool) -> Vec<f64> {
 /// Plans the default study into `OUT/sweep.toml`, keeping an existing file of the same
 /// design (so a rerun resumes instead of restarting).
 fn default_study(a: &RunArgs) -> Result<(PathBuf, Sweep)> {
-    let data = isoflop_core::corpus::resolve(a.data.clone()).map_err(anyhow::Error::msg)?;
+    let data = isoflop_core::corpus::resolve(a.data.clone())?;
     let file = a.out.join("sweep.toml");
     let plan_args = PlanArgs {
         budgets: default_budgets(a.quick),
@@ -660,10 +606,7 @@ fn default_study(a: &RunArgs) -> Result<(PathBuf, Sweep)> {
         results: "runs".into(),
         data: Some(std::fs::canonicalize(&data)?.display().to_string()),
         command: None,
-        batch: 16,
-        context: 64,
-        lr: 2e-3,
-        seed: 0,
+        settings: isoflop_core::TrainSettings::default(),
         name: if a.quick {
             "default-quick".into()
         } else {
@@ -684,7 +627,7 @@ fn default_study(a: &RunArgs) -> Result<(PathBuf, Sweep)> {
 
 pub fn run(a: RunArgs) -> Result<()> {
     let t0 = Instant::now();
-    crate::commands::settings(&a.fit)?; // options checked before hours of training
+    crate::study::settings(&a.fit)?; // options checked before hours of training
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let (file, s) = match &a.sweep {
         Some(f) => (f.clone(), Sweep::read(f)?),
@@ -713,9 +656,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         json: false,
         out: Some(a.out.join("runs.csv")),
     })?;
-    let t = isoflop_core::RunTable::read_with(&table, &a.fit.columns())?;
-    let settings = crate::commands::settings(&a.fit)?;
-    let report = isoflop_fit::fit_table(&t, &settings)?;
+    let (t, report) = crate::study::read_and_fit(&table, &a.fit)?;
     let laws = report.laws();
     write_atomic(&a.out.join("law.json"), &serde_json::to_vec_pretty(&laws)?)?;
     write_atomic(
@@ -727,21 +668,12 @@ pub fn run(a: RunArgs) -> Result<()> {
         b if b > 0.0 => b,
         _ => t.rows.iter().map(|o| o.flops).fold(0.0, f64::max),
     };
-    let prov = isoflop_plot::report::Provenance {
-        command: std::env::args().collect::<Vec<_>>().join(" "),
-        versions: format!("isoflop {}", env!("CARGO_PKG_VERSION")),
-    };
-    let written = isoflop_plot::report::write_all(&a.out, &report, &t, 100.0 * largest, &prov)?;
-    for w in report.warnings() {
-        eprintln!("warning: {w}");
-    }
-    for sk in &written.skipped {
-        eprintln!("not drawn: {sk}");
-    }
+    crate::study::draw(&a.out, &report, &t, 100.0 * largest)?;
     println!("Predicted compute-optimal models (each approach the data supports):");
     for c in [largest, 100.0 * largest] {
-        if let Ok(allocs) = isoflop_fit::allocate(&laws, isoflop_fit::Target::Flops(c), 0.95) {
-            println!("{}", crate::commands::allocation_table(&allocs));
+        match isoflop_fit::allocate(&laws, isoflop_fit::Target::Flops(c), 0.95) {
+            Ok(allocs) => println!("{}", crate::text::allocation_table(&allocs)),
+            Err(e) => eprintln!("warning: no allocation at {c:.3e} FLOPs: {e}"),
         }
     }
     println!("report: {}", a.out.join("report.html").display());
@@ -750,5 +682,5 @@ pub fn run(a: RunArgs) -> Result<()> {
         t0.elapsed().as_secs_f64(),
         s.total_flops()
     );
-    Ok(())
+    crate::study::usable(&report)
 }

@@ -59,45 +59,12 @@ pub struct TrainArgs {
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
-    /// Sequences per step.
-    #[arg(long, default_value_t = 16)]
-    batch: usize,
-    /// Context length.
-    #[arg(long, default_value_t = 128)]
-    context: usize,
-    /// Peak learning rate.
-    #[arg(long, default_value_t = 2e-3)]
-    lr: f64,
-    /// Final learning rate as a fraction of the peak.
-    #[arg(long, default_value_t = 0.1)]
-    min_lr_ratio: f64,
-    /// Warm-up steps (default: a tenth of the steps, at most 100).
-    #[arg(long)]
-    warmup: Option<u64>,
-    /// AdamW weight decay on matrices.
-    #[arg(long, default_value_t = 0.1)]
-    weight_decay: f64,
-    /// Gradient clipping norm (0: none).
-    #[arg(long, default_value_t = 1.0)]
-    grad_clip: f64,
-    /// Seed of initialisation and data order.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    /// The training settings (shared with `isoflop plan` and the sweep file's `[defaults]`).
+    #[command(flatten)]
+    settings: isoflop_core::TrainSettings,
     /// CPU threads (0: libtorch's default).
     #[arg(long, default_value_t = 0)]
     threads: usize,
-    /// Log a curve row every N steps.
-    #[arg(long, default_value_t = 10)]
-    log_every: u64,
-    /// Held-out evaluation every N steps (and at the end; 0: never).
-    #[arg(long, default_value_t = 100)]
-    eval_every: u64,
-    /// Batches per held-out evaluation.
-    #[arg(long, default_value_t = 8)]
-    eval_batches: usize,
-    /// Checkpoint every N steps (0: only on Ctrl-C).
-    #[arg(long, default_value_t = 100)]
-    checkpoint_every: u64,
     /// Which FLOP count the curve's flops column uses.
     #[arg(long, value_enum, default_value_t = Count::SixN)]
     flop_count: Count,
@@ -150,17 +117,17 @@ pub fn run(a: TrainArgs) -> Result<()> {
     if !(a.tokens.is_finite() && a.tokens >= 1.0) {
         bail!("--tokens must be a positive number, got {}", a.tokens);
     }
-    let data = isoflop_core::corpus::resolve(a.data.clone()).map_err(anyhow::Error::msg)?;
-    let corpus = Corpus::load(&data, a.vocab, a.context).context("reading the corpus")?;
+    let data = isoflop_core::corpus::resolve(a.data.clone())?;
+    let corpus = Corpus::load(&data, a.vocab, a.settings.context).context("reading the corpus")?;
     let vocab = a.vocab.unwrap_or(corpus.vocab);
     let shape = match (a.params, a.layers) {
-        (Some(p), None) => ModelShape::for_params(p, vocab, a.context, a.rotary)?,
+        (Some(p), None) => ModelShape::for_params(p, vocab, a.settings.context, a.rotary)?,
         (None, Some(l)) => ModelShape::new(
             l,
             a.d_model.unwrap_or(0),
             a.heads.unwrap_or(0),
             vocab,
-            a.context,
+            a.settings.context,
             a.rotary,
         )?,
         _ => bail!("give --params, or --layers with --d-model and --heads"),
@@ -172,18 +139,8 @@ pub fn run(a: TrainArgs) -> Result<()> {
             .unwrap_or_else(|| "run".into())
     });
     let mut s = Settings::new(&run, shape, a.tokens.ceil() as u64);
-    s.batch = a.batch;
-    s.lr = a.lr;
-    s.min_lr_ratio = a.min_lr_ratio;
-    s.warmup_steps = a.warmup;
-    s.weight_decay = a.weight_decay;
-    s.grad_clip = a.grad_clip;
-    s.seed = a.seed;
+    s.train = a.settings.clone();
     s.threads = a.threads;
-    s.log_every = a.log_every;
-    s.eval_every = a.eval_every;
-    s.eval_batches = a.eval_batches;
-    s.checkpoint_every = a.checkpoint_every;
     s.flop_count = match a.flop_count {
         Count::SixN => FlopCount::SixN,
         Count::Kaplan => FlopCount::Kaplan,

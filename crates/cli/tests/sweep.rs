@@ -118,6 +118,9 @@ fn sigkill_at_random_moments_then_restart_equals_an_uninterrupted_sweep() {
                             "curve.csv",
                             "summary.json",
                             "checkpoint.ot",
+                            "checkpoint.json",
+                            "checkpoint.prev.ot",
+                            "checkpoint.prev.json",
                             "progress.json",
                             ".lease"
                         ]

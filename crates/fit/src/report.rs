@@ -190,6 +190,26 @@ impl FitReport {
 /// # Errors
 /// When no approach could be fitted, or when `settings.explicit` is set and a requested
 /// approach could not be: the error names the approach and why.
+///
+/// # Example
+/// ```
+/// use isoflop_core::RunTable;
+/// use isoflop_fit::{fit_table, FitSettings};
+/// // A 4 x 4 grid of runs from L = 1.8 + 480/N^0.35 + 2100/D^0.37.
+/// let mut csv = String::from("params,tokens,loss\n");
+/// for n in [1e7, 1e8, 1e9, 1e10] {
+///     for d in [1e9, 1e10, 1e11, 1e12] {
+///         let l = 1.8 + 480.0 / f64::powf(n, 0.35) + 2100.0 / f64::powf(d, 0.37);
+///         csv += &format!("{n},{d},{l}\n");
+///     }
+/// }
+/// let table = RunTable::from_csv(std::path::Path::new("runs.csv"), &csv).unwrap();
+/// let mut settings = FitSettings::default().with_bootstrap(0, 0);
+/// settings.approaches = vec![3];
+/// let report = fit_table(&table, &settings).unwrap();
+/// let law = report.approach3.fitted().unwrap().law;
+/// assert!((law.alpha - 0.35).abs() < 1e-3 && (law.e - 1.8).abs() < 1e-3);
+/// ```
 pub fn fit_table(table: &RunTable, settings: &FitSettings) -> Result<FitReport, FitError> {
     let finals = table.final_rows();
     let (points, dropped) = drop_highest_loss(&finals, settings.drop_top);

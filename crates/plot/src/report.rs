@@ -43,9 +43,9 @@ pub enum PlotError {
 /// Every file name [`write_all`] writes (the four figures' SVG and PNG, the figure data and
 /// the report).
 pub fn file_names() -> Vec<String> {
-    let mut v: Vec<String> = NAMES
+    let mut v: Vec<String> = FIGURES
         .iter()
-        .flat_map(|(n, _)| [format!("{n}.svg"), format!("{n}.png")])
+        .flat_map(|f| [format!("{}.svg", f.name), format!("{}.png", f.name)])
         .collect();
     v.push("figures.json".into());
     v.push("report.html".into());
@@ -100,11 +100,42 @@ pub struct Provenance {
     pub versions: String,
 }
 
-const NAMES: [(&str, &str); 4] = [
-    ("fig1_training_curves", "Figure 1. Training curves, the minimum-loss envelope, and the loss each approach predicts along its frontier."),
-    ("fig2_projections", "Figure 2. Training curves and the optimal parameters and tokens projected to the target budget."),
-    ("fig3_isoloss", "Figure 3. IsoLoss contours of the parametric law, the efficient frontier, the runs, and the IsoFLOP slices."),
-    ("fig4_isoflop_slices", "Figure 4. Loss against parameters at each budget: Approach 2 parabolas (solid), the Approach 3 law (dashed), vertices (x), the target (triangle)."),
+/// One figure of the report, everything about it in one entry: its files' name, its
+/// caption and place in `report.html` (figures appear in this list's order), and where its
+/// spec is (built by `spec::figures`, drawn by `render` through [`Figure`]).
+pub struct FigureDef {
+    /// The files' name: NAME.svg and NAME.png.
+    pub name: &'static str,
+    /// The caption in the report.
+    pub caption: &'static str,
+    /// The figure's spec, or why it cannot be drawn.
+    pub get: for<'a> fn(&'a Figures) -> Result<Figure<'a>, &'a String>,
+}
+
+/// The figures, in the report's order. Adding one: its spec type and builder in `spec.rs`
+/// (a field of [`Figures`]), its renderer in `render.rs` (a variant of [`Figure`]), and an
+/// entry here; `write_all`, the report and the plot folder's check all read this list.
+pub const FIGURES: [FigureDef; 4] = [
+    FigureDef {
+        name: "fig1_training_curves",
+        caption: "Figure 1. Training curves, the minimum-loss envelope, and the loss each approach predicts along its frontier.",
+        get: |f| f.training_curves.as_ref().map(Figure::TrainingCurves),
+    },
+    FigureDef {
+        name: "fig2_projections",
+        caption: "Figure 2. Training curves and the optimal parameters and tokens projected to the target budget.",
+        get: |f| f.projections.as_ref().map(Figure::Projections),
+    },
+    FigureDef {
+        name: "fig3_isoloss",
+        caption: "Figure 3. IsoLoss contours of the parametric law, the efficient frontier, the runs, and the IsoFLOP slices.",
+        get: |f| f.isoloss.as_ref().map(Figure::IsoLoss),
+    },
+    FigureDef {
+        name: "fig4_isoflop_slices",
+        caption: "Figure 4. Loss against parameters at each budget: Approach 2 parabolas (solid), the Approach 3 law (dashed), vertices (x), the target (triangle).",
+        get: |f| f.isoflop_slices.as_ref().map(Figure::IsoFlopSlices),
+    },
 ];
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PlotError + '_ {
@@ -169,15 +200,10 @@ pub fn write_all(
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let figs = spec::figures(r, table, target_flops);
     let mut written = Written::default();
-    let list: [(usize, Result<Figure, &String>); 4] = [
-        (0, figs.training_curves.as_ref().map(Figure::TrainingCurves)),
-        (1, figs.projections.as_ref().map(Figure::Projections)),
-        (2, figs.isoloss.as_ref().map(Figure::IsoLoss)),
-        (3, figs.isoflop_slices.as_ref().map(Figure::IsoFlopSlices)),
-    ];
+    let list = FIGURES.iter().enumerate().map(|(i, def)| (i, (def.get)(&figs)));
     let mut embedded: Vec<(usize, Option<String>, Option<String>)> = Vec::new();
     for (i, f) in list {
-        let (name, _) = NAMES[i];
+        let name = FIGURES[i].name;
         match f {
             Ok(fig) => {
                 let svg = render::svg(fig).map_err(|message| PlotError::Draw {
@@ -303,7 +329,7 @@ fn html(
     }
     h.push_str("<h2>Figures</h2>\n");
     for (i, png, why) in embedded {
-        let (name, caption) = NAMES[*i];
+        let (name, caption) = (FIGURES[*i].name, FIGURES[*i].caption);
         match (png, why) {
             (Some(b64), _) => {
                 let _ = writeln!(h, "<figure><img class=\"figure\" id=\"{name}\" alt=\"{}\" src=\"data:image/png;base64,{b64}\"><figcaption>{}</figcaption></figure>", esc(caption), esc(caption));

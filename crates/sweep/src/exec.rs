@@ -1,6 +1,6 @@
-//! Running a sweep: each run's state read from its folder, one run started as its own
-//! process (isoflop's trainer or a user's command), a local pool, Slurm job arrays, and the
-//! table that `isoflop fit` reads.
+//! Running a sweep's runs: each run's state read from its folder, one run started as its own
+//! process (isoflop's trainer or a user's command), and the table that `isoflop fit` reads.
+//! Where the runs run (a local pool, a Slurm job array) is an executor ([`crate::executor`]).
 //!
 //! A run's state lives only in its folder (see [`isoflop_core::record`]): `summary.json`
 //! means ended; a live `.lease` means someone is training it; `config.json` or a checkpoint
@@ -8,6 +8,7 @@
 //! again, keeps every finished run and resumes the rest; two sweeps on one folder never run
 //! the same run at once (the trainer takes the lease).
 
+use crate::error::SweepError;
 use crate::plan::{PlannedRun, Sweep};
 use isoflop_core::lease;
 use isoflop_core::table::{PlanIndex, PlannedBudget, PLAN_FILE};
@@ -63,9 +64,12 @@ pub enum RunState {
 ///
 /// # Errors
 /// The problem with the id.
-pub fn run_dir(results: &Path, id: &str) -> Result<PathBuf, String> {
+pub fn run_dir(results: &Path, id: &str) -> Result<PathBuf, SweepError> {
     match crate::plan::id_problem(id) {
-        Some(p) => Err(format!("run id {id:?} {p}")),
+        Some(problem) => Err(SweepError::BadId {
+            id: id.to_string(),
+            problem,
+        }),
         None => Ok(results.join(id)),
     }
 }
@@ -140,7 +144,7 @@ pub fn expand(
     data: Option<&Path>,
 ) -> String {
     let d = &sweep.defaults;
-    let steps = run.tokens.div_ceil((d.batch * d.context) as u64);
+    let steps = d.steps(run.tokens);
     let value = |name: &str| -> Option<String> {
         Some(match name {
             "id" => run.id.clone(),
@@ -223,26 +227,14 @@ impl<'a> Runner<'a> {
                 c
             }
             None => {
-                let d = &sweep.defaults;
                 let mut c = Command::new(&self.isoflop);
-                let num = |v: &dyn ToString| v.to_string();
-                c.arg("train");
-                for (k, v) in [
-                    ("--layers", num(&run.layers)),
-                    ("--d-model", num(&run.d_model)),
-                    ("--heads", num(&run.heads)),
-                    ("--tokens", num(&run.tokens)),
-                    ("--batch", num(&d.batch)),
-                    ("--context", num(&d.context)),
-                    ("--lr", num(&d.lr)),
-                    ("--seed", num(&d.seed)),
-                    ("--log-every", num(&d.log_every)),
-                    ("--eval-every", num(&d.eval_every)),
-                    ("--checkpoint-every", num(&d.checkpoint_every)),
-                    ("--threads", num(&self.threads)),
-                ] {
-                    c.arg(k).arg(v);
-                }
+                c.arg("train")
+                    .args(["--layers", &run.layers.to_string()])
+                    .args(["--d-model", &run.d_model.to_string()])
+                    .args(["--heads", &run.heads.to_string()])
+                    .args(["--tokens", &run.tokens.to_string()])
+                    .args(sweep.defaults.to_args())
+                    .args(["--threads", &self.threads.to_string()]);
                 // `--run=ID` in one word: an id is never read as an option.
                 c.arg(format!("--run={}", run.id))
                     .args(["--resume", "--quiet"])
@@ -267,7 +259,7 @@ impl<'a> Runner<'a> {
         let results = &self.results;
         let out = match run_dir(results, &run.id) {
             Ok(o) => o,
-            Err(e) => return RunOutcome::Failed(e),
+            Err(e) => return RunOutcome::Failed(e.to_string()),
         };
         // The trainer's messages go beside the run folders, not into them: a run folder
         // holds only what the trainer writes.
@@ -379,33 +371,6 @@ impl<'a> Runner<'a> {
                 fail(&out, run, exit_reason(status, &text), status.code() != Some(2))
             }
         }
-    }
-
-    /// Runs every run of the sweep on a local pool of `jobs` workers, largest runs first.
-    /// `on_event` hears (run id, outcome) as each one ends.
-    pub fn run_local(
-        &self,
-        jobs: usize,
-        on_event: &(dyn Fn(&str, &RunOutcome) + Sync),
-    ) -> Vec<(String, RunOutcome)> {
-        let mut order: Vec<&PlannedRun> = self.sweep.runs.iter().collect();
-        order.sort_by(|a, b| {
-            (b.params as f64 * b.tokens as f64).total_cmp(&(a.params as f64 * a.tokens as f64))
-        });
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let done = std::sync::Mutex::new(Vec::new());
-        std::thread::scope(|s| {
-            for _ in 0..jobs.max(1) {
-                s.spawn(|| loop {
-                    let k = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let Some(run) = order.get(k) else { break };
-                    let o = self.run_one(run);
-                    on_event(&run.id, &o);
-                    done.lock().expect("not poisoned").push((run.id.clone(), o));
-                });
-            }
-        });
-        done.into_inner().expect("not poisoned")
     }
 }
 
@@ -552,67 +517,6 @@ pub fn collect(
     Ok((table, missing))
 }
 
-/// A Slurm job-array script: one array index per run, at most `throttle` at once
-/// (`%throttle`), each running `isoflop sweep-task SWEEP --index $SLURM_ARRAY_TASK_ID`.
-pub fn slurm_script(
-    sweep: &Sweep,
-    sweep_file: &Path,
-    isoflop: &Path,
-    throttle: usize,
-    cpus: usize,
-    logs: &Path,
-    retry_failed: bool,
-) -> String {
-    let n = sweep.runs.len();
-    format!(
-        "#!/bin/bash\n#SBATCH --job-name=isoflop-{name}\n#SBATCH --array=0-{last}%{throttle}\n#SBATCH --cpus-per-task={cpus}\n#SBATCH --output={logs}/%A_%a.out\n#SBATCH --error={logs}/%A_%a.out\n# One array index per run of {file} ({n} runs). A task whose run has ended exits at once;\n# an unfinished one resumes from its checkpoint.\nexec {bin} sweep-task {file} --index \"$SLURM_ARRAY_TASK_ID\" --threads {cpus}{retry}\n",
-        retry = if retry_failed { " --retry-failed" } else { "" },
-        // The name and paths reach sbatch's directives and bash: the name is cut to safe
-        // characters, the paths quoted (and a path holding a line break is refused by
-        // the caller, since no quoting survives it in a directive).
-        name = sweep
-            .name
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '-' })
-            .collect::<String>(),
-        last = n.saturating_sub(1),
-        logs = logs.display(),
-        file = sh_quote(&sweep_file.display().to_string()),
-        bin = sh_quote(&isoflop.display().to_string()),
-    )
-}
-
-/// Submits `script` with `sbatch --parsable`, returning the job id.
-///
-/// # Errors
-/// sbatch's own message when it fails or cannot be run.
-pub fn sbatch(args: &[&str], script: Option<&Path>) -> Result<String, String> {
-    let mut c = Command::new("sbatch");
-    c.arg("--parsable").args(args);
-    if let Some(s) = script {
-        c.arg(s);
-    }
-    let o = c
-        .output()
-        .map_err(|e| format!("could not run sbatch: {e} (is Slurm installed?)"))?;
-    if !o.status.success() {
-        return Err(format!(
-            "sbatch failed: {}",
-            String::from_utf8_lossy(&o.stderr).trim()
-        ));
-    }
-    let id = String::from_utf8_lossy(&o.stdout)
-        .trim()
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .to_string();
-    if id.is_empty() {
-        return Err("sbatch printed no job id".into());
-    }
-    Ok(id)
-}
-
 /// Runs the run at `index` of the sweep (a Slurm array task).
 pub fn run_index(
     sweep: &Sweep,
@@ -621,18 +525,18 @@ pub fn run_index(
     isoflop: &Path,
     threads: usize,
     retry_failed: bool,
-) -> Result<(String, RunOutcome), String> {
-    let run = sweep.runs.get(index).ok_or_else(|| {
-        format!(
-            "{}: no run at index {index} (it has {})",
-            sweep_file.display(),
-            sweep.runs.len()
-        )
+) -> Result<(String, RunOutcome), SweepError> {
+    let run = sweep.runs.get(index).ok_or_else(|| SweepError::NoSuchIndex {
+        path: sweep_file.to_path_buf(),
+        index,
+        runs: sweep.runs.len(),
     })?;
     let mut runner = Runner::new(sweep, sweep_file, isoflop, threads);
     runner.retry_failed = retry_failed;
-    std::fs::create_dir_all(&runner.results)
-        .map_err(|e| format!("{}: {e}", runner.results.display()))?;
+    std::fs::create_dir_all(&runner.results).map_err(|source| SweepError::Io {
+        path: runner.results.clone(),
+        source,
+    })?;
     Ok((run.id.clone(), runner.run_one(run)))
 }
 

@@ -11,40 +11,12 @@
 //! (N = sqrt(C / 120)). Every shape comes from [`ModelShape::for_params`].
 
 use isoflop_core::shape::ModelShape;
+use isoflop_core::TrainSettings;
 use std::path::{Path, PathBuf};
 
-/// Training settings shared by every run of a sweep.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct RunDefaults {
-    /// Sequences per step.
-    pub batch: usize,
-    /// Context length.
-    pub context: usize,
-    /// Peak learning rate.
-    pub lr: f64,
-    /// Seed.
-    pub seed: u64,
-    /// Curve row every N steps.
-    pub log_every: u64,
-    /// Held-out evaluation every N steps.
-    pub eval_every: u64,
-    /// Checkpoint every N steps.
-    pub checkpoint_every: u64,
-}
-
-impl Default for RunDefaults {
-    fn default() -> Self {
-        RunDefaults {
-            batch: 16,
-            context: 64,
-            lr: 2e-3,
-            seed: 0,
-            log_every: 5,
-            eval_every: 100,
-            checkpoint_every: 50,
-        }
-    }
-}
+/// The settings every run of a sweep shares: the one type of `isoflop_core::settings` (the
+/// sweep file's `[defaults]` table).
+pub type RunDefaults = TrainSettings;
 
 /// One planned run.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -17,6 +17,7 @@ use isoflop_core::record::{
 };
 pub use isoflop_core::record::{CHECKPOINT_FILE, PROGRESS_FILE};
 use isoflop_core::shape::{FlopCount, ModelShape};
+use isoflop_core::TrainSettings;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -106,32 +107,12 @@ pub fn device(name: &str) -> Result<Device> {
 pub struct Settings {
     /// Run name.
     pub run: String,
-    /// The model.
+    /// The model (its context is the run's).
     pub shape: ModelShape,
     /// Token horizon (rounded up to whole steps).
     pub tokens: u64,
-    /// Sequences per step.
-    pub batch: usize,
-    /// Peak learning rate.
-    pub lr: f64,
-    /// Final rate / peak.
-    pub min_lr_ratio: f64,
-    /// Warm-up steps; `None`: a tenth of the steps, at most 100.
-    pub warmup_steps: Option<u64>,
-    /// AdamW weight decay (matrices only).
-    pub weight_decay: f64,
-    /// Gradient clipping norm (0: none).
-    pub grad_clip: f64,
-    /// Seed.
-    pub seed: u64,
-    /// Log every this many steps.
-    pub log_every: u64,
-    /// Evaluate every this many steps (0: only at the end... and never if 0 batches).
-    pub eval_every: u64,
-    /// Batches per evaluation.
-    pub eval_batches: usize,
-    /// Checkpoint every this many steps (0: only when stopped).
-    pub checkpoint_every: u64,
+    /// The training settings a study shares (one type, `isoflop_core::settings`).
+    pub train: TrainSettings,
     /// FLOP count for the curve.
     pub flop_count: FlopCount,
     /// Corpus description.
@@ -143,25 +124,17 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Defaults for a shape and horizon: batch 16, lr 2e-3 decaying to 10%, weight decay 0.1,
-    /// clipping at 1.0, seed 0, a row every 10 steps, 8 held-out batches every 100 steps,
-    /// a checkpoint every 100 steps, FLOPs counted as 6N.
+    /// The default [`TrainSettings`] for a shape and horizon (its context the shape's), FLOPs
+    /// counted as 6N, on the CPU with libtorch's default threads.
     pub fn new(run: &str, shape: ModelShape, tokens: u64) -> Settings {
         Settings {
             run: run.to_string(),
             shape,
             tokens,
-            batch: 16,
-            lr: 2e-3,
-            min_lr_ratio: 0.1,
-            warmup_steps: None,
-            weight_decay: 0.1,
-            grad_clip: 1.0,
-            seed: 0,
-            log_every: 10,
-            eval_every: 100,
-            eval_batches: 8,
-            checkpoint_every: 100,
+            train: TrainSettings {
+                context: shape.context,
+                ..TrainSettings::default()
+            },
             flop_count: FlopCount::SixN,
             data: String::new(),
             device: "cpu".into(),
@@ -172,20 +145,21 @@ impl Settings {
     /// The run's config.
     ///
     /// # Errors
-    /// [`TrainError::Setting`] for a zero batch or horizon, or a non-positive rate.
+    /// [`TrainError::Setting`] for a zero horizon, a setting no run could use
+    /// ([`TrainSettings::check`]), or a context that differs from the shape's.
     pub fn config(&self) -> Result<RunConfig> {
-        if self.batch == 0 || self.tokens == 0 {
-            return Err(TrainError::Setting(
-                "batch and tokens must be at least 1".into(),
-            ));
+        let t = &self.train;
+        if self.tokens == 0 {
+            return Err(TrainError::Setting("tokens must be at least 1".into()));
         }
-        if !(self.lr > 0.0 && self.lr.is_finite() && (0.0..=1.0).contains(&self.min_lr_ratio)) {
+        t.check().map_err(|e| TrainError::Setting(e.to_string()))?;
+        if t.context != self.shape.context {
             return Err(TrainError::Setting(format!(
-                "lr must be positive and min_lr_ratio in [0, 1], got {} and {}",
-                self.lr, self.min_lr_ratio
+                "context {} differs from the model's {}",
+                t.context, self.shape.context
             )));
         }
-        let per_step = (self.batch * self.shape.context) as u64;
+        let per_step = (t.batch * self.shape.context) as u64;
         let steps = self.tokens.div_ceil(per_step);
         Ok(RunConfig {
             run: self.run.clone(),
@@ -194,18 +168,18 @@ impl Settings {
             flops_per_token: self.shape.flops_per_token(),
             flop_count: self.flop_count,
             tokens: steps * per_step,
-            batch: self.batch,
+            batch: t.batch,
             steps,
-            lr: self.lr,
-            min_lr_ratio: self.min_lr_ratio,
-            warmup_steps: self.warmup_steps.unwrap_or((steps / 10).clamp(1, 100)),
-            weight_decay: self.weight_decay,
-            grad_clip: self.grad_clip,
-            seed: self.seed,
-            log_every: self.log_every.max(1),
-            eval_every: self.eval_every,
-            eval_batches: self.eval_batches,
-            checkpoint_every: self.checkpoint_every,
+            lr: t.lr,
+            min_lr_ratio: t.min_lr_ratio,
+            warmup_steps: t.warmup.unwrap_or((steps / 10).clamp(1, 100)),
+            weight_decay: t.weight_decay,
+            grad_clip: t.grad_clip,
+            seed: t.seed,
+            log_every: t.log_every.max(1),
+            eval_every: t.eval_every,
+            eval_batches: t.eval_batches,
+            checkpoint_every: t.checkpoint_every,
             data: self.data.clone(),
             device: self.device.clone(),
             threads: self.threads,
@@ -655,7 +629,7 @@ pub fn train(
             }
         }
         if curve_path.exists() {
-            rows = record::read_curve(&curve_path).map_err(|e| folder_err(out, e))?;
+            rows = record::read_curve(&curve_path).map_err(|e| folder_err(out, e.to_string()))?;
             rows.retain(|r| r.step <= step);
         }
     }

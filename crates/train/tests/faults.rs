@@ -38,11 +38,11 @@ fn corpus(dir: &Path) -> Corpus {
 fn settings() -> Settings {
     let shape = ModelShape::new(2, 64, 2, 256, 32, false).unwrap();
     let mut s = Settings::new("t", shape, 60 * 8 * 32);
-    s.batch = 8;
-    s.log_every = 1;
-    s.eval_every = 30;
-    s.eval_batches = 2;
-    s.checkpoint_every = 10;
+    s.train.batch = 8;
+    s.train.log_every = 1;
+    s.train.eval_every = 30;
+    s.train.eval_batches = 2;
+    s.train.checkpoint_every = 10;
     s.threads = 1;
     s
 }

@@ -49,13 +49,13 @@ fn first_ten_losses_match_pytorch() {
     let corpus = Corpus::load(&d.join("c.txt"), None, 32).unwrap();
     let shape = ModelShape::new(2, 64, 2, 256, 32, false).unwrap();
     let mut s = Settings::new("ref", shape, 10 * 8 * 32);
-    s.batch = 8;
-    s.log_every = 1;
-    s.eval_every = 0;
+    s.train.batch = 8;
+    s.train.log_every = 1;
+    s.train.eval_every = 0;
     s.threads = 1;
-    s.seed = 3;
-    s.lr = 3e-3;
-    s.warmup_steps = Some(3);
+    s.train.seed = 3;
+    s.train.lr = 3e-3;
+    s.train.warmup = Some(3);
     let cfg = s.config().unwrap();
     assert_eq!(cfg.steps, 10);
     train(

@@ -37,11 +37,11 @@ fn corpus(dir: &Path) -> Corpus {
 fn settings(tokens: u64) -> Settings {
     let shape = ModelShape::new(2, 64, 2, 256, 32, false).unwrap();
     let mut s = Settings::new("t", shape, tokens);
-    s.batch = 8;
-    s.log_every = 1;
-    s.eval_every = 20;
-    s.eval_batches = 2;
-    s.checkpoint_every = 10;
+    s.train.batch = 8;
+    s.train.log_every = 1;
+    s.train.eval_every = 20;
+    s.train.eval_batches = 2;
+    s.train.checkpoint_every = 10;
     s.threads = 1;
     s
 }
@@ -137,9 +137,9 @@ fn a_diverging_run_is_marked_with_its_step() {
     let d = tmp("diverge");
     let c = corpus(&d);
     let mut s = settings(100 * 8 * 32);
-    s.lr = 1e4;
-    s.grad_clip = 0.0;
-    s.warmup_steps = Some(1);
+    s.train.lr = 1e4;
+    s.train.grad_clip = 0.0;
+    s.train.warmup = Some(1);
     let cfg = s.config().unwrap();
     let out = d.join("run");
     let r = train(&cfg, &c, &out, false, &AtomicBool::new(false), &mut |_| {}).unwrap();
@@ -165,7 +165,7 @@ fn a_folder_holding_another_run_is_refused_and_kept() {
     train(&cfg, &c, &out, false, &AtomicBool::new(false), &mut |_| {}).unwrap();
     let before = std::fs::read(out.join(record::CURVE_FILE)).unwrap();
     let mut other = settings(20 * 8 * 32);
-    other.lr = 1e-3;
+    other.train.lr = 1e-3;
     let e = train(
         &other.config().unwrap(),
         &c,

@@ -1,0 +1,195 @@
+//! The study pipeline that `fit`, `plot` and `run` share: the fit options, reading a table
+//! with the user's column choice, fitting with the convergence check, drawing the figures.
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use isoflop_core::RunTable;
+use isoflop_fit::isoflop::{Grouping, CHINCHILLA_BUDGETS};
+use isoflop_fit::report::{fit_table, FitReport, FitSettings};
+use std::path::Path;
+
+/// Options shared by `fit`, `plot` and `run`.
+#[derive(Args, Debug)]
+pub struct FitOpts {
+    /// Approaches to fit, e.g. `3` or `2,3` (default: every one the data supports).
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u8).range(1..=3))]
+    approach: Vec<u8>,
+    /// Drop the K highest-loss runs before Approaches 2 and 3 (Epoch drops 5).
+    #[arg(long, default_value_t = 0, value_name = "K")]
+    drop_top: usize,
+    /// Bootstrap resamples (0 for none).
+    #[arg(long, default_value_t = 1000)]
+    boot: usize,
+    /// Bootstrap seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Approach 2 budgets: `chinchilla` (the paper's nine, 6e18..3e21) or a list of FLOPs;
+    /// runs go to the nearest within --budget-tol decades. Default: the `budget` column,
+    /// else clusters of FLOPs.
+    #[arg(long)]
+    budgets: Option<String>,
+    /// Approach 2 tolerance in decades of FLOPs (grouping gap, or distance to a budget).
+    #[arg(long, default_value_t = isoflop_fit::isoflop::TOL_DECADES)]
+    budget_tol: f64,
+    /// Approach 3 Huber delta.
+    #[arg(long, default_value_t = 1e-3)]
+    delta: f64,
+    /// Approach 1 Gaussian smoothing, standard deviation in training steps.
+    #[arg(long, default_value_t = 10.0)]
+    smooth_steps: f64,
+    /// Approach 3 on big tables: `auto` screens the starts on 4,096 points when the table
+    /// has more than 20,000, then polishes the distinct optima on all points; `off` runs
+    /// every start on every point; a number screens on that many points.
+    #[arg(long, default_value = "auto", value_parser = parse_screen)]
+    screen: isoflop_fit::parametric::Screen,
+    /// The loss column, where several columns could be it (e.g. loss and val_loss).
+    #[arg(long, value_name = "NAME")]
+    loss_column: Option<String>,
+    /// The params (N) column, where several could be it.
+    #[arg(long, value_name = "NAME")]
+    params_column: Option<String>,
+    /// The tokens (D) column, where several could be it.
+    #[arg(long, value_name = "NAME")]
+    tokens_column: Option<String>,
+    /// The flops (C) column, where several could be it.
+    #[arg(long, value_name = "NAME")]
+    flops_column: Option<String>,
+}
+
+fn parse_screen(s: &str) -> std::result::Result<isoflop_fit::parametric::Screen, String> {
+    use isoflop_fit::parametric::Screen;
+    match s {
+        "auto" => Ok(Screen::Auto),
+        "off" => Ok(Screen::Off),
+        n => match n.parse::<usize>() {
+            Ok(m) if m >= 6 => Ok(Screen::Points(m)),
+            _ => Err(format!("'{n}': give auto, off, or a number of points (at least 6)")),
+        },
+    }
+}
+
+/// Prints a line of a long fit's progress on stderr, with the seconds since the first.
+fn progress_line(line: &str) {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let t = START.get_or_init(std::time::Instant::now);
+    eprintln!("[{:6.1} s] {line}", t.elapsed().as_secs_f64());
+}
+
+impl FitOpts {
+    /// The columns the user chose.
+    pub fn columns(&self) -> isoflop_core::ColumnChoice {
+        isoflop_core::ColumnChoice {
+            params: self.params_column.clone(),
+            tokens: self.tokens_column.clone(),
+            flops: self.flops_column.clone(),
+            loss: self.loss_column.clone(),
+        }
+    }
+}
+
+/// The fit settings of the options (checked).
+pub fn settings(a: &FitOpts) -> Result<FitSettings> {
+    let mut s = FitSettings::default().with_bootstrap(a.boot, a.seed);
+    if !a.approach.is_empty() {
+        s.approaches = a.approach.clone();
+        s.explicit = true;
+    }
+    s.drop_top = a.drop_top;
+    s.parametric.delta = a.delta;
+    s.parametric.screen = a.screen;
+    s.parametric.progress = Some(progress_line);
+    s.envelope.smooth_steps = a.smooth_steps;
+    if !(a.budget_tol > 0.0 && a.budget_tol.is_finite()) {
+        bail!("--budget-tol must be positive, got {}", a.budget_tol);
+    }
+    if !(a.delta > 0.0 && a.delta.is_finite()) {
+        bail!("--delta (the Huber threshold) must be positive, got {}", a.delta);
+    }
+    if !(a.smooth_steps > 0.0 && a.smooth_steps.is_finite()) {
+        bail!("--smooth-steps must be positive, got {}", a.smooth_steps);
+    }
+    s.isoflop.grouping = match a.budgets.as_deref() {
+        None => Grouping::Auto {
+            tol_decades: a.budget_tol,
+        },
+        Some("chinchilla") => Grouping::Nominal {
+            budgets: CHINCHILLA_BUDGETS.to_vec(),
+            tol_decades: a.budget_tol,
+        },
+        Some(list) => {
+            let budgets = list
+                .split(',')
+                .map(|t| {
+                    t.trim()
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|v| v.is_finite() && *v > 0.0)
+                        .with_context(|| format!("--budgets: '{t}' is not a positive number"))
+                })
+                .collect::<Result<Vec<f64>>>()?;
+            Grouping::Nominal {
+                budgets,
+                tol_decades: a.budget_tol,
+            }
+        }
+    };
+    Ok(s)
+}
+
+/// Reads `runs` (a table or a folder of runs) with the options' columns and fits it: what
+/// `fit`, `plot` and `run` do first.
+///
+/// # Errors
+/// The options' error, the reader's (file, line, column), or the fit's.
+pub fn read_and_fit(runs: &Path, opts: &FitOpts) -> Result<(RunTable, FitReport)> {
+    let s = settings(opts)?;
+    let table = RunTable::read_with(runs, &opts.columns())
+        .with_context(|| format!("reading runs from {}", runs.display()))?;
+    let report = fit_table(&table, &s).with_context(|| format!("fitting {}", runs.display()))?;
+    Ok((table, report))
+}
+
+/// Fails where nothing usable came out of a fit: Approach 3 did not converge and no other
+/// approach was fitted. Every command checks this after reporting what it has.
+///
+/// # Errors
+/// That, in one line.
+pub fn usable(report: &FitReport) -> Result<()> {
+    let converged3 = report.approach3.fitted().map(|f| f.diagnostics.converged);
+    if converged3 == Some(false)
+        && report.approach1.fitted().is_none()
+        && report.approach2.fitted().is_none()
+    {
+        bail!("Approach 3 did not converge and no other approach could be fitted");
+    }
+    Ok(())
+}
+
+/// Draws the figures, `figures.json` and `report.html` of `report` into `out`, projected to
+/// `target_flops`; prints the report's warnings and what could not be drawn.
+///
+/// # Errors
+/// The plot crate's error, naming the file.
+pub fn draw(
+    out: &Path,
+    report: &FitReport,
+    table: &RunTable,
+    target_flops: f64,
+) -> Result<isoflop_plot::report::Written> {
+    let prov = isoflop_plot::report::Provenance {
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        versions: format!(
+            "isoflop {} (plotters 0.3, contour 0.13)",
+            env!("CARGO_PKG_VERSION")
+        ),
+    };
+    let written = isoflop_plot::report::write_all(out, report, table, target_flops, &prov)
+        .with_context(|| format!("writing figures to {}", out.display()))?;
+    for w in report.warnings() {
+        eprintln!("warning: {w}");
+    }
+    for s in &written.skipped {
+        eprintln!("not drawn: {s}");
+    }
+    Ok(written)
+}

@@ -1,0 +1,245 @@
+//! Reports as text: the fit, the allocation table. One module renders them for every
+//! command.
+
+use crate::format::{count, sci};
+use anyhow::Result;
+use isoflop_fit::allocate::Allocation;
+use isoflop_fit::report::{FitReport, Outcome};
+use isoflop_fit::stats::Interval;
+use std::io::Write;
+
+fn iv(i: Option<&Interval>, f: impl Fn(f64) -> String) -> String {
+    match i {
+        Some(i) => format!("[{}, {}]", f(i.lo), f(i.hi)),
+        None => String::new(),
+    }
+}
+
+/// The fit report as `isoflop fit` prints it.
+pub fn print_report(w: &mut impl Write, r: &FitReport) -> Result<()> {
+    writeln!(w, "isoflop fit: {}", r.source)?;
+    writeln!(w, "  {} rows, {} runs", r.rows, r.runs)?;
+    if r.dropped > 0 {
+        writeln!(
+            w,
+            "  dropped the {} highest-loss runs before Approaches 2 and 3 ({} used)",
+            r.dropped,
+            r.runs - r.dropped
+        )?;
+    }
+    for n in &r.notes {
+        writeln!(w, "  note: {n}")?;
+    }
+    let level = (r.settings.parametric.level * 100.0).round();
+    writeln!(w)?;
+    write!(w, "Approach 1 (minimum-loss envelope of training curves): ")?;
+    match &r.approach1 {
+        Outcome::Fitted(f) => {
+            writeln!(
+                w,
+                "{} curves, {} runs on the envelope, {} envelope points",
+                f.runs,
+                f.runs_on_envelope.len(),
+                f.envelope.len()
+            )?;
+            frontier_lines(w, &f.frontier, f.intervals.as_ref(), level)?;
+        }
+        Outcome::Skipped(why) => writeln!(w, "not fitted: {why}")?,
+        Outcome::NotRequested => writeln!(w, "not requested")?,
+    }
+    writeln!(w)?;
+    write!(w, "Approach 2 (IsoFLOP profiles): ")?;
+    match &r.approach2 {
+        Outcome::Fitted(f) => {
+            let ok = f.budgets.iter().filter(|b| b.refused.is_none()).count();
+            writeln!(
+                w,
+                "{} budgets, {ok} with a usable parabola",
+                f.budgets.len()
+            )?;
+            writeln!(
+                w,
+                "  {:>10} {:>5} {:>19} {:>9} {:>9} {:>8}",
+                "budget", "runs", "sizes", "N_opt", "D_opt", "L_min"
+            )?;
+            for b in &f.budgets {
+                let (lo, hi) = b.params_range;
+                match (b.optimal_params, b.optimal_tokens, b.min_loss) {
+                    (Some(n), Some(d), Some(l)) => writeln!(
+                        w,
+                        "  {:>10} {:>5} {:>19} {:>9} {:>9} {:>8.4}",
+                        sci(b.budget),
+                        b.runs,
+                        format!("{}..{}", count(lo), count(hi)),
+                        count(n),
+                        count(d),
+                        l
+                    )?,
+                    _ => writeln!(
+                        w,
+                        "  {:>10} {:>5} {:>19} refused: {}",
+                        sci(b.budget),
+                        b.runs,
+                        format!("{}..{}", count(lo), count(hi)),
+                        b.refused.as_deref().unwrap_or("")
+                    )?,
+                }
+            }
+            frontier_lines(w, &f.frontier, f.intervals.as_ref(), level)?;
+        }
+        Outcome::Skipped(why) => writeln!(w, "not fitted: {why}")?,
+        Outcome::NotRequested => writeln!(w, "not requested")?,
+    }
+    writeln!(w)?;
+    write!(
+        w,
+        "Approach 3 (parametric law L(N, D) = E + A/N^alpha + B/D^beta): "
+    )?;
+    match &r.approach3 {
+        Outcome::Fitted(f) => {
+            let d = &f.diagnostics;
+            if d.converged {
+                writeln!(w, "{} points", f.points)?;
+            } else {
+                writeln!(w, "DID NOT CONVERGE; the values below are not a result")?;
+            }
+            let i = f.intervals.as_ref();
+            let g4 = |v: f64| format!("{v:.4}");
+            let g1 = |v: f64| format!("{v:.1}");
+            writeln!(
+                w,
+                "  {:<24}{:>10}  {}",
+                "E",
+                g4(f.law.e),
+                iv(i.map(|i| &i.e), g4)
+            )?;
+            writeln!(
+                w,
+                "  {:<24}{:>10}  {}",
+                "A",
+                g1(f.law.a),
+                iv(i.map(|i| &i.a), g1)
+            )?;
+            writeln!(
+                w,
+                "  {:<24}{:>10}  {}",
+                "B",
+                g1(f.law.b),
+                iv(i.map(|i| &i.b), g1)
+            )?;
+            writeln!(
+                w,
+                "  {:<24}{:>10}  {}",
+                "alpha",
+                g4(f.law.alpha),
+                iv(i.map(|i| &i.alpha), g4)
+            )?;
+            writeln!(
+                w,
+                "  {:<24}{:>10}  {}",
+                "beta",
+                g4(f.law.beta),
+                iv(i.map(|i| &i.beta), g4)
+            )?;
+            writeln!(
+                w,
+                "  {:<24}{:>10}  {}",
+                "a = beta/(alpha+beta)",
+                g4(f.params_exponent),
+                iv(i.map(|i| &i.params_exponent), g4)
+            )?;
+            writeln!(
+                w,
+                "  {:<24}{:>10}  {}",
+                "b = alpha/(alpha+beta)",
+                g4(f.tokens_exponent),
+                iv(i.map(|i| &i.tokens_exponent), g4)
+            )?;
+            writeln!(
+                w,
+                "  {:<24}{:>10}  {}",
+                "G",
+                g4(f.g),
+                iv(i.map(|i| &i.g), g4)
+            )?;
+            writeln!(w, "  N_opt(C) = G (C/6)^a,  D_opt(C) = (C/6)^b / G")?;
+            writeln!(
+                w,
+                "  objective {:.9e} (sum of Huber, delta {}); {} of {} starts reached it, {} converged; best start stopped by the {:?} rule, max |gradient| {:.1e}",
+                f.objective, r.settings.parametric.delta, d.reached_best, d.starts, d.converged_starts, d.termination, d.grad_max
+            )?;
+            if let Some(sc) = &f.screening {
+                writeln!(
+                    w,
+                    "  screened: the {} starts ran on {} of the {} points (seeded sample); the {} distinct optima found were polished on all points",
+                    d.starts, sc.subsample, sc.points, sc.polished
+                )?;
+            }
+            if let Some(i) = i {
+                writeln!(w, "  intervals: {level}% percentile bootstrap, {} of {} resamples usable, seed {}", i.usable, i.resamples, i.seed)?;
+                if let Some(m) = i.resample_points {
+                    writeln!(w, "  (m-out-of-n bootstrap: resamples of {m} points, deviations scaled by sqrt({m}/{}))", f.points)?;
+                }
+            }
+        }
+        Outcome::Skipped(why) => writeln!(w, "not fitted: {why}")?,
+        Outcome::NotRequested => writeln!(w, "not requested")?,
+    }
+    Ok(())
+}
+
+fn frontier_lines(
+    w: &mut impl Write,
+    f: &isoflop_fit::Frontier,
+    i: Option<&isoflop_fit::isoflop::FrontierIntervals>,
+    level: f64,
+) -> Result<()> {
+    let g4 = |v: f64| format!("{v:.4}");
+    writeln!(
+        w,
+        "  N_opt = {:.4e} * C^{:.4}  a {}",
+        f.params_coef,
+        f.params_exponent,
+        iv(i.map(|i| &i.params_exponent), g4)
+    )?;
+    writeln!(
+        w,
+        "  D_opt = {:.4e} * C^{:.4}  b {}",
+        f.tokens_coef,
+        f.tokens_exponent,
+        iv(i.map(|i| &i.tokens_exponent), g4)
+    )?;
+    if let Some(i) = i {
+        writeln!(
+            w,
+            "  intervals: {level}% percentile bootstrap, {} of {} resamples usable, seed {}",
+            i.usable, i.resamples, i.seed
+        )?;
+    }
+    Ok(())
+}
+
+/// The allocation table as text (one row per approach).
+pub fn allocation_table(allocs: &[Allocation]) -> String {
+    let mut s = format!(
+        "{:<10} {:>10} {:>8} {:>18} {:>8} {:>18} {:>6} {:>7} {:>17}\n",
+        "approach", "FLOPs", "params", "", "tokens", "", "D/N", "loss", ""
+    );
+    for al in allocs {
+        let i = al.intervals.as_ref();
+        let f3 = |v: f64| format!("{v:.3}");
+        s += &format!(
+            "{:<10} {:>10} {:>8} {:>18} {:>8} {:>18} {:>6.1} {:>7} {:>17}\n",
+            al.approach,
+            sci(al.flops),
+            count(al.params),
+            iv(i.map(|i| &i.params), count),
+            count(al.tokens),
+            iv(i.map(|i| &i.tokens), count),
+            al.tokens_per_param,
+            al.loss.map(f3).unwrap_or_else(|| "-".into()),
+            iv(i.and_then(|i| i.loss.as_ref()), f3),
+        );
+    }
+    s.trim_end().to_string()
+}

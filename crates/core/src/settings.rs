@@ -1,0 +1,131 @@
+//! The training settings every run of a study shares: one type, its defaults written once.
+//!
+//! The sweep file's `[defaults]` table is this type; `isoflop train` and `isoflop plan` take
+//! its fields as options (flattened, with the `clap` feature); the trainer reads it; and
+//! [`TrainSettings::to_args`] turns it back into `isoflop train` options for a sweep's
+//! runs. A default changed in [`Default`] changes everywhere.
+
+/// Settings shared by every run of a study. Missing fields of a sweep file take the
+/// defaults.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+#[serde(default)]
+pub struct TrainSettings {
+    /// Sequences per step.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = TrainSettings::default().batch))]
+    pub batch: usize,
+    /// Context length (tokens per sequence).
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = TrainSettings::default().context))]
+    pub context: usize,
+    /// Peak learning rate.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = TrainSettings::default().lr))]
+    pub lr: f64,
+    /// Final learning rate as a fraction of the peak (0.1: the paper's 10x cosine decay).
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = TrainSettings::default().min_lr_ratio))]
+    pub min_lr_ratio: f64,
+    /// Linear warm-up steps (default: a tenth of the steps, at most 100).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub warmup: Option<u64>,
+    /// AdamW weight decay on matrices.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = TrainSettings::default().weight_decay))]
+    pub weight_decay: f64,
+    /// Gradient clipping norm (0: none).
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = TrainSettings::default().grad_clip))]
+    pub grad_clip: f64,
+    /// Seed of initialisation and data order.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = TrainSettings::default().seed))]
+    pub seed: u64,
+    /// Log a curve row every N steps.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = TrainSettings::default().log_every))]
+    pub log_every: u64,
+    /// Held-out evaluation every N steps (and at the end; 0: never).
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = TrainSettings::default().eval_every))]
+    pub eval_every: u64,
+    /// Batches per held-out evaluation.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = TrainSettings::default().eval_batches))]
+    pub eval_batches: usize,
+    /// Checkpoint every N steps (0: only on Ctrl-C).
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = TrainSettings::default().checkpoint_every))]
+    pub checkpoint_every: u64,
+}
+
+impl Default for TrainSettings {
+    /// Batch 16 of context 64 (what the default study fits in ten minutes on two cores),
+    /// lr 2e-3 with a cosine to 10% and a warm-up of a tenth of the steps (at most 100),
+    /// AdamW weight decay 0.1, clipping at 1.0, seed 0, a curve row every 5 steps, 8
+    /// held-out batches every 100 steps, a checkpoint every 50 steps.
+    fn default() -> Self {
+        TrainSettings {
+            batch: 16,
+            context: 64,
+            lr: 2e-3,
+            min_lr_ratio: 0.1,
+            warmup: None,
+            weight_decay: 0.1,
+            grad_clip: 1.0,
+            seed: 0,
+            log_every: 5,
+            eval_every: 100,
+            eval_batches: 8,
+            checkpoint_every: 50,
+        }
+    }
+}
+
+impl TrainSettings {
+    /// The settings as `isoflop train` options (`--batch 16 --context 64 ...`), every field.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut v: Vec<(&str, String)> = vec![
+            ("--batch", self.batch.to_string()),
+            ("--context", self.context.to_string()),
+            ("--lr", self.lr.to_string()),
+            ("--min-lr-ratio", self.min_lr_ratio.to_string()),
+            ("--weight-decay", self.weight_decay.to_string()),
+            ("--grad-clip", self.grad_clip.to_string()),
+            ("--seed", self.seed.to_string()),
+            ("--log-every", self.log_every.to_string()),
+            ("--eval-every", self.eval_every.to_string()),
+            ("--eval-batches", self.eval_batches.to_string()),
+            ("--checkpoint-every", self.checkpoint_every.to_string()),
+        ];
+        if let Some(w) = self.warmup {
+            v.push(("--warmup", w.to_string()));
+        }
+        v.into_iter()
+            .flat_map(|(k, x)| [k.to_string(), x])
+            .collect()
+    }
+
+    /// Optimizer steps for a horizon of `tokens`: tokens / (batch x context), rounded up.
+    pub fn steps(&self, tokens: u64) -> u64 {
+        tokens.div_ceil((self.batch * self.context).max(1) as u64)
+    }
+
+    /// Checks what no run could use.
+    ///
+    /// # Errors
+    /// [`crate::CoreError::Setting`] naming the setting: a zero batch, context or log interval, a learning
+    /// rate that is not positive, a final ratio outside [0, 1], negative decay or clipping.
+    pub fn check(&self) -> Result<(), crate::CoreError> {
+        self.problem().map_or(Ok(()), |p| Err(crate::CoreError::Setting(p)))
+    }
+
+    fn problem(&self) -> Option<String> {
+        if self.batch == 0 || self.context == 0 {
+            return Some("batch and context must be at least 1".into());
+        }
+        if self.log_every == 0 {
+            return Some("log_every must be at least 1".into());
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return Some(format!("lr must be positive, got {}", self.lr));
+        }
+        if !(0.0..=1.0).contains(&self.min_lr_ratio) {
+            return Some(format!("min_lr_ratio must be in [0, 1], got {}", self.min_lr_ratio));
+        }
+        if !(self.weight_decay >= 0.0 && self.grad_clip >= 0.0) {
+            return Some("weight_decay and grad_clip must not be negative".into());
+        }
+        None
+    }
+}
