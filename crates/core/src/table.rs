@@ -16,6 +16,7 @@
 //! | flops (C) | `flops`, `C`, `Training FLOP`, `training_flops`, `FLOP`, `compute` |
 //! | loss | `loss`, `val_loss`, `eval_loss`, `final_loss`, `train_loss`, `L` |
 //! | budget (optional) | `budget`, `flop_budget`, `isoflop` |
+//! | unique tokens U (optional) | `unique_tokens`, `U`, `unique_tokens_U`, `unique` |
 //! | run (optional) | `run`, `run_id`, `run_name`, `name` |
 //! | step (optional) | `step`, `iter`, `iteration` |
 //!
@@ -69,6 +70,9 @@ pub struct Observation {
     pub loss: f64,
     /// The nominal IsoFLOP budget this run was planned for, where given.
     pub budget: Option<f64>,
+    /// U, the unique tokens of the data the run repeated over (D/U epochs), where given.
+    #[serde(default)]
+    pub unique_tokens: Option<f64>,
 }
 
 /// The rows of one file, checked, with notes on what was derived.
@@ -114,6 +118,7 @@ const LOSS: &[&str] = &["loss", "valloss", "evalloss", "finalloss", "trainloss",
 /// The loss names as a user would type them, for messages.
 const LOSS_NAMES: &[&str] = &["loss", "val_loss", "eval_loss", "final_loss", "train_loss", "L"];
 const BUDGET: &[&str] = &["budget", "flopbudget", "isoflop"];
+const UNIQUE: &[&str] = &["uniquetokens", "u", "uniquetokensu", "unique", "ntokensunique"];
 const RUN: &[&str] = &["run", "runid", "runname", "name"];
 const STEP: &[&str] = &["step", "iter", "iteration"];
 const FINAL: &[&str] = &["finalloss", "runfinalloss"];
@@ -234,6 +239,7 @@ struct Columns {
     flops: Option<usize>,
     loss: usize,
     budget: Option<usize>,
+    unique: Option<usize>,
     run: Option<usize>,
     step: Option<usize>,
     final_loss: Option<usize>,
@@ -289,6 +295,7 @@ impl Columns {
             flops,
             loss,
             budget: pick(&headers, BUDGET),
+            unique: pick(&headers, UNIQUE),
             final_loss: final_any.filter(|&c| c != loss),
             run: pick(&headers, RUN),
             step: pick(&headers, STEP),
@@ -432,6 +439,20 @@ impl RowParser<'_> {
             .and_then(|col| raw.get(col).cloned().flatten())
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty());
+        let unique_tokens = self.optional_positive(raw, line, c.unique)?;
+        if let (Some(u), Some(col)) = (unique_tokens, c.unique) {
+            // 1e-9: the same count written with different rounding is not a repetition.
+            if u > tokens * (1.0 + 1e-9) {
+                let text = raw.get(col).cloned().flatten().unwrap_or_default();
+                return Err(CoreError::BadCell {
+                    path: self.path.to_path_buf(),
+                    line,
+                    column: c.names[col].clone(),
+                    value: text.trim().to_string(),
+                    problem: "unique tokens exceed the run's tokens D (a run sees each unique token at least once)",
+                });
+            }
+        }
         Ok(Observation {
             line,
             run,
@@ -441,6 +462,7 @@ impl RowParser<'_> {
             flops,
             loss,
             budget: self.optional_positive(raw, line, c.budget)?,
+            unique_tokens,
         })
     }
 }
@@ -583,11 +605,15 @@ impl RunTable {
     pub fn to_csv(&self) -> String {
         let mut w = csv::Writer::from_writer(Vec::new());
         let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
-        w.write_record(["run", "step", "params", "tokens", "flops", "loss", "budget", "final_loss"])
-            .expect("writing to memory");
+        let unique = self.rows.iter().any(|r| r.unique_tokens.is_some());
+        let mut header = vec!["run", "step", "params", "tokens", "flops", "loss", "budget", "final_loss"];
+        if unique {
+            header.push("unique_tokens");
+        }
+        w.write_record(&header).expect("writing to memory");
         for r in &self.rows {
             let fin = r.run.as_ref().and_then(|k| self.finals.get(k)).copied();
-            w.write_record([
+            let mut rec = vec![
                 r.run.clone().unwrap_or_default(),
                 opt(r.step),
                 r.params.to_string(),
@@ -596,8 +622,11 @@ impl RunTable {
                 r.loss.to_string(),
                 opt(r.budget),
                 opt(fin),
-            ])
-            .expect("writing to memory");
+            ];
+            if unique {
+                rec.push(opt(r.unique_tokens));
+            }
+            w.write_record(&rec).expect("writing to memory");
         }
         String::from_utf8(w.into_inner().expect("writing to memory")).expect("UTF-8")
     }
@@ -972,6 +1001,7 @@ mod tests {
                 flops: 6.0,
                 loss: l,
                 budget: None,
+                unique_tokens: None,
             })
             .collect();
         let (kept, n) = drop_highest_loss(&rows, 2);

@@ -465,6 +465,7 @@ mod tests {
                 flops: c,
                 loss: law.loss(n, c / (6.0 * n)),
                 budget: Some(c),
+                unique_tokens: None,
             });
         }
         let fit = fit_isoflop(

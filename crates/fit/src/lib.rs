@@ -11,6 +11,10 @@
 
 pub mod error;
 pub mod fastmath;
+pub mod data_constrained;
+pub mod forms;
+pub mod inference;
+pub mod kaplan;
 pub mod law;
 pub mod lbfgs;
 pub mod objective;

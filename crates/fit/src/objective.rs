@@ -88,7 +88,7 @@ impl Objective {
         self.ln_n.is_empty()
     }
 
-    /// F(x) and its gradient, x = (a, b, e, alpha, beta), by the objective's kernel
+    /// F(x) and its gradient, x = (ln_a, ln_b, ln_e, alpha, beta), by the objective's kernel
     /// ([`Kernel::active`] unless [`Objective::with_kernel`] chose another).
     #[inline]
     pub fn value_grad(&self, x: &[f64; 5], g: &mut [f64; 5]) -> f64 {
@@ -356,6 +356,7 @@ mod tests {
             flops: 6.0 * params * tokens,
             loss,
             budget: None,
+            unique_tokens: None,
         }
     }
 

@@ -20,37 +20,41 @@ pub struct Grid {
     pub alpha: Vec<f64>,
     /// Values of beta.
     pub beta: Vec<f64>,
-    /// Values of e = ln E.
-    pub e: Vec<f64>,
-    /// Values of a = ln A.
-    pub a: Vec<f64>,
-    /// Values of b = ln B.
-    pub b: Vec<f64>,
+    /// Values of ln_e = ln E.
+    #[serde(alias = "e")]
+    pub ln_e: Vec<f64>,
+    /// Values of ln_a = ln A.
+    #[serde(alias = "a")]
+    pub ln_a: Vec<f64>,
+    /// Values of ln_b = ln B.
+    #[serde(alias = "b")]
+    pub ln_b: Vec<f64>,
 }
 
 impl Grid {
-    /// Hoffmann et al. 2022, Appendix D.2: alpha, beta in {0, 0.5, ..., 2}; e in
-    /// {-1, -0.5, ..., 1}; a, b in {0, 5, ..., 25}: 4,500 starts.
+    /// Hoffmann et al. 2022, Appendix D.2: alpha, beta in {0, 0.5, ..., 2}; ln_e in
+    /// {-1, -0.5, ..., 1}; ln_a, ln_b in {0, 5, ..., 25}: 4,500 starts.
     pub fn paper() -> Self {
         let r = |lo: f64, step: f64, n: usize| (0..n).map(|i| lo + step * i as f64).collect();
         Grid {
             alpha: r(0.0, 0.5, 5),
             beta: r(0.0, 0.5, 5),
-            e: r(-1.0, 0.5, 5),
-            a: r(0.0, 5.0, 6),
-            b: r(0.0, 5.0, 6),
+            ln_e: r(-1.0, 0.5, 5),
+            ln_a: r(0.0, 5.0, 6),
+            ln_b: r(0.0, 5.0, 6),
         }
     }
 
-    /// All starts, looping alpha, beta, e, a, b (Epoch's order).
+    /// All starts x = (ln_a, ln_b, ln_e, alpha, beta), looping alpha, beta, ln_e, ln_a, ln_b
+    /// (Epoch's order).
     pub fn starts(&self) -> Vec<[f64; 5]> {
         let mut v = Vec::with_capacity(self.len());
         for &al in &self.alpha {
             for &be in &self.beta {
-                for &e in &self.e {
-                    for &a in &self.a {
-                        for &b in &self.b {
-                            v.push([a, b, e, al, be]);
+                for &ln_e in &self.ln_e {
+                    for &ln_a in &self.ln_a {
+                        for &ln_b in &self.ln_b {
+                            v.push([ln_a, ln_b, ln_e, al, be]);
                         }
                     }
                 }
@@ -61,7 +65,7 @@ impl Grid {
 
     /// Number of starts.
     pub fn len(&self) -> usize {
-        self.alpha.len() * self.beta.len() * self.e.len() * self.a.len() * self.b.len()
+        self.alpha.len() * self.beta.len() * self.ln_e.len() * self.ln_a.len() * self.ln_b.len()
     }
 
     /// True when the grid has no starts.
@@ -183,7 +187,7 @@ pub struct LawIntervals {
 pub struct ParametricFit {
     /// The fitted law.
     pub law: ParametricLaw,
-    /// Log-space optimum (a, b, e, alpha, beta).
+    /// Log-space optimum x = (ln_a, ln_b, ln_e, alpha, beta).
     pub x: [f64; 5],
     /// The objective at the optimum.
     pub objective: f64,
@@ -295,7 +299,7 @@ fn run_starts(
 /// for n in [1e8, 3e8, 1e9, 3e9] {
 ///     for d in [3e9, 1e10, 3e10, 1e11] {
 ///         points.push(Observation { line: 0, run: None, step: None, params: n, tokens: d,
-///             flops: 6.0 * n * d, loss: truth.loss(n, d), budget: None });
+///             flops: 6.0 * n * d, loss: truth.loss(n, d), budget: None, unique_tokens: None });
 ///     }
 /// }
 /// let opts = ParametricOptions { resamples: 0, ..Default::default() };
@@ -521,6 +525,7 @@ mod tests {
             flops: 6.0 * params * tokens,
             loss,
             budget: None,
+            unique_tokens: None,
         }
     }
 

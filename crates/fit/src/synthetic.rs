@@ -39,6 +39,7 @@ pub fn isoflop_points(
                 flops: c,
                 loss: law.loss(n, d) * (1.0 + noise * rng.normal()),
                 budget: Some(c),
+                unique_tokens: None,
             });
         }
     }
@@ -78,6 +79,7 @@ pub fn cosine_curves(
                         flops: 6.0 * n * t,
                         loss,
                         budget: None,
+                        unique_tokens: None,
                     }
                 })
                 .collect();
