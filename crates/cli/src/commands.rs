@@ -96,9 +96,26 @@ struct AllocateArgs {
     /// A law saved by `isoflop fit --out`.
     #[arg(long, value_name = "LAW.json", conflicts_with = "preset")]
     law: Option<PathBuf>,
-    /// A built-in law: chinchilla, chinchilla-unrounded, epoch.
+    /// A built-in law: chinchilla, chinchilla-unrounded, epoch, muennighoff2023
+    /// (data-constrained), kaplan2020.
     #[arg(long, default_value = "chinchilla-unrounded")]
     preset: String,
+    /// Only this many unique tokens exist (with --flops): the optimal parameters, tokens and
+    /// epochs under the data-constrained law (a law file fitted with --law data-constrained,
+    /// or --preset muennighoff2023).
+    #[arg(long, value_name = "U", requires = "flops", allow_negative_numbers = true)]
+    unique_tokens: Option<f64>,
+    /// The model will serve this many tokens (with --loss or --flops): minimise training
+    /// plus inference FLOPs (Sardana et al. 2024) under the law's Chinchilla form; --flops is
+    /// then the total of both.
+    #[arg(long, value_name = "T", conflicts_with = "unique_tokens", allow_negative_numbers = true)]
+    inference_tokens: Option<f64>,
+    /// Training FLOPs per parameter per token (with --inference-tokens).
+    #[arg(long, default_value_t = isoflop_fit::inference::Costs::default().train)]
+    train_cost: f64,
+    /// Inference FLOPs per parameter per token (with --inference-tokens).
+    #[arg(long, default_value_t = isoflop_fit::inference::Costs::default().inference)]
+    inference_cost: f64,
     /// Interval coverage.
     #[arg(long, default_value_t = 0.95)]
     level: f64,
@@ -134,7 +151,12 @@ fn fit(a: FitArgs) -> Result<()> {
         serde_json::to_writer_pretty(&mut w, &report)?;
         writeln!(w)?;
     } else {
-        text::print_report(&mut w, &report)?;
+        if report.settings.laws.iter().any(|l| l == "chinchilla") {
+            text::print_report(&mut w, &report)?;
+        } else {
+            writeln!(w, "isoflop fit: {}\n  {} rows, {} runs", report.source, report.rows, report.runs)?;
+        }
+        text::print_forms(&mut w, &report)?;
     }
     for warning in report.warnings() {
         eprintln!("warning: {warning}");
@@ -171,6 +193,12 @@ fn allocate_cmd(a: AllocateArgs) -> Result<()> {
             )
         })?,
     };
+    if let Some(u) = a.unique_tokens {
+        return allocate_data_constrained(&laws, a.flops.expect("clap requires --flops"), u, a.level, a.json);
+    }
+    if let Some(t) = a.inference_tokens {
+        return allocate_inference(&laws, target, t, &a);
+    }
     let allocs = allocate(&laws, target, a.level)?;
     if let Some(far) = allocs.iter().map(|al| al.flops).reduce(f64::max) {
         if let Some(warning) = laws.extrapolation_warning(far) {
@@ -188,6 +216,80 @@ fn allocate_cmd(a: AllocateArgs) -> Result<()> {
     }
     writeln!(w, "law: {}", laws.source)?;
     writeln!(w, "{}", text::allocation_table(&allocs))?;
+    Ok(())
+}
+
+fn allocate_data_constrained(laws: &LawSet, flops: f64, u: f64, level: f64, json: bool) -> Result<()> {
+    if !(u > 0.0 && u.is_finite()) {
+        bail!("--unique-tokens must be a positive number, got {u}");
+    }
+    let Some(dc) = &laws.data_constrained else {
+        bail!("{}: holds no data-constrained law; fit one with `isoflop fit --law data-constrained` or use --preset muennighoff2023", laws.source);
+    };
+    let al = isoflop_fit::data_constrained::allocate_with_intervals(&dc.estimate, &dc.samples, flops, u, level)?;
+    let mut w = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut w, &serde_json::json!({ "law": laws.source, "allocation": al }))?;
+        writeln!(w)?;
+        return Ok(());
+    }
+    let i = al.intervals.as_ref();
+    let c = |v: f64| crate::format::count(v);
+    let ci = |x: Option<&isoflop_fit::stats::Interval>, f: &dyn Fn(f64) -> String| {
+        x.map(|x| format!(" [{}, {}]", f(x.lo), f(x.hi))).unwrap_or_default()
+    };
+    writeln!(w, "law: {}", laws.source)?;
+    writeln!(w, "{:.3e} FLOPs with {} unique tokens (data-constrained law):", al.flops, c(al.unique_tokens))?;
+    writeln!(w, "  params {}{}", c(al.params), ci(i.map(|i| &i.params), &c))?;
+    writeln!(w, "  tokens {}{}", c(al.tokens), ci(i.map(|i| &i.tokens), &c))?;
+    writeln!(w, "  epochs {:.2}{}", al.epochs, ci(i.map(|i| &i.epochs), &|v| format!("{v:.2}")))?;
+    writeln!(w, "  loss   {:.4}{}", al.loss, ci(i.map(|i| &i.loss), &|v| format!("{v:.4}")))?;
+    if i.is_none() {
+        writeln!(w, "  (no intervals: the law has no bootstrap samples)")?;
+    }
+    Ok(())
+}
+
+fn allocate_inference(laws: &LawSet, target: Target, t: f64, a: &AllocateArgs) -> Result<()> {
+    use isoflop_fit::inference::{for_flops, for_loss, Costs};
+    let Some(law) = laws.approach3.as_ref().map(|s| s.estimate) else {
+        bail!("{}: holds no Chinchilla-form law (Approach 3) to allocate for inference with", laws.source);
+    };
+    let costs = Costs { train: a.train_cost, inference: a.inference_cost };
+    let al = match target {
+        Target::Loss(l) => for_loss(&law, l, t, costs)?,
+        Target::Flops(c) => for_flops(&law, c, t, costs)?,
+        Target::Params(_) => bail!("--inference-tokens goes with --loss or --flops, not --params"),
+    };
+    let mut w = std::io::stdout().lock();
+    if a.json {
+        serde_json::to_writer_pretty(&mut w, &serde_json::json!({ "law": laws.source, "target": target, "allocation": al }))?;
+        writeln!(w)?;
+        return Ok(());
+    }
+    let c = |v: f64| crate::format::count(v);
+    writeln!(w, "law: {}", laws.source)?;
+    writeln!(
+        w,
+        "serving {} tokens ({} FLOPs per parameter per token to train, {} to serve), loss {:.4}:",
+        c(t), costs.train, costs.inference, al.aware.loss
+    )?;
+    writeln!(w, "  {:<22} {:>9} {:>9} {:>7} {:>12} {:>12} {:>12}", "", "params", "tokens", "D/N", "training", "inference", "total")?;
+    for (name, p) in [("inference-aware", al.aware), ("Chinchilla-optimal", al.chinchilla)] {
+        writeln!(
+            w,
+            "  {:<22} {:>9} {:>9} {:>7.1} {:>12.3e} {:>12.3e} {:>12.3e}",
+            name, c(p.params), c(p.tokens), p.tokens / p.params, p.training_flops, p.inference_flops, p.total_flops
+        )?;
+    }
+    writeln!(
+        w,
+        "  {:.2}x the parameters, {:.2}x the tokens; {:.3e} FLOPs saved ({:.1}% of the Chinchilla-optimal total)",
+        al.params_ratio,
+        al.tokens_ratio,
+        al.flops_saved,
+        100.0 * al.flops_saved / al.chinchilla.total_flops
+    )?;
     Ok(())
 }
 

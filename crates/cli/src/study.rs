@@ -37,6 +37,11 @@ pub struct FitOpts {
     /// Approach 1 Gaussian smoothing, standard deviation in training steps.
     #[arg(long, default_value_t = 10.0)]
     smooth_steps: f64,
+    /// Law forms to fit, e.g. `chinchilla,kaplan`: `chinchilla` (the three approaches),
+    /// `data-constrained` (Muennighoff et al. 2023; the table needs unique_tokens), `kaplan`
+    /// (Kaplan et al. 2020). Two or more are compared on the same runs.
+    #[arg(long = "law", value_delimiter = ',', default_value = "chinchilla", value_name = "FORM")]
+    laws: Vec<String>,
     /// Approach 3 on big tables: `auto` screens the starts on 4,096 points when the table
     /// has more than 20,000, then polishes the distinct optima on all points; `off` runs
     /// every start on every point; a number screens on that many points.
@@ -97,6 +102,17 @@ pub fn settings(a: &FitOpts) -> Result<FitSettings> {
     s.drop_top = a.drop_top;
     s.parametric.delta = a.delta;
     s.parametric.screen = a.screen;
+    if let Some(bad) = a
+        .laws
+        .iter()
+        .find(|l| !isoflop_fit::report::LAW_FORMS.contains(&l.as_str()))
+    {
+        bail!(
+            "--law {bad}: unknown form; choose from {}",
+            isoflop_fit::report::LAW_FORMS.join(", ")
+        );
+    }
+    s.laws = a.laws.clone();
     s.parametric.progress = Some(progress_line);
     s.envelope.smooth_steps = a.smooth_steps;
     if !(a.budget_tol > 0.0 && a.budget_tol.is_finite()) {

@@ -219,6 +219,84 @@ fn frontier_lines(
     Ok(())
 }
 
+/// The data-constrained law, Kaplan's law and the comparison of forms, where fitted.
+pub fn print_forms(w: &mut impl Write, r: &FitReport) -> Result<()> {
+    if let Some(o) = &r.data_constrained {
+        writeln!(w)?;
+        write!(w, "Data-constrained law (Muennighoff et al. 2023): ")?;
+        match o {
+            Outcome::Fitted(f) => {
+                let b = &f.law.base;
+                writeln!(
+                    w,
+                    "Chinchilla part from {} single-epoch runs, R_D* and R_N* from all {} runs{}",
+                    f.single_epoch_runs,
+                    f.runs,
+                    if f.converged { "" } else { "; DID NOT CONVERGE" }
+                )?;
+                writeln!(
+                    w,
+                    "  E {:.4}  A {:.1}  B {:.1}  alpha {:.4}  beta {:.4}",
+                    b.e, b.a, b.b, b.alpha, b.beta
+                )?;
+                let g3 = |v: f64| format!("{v:.3}");
+                writeln!(
+                    w,
+                    "  R_D* {:>9.3}  {}\n  R_N* {:>9.3}  {}",
+                    f.law.rd_star,
+                    iv(f.rd_star_interval.as_ref(), g3),
+                    f.law.rn_star,
+                    iv(f.rn_star_interval.as_ref(), g3)
+                )?;
+            }
+            Outcome::Skipped(why) => writeln!(w, "not fitted: {why}")?,
+            Outcome::NotRequested => writeln!(w, "not requested")?,
+        }
+    }
+    if let Some(o) = &r.kaplan {
+        writeln!(w)?;
+        write!(w, "Kaplan et al. 2020 (L = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D): ")?;
+        match o {
+            Outcome::Fitted(f) => writeln!(
+                w,
+                "{} points{}\n  N_c {:.4e}  alpha_N {:.4}  D_c {:.4e}  alpha_D {:.4}",
+                f.points,
+                if f.converged { "" } else { "; DID NOT CONVERGE" },
+                f.law.n_c,
+                f.law.alpha_n,
+                f.law.d_c,
+                f.law.alpha_d
+            )?,
+            Outcome::Skipped(why) => writeln!(w, "not fitted: {why}")?,
+            Outcome::NotRequested => writeln!(w, "not requested")?,
+        }
+    }
+    if !r.comparison.is_empty() {
+        writeln!(w)?;
+        writeln!(
+            w,
+            "Forms compared on the same {} runs (objective per point; held-out error is not measured here):",
+            r.comparison[0].points
+        )?;
+        writeln!(
+            w,
+            "  {:<18} {:>14} {:>10} {:>14}",
+            "form", "Huber/point", "rms ln L", "mean |err|/L"
+        )?;
+        for s in &r.comparison {
+            writeln!(
+                w,
+                "  {:<18} {:>14.4e} {:>10.4} {:>13.2}%",
+                s.form,
+                s.objective_per_point,
+                s.rmse_log,
+                100.0 * s.mean_abs_rel_error
+            )?;
+        }
+    }
+    Ok(())
+}
+
 /// The allocation table as text (one row per approach).
 pub fn allocation_table(allocs: &[Allocation]) -> String {
     let mut s = format!(

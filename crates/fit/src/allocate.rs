@@ -43,6 +43,12 @@ pub struct LawSet {
     /// known (an allocation far beyond them is an extrapolation, and is warned about).
     #[serde(default)]
     pub fitted_flops: Option<[f64; 2]>,
+    /// The data-constrained law (Muennighoff et al. 2023), where fitted or preset.
+    #[serde(default)]
+    pub data_constrained: Option<Sampled<crate::data_constrained::DataConstrainedLaw>>,
+    /// Kaplan et al.'s form, where fitted or preset.
+    #[serde(default)]
+    pub kaplan: Option<crate::kaplan::KaplanLaw>,
 }
 
 /// An allocation more than this many decades of FLOPs beyond the fitted runs warns.
@@ -53,8 +59,9 @@ pub const EXTRAPOLATION_WARN_DECADES: f64 = 3.0;
 const CHINCHILLA_FLOPS: [f64; 2] = [1.4e18, 1.3e22];
 
 impl LawSet {
-    /// A built-in law: `chinchilla`, `chinchilla-unrounded` or `epoch`; `None` for another
-    /// name ([`LawSet::PRESETS`] lists them).
+    /// A built-in law: `chinchilla`, `chinchilla-unrounded`, `epoch`, `muennighoff2023` (the
+    /// data-constrained law; its Chinchilla part serves plain allocations) or `kaplan2020`;
+    /// `None` for another name ([`LawSet::PRESETS`] lists them).
     ///
     /// # Example
     /// ```
@@ -76,6 +83,25 @@ impl LawSet {
                 ParametricLaw::EPOCH_2024,
                 "Besiroglu et al. 2024 (Epoch AI), Chinchilla scaling: a replication attempt",
             ),
+            "muennighoff2023" => {
+                let dc = crate::data_constrained::DataConstrainedLaw::muennighoff2023();
+                return Some(LawSet {
+                    source: format!("preset '{name}': Muennighoff et al. 2023, Scaling Data-Constrained Language Models (released fit)"),
+                    approach1: None,
+                    approach2: None,
+                    approach3: Some(Sampled { estimate: dc.base, samples: Vec::new() }),
+                    fitted_flops: None,
+                    data_constrained: Some(Sampled { estimate: dc, samples: Vec::new() }),
+                    kaplan: None,
+                });
+            }
+            "kaplan2020" => {
+                return Some(LawSet {
+                    source: format!("preset '{name}': Kaplan et al. 2020, eq. 1.5 (N without embeddings)"),
+                    kaplan: Some(crate::kaplan::KaplanLaw::KAPLAN_2020),
+                    ..LawSet::default()
+                });
+            }
             _ => return None,
         };
         Some(LawSet {
@@ -87,6 +113,8 @@ impl LawSet {
                 samples: Vec::new(),
             }),
             fitted_flops: Some(CHINCHILLA_FLOPS),
+            data_constrained: None,
+            kaplan: None,
         })
     }
 
@@ -110,7 +138,13 @@ impl LawSet {
     }
 
     /// The names [`LawSet::preset`] accepts.
-    pub const PRESETS: [&'static str; 3] = ["chinchilla", "chinchilla-unrounded", "epoch"];
+    pub const PRESETS: [&'static str; 5] = [
+        "chinchilla",
+        "chinchilla-unrounded",
+        "epoch",
+        "muennighoff2023",
+        "kaplan2020",
+    ];
 }
 
 /// The optimal model for one target by one approach.

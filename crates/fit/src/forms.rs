@@ -79,7 +79,8 @@ pub fn compare(laws: &[&dyn LawForm], points: &[Observation]) -> Vec<Score> {
 }
 
 /// Minimises `f` (a sum of Huber losses in log space, or any smooth objective) from every
-/// start by L-BFGS with central-difference gradients; returns the best point and its value.
+/// start by L-BFGS with central-difference gradients; returns the best point, its value and
+/// whether it converged.
 /// For forms with few parameters and no analytic gradient.
 pub fn minimize_huber<const N: usize>(
     f: impl Fn(&[f64; N]) -> f64 + Sync,
@@ -103,7 +104,10 @@ pub fn minimize_huber<const N: usize>(
         .map(|x0| lbfgs::minimize(fg, *x0, opts))
         .filter(|m| m.f.is_finite())
         .min_by(|a, b| a.f.total_cmp(&b.f))
-        .map(|m| (m.x, m.f, m.converged()))
+        // With central differences the last digits of the gradient are noise: an objective
+        // at zero (an exact fit) or a gradient below 1e-8 is converged too, whichever rule
+        // stopped the run.
+        .map(|m| (m.x, m.f, m.converged() || m.f <= 1e-15 || m.grad_max <= 1e-8))
 }
 
 /// Finds the minimum of a unimodal `f` over ln x in [ln lo, ln hi]: a scan of 400 points,

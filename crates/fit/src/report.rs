@@ -24,7 +24,18 @@ pub struct FitSettings {
     pub isoflop: IsoFlopOptions,
     /// Approach 3 settings.
     pub parametric: ParametricOptions,
+    /// The law forms to fit: `chinchilla` (the three approaches), `data-constrained`,
+    /// `kaplan`. A form named here that cannot be fitted is an error.
+    #[serde(default = "default_laws")]
+    pub laws: Vec<String>,
 }
+
+fn default_laws() -> Vec<String> {
+    vec!["chinchilla".into()]
+}
+
+/// The law forms [`FitSettings::laws`] accepts.
+pub const LAW_FORMS: [&str; 3] = ["chinchilla", "data-constrained", "kaplan"];
 
 impl Default for FitSettings {
     fn default() -> Self {
@@ -35,6 +46,7 @@ impl Default for FitSettings {
             envelope: EnvelopeOptions::default(),
             isoflop: IsoFlopOptions::default(),
             parametric: ParametricOptions::default(),
+            laws: default_laws(),
         }
     }
 }
@@ -102,6 +114,16 @@ pub struct FitReport {
     /// that cannot be nats).
     #[serde(default)]
     pub table_warnings: Vec<String>,
+    /// The data-constrained law, where asked for.
+    #[serde(default)]
+    pub data_constrained: Option<Outcome<crate::data_constrained::DataConstrainedFit>>,
+    /// Kaplan et al.'s form, where asked for.
+    #[serde(default)]
+    pub kaplan: Option<Outcome<crate::kaplan::KaplanFit>>,
+    /// Where two or more forms were fitted: each scored on the same final points, best
+    /// first (objective per point; held-out errors are not measured here).
+    #[serde(default)]
+    pub comparison: Vec<crate::forms::Score>,
 }
 
 /// A final loss above this many nats per token warns: ln 262,144, a uniform guess over a
@@ -181,6 +203,21 @@ impl FitReport {
                     samples: f.samples.clone(),
                 }),
             fitted_flops: self.flops_range,
+            data_constrained: self
+                .data_constrained
+                .as_ref()
+                .and_then(|o| o.fitted())
+                .filter(|f| f.converged)
+                .map(|f| Sampled {
+                    estimate: f.law,
+                    samples: f.samples.clone(),
+                }),
+            kaplan: self
+                .kaplan
+                .as_ref()
+                .and_then(|o| o.fitted())
+                .filter(|f| f.converged)
+                .map(|f| f.law),
         }
     }
 }
@@ -213,8 +250,30 @@ impl FitReport {
 pub fn fit_table(table: &RunTable, settings: &FitSettings) -> Result<FitReport, FitError> {
     let finals = table.final_rows();
     let (points, dropped) = drop_highest_loss(&finals, settings.drop_top);
-    let want = |k: u8| settings.approaches.contains(&k);
+    if let Some(bad) = settings.laws.iter().find(|l| !LAW_FORMS.contains(&l.as_str())) {
+        return Err(FitError::InvalidOption(format!(
+            "unknown law form '{bad}'; choose from {}",
+            LAW_FORMS.join(", ")
+        )));
+    }
+    let form = |name: &str| settings.laws.iter().any(|l| l == name);
+    let chinchilla = form("chinchilla");
+    let want = |k: u8| chinchilla && settings.approaches.contains(&k);
     let mut errors: Vec<FitError> = Vec::new();
+    let dc = form("data-constrained").then(|| {
+        settle(
+            Some(crate::data_constrained::fit_data_constrained(
+                &points,
+                settings.parametric.resamples.min(200),
+                settings.parametric.seed,
+            )),
+            true,
+            &mut errors,
+        )
+    });
+    let kaplan = form("kaplan").then(|| {
+        settle(Some(crate::kaplan::fit_kaplan(&points)), true, &mut errors)
+    });
     let a1 = settle(
         want(1).then(|| fit_envelope(&table.curves(), &settings.envelope)),
         settings.explicit,
@@ -250,8 +309,32 @@ pub fn fit_table(table: &RunTable, settings: &FitSettings) -> Result<FitReport, 
                 Some(r.map_or([c, c], |[lo, hi]| [lo.min(c), hi.max(c)]))
             }),
         table_warnings: table_warnings(&points),
+        data_constrained: dc,
+        kaplan,
+        comparison: Vec::new(),
     };
-    if report.approach1.fitted().is_none()
+    let mut report = report;
+    {
+        use crate::forms::LawForm;
+        let mut laws: Vec<&dyn LawForm> = Vec::new();
+        if let Some(f) = report.approach3.fitted().filter(|f| f.diagnostics.converged) {
+            laws.push(&f.law);
+        }
+        if let Some(f) = report.data_constrained.as_ref().and_then(|o| o.fitted()) {
+            laws.push(&f.law);
+        }
+        if let Some(f) = report.kaplan.as_ref().and_then(|o| o.fitted()) {
+            laws.push(&f.law);
+        }
+        if laws.len() >= 2 {
+            let scores = crate::forms::compare(&laws, &points);
+            report.comparison = scores;
+        }
+    }
+    let other_forms = report.data_constrained.as_ref().is_some_and(|o| o.fitted().is_some())
+        || report.kaplan.as_ref().is_some_and(|o| o.fitted().is_some());
+    if !other_forms
+        && report.approach1.fitted().is_none()
         && report.approach2.fitted().is_none()
         && report.approach3.fitted().is_none()
     {
