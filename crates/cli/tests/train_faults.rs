@@ -39,6 +39,36 @@ fn one_run(dir: &Path, results: &Path) -> PathBuf {
     f
 }
 
+/// Unmounts its folder when dropped.
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Mounts a tmpfs with `options` at `dir`, or says why the test skips (it needs root).
+fn tmpfs(dir: &Path, options: &str) -> Option<Mounted> {
+    std::fs::create_dir_all(dir).unwrap();
+    let m = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+        .arg(dir)
+        .output();
+    if !m.as_ref().is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: cannot mount a tmpfs ({options}) here (needs root): {m:?}");
+        return None;
+    }
+    Some(Mounted(dir.to_path_buf()))
+}
+
+/// The sweep's line for the failed run (`[k/n] run ID failed: ...`).
+fn failed_line(err: &str) -> &str {
+    err.lines()
+        .find(|l| l.contains("failed:") && l.contains("] run "))
+        .unwrap_or_else(|| panic!("{err}"))
+}
+
 fn the_run(results: &Path) -> PathBuf {
     std::fs::read_dir(results)
         .unwrap()
@@ -104,31 +134,13 @@ fn a_trainer_killed_mid_run_resumes_from_its_checkpoint_on_the_next_sweep() {
 fn a_full_disk_is_one_readable_line_in_the_summary_and_the_sweep_output() {
     let d = tmpdir("full");
     let disk = d.join("disk");
-    std::fs::create_dir_all(&disk).unwrap();
     // A 400 kB file system: the first checkpoint does not fit.
-    let m = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=400k", "tmpfs"])
-        .arg(&disk)
-        .output();
-    if !m.as_ref().is_ok_and(|o| o.status.success()) {
-        eprintln!("skipped: cannot mount a small tmpfs here (needs root): {m:?}");
-        return;
-    }
-    struct Unmount<'a>(&'a Path);
-    impl Drop for Unmount<'_> {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(self.0).status();
-        }
-    }
-    let _u = Unmount(&disk);
+    let Some(_mounted) = tmpfs(&disk, "size=400k") else { return };
     let f = one_run(&d, &disk.join("runs"));
     let o = isoflop(&["sweep", f.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let err = stderr(&o);
-    let line = err
-        .lines()
-        .find(|l| l.contains("failed:") && l.contains("] run "))
-        .unwrap_or_else(|| panic!("{err}"));
+    let line = failed_line(&err);
     assert!(line.contains("No space left on device") && line.contains("checkpoint.ot"), "{err}");
     let s: serde_json::Value =
         serde_json::from_slice(&std::fs::read(the_run(&disk.join("runs")).join("summary.json")).unwrap())
@@ -148,22 +160,11 @@ fn a_read_only_run_folder_is_one_readable_line_in_the_sweep_output() {
         .find_map(|l| l.strip_prefix("id = \"").map(|s| s.trim_end_matches('"').to_string()))
         .unwrap();
     let run = d.join("runs").join(&id);
-    std::fs::create_dir_all(&run).unwrap();
-    let m = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m,ro", "tmpfs"])
-        .arg(&run)
-        .output();
-    if !m.as_ref().is_ok_and(|o| o.status.success()) {
-        eprintln!("skipped: cannot mount a read-only tmpfs here (needs root): {m:?}");
-        return;
-    }
+    let Some(mounted) = tmpfs(&run, "size=1m,ro") else { return };
     let o = isoflop(&["sweep", f.to_str().unwrap()]);
-    let _ = Command::new("umount").arg(&run).status();
+    drop(mounted);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let err = stderr(&o);
-    let line = err
-        .lines()
-        .find(|l| l.contains("failed:") && l.contains("] run "))
-        .unwrap_or_else(|| panic!("{err}"));
+    let line = failed_line(&err);
     assert!(line.contains("Read-only file system") && line.contains(".lease"), "{line}");
 }

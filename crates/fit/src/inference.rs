@@ -75,6 +75,12 @@ fn plan(law: &ParametricLaw, n: f64, d: f64, t: f64, c: Costs) -> Plan {
     }
 }
 
+/// [`argmin_log`], with the error of a search that found nothing finite.
+fn search(f: impl Fn(f64) -> f64, lo: f64, hi: f64) -> Result<(f64, f64), FitError> {
+    argmin_log(f, lo, hi)
+        .ok_or_else(|| FitError::InvalidOption("no allocation found: the law is not finite there".into()))
+}
+
 fn check(t: f64, c: Costs) -> Result<(), FitError> {
     if !(t >= 0.0 && t.is_finite()) {
         return Err(FitError::InvalidOption(format!(
@@ -123,8 +129,8 @@ pub fn for_loss(
     let cost = |tt: f64| {
         move |n: f64| tokens_for(law, loss, n).map_or(f64::INFINITY, |d| c.train * n * d + c.inference * n * tt)
     };
-    let (n, _) = argmin_log(cost(t), lo, lo * 1e9).ok_or_else(|| FitError::InvalidOption("no allocation found".into()))?;
-    let (n0, _) = argmin_log(cost(0.0), lo, lo * 1e9).ok_or_else(|| FitError::InvalidOption("no allocation found".into()))?;
+    let (n, _) = search(cost(t), lo, lo * 1e9)?;
+    let (n0, _) = search(cost(0.0), lo, lo * 1e9)?;
     let d = tokens_for(law, loss, n).expect("n is above the minimum");
     let d0 = tokens_for(law, loss, n0).expect("n0 is above the minimum");
     Ok(compare(law, plan(law, n, d, t, c), plan(law, n0, d0, t, c), t, c))
@@ -163,7 +169,7 @@ pub fn for_flops(
         }
     };
     let lo = (hi * 1e-12).min((flops / c.train).sqrt() * 1e-6);
-    let (n, _) = argmin_log(f, lo, hi).ok_or_else(|| FitError::InvalidOption("no allocation found".into()))?;
+    let (n, _) = search(f, lo, hi)?;
     let aware = plan(law, n, d_of(n), t, c);
     let same = for_loss(law, aware.loss, t, c)?;
     Ok(compare(law, aware, same.chinchilla, t, c))

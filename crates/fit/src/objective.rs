@@ -344,34 +344,8 @@ impl Kernel {
 mod tests {
     use super::*;
     use crate::law::ParametricLaw;
-    use isoflop_core::Rng;
 
-    fn pt(params: f64, tokens: f64, loss: f64) -> Observation {
-        Observation {
-            line: 0,
-            run: None,
-            step: None,
-            params,
-            tokens,
-            flops: 6.0 * params * tokens,
-            loss,
-            budget: None,
-            unique_tokens: None,
-        }
-    }
-
-    fn synthetic(law: &ParametricLaw, noise: f64, seed: u64) -> Vec<Observation> {
-        let mut rng = Rng::new(seed);
-        let mut v = Vec::new();
-        for i in 0..8 {
-            for j in 0..8 {
-                let n = 1e7 * 10f64.powf(i as f64 * 0.4);
-                let d = 1e8 * 10f64.powf(j as f64 * 0.4);
-                v.push(pt(n, d, law.loss(n, d) * (noise * rng.normal()).exp()));
-            }
-        }
-        v
-    }
+    use crate::synthetic::grid_points as synthetic;
 
     #[test]
     fn analytic_gradient_matches_central_differences() {

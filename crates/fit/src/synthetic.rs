@@ -88,3 +88,33 @@ pub fn cosine_curves(
     }
     out
 }
+
+/// A final point (N, D, loss) with C = 6ND.
+pub fn point(params: f64, tokens: f64, loss: f64) -> Observation {
+    Observation {
+        line: 0,
+        run: None,
+        step: None,
+        params,
+        tokens,
+        flops: 6.0 * params * tokens,
+        loss,
+        budget: None,
+        unique_tokens: None,
+    }
+}
+
+/// An 8 x 8 grid of (N, D), N from 1e7 and D from 1e8 in steps of 0.4 decades, losses from
+/// `law` with multiplicative log-normal noise of `noise`, seeded.
+pub fn grid_points(law: &ParametricLaw, noise: f64, seed: u64) -> Vec<Observation> {
+    let mut rng = isoflop_core::Rng::new(seed);
+    let mut v = Vec::new();
+    for i in 0..8 {
+        for j in 0..8 {
+            let n = 1e7 * 10f64.powf(i as f64 * 0.4);
+            let d = 1e8 * 10f64.powf(j as f64 * 0.4);
+            v.push(point(n, d, law.loss(n, d) * (noise * rng.normal()).exp()));
+        }
+    }
+    v
+}

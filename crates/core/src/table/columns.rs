@@ -1,0 +1,384 @@
+//! Finding a table's columns (aliases, the user's choice, ambiguity) and parsing its rows.
+
+use super::Observation;
+use crate::error::{CoreError, Result};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+const PARAMS: &[&str] = &[
+    "params",
+    "n",
+    "modelsize",
+    "parameters",
+    "nparams",
+    "numparams",
+    "paramsn",
+];
+const TOKENS: &[&str] = &[
+    "tokens",
+    "d",
+    "ntokens",
+    "numtokens",
+    "trainingtokens",
+    "tokensd",
+];
+const FLOPS: &[&str] = &[
+    "flops",
+    "c",
+    "trainingflop",
+    "trainingflops",
+    "flop",
+    "compute",
+];
+const LOSS: &[&str] = &["loss", "valloss", "evalloss", "finalloss", "trainloss", "l"];
+/// The loss names as a user would type them, for messages.
+const LOSS_NAMES: &[&str] = &["loss", "val_loss", "eval_loss", "final_loss", "train_loss", "L"];
+const BUDGET: &[&str] = &["budget", "flopbudget", "isoflop"];
+const UNIQUE: &[&str] = &["uniquetokens", "u", "uniquetokensu", "unique", "ntokensunique"];
+const RUN: &[&str] = &["run", "runid", "runname", "name"];
+const STEP: &[&str] = &["step", "iter", "iteration"];
+const FINAL: &[&str] = &["finalloss", "runfinalloss"];
+
+fn norm(h: &str) -> String {
+    h.chars()
+        .filter(|c| !matches!(c, ' ' | '_' | '-' | '.'))
+        .flat_map(|c| c.to_lowercase())
+        .collect()
+}
+
+fn pick(headers: &[String], aliases: &[&str]) -> Option<usize> {
+    let normed: Vec<String> = headers.iter().map(|h| norm(h)).collect();
+    aliases
+        .iter()
+        .find_map(|a| normed.iter().position(|h| h == a))
+}
+
+/// Every column whose header is one of `aliases`, in header order.
+fn matches(headers: &[String], aliases: &[&str]) -> Vec<usize> {
+    headers
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| aliases.contains(&norm(h).as_str()))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Columns named by the user, overriding the aliases (`--loss-column NAME` and the like).
+/// A name is matched exactly first, then as the aliases are (case, spaces, `_`, `-`, `.`
+/// ignored).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ColumnChoice {
+    /// The params (N) column.
+    pub params: Option<String>,
+    /// The tokens (D) column.
+    pub tokens: Option<String>,
+    /// The flops (C) column.
+    pub flops: Option<String>,
+    /// The loss column.
+    pub loss: Option<String>,
+}
+
+impl ColumnChoice {
+    /// The choice for `curve.csv` files of run folders: `loss` is the training loss of each
+    /// logged step (`eval_loss`, the held-out loss, is read from the summary for the final
+    /// point).
+    pub fn curve() -> ColumnChoice {
+        ColumnChoice {
+            loss: Some("loss".into()),
+            ..ColumnChoice::default()
+        }
+    }
+}
+
+/// The column `name` (see [`ColumnChoice`]) among `headers`.
+fn named(path: &Path, headers: &[String], option: &'static str, name: &str) -> Result<usize> {
+    headers
+        .iter()
+        .position(|h| h == name)
+        .or_else(|| headers.iter().position(|h| norm(h) == norm(name)))
+        .ok_or_else(|| CoreError::NoSuchColumn {
+            path: path.to_path_buf(),
+            option,
+            name: name.to_string(),
+            columns: headers.join(", "),
+        })
+}
+
+/// The one column for a quantity: the user's choice, else the one header among `aliases`;
+/// two or more matching headers are an error naming them (`except` is left out of the
+/// candidates when another matches: a `final_loss` column beside `loss`).
+fn one_of(
+    path: &Path,
+    headers: &[String],
+    what: &'static str,
+    aliases: &[&str],
+    chosen: Option<&str>,
+    option: &'static str,
+    except: Option<usize>,
+) -> Result<Option<usize>> {
+    if let Some(name) = chosen {
+        return named(path, headers, option, name).map(Some);
+    }
+    let mut m = matches(headers, aliases);
+    if m.len() > 1 {
+        if let Some(x) = except {
+            m.retain(|&i| i != x);
+        }
+    }
+    match m.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some(*one)),
+        many => Err(CoreError::Ambiguous {
+            path: path.to_path_buf(),
+            what,
+            names: many
+                .iter()
+                .map(|&i| format!("'{}'", headers[i]))
+                .collect::<Vec<_>>()
+                .join(" and "),
+            option,
+        }),
+    }
+}
+
+fn accepted(aliases: &[&str]) -> String {
+    if aliases == LOSS {
+        return LOSS_NAMES.join(", ");
+    }
+    aliases.join(", ")
+}
+
+/// Columns located in a header.
+pub(super) struct Columns {
+    pub(super) params: usize,
+    pub(super) tokens: Option<usize>,
+    pub(super) flops: Option<usize>,
+    pub(super) loss: usize,
+    pub(super) budget: Option<usize>,
+    pub(super) unique: Option<usize>,
+    pub(super) run: Option<usize>,
+    pub(super) step: Option<usize>,
+    pub(super) final_loss: Option<usize>,
+    pub(super) names: Vec<String>,
+}
+
+impl Columns {
+    pub(super) fn locate(path: &Path, headers: Vec<String>, choice: &ColumnChoice) -> Result<Self> {
+        let missing = |what, al: &[&str]| CoreError::MissingColumn {
+            path: path.to_path_buf(),
+            what,
+            accepted: accepted(al),
+            losses: if what == "loss" {
+                headers
+                    .iter()
+                    .filter(|h| norm(h).contains("loss") || norm(h).contains("ppl"))
+                    .map(|h| format!("'{h}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            } else {
+                String::new()
+            },
+        };
+        let mut normed: Vec<String> = headers.iter().map(|h| norm(h)).collect();
+        normed.sort();
+        if let Some(w) = normed.windows(2).find(|w| w[0] == w[1] && !w[0].is_empty()) {
+            let names: Vec<String> = headers
+                .iter()
+                .filter(|h| norm(h) == w[0])
+                .map(|h| format!("'{h}'"))
+                .collect();
+            return Err(CoreError::DuplicateColumn {
+                path: path.to_path_buf(),
+                names: names.join(" and "),
+            });
+        }
+        let h = &headers;
+        let final_any = pick(h, FINAL);
+        let params = one_of(path, h, "params (N)", PARAMS, choice.params.as_deref(), "--params-column", None)?
+            .ok_or_else(|| missing("params (N)", PARAMS))?;
+        let loss = one_of(path, h, "loss", LOSS, choice.loss.as_deref(), "--loss-column", final_any)?
+            .ok_or_else(|| missing("loss", LOSS))?;
+        let tokens = one_of(path, h, "tokens (D)", TOKENS, choice.tokens.as_deref(), "--tokens-column", None)?;
+        let flops = one_of(path, h, "flops (C)", FLOPS, choice.flops.as_deref(), "--flops-column", None)?;
+        if tokens.is_none() && flops.is_none() {
+            let mut al = TOKENS.to_vec();
+            al.extend_from_slice(FLOPS);
+            return Err(missing("tokens (D) or flops (C)", &al));
+        }
+        Ok(Columns {
+            params,
+            tokens,
+            flops,
+            loss,
+            budget: pick(&headers, BUDGET),
+            unique: pick(&headers, UNIQUE),
+            final_loss: final_any.filter(|&c| c != loss),
+            run: pick(&headers, RUN),
+            step: pick(&headers, STEP),
+            names: headers,
+        })
+    }
+}
+
+/// A raw cell: text as found (JSON numbers are formatted back to text).
+pub(super) type RawRow = Vec<Option<String>>;
+
+pub(super) struct RowParser<'a> {
+    pub(super) path: &'a Path,
+    pub(super) cols: &'a Columns,
+}
+
+impl RowParser<'_> {
+    fn bad(&self, line: usize, col: usize, value: &str, problem: &'static str) -> CoreError {
+        CoreError::BadCell {
+            path: self.path.to_path_buf(),
+            line,
+            column: self.cols.names[col].clone(),
+            value: value.to_string(),
+            problem,
+        }
+    }
+
+    /// A positive finite number from column `col`.
+    fn positive(&self, raw: &RawRow, line: usize, col: usize) -> Result<f64> {
+        let text = raw.get(col).cloned().flatten().unwrap_or_default();
+        let t = text.trim();
+        if t.is_empty() {
+            return Err(self.bad(line, col, t, "empty cell"));
+        }
+        let v: f64 = t
+            .parse()
+            .map_err(|_| self.bad(line, col, t, "not a number"))?;
+        if v.is_nan() {
+            return Err(self.bad(line, col, t, "NaN is not a value"));
+        }
+        if v.is_infinite() {
+            return Err(self.bad(line, col, t, "must be finite"));
+        }
+        if v <= 0.0 {
+            return Err(self.bad(line, col, t, "must be positive"));
+        }
+        Ok(v)
+    }
+
+    fn optional_positive(
+        &self,
+        raw: &RawRow,
+        line: usize,
+        col: Option<usize>,
+    ) -> Result<Option<f64>> {
+        match col {
+            None => Ok(None),
+            Some(c) => {
+                let empty = raw
+                    .get(c)
+                    .cloned()
+                    .flatten()
+                    .is_none_or(|s| s.trim().is_empty());
+                if empty {
+                    Ok(None)
+                } else {
+                    self.positive(raw, line, c).map(Some)
+                }
+            }
+        }
+    }
+
+    /// [`RowParser::parse`], also recording the row's run-final loss, where given.
+    pub(super) fn parse_into(
+        &self,
+        raw: &RawRow,
+        line: usize,
+        finals: &mut BTreeMap<String, f64>,
+    ) -> Result<Observation> {
+        let obs = self.parse(raw, line)?;
+        if let (Some(v), Some(run)) = (
+            self.optional_positive(raw, line, self.cols.final_loss)?,
+            obs.run.clone(),
+        ) {
+            finals.insert(run, v);
+        }
+        Ok(obs)
+    }
+
+    fn parse(&self, raw: &RawRow, line: usize) -> Result<Observation> {
+        let c = self.cols;
+        let params = self.positive(raw, line, c.params)?;
+        let loss = self.positive(raw, line, c.loss)?;
+        let tokens = match c.tokens {
+            Some(col) => Some(self.positive(raw, line, col)?),
+            None => None,
+        };
+        let flops = match c.flops {
+            Some(col) => Some(self.positive(raw, line, col)?),
+            None => None,
+        };
+        let (tokens, flops) = match (tokens, flops) {
+            (Some(d), Some(f)) => {
+                let six_nd = 6.0 * params * d;
+                let ratio = f / six_nd;
+                if !(1.0 / 3.0..=3.0).contains(&ratio) {
+                    return Err(CoreError::Inconsistent {
+                        path: self.path.to_path_buf(),
+                        line,
+                        flops: f,
+                        six_nd,
+                        ratio,
+                    });
+                }
+                (d, f)
+            }
+            (Some(d), None) => (d, 6.0 * params * d),
+            (None, Some(f)) => (f / (6.0 * params), f),
+            (None, None) => unreachable!("Columns::locate requires tokens or flops"),
+        };
+        let step = match c.step {
+            None => None,
+            Some(col) => {
+                let t = raw.get(col).cloned().flatten().unwrap_or_default();
+                let t = t.trim();
+                if t.is_empty() {
+                    None
+                } else {
+                    let v: f64 = t
+                        .parse()
+                        .map_err(|_| self.bad(line, col, t, "not a number"))?;
+                    if !v.is_finite() || v < 0.0 {
+                        return Err(self.bad(line, col, t, "must be a finite step >= 0"));
+                    }
+                    Some(v)
+                }
+            }
+        };
+        let run = c
+            .run
+            .and_then(|col| raw.get(col).cloned().flatten())
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty());
+        let unique_tokens = self.optional_positive(raw, line, c.unique)?;
+        if let (Some(u), Some(col)) = (unique_tokens, c.unique) {
+            // 1e-9: the same count written with different rounding is not a repetition.
+            if u > tokens * (1.0 + 1e-9) {
+                let text = raw.get(col).cloned().flatten().unwrap_or_default();
+                return Err(CoreError::BadCell {
+                    path: self.path.to_path_buf(),
+                    line,
+                    column: c.names[col].clone(),
+                    value: text.trim().to_string(),
+                    problem: "unique tokens exceed the run's tokens D (a run sees each unique token at least once)",
+                });
+            }
+        }
+        Ok(Observation {
+            line,
+            run,
+            step,
+            params,
+            tokens,
+            flops,
+            loss,
+            budget: self.optional_positive(raw, line, c.budget)?,
+            unique_tokens,
+        })
+    }
+}
