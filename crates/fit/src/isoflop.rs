@@ -306,6 +306,30 @@ fn profiles(
     out
 }
 
+/// The budgets of `points` as the fit groups them, each with its profile (parabola and vertex
+/// where usable) and the indices of its points, by increasing FLOPs. Points that no budget
+/// takes are left out.
+pub fn group_budgets(points: &[Observation], opts: &IsoFlopOptions) -> Vec<(BudgetProfile, Vec<usize>)> {
+    let (groups, nominal) = assign(points, &opts.grouping);
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); nominal.len()];
+    for (i, g) in groups.iter().enumerate() {
+        if let Some(g) = g {
+            members[*g].push(i);
+        }
+    }
+    let mut out: Vec<(BudgetProfile, Vec<usize>)> = members
+        .into_iter()
+        .zip(&nominal)
+        .filter(|(m, _)| !m.is_empty())
+        .map(|(m, nom)| {
+            let pts: Vec<&Observation> = m.iter().map(|&i| &points[i]).collect();
+            (profile(&pts, *nom, opts.min_runs.max(3)), m)
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.flops.total_cmp(&b.0.flops));
+    out
+}
+
 fn frontier_of(profiles: &[BudgetProfile]) -> Option<Frontier> {
     let ok: Vec<&BudgetProfile> = profiles.iter().filter(|p| p.refused.is_none()).collect();
     if ok.len() < 2 {

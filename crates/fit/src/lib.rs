@@ -36,4 +36,5 @@ pub use envelope::{fit_envelope, EnvelopeFit, EnvelopeOptions};
 pub mod allocate;
 pub use allocate::{allocate, Allocation, LawSet, Target};
 pub mod report;
+pub mod validate;
 pub use report::{fit_table, FitReport, FitSettings, Outcome};

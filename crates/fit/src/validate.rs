@@ -1,0 +1,602 @@
+//! Validation by extrapolation: fit every approach on part of the runs (the smaller budgets)
+//! and score its predictions of the rest (OLMo-core's model ladder does this before spending
+//! compute on a law).
+//!
+//! For each held-out run: Approach 3's predicted final loss at its N and D, with a 95%
+//! prediction interval (each bootstrap law's prediction plus a residual of the fitted runs
+//! drawn at random, so the interval holds the runs' scatter as well as the parameters'
+//! uncertainty), the observed loss and the error. For each held-out budget: N_opt by each
+//! approach against the vertex of the held-out runs' own parabola, and Approach 3's L_min
+//! against the vertex's loss. A rolling-origin backtest repeats this for every origin.
+
+use crate::error::FitError;
+use crate::isoflop::group_budgets;
+use crate::report::{fit_table, FitReport, FitSettings};
+use crate::stats::{percentile_interval, Interval};
+use isoflop_core::{Observation, Rng, RunTable};
+
+/// Which runs are held out.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Holdout {
+    /// Runs with more FLOPs than this.
+    FlopsAbove(f64),
+    /// Runs with more parameters than this.
+    ParamsAbove(f64),
+    /// The runs of the K largest budgets.
+    TopBudgets(usize),
+    /// The largest budget where the table has three budgets or more, else the runs above
+    /// the 80th percentile of FLOPs.
+    Default,
+}
+
+/// A held-out run's prediction.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct RunCheck {
+    /// The run.
+    pub run: String,
+    /// N.
+    pub params: f64,
+    /// D.
+    pub tokens: f64,
+    /// C.
+    pub flops: f64,
+    /// Decades of FLOPs beyond the largest fitted run.
+    pub decades: f64,
+    /// Observed final loss.
+    pub observed: f64,
+    /// Approach 3's prediction.
+    pub predicted: f64,
+    /// Its 95% prediction interval (parameters and scatter).
+    pub interval: Option<Interval>,
+    /// (predicted - observed) / observed.
+    pub rel_error: f64,
+}
+
+/// A held-out budget's check.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct BudgetCheck {
+    /// The budget's FLOPs (geometric mean of its runs).
+    pub flops: f64,
+    /// Decades beyond the largest fitted run.
+    pub decades: f64,
+    /// The held-out runs' own parabola vertex (N, L), where usable.
+    pub observed_params: Option<f64>,
+    /// See `observed_params`.
+    pub observed_loss: Option<f64>,
+    /// Why the held-out parabola is unusable, if it is.
+    pub refused: Option<String>,
+    /// (approach, predicted N_opt, predicted L_min where the approach gives one).
+    pub predicted: Vec<(String, f64, Option<f64>)>,
+}
+
+/// One approach's errors on the held-out runs.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Summary {
+    /// "approach1", "approach2", "approach3".
+    pub approach: String,
+    /// What is scored: "loss" (per run) or "n_opt" (per budget).
+    pub quantity: String,
+    /// How many predictions.
+    pub n: usize,
+    /// Mean of |relative error|.
+    pub mean_abs_rel_error: f64,
+    /// Max of |relative error|.
+    pub max_abs_rel_error: f64,
+    /// Mean of the signed relative error (positive: over-predicts).
+    pub bias: f64,
+    /// Loss only: the 95% interval the bias would have if the law were right (over the
+    /// bootstrap laws, each held-out run given a residual of the fitted runs). A bias outside
+    /// it says the law does not extrapolate: it is wrong, not unlucky.
+    #[serde(default)]
+    pub bias_interval: Option<Interval>,
+    /// Share of observations inside their 95% prediction intervals, where there are some.
+    pub coverage: Option<f64>,
+    /// Decades of extrapolation, smallest and largest.
+    pub decades: [f64; 2],
+}
+
+/// A row of the rolling-origin backtest.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct BacktestRow {
+    /// The largest fitted budget's FLOPs.
+    pub origin: f64,
+    /// The predicted budget's FLOPs.
+    pub target: f64,
+    /// log10(target / origin).
+    pub decades: f64,
+    /// Approach 3's mean |relative error| of the target budget's runs' losses.
+    pub loss_error: Option<f64>,
+    /// (approach, |relative error| of N_opt against the target's vertex).
+    pub n_opt_errors: Vec<(String, f64)>,
+}
+
+/// A validation.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Validation {
+    /// The rule that chose the held-out runs, in words.
+    pub split: String,
+    /// Runs fitted.
+    pub fitted_runs: usize,
+    /// Runs held out.
+    pub held_runs: usize,
+    /// The largest fitted run's FLOPs.
+    pub max_fitted_flops: f64,
+    /// Per held-out run.
+    pub runs: Vec<RunCheck>,
+    /// Per held-out budget.
+    pub budgets: Vec<BudgetCheck>,
+    /// Per approach.
+    pub summary: Vec<Summary>,
+    /// The rolling-origin backtest, where asked for.
+    pub backtest: Vec<BacktestRow>,
+    /// The fit of the fitted runs.
+    pub fit: FitReport,
+}
+
+fn run_key(o: &Observation) -> String {
+    o.run.clone().unwrap_or_else(|| format!("line {}", o.line))
+}
+
+/// The table restricted to the runs whose keys `keep` holds.
+fn subset(table: &RunTable, keep: &std::collections::HashSet<String>) -> RunTable {
+    let mut t = table.clone();
+    t.rows.retain(|o| keep.contains(&run_key(o)));
+    t.finals.retain(|k, _| keep.contains(k));
+    t
+}
+
+fn split_error(what: String) -> FitError {
+    FitError::InvalidOption(format!("hold-out split: {what}"))
+}
+
+/// Which final points are held out, and the rule in words.
+fn choose(
+    finals: &[Observation],
+    holdout: Holdout,
+    settings: &FitSettings,
+) -> Result<(Vec<bool>, String), FitError> {
+    let flops: Vec<f64> = finals.iter().map(|o| o.flops).collect();
+    let (lo, hi) = flops
+        .iter()
+        .fold((f64::INFINITY, 0.0f64), |(a, b), &c| (a.min(c), b.max(c)));
+    let budgets = group_budgets(finals, &settings.isoflop);
+    let top = |k: usize| -> Result<(Vec<bool>, String), FitError> {
+        if k == 0 || k >= budgets.len() {
+            return Err(split_error(format!(
+                "--holdout-top-budgets {k} of {} budgets leaves no budget on one side",
+                budgets.len()
+            )));
+        }
+        let mut held = vec![false; finals.len()];
+        for (_, idx) in &budgets[budgets.len() - k..] {
+            for &i in idx {
+                held[i] = true;
+            }
+        }
+        Ok((held, format!("the {k} largest of {} budgets", budgets.len())))
+    };
+    let (held, rule) = match holdout {
+        Holdout::TopBudgets(k) => top(k)?,
+        Holdout::FlopsAbove(c) => {
+            if !(c >= lo && c < hi) {
+                return Err(split_error(format!(
+                    "--holdout-flops-above {c:.3e} lies outside the runs' FLOPs ({lo:.3e} to {hi:.3e})"
+                )));
+            }
+            (flops.iter().map(|&f| f > c).collect(), format!("runs above {c:.3e} FLOPs"))
+        }
+        Holdout::ParamsAbove(n) => {
+            let (plo, phi) = finals
+                .iter()
+                .fold((f64::INFINITY, 0.0f64), |(a, b), o| (a.min(o.params), b.max(o.params)));
+            if !(n >= plo && n < phi) {
+                return Err(split_error(format!(
+                    "--holdout-params-above {n:.3e} lies outside the runs' sizes ({plo:.3e} to {phi:.3e})"
+                )));
+            }
+            (finals.iter().map(|o| o.params > n).collect(), format!("runs above {n:.3e} parameters"))
+        }
+        Holdout::Default => {
+            let usable = budgets.iter().filter(|(p, _)| p.runs >= 3).count();
+            if budgets.len() >= 3 && usable >= 3 {
+                top(1)?
+            } else {
+                let mut v = flops.clone();
+                v.sort_by(f64::total_cmp);
+                let p80 = v[((v.len() - 1) as f64 * 0.8).round() as usize];
+                (
+                    flops.iter().map(|&f| f > p80).collect(),
+                    format!("runs above the 80th percentile of FLOPs ({p80:.3e})"),
+                )
+            }
+        }
+    };
+    let n_held = held.iter().filter(|h| **h).count();
+    let n_fit = held.len() - n_held;
+    if n_held < 2 || n_fit < 6 {
+        return Err(split_error(format!(
+            "{rule}: {n_fit} runs fitted and {n_held} held out; the fit needs at least 6 and at least 2 must be held out"
+        )));
+    }
+    let fitted: Vec<Observation> = finals
+        .iter()
+        .zip(&held)
+        .filter(|(_, h)| !**h)
+        .map(|(o, _)| o.clone())
+        .collect();
+    let fitted_budgets = group_budgets(&fitted, &settings.isoflop).len();
+    if fitted_budgets < 2 {
+        return Err(split_error(format!(
+            "{rule}: the fitted runs ({n_fit}) form {fitted_budgets} budget; at least 2 are needed to extrapolate from"
+        )));
+    }
+    Ok((held, rule))
+}
+
+/// Fits `table`'s runs outside the hold-out and scores the predictions of the held-out ones.
+/// `backtest` adds the rolling-origin backtest over budgets.
+///
+/// # Errors
+/// [`FitError::InvalidOption`] naming the split and its counts when either side is too
+/// small or a threshold lies outside the data; the fit's own errors.
+pub fn validate(
+    table: &RunTable,
+    settings: &FitSettings,
+    holdout: Holdout,
+    backtest: bool,
+) -> Result<Validation, FitError> {
+    let finals = table.final_rows();
+    let (held, rule) = choose(&finals, holdout, settings)?;
+    let keep: std::collections::HashSet<String> = finals
+        .iter()
+        .zip(&held)
+        .filter(|(_, h)| !**h)
+        .map(|(o, _)| run_key(o))
+        .collect();
+    let fitted = subset(table, &keep);
+    let fit = fit_table(&fitted, settings)?;
+    let max_fitted = finals
+        .iter()
+        .zip(&held)
+        .filter(|(_, h)| !**h)
+        .map(|(o, _)| o.flops)
+        .fold(0.0, f64::max);
+    let held_points: Vec<Observation> = finals
+        .iter()
+        .zip(&held)
+        .filter(|(_, h)| **h)
+        .map(|(o, _)| o.clone())
+        .collect();
+    let fitted_points: Vec<Observation> = finals
+        .iter()
+        .zip(&held)
+        .filter(|(_, h)| !**h)
+        .map(|(o, _)| o.clone())
+        .collect();
+    let (runs, bias_interval) = run_checks(&fit, &fitted_points, &held_points, max_fitted, settings);
+    let budgets = budget_checks(&fit, &held_points, max_fitted, settings);
+    let mut summary = summarise(&runs, &budgets);
+    if let Some(s) = summary.iter_mut().find(|s| s.quantity == "loss") {
+        s.bias_interval = bias_interval;
+    }
+    let backtest = if backtest { backtest_rows(table, &finals, settings) } else { Vec::new() };
+    Ok(Validation {
+        split: rule,
+        fitted_runs: fitted_points.len(),
+        held_runs: held_points.len(),
+        max_fitted_flops: max_fitted,
+        runs,
+        budgets,
+        summary,
+        backtest,
+        fit,
+    })
+}
+
+/// Per held-out run, the prediction with its interval; and the interval of the mean
+/// error the law itself expects (see [`Summary::bias_interval`]).
+fn run_checks(
+    fit: &FitReport,
+    fitted: &[Observation],
+    held: &[Observation],
+    max_fitted: f64,
+    settings: &FitSettings,
+) -> (Vec<RunCheck>, Option<Interval>) {
+    let Some(f3) = fit.approach3.fitted().filter(|f| f.diagnostics.converged) else {
+        return (Vec::new(), None);
+    };
+    let law = f3.law;
+    let residuals: Vec<f64> = fitted
+        .iter()
+        .map(|o| o.loss.ln() - law.loss(o.params, o.tokens).ln())
+        .filter(|r| r.is_finite())
+        .collect();
+    let mut all_draws: Vec<Vec<f64>> = Vec::new();
+    let checks = held
+        .iter()
+        .enumerate()
+        .map(|(k, o)| {
+            let predicted = law.loss(o.params, o.tokens);
+            // Each bootstrap law's prediction plus a residual drawn at random; with no
+            // bootstrap, the point law plus every residual.
+            let draws: Vec<f64> = if f3.samples.is_empty() {
+                residuals.iter().map(|r| predicted * r.exp()).collect()
+            } else {
+                let mut rng = Rng::stream(settings.parametric.seed ^ 0x5eed, k as u64);
+                f3.samples
+                    .iter()
+                    .map(|s| {
+                        let r = residuals.get(rng.below(residuals.len().max(1))).copied().unwrap_or(0.0);
+                        s.loss(o.params, o.tokens) * r.exp()
+                    })
+                    .collect()
+            };
+            // Were the law right, the observed loss would be one more draw, and the error
+            // (predicted - observed) / observed would look like (predicted - draw) / observed.
+            all_draws.push(draws.iter().map(|p| (predicted - p) / o.loss).collect());
+            RunCheck {
+                run: run_key(o),
+                params: o.params,
+                tokens: o.tokens,
+                flops: o.flops,
+                decades: (o.flops / max_fitted).log10(),
+                observed: o.loss,
+                predicted,
+                interval: percentile_interval(draws, 0.95),
+                rel_error: (predicted - o.loss) / o.loss,
+            }
+        })
+        .collect::<Vec<_>>();
+    // Draw j of every run shares bootstrap law j: the mean error of draw j is one value of
+    // the bias the law expects, its parameters' uncertainty and the scatter both in it.
+    let m = all_draws.iter().map(Vec::len).min().unwrap_or(0);
+    let means = (0..m).map(|j| {
+        all_draws.iter().map(|d| d[j]).sum::<f64>() / all_draws.len() as f64
+    });
+    let bias_interval = percentile_interval(means, 0.95);
+    (checks, bias_interval)
+}
+
+/// Each approach's N_opt (and L_min, for Approach 3) at `c`.
+fn predictions(fit: &FitReport, c: f64) -> Vec<(String, f64, Option<f64>)> {
+    let mut v = Vec::new();
+    if let Some(f) = fit.approach1.fitted() {
+        v.push(("approach1".to_string(), f.frontier.optimal_params(c), None));
+    }
+    if let Some(f) = fit.approach2.fitted() {
+        v.push(("approach2".to_string(), f.frontier.optimal_params(c), None));
+    }
+    if let Some(f) = fit.approach3.fitted().filter(|f| f.diagnostics.converged) {
+        let n = f.law.optimal_params(c);
+        v.push(("approach3".to_string(), n, Some(f.law.loss(n, c / (6.0 * n)))));
+    }
+    v
+}
+
+fn budget_checks(
+    fit: &FitReport,
+    held: &[Observation],
+    max_fitted: f64,
+    settings: &FitSettings,
+) -> Vec<BudgetCheck> {
+    group_budgets(held, &settings.isoflop)
+        .into_iter()
+        .map(|(p, _)| BudgetCheck {
+            flops: p.flops,
+            decades: (p.flops / max_fitted).log10(),
+            observed_params: p.optimal_params,
+            observed_loss: p.min_loss,
+            refused: p.refused.clone(),
+            predicted: predictions(fit, p.flops),
+        })
+        .collect()
+}
+
+fn summary_of(approach: &str, quantity: &str, errs: &[(f64, f64, Option<bool>)]) -> Option<Summary> {
+    if errs.is_empty() {
+        return None;
+    }
+    let n = errs.len() as f64;
+    let covered: Vec<bool> = errs.iter().filter_map(|e| e.2).collect();
+    Some(Summary {
+        approach: approach.into(),
+        quantity: quantity.into(),
+        n: errs.len(),
+        mean_abs_rel_error: errs.iter().map(|e| e.0.abs()).sum::<f64>() / n,
+        max_abs_rel_error: errs.iter().map(|e| e.0.abs()).fold(0.0, f64::max),
+        bias: errs.iter().map(|e| e.0).sum::<f64>() / n,
+        bias_interval: None,
+        coverage: (!covered.is_empty())
+            .then(|| covered.iter().filter(|c| **c).count() as f64 / covered.len() as f64),
+        decades: [
+            errs.iter().map(|e| e.1).fold(f64::INFINITY, f64::min),
+            errs.iter().map(|e| e.1).fold(f64::NEG_INFINITY, f64::max),
+        ],
+    })
+}
+
+fn summarise(runs: &[RunCheck], budgets: &[BudgetCheck]) -> Vec<Summary> {
+    let mut out = Vec::new();
+    let loss: Vec<(f64, f64, Option<bool>)> = runs
+        .iter()
+        .map(|r| {
+            (
+                r.rel_error,
+                r.decades,
+                r.interval.as_ref().map(|i| i.lo <= r.observed && r.observed <= i.hi),
+            )
+        })
+        .collect();
+    out.extend(summary_of("approach3", "loss", &loss));
+    for a in ["approach1", "approach2", "approach3"] {
+        let errs: Vec<(f64, f64, Option<bool>)> = budgets
+            .iter()
+            .filter_map(|b| {
+                let obs = b.observed_params?;
+                let (_, n, _) = b.predicted.iter().find(|p| p.0 == a)?;
+                Some(((n - obs) / obs, b.decades, None))
+            })
+            .collect();
+        out.extend(summary_of(a, "n_opt", &errs));
+    }
+    out
+}
+
+fn backtest_rows(table: &RunTable, finals: &[Observation], settings: &FitSettings) -> Vec<BacktestRow> {
+    let budgets = group_budgets(finals, &settings.isoflop);
+    let mut rows = Vec::new();
+    for k in 2..budgets.len() {
+        let keep: std::collections::HashSet<String> = budgets[..k]
+            .iter()
+            .flat_map(|(_, idx)| idx.iter().map(|&i| run_key(&finals[i])))
+            .collect();
+        if keep.len() < 6 {
+            continue;
+        }
+        let Ok(fit) = fit_table(&subset(table, &keep), settings) else {
+            continue;
+        };
+        let origin = budgets[k - 1].0.flops;
+        for (target, idx) in &budgets[k..] {
+            let law = fit.approach3.fitted().filter(|f| f.diagnostics.converged).map(|f| f.law);
+            let loss_error = law.map(|l| {
+                idx.iter()
+                    .map(|&i| {
+                        let o = &finals[i];
+                        ((l.loss(o.params, o.tokens) - o.loss) / o.loss).abs()
+                    })
+                    .sum::<f64>()
+                    / idx.len() as f64
+            });
+            let n_opt_errors = match target.optimal_params {
+                Some(obs) => predictions(&fit, target.flops)
+                    .into_iter()
+                    .map(|(a, n, _)| (a, ((n - obs) / obs).abs()))
+                    .collect(),
+                None => Vec::new(),
+            };
+            rows.push(BacktestRow {
+                origin,
+                target: target.flops,
+                decades: (target.flops / origin).log10(),
+                loss_error,
+                n_opt_errors,
+            });
+        }
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::law::ParametricLaw;
+    use crate::synthetic::{isoflop_points, TRUTH};
+
+    const BUDGETS: [f64; 5] = [1e18, 3e18, 1e19, 3e19, 1e20];
+
+    fn table(points: Vec<Observation>) -> RunTable {
+        RunTable {
+            source: "synthetic".into(),
+            rows: points
+                .into_iter()
+                .enumerate()
+                .map(|(i, mut o)| {
+                    o.line = i + 2;
+                    o
+                })
+                .collect(),
+            notes: Vec::new(),
+            finals: Default::default(),
+        }
+    }
+
+    fn settings(resamples: usize, seed: u64) -> FitSettings {
+        let mut s = FitSettings::default().with_bootstrap(resamples, seed);
+        s.approaches = vec![2, 3];
+        s
+    }
+
+    #[test]
+    fn on_a_known_law_errors_match_the_noise_and_intervals_cover_about_95_percent() {
+        // 1% noise; 24 seeds, 9 held-out runs each (the largest budget): 216 predictions.
+        // With true 95% coverage, fewer than 195 covered has probability below 0.1%
+        // (binomial(216, 0.95): mean 205.2, sd 3.2); more than 214, below 0.1% as well.
+        let (mut covered, mut total, mut bias_ok) = (0usize, 0usize, 0usize);
+        for seed in 0..24 {
+            let t = table(isoflop_points(&TRUTH, &BUDGETS, 0.01, seed));
+            let v = validate(&t, &settings(200, seed), Holdout::Default, false).unwrap();
+            assert_eq!(v.held_runs, 9, "{}", v.split);
+            let s = v.summary.iter().find(|s| s.quantity == "loss").unwrap();
+            // Half a decade beyond the fitted runs, 1% noise: errors of a few percent at most.
+            assert!(s.mean_abs_rel_error < 0.03, "seed {seed}: {s:?}");
+            assert!(s.bias.abs() < 0.025, "seed {seed}: {s:?}");
+            let i = s.bias_interval.as_ref().unwrap();
+            bias_ok += (i.lo <= s.bias && s.bias <= i.hi) as usize;
+            for r in &v.runs {
+                let i = r.interval.as_ref().unwrap();
+                covered += (i.lo <= r.observed && r.observed <= i.hi) as usize;
+                total += 1;
+            }
+        }
+        assert_eq!(total, 216);
+        eprintln!("{covered} of {total} held-out runs inside their 95% prediction intervals; bias inside its interval in {bias_ok} of 24 seeds");
+        assert!((195..=214).contains(&covered), "{covered} of {total} covered");
+        // binomial(24, 0.95): 19 or fewer with probability 0.7%.
+        assert!(bias_ok >= 20, "{bias_ok} of 24");
+    }
+
+    #[test]
+    fn a_bent_frontier_is_caught_as_a_bias_outside_the_intervals() {
+        // The exponents drift with scale, beta(D) = 0.30 + 0.10 log10(D / 1e9) and alpha(N) =
+        // 0.34 + 0.10 log10(N / 1e8): locally
+        // a power law, so the fitted budgets fit well, but a law fitted on them under-predicts
+        // how far the loss falls at the largest budget.
+        let mut pts = isoflop_points(&TRUTH, &BUDGETS, 0.0, 0);
+        let mut rng = isoflop_core::Rng::new(7);
+        for o in &mut pts {
+            let beta = 0.30 + 0.10 * (o.tokens / 1e9).log10();
+            let alpha = 0.34 + 0.10 * (o.params / 1e8).log10();
+            let law = ParametricLaw { alpha, beta, ..TRUTH };
+            o.loss = law.loss(o.params, o.tokens) * (1.0 + 0.002 * rng.normal());
+        }
+        // Fitted on three budgets, predicting the two above (up to a decade beyond).
+        let v = validate(&table(pts), &settings(200, 1), Holdout::TopBudgets(2), false).unwrap();
+        let s = v.summary.iter().find(|s| s.quantity == "loss").unwrap();
+        eprintln!("bent frontier: {s:?}");
+        let i = s.bias_interval.as_ref().unwrap();
+        assert!(!(i.lo <= s.bias && s.bias <= i.hi), "bias {} inside {i:?}", s.bias);
+        // Every held-out run is missed in the same direction.
+        assert!(v.runs.iter().all(|r| r.rel_error.signum() == s.bias.signum()), "{:?}", v.runs);
+    }
+
+    #[test]
+    fn the_backtest_has_a_row_per_origin_and_target() {
+        let t = table(isoflop_points(&TRUTH, &BUDGETS, 0.005, 3));
+        let v = validate(&t, &settings(0, 0), Holdout::TopBudgets(1), true).unwrap();
+        // Origins after 2, 3, 4 budgets: 3 + 2 + 1 rows.
+        assert_eq!(v.backtest.len(), 6);
+        assert!(v.backtest.iter().all(|r| r.decades > 0.0 && r.loss_error.unwrap() < 0.02));
+        assert_eq!(v.budgets.len(), 1);
+        let b = &v.budgets[0];
+        let (_, n3, _) = b.predicted.iter().find(|p| p.0 == "approach3").unwrap();
+        assert!((n3 / b.observed_params.unwrap() - 1.0).abs() < 0.1, "{b:?}");
+    }
+
+    #[test]
+    fn splits_that_leave_a_side_empty_or_lie_outside_the_data_are_refused() {
+        let t = table(isoflop_points(&TRUTH, &BUDGETS, 0.01, 0));
+        let s = settings(0, 0);
+        for (h, says) in [
+            (Holdout::TopBudgets(5), "of 5 budgets"),
+            (Holdout::TopBudgets(0), "of 5 budgets"),
+            (Holdout::FlopsAbove(1e30), "outside the runs' FLOPs"),
+            (Holdout::ParamsAbove(1.0), "outside the runs' sizes"),
+            (Holdout::FlopsAbove(1e18), "form 1 budget"),
+        ] {
+            let e = validate(&t, &s, h, false).unwrap_err().to_string();
+            assert!(e.contains("hold-out split") && e.contains(says), "{h:?}: {e}");
+        }
+    }
+}
