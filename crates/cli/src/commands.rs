@@ -25,6 +25,8 @@ enum Command {
     /// flops|C|Training FLOP, loss|val_loss|train_loss; optional budget, run, step.
     /// One of tokens and flops may be missing: D = C/(6N) or C = 6ND is derived.
     Fit(FitArgs),
+    /// Fit on part of the runs and score the predictions of the rest (extrapolation).
+    Validate(ValidateArgs),
     /// The optimal parameters, tokens and loss for a FLOP budget, a model size or a loss.
     Allocate(AllocateArgs),
     /// Fit, then draw the Chinchilla figures (SVG, PNG) and write report.html.
@@ -61,6 +63,29 @@ struct FitArgs {
     /// Save the fitted laws (with bootstrap samples) for `isoflop allocate --law`.
     #[arg(long, value_name = "LAW.json")]
     out: Option<PathBuf>,
+    #[command(flatten)]
+    opts: FitOpts,
+}
+
+#[derive(Args, Debug)]
+struct ValidateArgs {
+    /// The run table (CSV or JSON Lines), or a folder of run folders.
+    runs: PathBuf,
+    /// Hold out the runs with more FLOPs than this.
+    #[arg(long, value_name = "C", group = "holdout")]
+    holdout_flops_above: Option<f64>,
+    /// Hold out the runs with more parameters than this.
+    #[arg(long, value_name = "N", group = "holdout")]
+    holdout_params_above: Option<f64>,
+    /// Hold out the runs of the K largest budgets.
+    #[arg(long, value_name = "K", group = "holdout")]
+    holdout_top_budgets: Option<usize>,
+    /// Also the rolling-origin backtest: fit on the budgets up to each one, predict the rest.
+    #[arg(long)]
+    backtest: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     opts: FitOpts,
 }
@@ -127,6 +152,7 @@ struct AllocateArgs {
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Fit(a) => fit(a),
+        Command::Validate(a) => validate_cmd(a),
         Command::Allocate(a) => allocate_cmd(a),
         Command::Plot(a) => plot(a),
         Command::Train { args } => train_passthrough(args),
@@ -219,6 +245,32 @@ fn allocate_cmd(a: AllocateArgs) -> Result<()> {
     Ok(())
 }
 
+fn validate_cmd(a: ValidateArgs) -> Result<()> {
+    use isoflop_fit::validate::{validate, Holdout};
+    let s = study::settings(&a.opts)?;
+    let holdout = match (a.holdout_flops_above, a.holdout_params_above, a.holdout_top_budgets) {
+        (Some(c), _, _) => Holdout::FlopsAbove(c),
+        (_, Some(n), _) => Holdout::ParamsAbove(n),
+        (_, _, Some(k)) => Holdout::TopBudgets(k),
+        _ => Holdout::Default,
+    };
+    let table = isoflop_core::RunTable::read_with(&a.runs, &a.opts.columns())
+        .with_context(|| format!("reading runs from {}", a.runs.display()))?;
+    let v = validate(&table, &s, holdout, a.backtest)
+        .with_context(|| format!("validating {}", a.runs.display()))?;
+    let mut w = std::io::stdout().lock();
+    if a.json {
+        serde_json::to_writer_pretty(&mut w, &v)?;
+        writeln!(w)?;
+    } else {
+        text::print_validation(&mut w, &v)?;
+    }
+    for warning in v.fit.warnings() {
+        eprintln!("warning: {warning}");
+    }
+    Ok(())
+}
+
 fn allocate_data_constrained(laws: &LawSet, flops: f64, u: f64, level: f64, json: bool) -> Result<()> {
     if !(u > 0.0 && u.is_finite()) {
         bail!("--unique-tokens must be a positive number, got {u}");
@@ -304,7 +356,7 @@ fn plot(a: PlotArgs) -> Result<()> {
         Some(c) => bail!("--target-flops must be a positive number, got {c}"),
         None => 100.0 * table.rows.iter().map(|o| o.flops).fold(0.0, f64::max),
     };
-    let written = study::draw(&a.out, &report, &table, target)?;
+    let written = study::draw(&a.out, &report, &table, target, &[])?;
     for f in &written.files {
         println!("{}", f.display());
     }

@@ -191,6 +191,7 @@ pub fn draw(
     report: &FitReport,
     table: &RunTable,
     target_flops: f64,
+    sections: &[isoflop_plot::report::Section],
 ) -> Result<isoflop_plot::report::Written> {
     let prov = isoflop_plot::report::Provenance {
         command: std::env::args().collect::<Vec<_>>().join(" "),
@@ -199,7 +200,7 @@ pub fn draw(
             env!("CARGO_PKG_VERSION")
         ),
     };
-    let written = isoflop_plot::report::write_all(out, report, table, target_flops, &prov)
+    let written = isoflop_plot::report::write_all_with(out, report, table, target_flops, &prov, sections)
         .with_context(|| format!("writing figures to {}", out.display()))?;
     for w in report.warnings() {
         eprintln!("warning: {w}");

@@ -668,13 +668,39 @@ pub fn run(a: RunArgs) -> Result<()> {
         b if b > 0.0 => b,
         _ => t.rows.iter().map(|o| o.flops).fold(0.0, f64::max),
     };
-    crate::study::draw(&a.out, &report, &t, 100.0 * largest)?;
+    // Validation: the same fit on all but the largest budget, scored on it.
+    let settings = crate::study::settings(&a.fit)?;
+    let validation = match isoflop_fit::validate::validate(
+        &t,
+        &settings,
+        isoflop_fit::validate::Holdout::Default,
+        false,
+    ) {
+        Ok(v) => {
+            write_atomic(&a.out.join("validation.json"), &serde_json::to_vec_pretty(&v)?)?;
+            Some(v)
+        }
+        Err(e) => {
+            eprintln!("warning: no validation: {e}");
+            None
+        }
+    };
+    let sections: Vec<isoflop_plot::report::Section> = validation
+        .iter()
+        .map(isoflop_plot::report::validation_section)
+        .collect();
+    crate::study::draw(&a.out, &report, &t, 100.0 * largest, &sections)?;
     println!("Predicted compute-optimal models (each approach the data supports):");
     for c in [largest, 100.0 * largest] {
         match isoflop_fit::allocate(&laws, isoflop_fit::Target::Flops(c), 0.95) {
             Ok(allocs) => println!("{}", crate::text::allocation_table(&allocs)),
             Err(e) => eprintln!("warning: no allocation at {c:.3e} FLOPs: {e}"),
         }
+    }
+    if let Some(v) = &validation {
+        println!("Validation (fitted without the largest budget, then predicting it):");
+        let mut out = std::io::stdout().lock();
+        crate::text::print_validation_summary(&mut out, v)?;
     }
     println!("report: {}", a.out.join("report.html").display());
     eprintln!(

@@ -168,13 +168,20 @@ fn choose(
                 budgets.len()
             )));
         }
-        let mut held = vec![false; finals.len()];
-        for (_, idx) in &budgets[budgets.len() - k..] {
-            for &i in idx {
-                held[i] = true;
-            }
-        }
-        Ok((held, format!("the {k} largest of {} budgets", budgets.len())))
+        // Every run at or above the held budgets' smallest FLOPs goes with them (runs that
+        // no budget took included), so the fitted side lies wholly below.
+        let from = budgets[budgets.len() - k..]
+            .iter()
+            .flat_map(|(_, idx)| idx.iter().map(|&i| finals[i].flops))
+            .fold(f64::INFINITY, f64::min);
+        let held: Vec<bool> = finals.iter().map(|o| o.flops >= from).collect();
+        Ok((
+            held,
+            format!(
+                "the {k} largest of {} budgets (every run from {from:.3e} FLOPs up)",
+                budgets.len()
+            ),
+        ))
     };
     let (held, rule) = match holdout {
         Holdout::TopBudgets(k) => top(k)?,

@@ -197,6 +197,30 @@ pub fn write_all(
     target_flops: f64,
     prov: &Provenance,
 ) -> Result<Written, PlotError> {
+    write_all_with(dir, r, table, target_flops, prov, &[])
+}
+
+/// A section of `report.html` beyond the fit's: a title and its HTML (escaped by its maker).
+#[derive(Clone, Debug)]
+pub struct Section {
+    /// The heading.
+    pub title: String,
+    /// The body.
+    pub html: String,
+}
+
+/// [`write_all`], with `sections` added to the report after the fit's tables.
+///
+/// # Errors
+/// As [`write_all`].
+pub fn write_all_with(
+    dir: &Path,
+    r: &FitReport,
+    table: &RunTable,
+    target_flops: f64,
+    prov: &Provenance,
+    sections: &[Section],
+) -> Result<Written, PlotError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let figs = spec::figures(r, table, target_flops);
     let mut written = Written::default();
@@ -254,6 +278,7 @@ pub fn write_all(
         target_flops,
         prov,
         &written.skipped,
+        sections,
     );
     let html_path = dir.join("report.html");
     isoflop_core::record::write_atomic(&html_path, html.as_bytes()).map_err(io(&html_path))?;
@@ -302,6 +327,7 @@ fn html(
     target: f64,
     prov: &Provenance,
     skipped: &[String],
+    sections: &[Section],
 ) -> String {
     let mut h = String::new();
     let _ = write!(
@@ -437,6 +463,9 @@ fn html(
     }
     h.push_str("</table>\n");
     let mut warnings = r.warnings();
+    for sec in sections {
+        let _ = writeln!(h, "<h2>{}</h2>\n{}", esc(&sec.title), sec.html);
+    }
     warnings.extend(skipped.iter().map(|s| format!("not drawn: {s}")));
     if !warnings.is_empty() {
         h.push_str("<h2>Warnings</h2>\n<ul>\n");
@@ -472,5 +501,58 @@ mod tests {
         ] {
             assert_eq!(base64(i.as_bytes()), o);
         }
+    }
+}
+
+/// The report's section for a validation: the split, the summary per approach and the
+/// held-out runs.
+pub fn validation_section(v: &isoflop_fit::validate::Validation) -> Section {
+    let mut h = String::new();
+    let _ = writeln!(
+        h,
+        "<p>Held out: {} ({} runs); fitted on the other {} runs, up to {:.3e} FLOPs. Each held-out run's loss is predicted by Approach 3's law with a 95% prediction interval (bootstrap laws plus the fitted runs' scatter); N_opt by each approach against the held-out runs' own parabola.</p>",
+        esc(&v.split),
+        v.held_runs,
+        v.fitted_runs,
+        v.max_fitted_flops
+    );
+    h.push_str("<table><tr><th>approach</th><th>of</th><th>n</th><th>mean |error|</th><th>max |error|</th><th>bias</th><th>bias if the law were right</th><th>coverage</th><th>decades beyond</th></tr>\n");
+    for s in &v.summary {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.2}%</td><td>{:.2}%</td><td>{:.2}%</td><td>{}</td><td>{}</td><td>{:.2} to {:.2}</td></tr>",
+            s.approach,
+            s.quantity,
+            s.n,
+            100.0 * s.mean_abs_rel_error,
+            100.0 * s.max_abs_rel_error,
+            100.0 * s.bias,
+            s.bias_interval
+                .as_ref()
+                .map(|i| format!("[{:.2}%, {:.2}%]", 100.0 * i.lo, 100.0 * i.hi))
+                .unwrap_or_else(|| "-".into()),
+            s.coverage.map(|c| format!("{:.0}%", 100.0 * c)).unwrap_or_else(|| "-".into()),
+            s.decades[0],
+            s.decades[1]
+        );
+    }
+    h.push_str("</table>\n<table><tr><th>run</th><th>params</th><th>tokens</th><th>observed</th><th>predicted</th><th>95% prediction interval</th><th>error</th></tr>\n");
+    for r in &v.runs {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.4}</td><td>{:.4}</td><td>{}</td><td>{:.2}%</td></tr>",
+            esc(&r.run),
+            spec::short_count(r.params),
+            spec::short_count(r.tokens),
+            r.observed,
+            r.predicted,
+            iv(r.interval.as_ref(), 4),
+            100.0 * r.rel_error
+        );
+    }
+    h.push_str("</table>\n");
+    Section {
+        title: "Validation: predictions of runs the fit did not see".into(),
+        html: h,
     }
 }

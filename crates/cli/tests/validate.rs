@@ -1,0 +1,61 @@
+//! `isoflop validate` from the command line: a table with budgets is validated on its largest
+//! budget, as text and JSON; splits that leave a side too small, or a threshold outside the
+//! data, are errors naming the split and the counts.
+
+use std::path::PathBuf;
+
+mod common;
+use common::{isoflop, stderr, stdout};
+
+/// Five IsoFLOP budgets of nine sizes from L = 1.8 + 480/N^0.35 + 2100/D^0.37, with a small
+/// deterministic wiggle.
+fn table(name: &str) -> PathBuf {
+    let d = common::tmpdir("validate", name);
+    let p = d.join("runs.csv");
+    let mut s = String::from("params,tokens,loss,budget\n");
+    let g = ((0.35f64 * 480.0) / (0.37 * 2100.0)).powf(1.0 / 0.72);
+    for (k, c) in [1e18f64, 3e18, 1e19, 3e19, 1e20].iter().enumerate() {
+        let n0 = g * (c / 6.0).powf(0.37 / 0.72);
+        for j in -4..=4 {
+            let n = n0 * 10f64.powf(j as f64 * 0.15);
+            let t = c / (6.0 * n);
+            let l = (1.8 + 480.0 / n.powf(0.35) + 2100.0 / t.powf(0.37))
+                * (1.0 + 0.003 * ((k * 9 + (j + 4) as usize) as f64 * 1.7).sin());
+            s += &format!("{n},{t},{l},{c}\n");
+        }
+    }
+    std::fs::write(&p, s).unwrap();
+    p
+}
+
+#[test]
+fn the_largest_budget_is_predicted_from_the_others() {
+    let p = table("ok");
+    let o = isoflop(&["validate", p.to_str().unwrap(), "--boot", "100", "--backtest"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("the 1 largest of 5 budgets") && text.contains("backtest"), "{text}");
+    let o = isoflop(&["validate", p.to_str().unwrap(), "--boot", "100", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["held_runs"], 9);
+    let loss = v["summary"].as_array().unwrap().iter().find(|s| s["quantity"] == "loss").unwrap();
+    assert!(loss["mean_abs_rel_error"].as_f64().unwrap() < 0.02, "{loss}");
+    assert_eq!(v["runs"].as_array().unwrap().len(), 9);
+}
+
+#[test]
+fn bad_splits_name_the_split_and_the_counts() {
+    let p = table("bad");
+    for (args, says) in [
+        (vec!["--holdout-top-budgets", "5"], "of 5 budgets"),
+        (vec!["--holdout-flops-above", "1e40"], "outside the runs' FLOPs"),
+        (vec!["--holdout-params-above", "1"], "outside the runs' sizes"),
+        (vec!["--holdout-flops-above", "1e18"], "form 1 budget"),
+    ] {
+        let mut a = vec!["validate", p.to_str().unwrap(), "--boot", "0"];
+        a.extend(args.iter());
+        let o = isoflop(&a);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&o).contains("hold-out split") && stderr(&o).contains(says), "{args:?}: {}", stderr(&o));
+    }
+}
