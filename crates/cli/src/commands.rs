@@ -242,6 +242,10 @@ fn allocate_cmd(a: AllocateArgs) -> Result<()> {
     }
     writeln!(w, "law: {}", laws.source)?;
     writeln!(w, "{}", text::allocation_table(&allocs))?;
+    let notes = text::allocation_notes(&allocs);
+    if !notes.is_empty() {
+        writeln!(w, "{notes}")?;
+    }
     Ok(())
 }
 

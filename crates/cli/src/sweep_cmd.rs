@@ -693,7 +693,13 @@ pub fn run(a: RunArgs) -> Result<()> {
     println!("Predicted compute-optimal models (each approach the data supports):");
     for c in [largest, 100.0 * largest] {
         match isoflop_fit::allocate(&laws, isoflop_fit::Target::Flops(c), 0.95) {
-            Ok(allocs) => println!("{}", crate::text::allocation_table(&allocs)),
+            Ok(allocs) => {
+                println!("{}", crate::text::allocation_table(&allocs));
+                let notes = crate::text::allocation_notes(&allocs);
+                if !notes.is_empty() {
+                    println!("{notes}");
+                }
+            }
             Err(e) => eprintln!("warning: no allocation at {c:.3e} FLOPs: {e}"),
         }
     }

@@ -297,6 +297,35 @@ pub fn print_forms(w: &mut impl Write, r: &FitReport) -> Result<()> {
     Ok(())
 }
 
+/// What the allocation table's intervals are, and what misallocation costs (Approach 3).
+pub fn allocation_notes(allocs: &[Allocation]) -> String {
+    let mut s = String::new();
+    for a in allocs.iter().filter(|a| a.approach == "approach3") {
+        if let (Some(l), Some(p)) = (a.loss, &a.loss_prediction) {
+            s += &format!(
+                "approach3 at {}: loss {l:.3}; its interval above is the law's (the parameters' uncertainty); a run trained so would land in [{:.3}, {:.3}] (prediction interval: the parameters and the fitted runs' scatter)\n",
+                sci(a.flops),
+                p.lo,
+                p.hi
+            );
+        }
+        for m in &a.misallocation {
+            s += &format!(
+                "  training {} instead of {} on {} FLOPs reaches loss {:.4} (+{:.4}); the optimal model gets there with {} FLOPs: {} FLOPs ({:.1}%) lost\n",
+                count(m.params),
+                count(a.params),
+                sci(a.flops),
+                m.loss,
+                m.extra_loss,
+                sci(m.optimal_flops),
+                sci(m.flops_lost),
+                100.0 * m.share_lost
+            );
+        }
+    }
+    s.trim_end().to_string()
+}
+
 /// The allocation table as text (one row per approach).
 pub fn allocation_table(allocs: &[Allocation]) -> String {
     let mut s = format!(
@@ -363,6 +392,11 @@ pub fn print_validation_summary(w: &mut impl Write, v: &isoflop_fit::validate::V
             s.coverage.map(|c| format!("{:.0}%", 100.0 * c)).unwrap_or_else(|| "-".into()),
             format!("{:.2}..{:.2}", s.decades[0], s.decades[1])
         )?;
+    }
+    if let Some(f) = v.fit.approach3.fitted() {
+        for d in &f.degenerate {
+            writeln!(w, "  note: the law fitted to the fitted runs is degenerate ({d}); these are its predictions")?;
+        }
     }
     if let Some(s) = v.summary.iter().find(|s| s.quantity == "loss") {
         if let Some(i) = &s.bias_interval {

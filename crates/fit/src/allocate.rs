@@ -49,6 +49,10 @@ pub struct LawSet {
     /// Kaplan et al.'s form, where fitted or preset.
     #[serde(default)]
     pub kaplan: Option<crate::kaplan::KaplanLaw>,
+    /// Approach 3's residuals on its runs (ln L - ln L_fit): the scatter a prediction
+    /// interval of the loss adds to the parameters' uncertainty.
+    #[serde(default)]
+    pub residuals: Vec<f64>,
 }
 
 /// An allocation more than this many decades of FLOPs beyond the fitted runs warns.
@@ -93,6 +97,7 @@ impl LawSet {
                     fitted_flops: None,
                     data_constrained: Some(Sampled { estimate: dc, samples: Vec::new() }),
                     kaplan: None,
+                    residuals: Vec::new(),
                 });
             }
             "kaplan2020" => {
@@ -115,6 +120,7 @@ impl LawSet {
             fitted_flops: Some(CHINCHILLA_FLOPS),
             data_constrained: None,
             kaplan: None,
+            residuals: Vec::new(),
         })
     }
 
@@ -166,8 +172,54 @@ pub struct Allocation {
     /// Predicted loss (Approaches 1 and 2: the Approach 3 law at their N and D, where one
     /// was fitted).
     pub loss: Option<f64>,
-    /// Bootstrap intervals.
+    /// Bootstrap intervals (of the parameters' uncertainty: the loss interval is where the
+    /// law's mean loss lies).
     pub intervals: Option<AllocationIntervals>,
+    /// Approach 3: a 95% (or `level`) prediction interval of the loss a run trained so
+    /// would reach: the bootstrap laws plus the fitted runs' scatter.
+    #[serde(default)]
+    pub loss_prediction: Option<Interval>,
+    /// Approach 3 at a FLOP budget: what training at either end of the N_opt interval
+    /// instead of at N_opt costs.
+    #[serde(default)]
+    pub misallocation: Vec<Misallocation>,
+}
+
+/// The cost of training at `params` instead of at N_opt, on the same budget.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Misallocation {
+    /// The model size trained.
+    pub params: f64,
+    /// The loss it reaches on the budget (D = C/(6N)).
+    pub loss: f64,
+    /// Its loss minus the optimum's.
+    pub extra_loss: f64,
+    /// The budget with which the compute-optimal model reaches the same loss.
+    pub optimal_flops: f64,
+    /// The compute lost: the budget minus `optimal_flops`.
+    pub flops_lost: f64,
+    /// `flops_lost` as a share of the budget.
+    pub share_lost: f64,
+}
+
+/// What training `law`'s model at `params` instead of at N_opt costs on the budget `flops`.
+pub fn misallocation(law: &ParametricLaw, flops: f64, params: f64) -> Option<Misallocation> {
+    let loss = law.loss(params, flops / (6.0 * params));
+    let n_opt = law.optimal_params(flops);
+    let best = law.loss(n_opt, flops / (6.0 * n_opt));
+    let optimal_flops = if loss <= best {
+        flops
+    } else {
+        solve_decreasing(|c| law.loss(law.optimal_params(c), law.optimal_tokens(c)), loss)?
+    };
+    Some(Misallocation {
+        params,
+        loss,
+        extra_loss: loss - best,
+        optimal_flops,
+        flops_lost: flops - optimal_flops,
+        share_lost: (flops - optimal_flops) / flops,
+    })
 }
 
 /// Intervals of an allocation.
@@ -248,6 +300,28 @@ fn frontier_point(
     Some((flops, n, d, loss_law.map(|l| l.loss(n, d))))
 }
 
+/// The prediction interval of the loss at `point`'s N and D: each bootstrap law's loss
+/// there times exp of a residual of the fitted runs (seeded, one per law); with no laws,
+/// the point law times each residual. `None` without residuals.
+fn loss_prediction(laws: &LawSet, samples: &[ParametricLaw], point: Point, level: f64) -> Option<Interval> {
+    if laws.residuals.is_empty() {
+        return None;
+    }
+    let (_, n, d, loss) = point;
+    let r = &laws.residuals;
+    let draws: Vec<f64> = if samples.is_empty() {
+        let l = loss?;
+        r.iter().map(|x| l * x.exp()).collect()
+    } else {
+        let mut rng = isoflop_core::Rng::stream(0x9e37_79b9, 1);
+        samples
+            .iter()
+            .map(|l| l.loss(n, d) * r[rng.below(r.len())].exp())
+            .collect()
+    };
+    percentile_interval(draws, level)
+}
+
 fn build(approach: &str, point: Point, samples: &[Point], level: f64) -> Allocation {
     let (flops, params, tokens, loss) = point;
     let intervals = if samples.len() >= 2 {
@@ -278,6 +352,8 @@ fn build(approach: &str, point: Point, samples: &[Point], level: f64) -> Allocat
         tokens_per_param: tokens / params,
         loss,
         intervals,
+        loss_prediction: None,
+        misallocation: Vec::new(),
     }
 }
 
@@ -341,7 +417,15 @@ pub fn allocate(laws: &LawSet, target: Target, level: f64) -> Result<Vec<Allocat
                     .iter()
                     .filter_map(|l| parametric_point(l, target))
                     .collect();
-                out.push(build("approach3", p, &samples, level));
+                let mut a = build("approach3", p, &samples, level);
+                a.loss_prediction = loss_prediction(laws, &s3.samples, p, level);
+                if let (Target::Flops(c), Some(i)) = (target, a.intervals.as_ref()) {
+                    a.misallocation = [i.params.lo, i.params.hi]
+                        .iter()
+                        .filter_map(|&n| misallocation(&s3.estimate, c, n))
+                        .collect();
+                }
+                out.push(a);
             }
             None => unreachable.push("approach3"),
         }
@@ -417,5 +501,54 @@ mod tests {
         assert!((a.params / 6.7e10 - 1.0).abs() < 1e-9 && (a.tokens / 1.5e12 - 1.0).abs() < 1e-9);
         assert!((a.tokens_6nd / (5.76e23 / (6.0 * 6.7e10)) - 1.0).abs() < 1e-12);
         assert!(a.loss.is_none());
+    }
+
+    #[test]
+    fn misallocation_is_zero_at_the_optimum_and_matches_a_brute_force_search() {
+        let law = ParametricLaw::EPOCH_2024;
+        let c = 5.76e23;
+        let n_opt = law.optimal_params(c);
+        let m = misallocation(&law, c, n_opt).unwrap();
+        assert!(m.extra_loss.abs() < 1e-12 && m.flops_lost.abs() < 1e-9 * c, "{m:?}");
+        for n in [0.5 * n_opt, 2.0 * n_opt] {
+            let m = misallocation(&law, c, n).unwrap();
+            // The loss on the budget line, evaluated directly.
+            assert!((m.loss - law.loss(n, c / (6.0 * n))).abs() < 1e-12);
+            assert!(m.extra_loss > 0.0 && m.flops_lost > 0.0);
+            // The smallest budget whose compute-optimal loss is as low, by a scan of
+            // 200,000 budgets over two decades below c.
+            let brute = (0..=200_000)
+                .map(|k| c * 10f64.powf(-2.0 + 2.0 * k as f64 / 200_000.0))
+                .find(|&b| law.loss(law.optimal_params(b), law.optimal_tokens(b)) <= m.loss)
+                .unwrap();
+            assert!((m.optimal_flops / brute - 1.0).abs() < 1e-4, "{} vs {brute}", m.optimal_flops);
+        }
+    }
+
+    #[test]
+    fn a_prediction_interval_holds_the_scatter_beside_the_parameters() {
+        let mut laws = LawSet::preset("epoch").unwrap();
+        let law = laws.approach3.as_ref().unwrap().estimate;
+        laws.approach3.as_mut().unwrap().samples = (0..200)
+            .map(|k| ParametricLaw { e: law.e * (1.0 + 0.002 * ((k as f64) * 0.7).sin()), ..law })
+            .collect();
+        laws.residuals = (0..100).map(|k| 0.01 * ((k as f64) * 1.3).sin()).collect();
+        let a = &allocate(&laws, Target::Flops(1e24), 0.95).unwrap()[0];
+        let p = a.loss_prediction.as_ref().unwrap();
+        let q = a.intervals.as_ref().unwrap().loss.as_ref().unwrap();
+        assert!(p.lo < q.lo && q.hi < p.hi, "prediction {p:?} vs parameters {q:?}");
+        assert!(p.lo < a.loss.unwrap() && a.loss.unwrap() < p.hi);
+        assert_eq!(a.misallocation.len(), 2);
+    }
+
+    #[test]
+    fn degenerate_laws_are_named() {
+        use crate::parametric::degeneracy;
+        assert!(degeneracy(&ParametricLaw::EPOCH_2024, 2.0).is_empty());
+        let flat = ParametricLaw { e: 1e-6, ..ParametricLaw::EPOCH_2024 };
+        assert!(degeneracy(&flat, 2.0)[0].contains("E collapsed"));
+        let steep = ParametricLaw { alpha: 3.2, a: 1e20, ..ParametricLaw::EPOCH_2024 };
+        let d = degeneracy(&steep, 2.0);
+        assert!(d.iter().any(|x| x.contains("alpha")) && d.iter().any(|x| x.contains("ran off")), "{d:?}");
     }
 }

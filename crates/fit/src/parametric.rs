@@ -213,6 +213,38 @@ pub struct ParametricFit {
     /// Where the starts were screened on a subsample (a big table), what was done.
     #[serde(default)]
     pub screening: Option<Screening>,
+    /// What makes the law degenerate, where something does (E collapsed to zero, an
+    /// exponent or coefficient run off to an extreme): it may fit and still not describe
+    /// scaling. Empty for a law that looks sound.
+    #[serde(default)]
+    pub degenerate: Vec<String>,
+    /// ln L - ln L_fit of the fitted points (evenly thinned to at most 2,000): the scatter
+    /// that prediction intervals add to the parameters' uncertainty.
+    #[serde(default)]
+    pub residuals: Vec<f64>,
+}
+
+/// Why `law`, fitted to points whose smallest loss is `min_loss`, is degenerate (empty when
+/// it is not).
+pub fn degeneracy(law: &ParametricLaw, min_loss: f64) -> Vec<String> {
+    let mut v = Vec::new();
+    if law.e < 0.01 * min_loss {
+        v.push(format!(
+            "E collapsed to {:.2e}: the law puts all of the loss into the power terms, as a fit of too narrow a range does",
+            law.e
+        ));
+    }
+    for (name, x) in [("alpha", law.alpha), ("beta", law.beta)] {
+        if !(0.02..=2.5).contains(&x) {
+            v.push(format!("{name} = {x:.4} sits at an implausible extreme"));
+        }
+    }
+    for (name, x) in [("A", law.a), ("B", law.b)] {
+        if x.ln() > 40.0 {
+            v.push(format!("{name} = {x:.3e} ran off (ln {name} = {:.1})", x.ln()));
+        }
+    }
+    v
 }
 
 /// The best of a set of L-BFGS runs, with counts.
@@ -420,6 +452,18 @@ pub fn fit_parametric(
         evaluations: res.evaluations,
         converged: best.converged() && law.is_valid(),
     };
+    let min_loss = points.iter().map(|p| p.loss).fold(f64::INFINITY, f64::min);
+    let degenerate = if diagnostics.converged { degeneracy(&law, min_loss) } else { Vec::new() };
+    for d in &degenerate {
+        warnings.push(format!("Approach 3: the law is degenerate: {d}"));
+    }
+    let stride = points.len().div_ceil(2000).max(1);
+    let residuals: Vec<f64> = points
+        .iter()
+        .step_by(stride)
+        .map(|p| p.loss.ln() - law.loss(p.params, p.tokens).ln())
+        .filter(|r| r.is_finite())
+        .collect();
     let mut fit = ParametricFit {
         law,
         x: best.x,
@@ -434,6 +478,8 @@ pub fn fit_parametric(
         samples: Vec::new(),
         warnings,
         screening,
+        degenerate,
+        residuals,
     };
     if opts.resamples > 0 && fit.diagnostics.converged {
         // Refit from the optimum and from the other local optima whose full-data objective

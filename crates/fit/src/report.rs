@@ -218,6 +218,11 @@ impl FitReport {
                 .and_then(|o| o.fitted())
                 .filter(|f| f.converged)
                 .map(|f| f.law),
+            residuals: self
+                .approach3
+                .fitted()
+                .map(|f| f.residuals.clone())
+                .unwrap_or_default(),
         }
     }
 }
