@@ -166,7 +166,11 @@ pub fn run(cli: Cli) -> Result<()> {
 }
 
 fn fit(a: FitArgs) -> Result<()> {
-    let (_, report) = study::read_and_fit(&a.runs, &a.opts)?;
+    if !a.opts.group_by.is_empty() {
+        return fit_groups(&a);
+    }
+    let (table, report) = study::read_and_fit(&a.runs, &a.opts)?;
+    study::warn_mixed(&table, &a.opts);
     if let Some(out) = &a.out {
         let json = serde_json::to_vec_pretty(&report.laws())?;
         isoflop_core::record::write_atomic(out, &json)?;
@@ -246,6 +250,81 @@ fn allocate_cmd(a: AllocateArgs) -> Result<()> {
     if !notes.is_empty() {
         writeln!(w, "{notes}")?;
     }
+    Ok(())
+}
+
+/// `fit --group-by`: each group fitted alone, one row per group.
+fn fit_groups(a: &FitArgs) -> Result<()> {
+    let s = study::settings(&a.opts)?;
+    let groups = study::groups(&a.runs, &a.opts, &a.opts.group_by)?;
+    let mut rows = Vec::new();
+    for g in &groups {
+        let label = g.iter().map(|f| f.to_string()).collect::<Vec<_>>().join(", ");
+        let mut choice = a.opts.columns();
+        choice.filters.extend(g.iter().cloned());
+        let result = isoflop_core::RunTable::read_with(&a.runs, &choice)
+            .map_err(anyhow::Error::from)
+            .and_then(|t| isoflop_fit::fit_table(&t, &s).map_err(anyhow::Error::from));
+        rows.push((label, result));
+    }
+    let mut w = std::io::stdout().lock();
+    if a.json {
+        let v: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(label, r)| match r {
+                Ok(rep) => serde_json::json!({ "group": label, "report": rep }),
+                Err(e) => serde_json::json!({ "group": label, "error": format!("{e:#}") }),
+            })
+            .collect();
+        serde_json::to_writer_pretty(&mut w, &v)?;
+        writeln!(w)?;
+        return Ok(());
+    }
+    writeln!(w, "isoflop fit: {} in {} groups by {}", a.runs.display(), rows.len(), a.opts.group_by.join(", "))?;
+    writeln!(w, "  a = the exponent of N_opt in C, with its 95% interval")?;
+    writeln!(
+        w,
+        "  {:<28} {:>5} {:>22} {:>22} {:>22} {:>9}",
+        "group", "runs", "Approach 1 a", "Approach 2 a", "Approach 3 a", "budgets"
+    )?;
+    for (label, r) in &rows {
+        match r {
+            Ok(rep) => {
+                let a1 = rep.approach1.fitted().map(|f| (f.frontier.params_exponent, f.intervals.as_ref().map(|i| i.params_exponent)));
+                let a2 = rep.approach2.fitted().map(|f| (f.frontier.params_exponent, f.intervals.as_ref().map(|i| i.params_exponent)));
+                let a3 = rep
+                    .approach3
+                    .fitted()
+                    .filter(|f| f.diagnostics.converged)
+                    .map(|f| (f.params_exponent, f.intervals.as_ref().map(|i| i.params_exponent)));
+                let cell = |x: Option<(f64, Option<isoflop_fit::stats::Interval>)>| match x {
+                    Some((v, Some(i))) => format!("{v:.3} [{:.3}, {:.3}]", i.lo, i.hi),
+                    Some((v, None)) => format!("{v:.3}"),
+                    None => "-".into(),
+                };
+                let budgets = rep
+                    .approach2
+                    .fitted()
+                    .map(|f| {
+                        let ok = f.budgets.iter().filter(|b| b.refused.is_none()).count();
+                        format!("{ok}/{}", f.budgets.len())
+                    })
+                    .unwrap_or_else(|| "-".into());
+                writeln!(
+                    w,
+                    "  {:<28} {:>5} {:>22} {:>22} {:>22} {:>9}",
+                    label,
+                    rep.runs,
+                    cell(a1),
+                    cell(a2),
+                    cell(a3),
+                    budgets
+                )?;
+            }
+            Err(e) => writeln!(w, "  {label:<28} not fitted: {}", format!("{e:#}").replace('\n', " "))?,
+        }
+    }
+    writeln!(w, "  budgets: usable of found (Approach 2)")?;
     Ok(())
 }
 

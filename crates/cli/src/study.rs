@@ -47,6 +47,14 @@ pub struct FitOpts {
     /// every start on every point; a number screens on that many points.
     #[arg(long, default_value = "auto", value_parser = parse_screen)]
     screen: isoflop_fit::parametric::Screen,
+    /// Keep only the rows where a text column has (COL=VALUE) or has not (COL!=VALUE) a
+    /// value; repeat for several conditions.
+    #[arg(long = "where", value_name = "COL=VALUE", value_parser = isoflop_core::Filter::parse)]
+    filters: Vec<isoflop_core::Filter>,
+    /// Fit each group of rows that share these columns' values separately, and compare them
+    /// (`fit` only), e.g. `--group-by source` or `--group-by dataset,condition`.
+    #[arg(long, value_delimiter = ',', value_name = "COL")]
+    pub group_by: Vec<String>,
     /// The loss column, where several columns could be it (e.g. loss and val_loss).
     #[arg(long, value_name = "NAME")]
     loss_column: Option<String>,
@@ -88,6 +96,7 @@ impl FitOpts {
             tokens: self.tokens_column.clone(),
             flops: self.flops_column.clone(),
             loss: self.loss_column.clone(),
+            filters: self.filters.clone(),
         }
     }
 }
@@ -163,6 +172,44 @@ pub fn read_and_fit(runs: &Path, opts: &FitOpts) -> Result<(RunTable, FitReport)
         .with_context(|| format!("reading runs from {}", runs.display()))?;
     let report = fit_table(&table, &s).with_context(|| format!("fitting {}", runs.display()))?;
     Ok((table, report))
+}
+
+/// Warns where the table mixes what may be several experiments: text columns whose values
+/// vary, with no `--where` or `--group-by` to separate them.
+pub fn warn_mixed(table: &RunTable, opts: &FitOpts) {
+    if !opts.filters.is_empty() || !opts.group_by.is_empty() {
+        return;
+    }
+    for (col, n, values) in &table.varying_text {
+        eprintln!(
+            "warning: column '{col}' holds {n} different values ({}{}): the runs are fitted as one study; --group-by {col} fits each separately, --where '{col}=VALUE' picks one",
+            values.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
+            if *n > 5 { ", ..." } else { "" }
+        );
+    }
+}
+
+/// The value combinations of `columns` in `runs` (after the options' filters), each as the
+/// filters that select it.
+///
+/// # Errors
+/// The reader's error, or a column the file lacks.
+pub fn groups(runs: &Path, opts: &FitOpts, columns: &[String]) -> Result<Vec<Vec<isoflop_core::Filter>>> {
+    let mut out: Vec<Vec<isoflop_core::Filter>> = vec![Vec::new()];
+    for col in columns {
+        let mut next = Vec::new();
+        for g in out {
+            let mut choice = opts.columns();
+            choice.filters.extend(g.iter().cloned());
+            for v in RunTable::distinct_values(runs, col, &choice)? {
+                let mut h = g.clone();
+                h.push(isoflop_core::Filter { column: col.clone(), value: v, equal: true });
+                next.push(h);
+            }
+        }
+        out = next;
+    }
+    Ok(out)
 }
 
 /// Fails where nothing usable came out of a fit: Approach 3 did not converge and no other

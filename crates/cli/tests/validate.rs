@@ -59,3 +59,53 @@ fn bad_splits_name_the_split_and_the_counts() {
         assert!(stderr(&o).contains("hold-out split") && stderr(&o).contains(says), "{args:?}: {}", stderr(&o));
     }
 }
+
+/// Two experiments in one table: a `source` column, and laws with different exponents.
+fn mixed() -> PathBuf {
+    let d = common::tmpdir("validate", "mixed");
+    let p = d.join("mixed.csv");
+    let mut s = String::from("source,params,tokens,loss\n");
+    for (src, beta) in [("lab-a", 0.28), ("lab-b", 0.40)] {
+        for i in 0..7 {
+            for j in 0..7 {
+                let n = 1e7 * 10f64.powf(i as f64 * 0.4);
+                let t = 1e9 * 10f64.powf(j as f64 * 0.4);
+                let l = 1.8 + 480.0 / n.powf(0.34) + 2100.0 / t.powf(beta);
+                s += &format!("{src},{n},{t},{l}\n");
+            }
+        }
+    }
+    std::fs::write(&p, s).unwrap();
+    p
+}
+
+#[test]
+fn a_table_that_mixes_experiments_is_fitted_per_group_or_filtered() {
+    let p = mixed();
+    let path = p.to_str().unwrap();
+    // Pooled: a warning names the varying column and how to split it.
+    let o = isoflop(&["fit", path, "--approach", "3", "--boot", "0"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("column 'source' holds 2 different values (lab-a, lab-b)") && stderr(&o).contains("--group-by source"), "{}", stderr(&o));
+    // Per group: one row each, each with its own exponent.
+    let o = isoflop(&["fit", path, "--approach", "3", "--boot", "0", "--group-by", "source", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let beta = |k: usize| v[k]["report"]["approach3"]["fitted"]["law"]["beta"].as_f64().unwrap();
+    assert_eq!(v[0]["group"], "source=lab-a");
+    assert!((beta(0) - 0.28).abs() < 0.01 && (beta(1) - 0.40).abs() < 0.01, "{} {}", beta(0), beta(1));
+    let text = stdout(&isoflop(&["fit", path, "--approach", "3", "--boot", "0", "--group-by", "source"]));
+    assert!(text.contains("source=lab-a") && text.contains("source=lab-b"), "{text}");
+    // Filtered: one experiment, no warning.
+    let o = isoflop(&["fit", path, "--approach", "3", "--boot", "0", "--where", "source!=lab-a", "--json"]);
+    assert!(o.status.success() && !stderr(&o).contains("holds 2 different"), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["runs"], 49);
+    // A filter on a column the file lacks, and one that leaves nothing, are named errors.
+    let o = isoflop(&["fit", path, "--where", "lab=x"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--where lab") && stderr(&o).contains("source, params"), "{}", stderr(&o));
+    let o = isoflop(&["fit", path, "--where", "source=lab-c"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no row passes source=lab-c"), "{}", stderr(&o));
+}

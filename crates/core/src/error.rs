@@ -110,4 +110,12 @@ pub enum CoreError {
     /// A training setting no run could use.
     #[error("invalid setting: {0}")]
     Setting(String),
+    /// Every row was filtered out.
+    #[error("{path}: no row passes {filters}")]
+    NoRowsLeft {
+        /// The file.
+        path: PathBuf,
+        /// The filters, as written.
+        filters: String,
+    },
 }

@@ -20,4 +20,4 @@ pub mod units;
 pub use error::{CoreError, Result};
 pub use rng::Rng;
 pub use settings::TrainSettings;
-pub use table::{ColumnChoice, Observation, RunTable};
+pub use table::{ColumnChoice, Filter, Observation, RunTable};

@@ -87,10 +87,62 @@ pub struct RunTable {
     /// Each run's final loss from a `final_loss` column, where the table has one.
     #[serde(default)]
     pub finals: BTreeMap<String, f64>,
+    /// Text columns no quantity uses whose values vary (a source, dataset or condition):
+    /// (column, distinct values, up to 20 of them). A table that mixes experiments has some.
+    #[serde(default)]
+    pub varying_text: Vec<(String, usize, Vec<String>)>,
 }
 
 mod columns;
-pub use columns::ColumnChoice;
+
+/// The values of the columns no quantity uses, to find text columns that vary.
+struct TextColumns {
+    unused: Vec<usize>,
+    values: Vec<Vec<String>>,
+    numeric: Vec<bool>,
+}
+
+impl TextColumns {
+    fn new(cols: &Columns) -> Self {
+        let unused = cols.unused();
+        let n = unused.len();
+        TextColumns {
+            unused,
+            values: vec![Vec::new(); n],
+            numeric: vec![true; n],
+        }
+    }
+
+    fn see(&mut self, raw: &RawRow) {
+        for (k, &i) in self.unused.iter().enumerate() {
+            let v = raw.get(i).cloned().flatten().unwrap_or_default();
+            let v = v.trim();
+            if v.is_empty() {
+                continue;
+            }
+            if v.parse::<f64>().is_err() {
+                self.numeric[k] = false;
+            }
+            if self.values[k].len() < 21 && !self.values[k].iter().any(|x| x == v) {
+                self.values[k].push(v.to_string());
+            }
+        }
+    }
+
+    fn varying(self, cols: &Columns) -> Vec<(String, usize, Vec<String>)> {
+        self.unused
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| !self.numeric[*k] && self.values[*k].len() >= 2)
+            .map(|(k, &i)| {
+                let mut v = self.values[k].clone();
+                v.truncate(20);
+                (cols.names[i].clone(), self.values[k].len(), v)
+            })
+            .collect()
+    }
+}
+pub use columns::{ColumnChoice, Filter};
 use columns::{Columns, RawRow, RowParser};
 
 impl RunTable {
@@ -223,6 +275,7 @@ impl RunTable {
             rows,
             notes,
             finals,
+            varying_text: Vec::new(),
         })
     }
 
@@ -293,6 +346,7 @@ impl RunTable {
         let parser = RowParser { path, cols: &cols };
         let mut rows = Vec::new();
         let mut finals = BTreeMap::new();
+        let mut text = TextColumns::new(&cols);
         for rec in rdr.records() {
             let rec = rec.map_err(|e| {
                 let line = e.position().map(|p| p.line() as usize).unwrap_or(0);
@@ -314,9 +368,13 @@ impl RunTable {
                 continue;
             }
             let raw: RawRow = rec.iter().map(|f| Some(f.to_string())).collect();
+            text.see(&raw);
+            if !cols.keeps(&raw) {
+                continue;
+            }
             rows.push(parser.parse_into(&raw, line, &mut finals)?);
         }
-        Self::finish(path, &cols, rows, finals)
+        Self::finish(path, &cols, rows, finals, text)
     }
 
     /// Parses JSON Lines text (one object per line); `path` is used in messages only.
@@ -369,6 +427,7 @@ impl RunTable {
         let parser = RowParser { path, cols: &cols };
         let mut rows = Vec::with_capacity(objects.len());
         let mut finals = BTreeMap::new();
+        let mut text = TextColumns::new(&cols);
         for (line, map) in objects {
             let raw: RawRow = keys
                 .iter()
@@ -378,9 +437,13 @@ impl RunTable {
                     Some(other) => Some(other.to_string()),
                 })
                 .collect();
+            text.see(&raw);
+            if !cols.keeps(&raw) {
+                continue;
+            }
             rows.push(parser.parse_into(&raw, line, &mut finals)?);
         }
-        Self::finish(path, &cols, rows, finals)
+        Self::finish(path, &cols, rows, finals, text)
     }
 
     fn finish(
@@ -388,7 +451,19 @@ impl RunTable {
         cols: &Columns,
         rows: Vec<Observation>,
         finals: BTreeMap<String, f64>,
+        text: TextColumns,
     ) -> Result<RunTable> {
+        if rows.is_empty() && !cols.filters.is_empty() {
+            return Err(CoreError::NoRowsLeft {
+                path: path.to_path_buf(),
+                filters: cols
+                    .filters
+                    .iter()
+                    .map(|(_, f)| f.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" and "),
+            });
+        }
         if rows.is_empty() {
             return Err(CoreError::Empty {
                 path: path.to_path_buf(),
@@ -438,7 +513,89 @@ impl RunTable {
             rows,
             notes,
             finals,
+            varying_text: text.varying(cols),
         })
+    }
+
+    /// The distinct values of `column` over the rows that pass `choice`'s filters, in order
+    /// of first appearance (what `--group-by` splits a table by).
+    ///
+    /// # Errors
+    /// As [`RunTable::read_with`], and [`CoreError::NoSuchColumn`] for a column the file lacks.
+    pub fn distinct_values(path: &Path, column: &str, choice: &ColumnChoice) -> Result<Vec<String>> {
+        let mut with = choice.clone();
+        with.filters.retain(|f| f.column != column);
+        // The table must read (its errors first); then the raw column, which the table
+        // does not keep.
+        Self::read_with(path, &with)?;
+        let text = std::fs::read_to_string(path).map_err(|source| CoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+        let jsonl = matches!(
+            path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref(),
+            Some("jsonl" | "ndjson" | "json")
+        );
+        // (header, rows) as text.
+        let (headers, records): (Vec<String>, Vec<Vec<String>>) = if jsonl {
+            let objs: Vec<serde_json::Map<String, serde_json::Value>> = text
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect();
+            let mut keys: Vec<String> = Vec::new();
+            for o in &objs {
+                for k in o.keys() {
+                    if !keys.contains(k) {
+                        keys.push(k.clone());
+                    }
+                }
+            }
+            let recs = objs
+                .iter()
+                .map(|o| {
+                    keys.iter()
+                        .map(|k| match o.get(k) {
+                            Some(serde_json::Value::String(s)) => s.clone(),
+                            Some(serde_json::Value::Null) | None => String::new(),
+                            Some(v) => v.to_string(),
+                        })
+                        .collect()
+                })
+                .collect();
+            (keys, recs)
+        } else {
+            let mut rdr = csv::ReaderBuilder::new()
+                .trim(csv::Trim::All)
+                .from_reader(text.as_bytes());
+            let headers = rdr
+                .headers()
+                .map(|h| h.iter().map(str::to_string).collect())
+                .unwrap_or_default();
+            let recs = rdr
+                .records()
+                .flatten()
+                .map(|r| r.iter().map(str::to_string).collect())
+                .collect();
+            (headers, recs)
+        };
+        let i = columns::named(path, &headers, "--group-by", column)?;
+        let f: Vec<(usize, Filter)> = with
+            .filters
+            .iter()
+            .map(|f| columns::named(path, &headers, "--where", &f.column).map(|j| (j, f.clone())))
+            .collect::<Result<Vec<_>>>()?;
+        let mut values: Vec<String> = Vec::new();
+        for rec in &records {
+            if f.iter().all(|(j, f)| f.passes(rec.get(*j).map(String::as_str))) {
+                let v = rec.get(i).map(|s| s.trim().to_string()).unwrap_or_default();
+                if !values.contains(&v) {
+                    values.push(v);
+                }
+            }
+        }
+        Ok(values)
     }
 
     /// True when some run has more than one row: a training curve.

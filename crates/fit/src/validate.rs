@@ -514,8 +514,7 @@ mod tests {
                     o
                 })
                 .collect(),
-            notes: Vec::new(),
-            finals: Default::default(),
+            ..Default::default()
         }
     }
 

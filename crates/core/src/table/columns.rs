@@ -76,6 +76,56 @@ pub struct ColumnChoice {
     pub flops: Option<String>,
     /// The loss column.
     pub loss: Option<String>,
+    /// Keep only the rows that pass every one (`--where COL=VALUE`, `COL!=VALUE`).
+    #[serde(default)]
+    pub filters: Vec<Filter>,
+}
+
+/// A condition on a text column: `COL=VALUE` or `COL!=VALUE` (values compared as text,
+/// spaces at the ends ignored).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Filter {
+    /// The column.
+    pub column: String,
+    /// The value.
+    pub value: String,
+    /// True for `=`, false for `!=`.
+    pub equal: bool,
+}
+
+impl Filter {
+    /// Parses `COL=VALUE` or `COL!=VALUE`.
+    ///
+    /// # Errors
+    /// A message when there is no `=`, or the column is empty.
+    pub fn parse(text: &str) -> std::result::Result<Filter, String> {
+        let (column, value, equal) = match text.split_once("!=") {
+            Some((c, v)) => (c, v, false),
+            None => match text.split_once('=') {
+                Some((c, v)) => (c, v, true),
+                None => return Err(format!("'{text}': write COL=VALUE or COL!=VALUE")),
+            },
+        };
+        if column.trim().is_empty() {
+            return Err(format!("'{text}': the column is empty"));
+        }
+        Ok(Filter {
+            column: column.trim().to_string(),
+            value: value.trim().to_string(),
+            equal,
+        })
+    }
+
+    /// Whether `cell` passes.
+    pub fn passes(&self, cell: Option<&str>) -> bool {
+        (cell.unwrap_or("").trim() == self.value) == self.equal
+    }
+}
+
+impl std::fmt::Display for Filter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}{}", self.column, if self.equal { "=" } else { "!=" }, self.value)
+    }
 }
 
 impl ColumnChoice {
@@ -91,7 +141,7 @@ impl ColumnChoice {
 }
 
 /// The column `name` (see [`ColumnChoice`]) among `headers`.
-fn named(path: &Path, headers: &[String], option: &'static str, name: &str) -> Result<usize> {
+pub(super) fn named(path: &Path, headers: &[String], option: &'static str, name: &str) -> Result<usize> {
     headers
         .iter()
         .position(|h| h == name)
@@ -160,6 +210,35 @@ pub(super) struct Columns {
     pub(super) step: Option<usize>,
     pub(super) final_loss: Option<usize>,
     pub(super) names: Vec<String>,
+    /// (column index, filter) of the user's filters.
+    pub(super) filters: Vec<(usize, Filter)>,
+}
+
+impl Columns {
+    /// Whether a raw row passes every filter.
+    pub(super) fn keeps(&self, raw: &RawRow) -> bool {
+        self.filters
+            .iter()
+            .all(|(i, f)| f.passes(raw.get(*i).and_then(|c| c.as_deref())))
+    }
+
+    /// The columns no quantity uses.
+    pub(super) fn unused(&self) -> Vec<usize> {
+        let used = [
+            Some(self.params),
+            self.tokens,
+            self.flops,
+            Some(self.loss),
+            self.budget,
+            self.unique,
+            self.run,
+            self.step,
+            self.final_loss,
+        ];
+        (0..self.names.len())
+            .filter(|i| !used.contains(&Some(*i)))
+            .collect()
+    }
 }
 
 impl Columns {
@@ -215,6 +294,11 @@ impl Columns {
             final_loss: final_any.filter(|&c| c != loss),
             run: pick(&headers, RUN),
             step: pick(&headers, STEP),
+            filters: choice
+                .filters
+                .iter()
+                .map(|f| named(path, &headers, "--where", &f.column).map(|i| (i, f.clone())))
+                .collect::<Result<Vec<_>>>()?,
             names: headers,
         })
     }
