@@ -31,6 +31,15 @@ pub struct FitOpts {
     /// Approach 2 tolerance in decades of FLOPs (grouping gap, or distance to a budget).
     #[arg(long, default_value_t = isoflop_fit::isoflop::TOL_DECADES)]
     budget_tol: f64,
+    /// Approach 2: fit each budget's parabola to the runs within this many decades of N
+    /// around its minimum (0.6 keeps a 16x band), or `all` (every run, as the paper did; the
+    /// default, chosen by measurement: docs/deviations.md).
+    #[arg(long, default_value = "all", value_parser = parse_window, value_name = "DECADES|all")]
+    window: Window,
+    /// Approach 2: regress the frontier on each budget's `mean` FLOPs (geometric mean of 6ND
+    /// over its runs) or its `nominal` budget (the budget column or --budgets list).
+    #[arg(long, value_enum, default_value = "mean")]
+    budget_flops: BudgetFlopsArg,
     /// Approach 3 Huber delta.
     #[arg(long, default_value_t = 1e-3)]
     delta: f64,
@@ -67,6 +76,28 @@ pub struct FitOpts {
     /// The flops (C) column, where several could be it.
     #[arg(long, value_name = "NAME")]
     flops_column: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum BudgetFlopsArg {
+    /// The geometric mean of 6ND over the budget's runs.
+    Mean,
+    /// The nominal budget.
+    Nominal,
+}
+
+/// `--window`: decades, or `all` (none).
+#[derive(Clone, Copy, Debug)]
+struct Window(Option<f64>);
+
+fn parse_window(s: &str) -> std::result::Result<Window, String> {
+    if s == "all" {
+        return Ok(Window(None));
+    }
+    match s.parse::<f64>() {
+        Ok(w) if w > 0.0 && w.is_finite() => Ok(Window(Some(w))),
+        _ => Err(format!("'{s}': give a positive number of decades, or all")),
+    }
 }
 
 fn parse_screen(s: &str) -> std::result::Result<isoflop_fit::parametric::Screen, String> {
@@ -111,6 +142,11 @@ pub fn settings(a: &FitOpts) -> Result<FitSettings> {
     s.drop_top = a.drop_top;
     s.parametric.delta = a.delta;
     s.parametric.screen = a.screen;
+    s.isoflop.window_decades = a.window.0;
+    s.isoflop.budget_flops = match a.budget_flops {
+        BudgetFlopsArg::Mean => isoflop_fit::isoflop::BudgetFlops::Mean,
+        BudgetFlopsArg::Nominal => isoflop_fit::isoflop::BudgetFlops::Nominal,
+    };
     if let Some(bad) = a
         .laws
         .iter()

@@ -59,19 +59,24 @@ pub fn print_report(w: &mut impl Write, r: &FitReport) -> Result<()> {
             )?;
             writeln!(
                 w,
-                "  {:>10} {:>5} {:>19} {:>9} {:>9} {:>8}",
-                "budget", "runs", "sizes", "N_opt", "D_opt", "L_min"
+                "  {:>10} {:>5} {:>19} {:>9} {:>19} {:>9} {:>8}",
+                "budget", "runs", "sizes", "N_opt", "vertex interval", "D_opt", "L_min"
             )?;
             for b in &f.budgets {
                 let (lo, hi) = b.params_range;
                 match (b.optimal_params, b.optimal_tokens, b.min_loss) {
                     (Some(n), Some(d), Some(l)) => writeln!(
                         w,
-                        "  {:>10} {:>5} {:>19} {:>9} {:>9} {:>8.4}",
+                        "  {:>10} {:>5} {:>19} {:>9} {:>19} {:>9} {:>8.4}",
                         sci(b.budget),
-                        b.runs,
+                        if b.fitted_runs < b.runs {
+                            format!("{}/{}", b.fitted_runs, b.runs)
+                        } else {
+                            b.runs.to_string()
+                        },
                         format!("{}..{}", count(lo), count(hi)),
                         count(n),
+                        iv(b.vertex_interval.as_ref(), count),
                         count(d),
                         l
                     )?,
@@ -86,6 +91,19 @@ pub fn print_report(w: &mut impl Write, r: &FitReport) -> Result<()> {
                 }
             }
             frontier_lines(w, &f.frontier, f.intervals.as_ref(), level)?;
+            let s = &r.settings.isoflop;
+            writeln!(
+                w,
+                "  parabolas fitted {}; frontier regressed on each budget's {} FLOPs",
+                match s.window_decades {
+                    Some(d) => format!("within {d} decades of each budget's minimum (runs: fitted/all)"),
+                    None => "to every run of each budget".into(),
+                },
+                match s.budget_flops {
+                    isoflop_fit::isoflop::BudgetFlops::Mean => "mean (geometric mean of 6ND)",
+                    isoflop_fit::isoflop::BudgetFlops::Nominal => "nominal",
+                }
+            )?;
         }
         Outcome::Skipped(why) => writeln!(w, "not fitted: {why}")?,
         Outcome::NotRequested => writeln!(w, "not requested")?,
