@@ -43,6 +43,14 @@ pub fn print_report(w: &mut impl Write, r: &FitReport) -> Result<()> {
                 f.envelope.len()
             )?;
             frontier_lines(w, &f.frontier, f.intervals.as_ref(), level)?;
+            if !f.thirds.is_empty() {
+                let t: Vec<String> = f
+                    .thirds
+                    .iter()
+                    .map(|t| format!("{:.4} [{:.4}, {:.4}]", t.exponent, t.interval.lo, t.interval.hi))
+                    .collect();
+                writeln!(w, "  loss frontier L ~ C^s on the envelope's first, middle and last thirds: {}", t.join(", "))?;
+            }
         }
         Outcome::Skipped(why) => writeln!(w, "not fitted: {why}")?,
         Outcome::NotRequested => writeln!(w, "not requested")?,

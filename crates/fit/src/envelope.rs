@@ -75,6 +75,64 @@ pub struct EnvelopeFit {
     pub samples: Vec<Frontier>,
     /// Warnings.
     pub warnings: Vec<String>,
+    /// Power laws L = k C^s fitted to each third of the envelope (Hoffmann et al. 2022,
+    /// Appendix E: the frontier bends, so fits on its small end over-predict).
+    #[serde(default)]
+    pub thirds: Vec<EnvelopeThird>,
+}
+
+/// A power law L = coef C^exponent fitted (least squares in log-log) to a third of the
+/// envelope's points.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EnvelopeThird {
+    /// 0, 1, 2: first, middle, last third.
+    pub part: usize,
+    /// The FLOPs the third spans.
+    pub flops: [f64; 2],
+    /// The exponent s (negative: loss falls with compute).
+    pub exponent: f64,
+    /// k.
+    pub coef: f64,
+    /// The exponent's 95% interval (1.96 standard errors of the least-squares slope).
+    pub interval: crate::stats::Interval,
+}
+
+/// The power laws of each third of `envelope` (at least 3 points each).
+pub fn thirds(envelope: &[EnvelopePoint]) -> Vec<EnvelopeThird> {
+    let n = envelope.len();
+    if n < 9 {
+        return Vec::new();
+    }
+    (0..3)
+        .filter_map(|part| {
+            let pts = &envelope[part * n / 3..(part + 1) * n / 3];
+            let x: Vec<f64> = pts.iter().map(|p| p.flops.ln()).collect();
+            let y: Vec<f64> = pts.iter().map(|p| p.loss.ln()).collect();
+            let (slope, icpt) = crate::stats::fit_line(&x, &y)?;
+            let m = x.len() as f64;
+            let mx = x.iter().sum::<f64>() / m;
+            let sxx: f64 = x.iter().map(|v| (v - mx).powi(2)).sum();
+            let sse: f64 = x.iter().zip(&y).map(|(a, b)| (b - icpt - slope * a).powi(2)).sum();
+            let se = (sse / (m - 2.0).max(1.0) / sxx).sqrt();
+            Some(EnvelopeThird {
+                part,
+                flops: [pts[0].flops, pts[pts.len() - 1].flops],
+                exponent: slope,
+                coef: icpt.exp(),
+                interval: crate::stats::Interval {
+                    lo: slope - 1.96 * se,
+                    hi: slope + 1.96 * se,
+                    level: 0.95,
+                },
+            })
+        })
+        .collect()
+}
+
+/// A run's curve as Approach 1 smooths it: (FLOPs, smoothed loss), by FLOPs.
+pub fn smoothed(rows: &[Observation], smooth_steps: f64) -> Option<Vec<(f64, f64)>> {
+    let c = prepare("", rows, smooth_steps)?;
+    Some(c.ln_flops.iter().map(|l| l.exp()).zip(c.loss.iter().copied()).collect())
 }
 
 /// A prepared curve: ln C, smoothed loss and tokens, sorted by FLOPs.
@@ -282,7 +340,21 @@ pub fn fit_envelope(
         intervals: None,
         samples: Vec::new(),
         warnings: Vec::new(),
+        thirds: Vec::new(),
     };
+    fit.thirds = thirds(&fit.envelope);
+    if let (Some(a), Some(c)) = (fit.thirds.first(), fit.thirds.get(2)) {
+        let (wa, wc) = (
+            (a.interval.hi - a.interval.lo) / 2.0,
+            (c.interval.hi - c.interval.lo) / 2.0,
+        );
+        if (c.exponent - a.exponent).abs() > (wa * wa + wc * wc).sqrt() {
+            fit.warnings.push(format!(
+                "Approach 1: the loss frontier bends: L ~ C^{:.4} on the first third of the envelope and C^{:.4} on the last, a difference beyond their intervals (±{:.4}, ±{:.4}); a law fitted on the small end mispredicts the large (Hoffmann et al. 2022, Appendix E)",
+                a.exponent, c.exponent, wa, wc
+            ));
+        }
+    }
     let censored = fit.envelope.len() - inner.len();
     if censored > 0 {
         fit.warnings.push(format!(
@@ -416,5 +488,28 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("at least 2"), "{e}");
+    }
+
+    #[test]
+    fn the_envelopes_thirds_show_the_frontier_bending_towards_e() {
+        // L = E + A/N^alpha + B/D^beta: as the loss nears E the frontier flattens in log-log,
+        // so the last third's exponent is smaller in magnitude than the first's (Hoffmann
+        // et al. 2022, Appendix E). Each third's exponent is checked against a
+        // least-squares fit of the same points done here.
+        let law = crate::synthetic::TRUTH;
+        let curves = cosine_curves(&law, 0.0, 1);
+        let fit = fit_envelope(&curves, &EnvelopeOptions { resamples: 0, ..Default::default() }).unwrap();
+        assert_eq!(fit.thirds.len(), 3);
+        let n = fit.envelope.len();
+        for t in &fit.thirds {
+            let pts = &fit.envelope[t.part * n / 3..(t.part + 1) * n / 3];
+            let x: Vec<f64> = pts.iter().map(|p| p.flops.ln()).collect();
+            let y: Vec<f64> = pts.iter().map(|p| p.loss.ln()).collect();
+            let (slope, _) = crate::stats::fit_line(&x, &y).unwrap();
+            assert!((t.exponent - slope).abs() < 1e-12 && t.exponent < 0.0, "{t:?}");
+        }
+        let (first, last) = (&fit.thirds[0], &fit.thirds[2]);
+        assert!(last.exponent.abs() < first.exponent.abs(), "{first:?} {last:?}");
+        assert!(fit.warnings.iter().any(|w| w.contains("bends")), "{:?}", fit.warnings);
     }
 }

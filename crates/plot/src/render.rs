@@ -58,7 +58,7 @@ impl Figure<'_> {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> R {
         root.fill(&WHITE).ctx()?;
         match self {
-            Figure::TrainingCurves(s) => training_curves(root, s, true),
+            Figure::TrainingCurves(s) => training_curves(root, s, true, true),
             Figure::Projections(s) => projections(root, s),
             Figure::IsoLoss(s) => isoloss(root, s),
             Figure::IsoFlopSlices(s) => slices(root, s),
@@ -229,10 +229,13 @@ fn colour_bar<DB: DrawingBackend>(
     Ok(())
 }
 
+/// The training curves; `a5`: as Hoffmann et al.'s Figure A5 (raw losses faint, the
+/// envelope's thirds' power laws), else with each approach's predicted loss (Figure 2).
 fn training_curves<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     s: &TrainingCurves,
     bar: bool,
+    a5: bool,
 ) -> R {
     let (main, side) = if bar {
         with_bar(root)
@@ -243,10 +246,19 @@ fn training_curves<DB: DrawingBackend>(
         .build_cartesian_2d((s.x.lo..s.x.hi).log_scale(), s.y.lo..s.y.hi)
         .ctx()?;
     mesh(&mut chart, "FLOPs", "Training loss", &flops_label, None)?;
+    let scale = s.colour_unit.1;
+    if a5 {
+        for c in &s.raw {
+            let col = colour(c.params / scale, s.colour, true).mix(0.18);
+            chart
+                .draw_series(LineSeries::new(c.points.iter().copied(), col.stroke_width(1)))
+                .ctx()?;
+        }
+    }
     let mut runs: Vec<_> = s.runs.iter().collect();
     runs.sort_by(|a, b| a.params.total_cmp(&b.params));
     for c in runs {
-        let col = colour(c.params / 1e6, s.colour, true);
+        let col = colour(c.params / scale, s.colour, true);
         chart
             .draw_series(LineSeries::new(
                 c.points.iter().copied(),
@@ -254,7 +266,21 @@ fn training_curves<DB: DrawingBackend>(
             ))
             .ctx()?;
     }
-    for (i, (name, pts)) in s.predicted.iter().enumerate() {
+    if a5 {
+        for t in &s.thirds {
+            let col = match t.label.as_str() {
+                "first third" => RGBColor(210, 40, 40),
+                "middle third" => RGBColor(30, 150, 60),
+                _ => RGBColor(30, 90, 200),
+            };
+            chart
+                .draw_series(DashedLineSeries::new(t.line.iter().copied(), 8, 5, col.stroke_width(2)))
+                .ctx()?
+                .label(format!("{}: L ~ C^{:.3}", t.label, t.exponent))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], col.stroke_width(2)));
+        }
+    }
+    for (i, (name, pts)) in s.predicted.iter().enumerate().filter(|_| !a5) {
         let col = [
             RGBColor(200, 40, 40),
             RGBColor(30, 120, 200),
@@ -292,7 +318,7 @@ fn training_curves<DB: DrawingBackend>(
         .legend(|(x, y)| Circle::new((x + 12, y), 3, BLACK.filled()));
     legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     if bar {
-        colour_bar(&side, s.colour, true, "Million Parameters", &|v| {
+        colour_bar(&side, s.colour, true, &s.colour_unit.0, &|v| {
             if v >= 10.0 {
                 format!("{v:.0}")
             } else {
@@ -316,6 +342,19 @@ fn projection<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &Projection)
         Some(&count_label),
     )?;
     let blue = RGBColor(30, 90, 180);
+    if let Some((lo, hi)) = &p.band {
+        // The 95% band of the projection: a filled polygon, lower line out, upper line back.
+        let ring: Vec<(f64, f64)> = lo
+            .iter()
+            .copied()
+            .chain(hi.iter().rev().copied())
+            .filter(|q| q.1 > 0.0 && q.1.is_finite())
+            .map(|(c, v)| (c, v.clamp(p.y.lo, p.y.hi)))
+            .collect();
+        chart
+            .draw_series(std::iter::once(Polygon::new(ring, blue.mix(0.15).filled())))
+            .ctx()?;
+    }
     chart
         .draw_series(LineSeries::new(
             p.line.iter().copied(),
@@ -347,8 +386,12 @@ fn projection<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &Projection)
                 RGBColor(200, 40, 40).filled(),
             )))
             .ctx()?;
-        // The projected value, written beside the target, inside the axes.
-        let pos = (target.0 / 12.0, target.1 * 1.6);
+        // The projected value, written beside the target, inside the axes (a longer label,
+        // with its interval, starts further left).
+        let pos = (
+            target.0 / 10f64.powf(0.11 * p.label.chars().count() as f64 + 0.2),
+            target.1 * 1.6,
+        );
         chart
             .draw_series(std::iter::once(Text::new(p.label.clone(), pos, style(22))))
             .ctx()?;
@@ -361,7 +404,7 @@ fn projections<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &Projection
     let panels = root.split_evenly((1, if s.curves.is_some() { 3 } else { 2 }));
     let mut k = 0;
     if let Some(c) = &s.curves {
-        training_curves(&panels[0], c, false)?;
+        training_curves(&panels[0], c, false, false)?;
         k = 1;
     }
     projection(&panels[k], &s.params)?;
@@ -480,6 +523,21 @@ fn slices<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &IsoFlopSlices) 
         }
     }
     if let Some((n, l, c)) = s.target.filter(|t| s.x.contains(t.0) && s.y.contains(t.1)) {
+        if let Some((lo, hi)) = s.target_interval {
+            // The target's 95% interval in N, as a bar through it.
+            let red = RGBColor(200, 40, 40);
+            let (lo, hi) = (lo.max(s.x.lo), hi.min(s.x.hi));
+            chart
+                .draw_series(std::iter::once(PathElement::new(vec![(lo, l), (hi, l)], red.stroke_width(2))))
+                .ctx()?;
+            chart
+                .draw_series(
+                    [lo, hi]
+                        .into_iter()
+                        .map(|x| PathElement::new(vec![(x, l - 0.01 * (s.y.hi - s.y.lo)), (x, l + 0.01 * (s.y.hi - s.y.lo))], red.stroke_width(2))),
+                )
+                .ctx()?;
+        }
         chart
             .draw_series(std::iter::once(TriangleMarker::new(
                 (n, l),
@@ -487,7 +545,16 @@ fn slices<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &IsoFlopSlices) 
                 RGBColor(200, 40, 40).filled(),
             )))
             .ctx()?
-            .label(format!("Target: {} at {:.2e} FLOPs", short_count(n), c))
+            .label(match s.target_interval {
+                Some((lo, hi)) => format!(
+                    "Target: {} ({}-{}) at {:.2e} FLOPs",
+                    short_count(n),
+                    short_count(lo),
+                    short_count(hi),
+                    c
+                ),
+                None => format!("Target: {} at {:.2e} FLOPs", short_count(n), c),
+            })
             .legend(|(x, y)| TriangleMarker::new((x + 12, y), 7, RGBColor(200, 40, 40).filled()));
         legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     }

@@ -66,11 +66,35 @@ pub struct RunCurve {
     pub points: Polyline,
 }
 
-/// Figure 1: training curves, envelope and each approach's predicted loss.
+/// A dashed power law of the envelope, fitted to one third of it (Figure 1, after Hoffmann
+/// et al. 2022, Figure A5).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ThirdLine {
+    /// "first third", "middle third", "last third".
+    pub label: String,
+    /// The exponent s of L = k C^s.
+    pub exponent: f64,
+    /// Its 95% interval.
+    pub interval: (f64, f64),
+    /// The law across the whole FLOP range.
+    pub line: Polyline,
+}
+
+/// Figure 1 (Hoffmann et al. 2022, Figure A5): the smoothed training curves coloured by size
+/// (the raw losses faint behind them), the minimum-loss envelope, and power laws fitted to
+/// each third of it; Figure 2's left panel draws the same curves with each approach's
+/// predicted loss.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct TrainingCurves {
-    /// The curves, coloured by parameters.
+    /// The smoothed curves (Approach 1's smoother), coloured by parameters.
     pub runs: Vec<RunCurve>,
+    /// The raw logged losses, drawn faint.
+    pub raw: Vec<RunCurve>,
+    /// Power laws of the envelope's thirds.
+    pub thirds: Vec<ThirdLine>,
+    /// The colour bar's title ("Million Parameters", or "Thousand Parameters" for small
+    /// studies) and the divisor of N for its scale.
+    pub colour_unit: (String, f64),
     /// The minimum-loss envelope (FLOPs, loss), drawn as black dots on a dashed line.
     pub envelope: Polyline,
     /// (approach, loss predicted along its compute-optimal frontier) as dashed lines.
@@ -100,8 +124,13 @@ pub struct Projection {
     pub target_flops: f64,
     /// The projected value there.
     pub projected: f64,
-    /// The projected value as written on the figure ("67B").
+    /// The projected value as written on the figure, with its 95% interval where the
+    /// bootstrap gives one ("67B (52B-85B)").
     pub label: String,
+    /// The 95% band of the projection over the bootstrap (lower line, upper line).
+    pub band: Option<(Polyline, Polyline)>,
+    /// The projection's 95% interval at the target.
+    pub interval: Option<(f64, f64)>,
     /// FLOPs axis (log).
     pub x: Range,
     /// Value axis (log).
@@ -171,6 +200,9 @@ pub struct IsoFlopSlices {
     pub slices: Vec<Slice>,
     /// The target model (parameters, predicted loss) and its budget.
     pub target: Option<(f64, f64, f64)>,
+    /// The target's N_opt 95% interval, where the bootstrap gives one.
+    #[serde(default)]
+    pub target_interval: Option<(f64, f64)>,
     /// Parameters axis (log).
     pub x: Range,
     /// Loss axis (linear).
@@ -213,14 +245,27 @@ pub fn training_curves(
     table: &isoflop_core::RunTable,
 ) -> Result<TrainingCurves, String> {
     let a1 = r.approach1.fitted().ok_or("Figure 1 needs training curves (a run column with several rows per run); this table has none, or Approach 1 could not be fitted")?;
-    let runs: Vec<RunCurve> = table
+    let curves: Vec<(String, Vec<isoflop_core::Observation>)> = table
         .curves()
         .into_iter()
         .filter(|(_, v)| v.len() >= 2)
+        .collect();
+    let runs: Vec<RunCurve> = curves
+        .iter()
         .map(|(run, v)| RunCurve {
-            run,
+            run: run.clone(),
             params: v[v.len() - 1].params,
             points: v.iter().map(|o| (o.flops, o.loss)).collect(),
+        })
+        .collect();
+    let smooth: Vec<RunCurve> = curves
+        .iter()
+        .filter_map(|(run, v)| {
+            Some(RunCurve {
+                run: run.clone(),
+                params: v[v.len() - 1].params,
+                points: isoflop_fit::envelope::smoothed(v, r.settings.envelope.smooth_steps)?,
+            })
         })
         .collect();
     let x = Range::of(runs.iter().flat_map(|c| c.points.iter().map(|p| p.0)))
@@ -241,14 +286,28 @@ pub fn training_curves(
             .filter(|&(a, b)| x.contains(a) && y.contains(b))
             .collect()
     };
-    let runs: Vec<RunCurve> = runs
-        .into_iter()
-        .map(|c| RunCurve {
-            points: clip(&c.points),
-            ..c
+    let clip_all = |v: Vec<RunCurve>| -> Vec<RunCurve> {
+        v.into_iter()
+            .map(|c| RunCurve {
+                points: clip(&c.points),
+                ..c
+            })
+            .collect()
+    };
+    let raw = clip_all(runs);
+    let runs = clip_all(smooth);
+    let envelope = clip(&a1.envelope.iter().map(|p| (p.flops, p.loss)).collect());
+    let grid = logspace(x.lo, x.hi, 100);
+    let thirds: Vec<ThirdLine> = a1
+        .thirds
+        .iter()
+        .map(|t| ThirdLine {
+            label: ["first third", "middle third", "last third"][t.part.min(2)].to_string(),
+            exponent: t.exponent,
+            interval: (t.interval.lo, t.interval.hi),
+            line: clip(&grid.iter().map(|&c| (c, t.coef * c.powf(t.exponent))).collect()),
         })
         .collect();
-    let envelope = clip(&a1.envelope.iter().map(|p| (p.flops, p.loss)).collect());
     let mut predicted = Vec::new();
     if let Some(law) = law3(r) {
         let grid = logspace(x.lo, x.hi, 200);
@@ -282,9 +341,18 @@ pub fn training_curves(
             (law.optimal_params(c), law.optimal_tokens(c))
         });
     }
-    let colour = Range::of(runs.iter().map(|c| c.params / 1e6)).ok_or("no runs")?;
+    let largest = runs.iter().map(|c| c.params).fold(0.0, f64::max);
+    let colour_unit = if largest < 1e6 {
+        ("Thousand Parameters".to_string(), 1e3)
+    } else {
+        ("Million Parameters".to_string(), 1e6)
+    };
+    let colour = Range::of(runs.iter().map(|c| c.params / colour_unit.1)).ok_or("no runs")?;
     Ok(TrainingCurves {
         runs,
+        raw,
+        thirds,
+        colour_unit,
         envelope,
         predicted,
         x,
@@ -300,6 +368,7 @@ pub fn projections(
     table: &isoflop_core::RunTable,
     target_flops: f64,
 ) -> Result<Projections, String> {
+    let samples: Vec<Frontier>;
     let (approach, points_n, points_d, censored_n, censored_d, frontier): (
         &str,
         Polyline,
@@ -308,6 +377,7 @@ pub fn projections(
         Polyline,
         Frontier,
     ) = if let Some(a1) = r.approach1.fitted() {
+        samples = a1.samples.clone();
         // Sixty of the 1,500 envelope points, evenly spaced in ln C, marked used or censored
         // by the study's size range, as the fit does.
         let lo = table
@@ -330,6 +400,7 @@ pub fn projections(
         }
         ("Approach 1", pn, pd, cn, cd, a1.frontier)
     } else if let Some(a2) = r.approach2.fitted() {
+        samples = a2.samples.clone();
         let ok: Vec<_> = a2.budgets.iter().filter(|b| b.refused.is_none()).collect();
         (
             "Approach 2",
@@ -344,6 +415,11 @@ pub fn projections(
             a2.frontier,
         )
     } else if let Some(law) = law3(r) {
+        samples = r
+            .approach3
+            .fitted()
+            .map(|f| f.samples.iter().map(|l| l.frontier()).collect())
+            .unwrap_or_default();
         // The closed form is a power law too.
         let fr = law.frontier();
         (
@@ -376,18 +452,37 @@ pub fn projections(
         hi: data_lo.max(target_flops),
     }
     .log_pad(2.0);
-    let panel =
-        |quantity: &str, pts: Polyline, censored: Polyline, f: &dyn Fn(f64) -> f64| -> Projection {
-            let line: Polyline = logspace(x.lo * 2.0, x.hi / 2.0, 100)
-                .into_iter()
-                .map(|c| (c, f(c)))
-                .collect();
-            let projected = f(target_flops);
+    let panel = |quantity: &str,
+                 pts: Polyline,
+                 censored: Polyline,
+                 f: &dyn Fn(&Frontier, f64) -> f64|
+     -> Projection {
+            let grid = logspace(x.lo * 2.0, x.hi / 2.0, 100);
+            let line: Polyline = grid.iter().map(|&c| (c, f(&frontier, c))).collect();
+            let projected = f(&frontier, target_flops);
+            let band_at = |c: f64| {
+                isoflop_fit::stats::percentile_interval(samples.iter().map(|s| f(s, c)), 0.95)
+            };
+            let band = (samples.len() >= 20)
+                .then(|| {
+                    let ivs: Vec<(f64, isoflop_fit::stats::Interval)> =
+                        grid.iter().filter_map(|&c| band_at(c).map(|i| (c, i))).collect();
+                    (
+                        ivs.iter().map(|(c, i)| (*c, i.lo)).collect::<Polyline>(),
+                        ivs.iter().map(|(c, i)| (*c, i.hi)).collect::<Polyline>(),
+                    )
+                })
+                .filter(|(lo, _)| lo.len() >= 2);
+            let interval = (samples.len() >= 20)
+                .then(|| band_at(target_flops))
+                .flatten()
+                .map(|i| (i.lo, i.hi));
             let y = Range::of(
                 line.iter()
                     .map(|p| p.1)
                     .chain(pts.iter().map(|p| p.1))
-                    .chain(censored.iter().map(|p| p.1)),
+                    .chain(censored.iter().map(|p| p.1))
+                    .chain(interval.iter().flat_map(|i| [i.0, i.1])),
             )
             .expect("finite line")
             .log_pad(3.0);
@@ -399,17 +494,23 @@ pub fn projections(
                 line,
                 target_flops,
                 projected,
-                label: short_count(projected),
+                label: match interval {
+                    Some((lo, hi)) => format!(
+                        "{} ({}-{})",
+                        short_count(projected),
+                        short_count(lo),
+                        short_count(hi)
+                    ),
+                    None => short_count(projected),
+                },
+                band,
+                interval,
                 x,
                 y,
             }
         };
-    let params = panel("Parameters", points_n, censored_n, &|c| {
-        frontier.optimal_params(c)
-    });
-    let tokens = panel("Tokens", points_d, censored_d, &|c| {
-        frontier.optimal_tokens(c)
-    });
+    let params = panel("Parameters", points_n, censored_n, &|fr, c| fr.optimal_params(c));
+    let tokens = panel("Tokens", points_d, censored_d, &|fr, c| fr.optimal_tokens(c));
     Ok(Projections {
         curves: training_curves(r, table).ok(),
         params,
@@ -596,11 +697,33 @@ pub fn isoflop_slices(r: &FitReport, target_flops: f64) -> Result<IsoFlopSlices,
         ))
         .filter(|t| t.1.is_finite()),
     };
+    let target_interval = match law {
+        Some(_) => r
+            .approach3
+            .fitted()
+            .filter(|f| f.samples.len() >= 20)
+            .and_then(|f| {
+                isoflop_fit::stats::percentile_interval(
+                    f.samples.iter().map(|l| l.optimal_params(target_flops)),
+                    0.95,
+                )
+            }),
+        None => (a2.samples.len() >= 20)
+            .then(|| {
+                isoflop_fit::stats::percentile_interval(
+                    a2.samples.iter().map(|f| f.optimal_params(target_flops)),
+                    0.95,
+                )
+            })
+            .flatten(),
+    }
+    .map(|i| (i.lo, i.hi));
     let x = Range::of(
         slices
             .iter()
             .flat_map(|s| s.points.iter().map(|p| p.0))
-            .chain(target.iter().map(|t| t.0)),
+            .chain(target.iter().map(|t| t.0))
+            .chain(target_interval.iter().flat_map(|i| [i.0, i.1])),
     )
     .ok_or("no points")?
     .log_pad(1.5);
@@ -625,6 +748,7 @@ pub fn isoflop_slices(r: &FitReport, target_flops: f64) -> Result<IsoFlopSlices,
     Ok(IsoFlopSlices {
         slices,
         target,
+        target_interval,
         x,
         y,
     })
