@@ -119,13 +119,30 @@ fn projections_write_the_projected_value_at_the_target() {
     let fr = r.approach2.fitted().unwrap().frontier;
     assert_eq!(p.params.approach, "Approach 2");
     assert!((p.params.projected / fr.optimal_params(5.76e23) - 1.0).abs() < 1e-12);
-    assert_eq!(p.params.label, spec::short_count(p.params.projected));
+    // "67B (52B-85B)": the projection and its 95% interval over the bootstrap frontiers,
+    // which holds it; the band brackets the line everywhere.
+    let (lo, hi) = p.params.interval.unwrap();
+    assert!(lo < p.params.projected && p.params.projected < hi);
+    assert_eq!(
+        p.params.label,
+        format!(
+            "{} ({}-{})",
+            spec::short_count(p.params.projected),
+            spec::short_count(lo),
+            spec::short_count(hi)
+        )
+    );
     assert!(
-        p.params.label.ends_with('B') && p.tokens.label.ends_with('T'),
+        p.params.label.ends_with("B)") && p.tokens.label.ends_with("T)"),
         "{} {}",
         p.params.label,
         p.tokens.label
     );
+    let (blo, bhi) = p.params.band.as_ref().unwrap();
+    for ((a, b), (c, d)) in blo.iter().zip(bhi) {
+        let f = p.params.line.iter().find(|q| q.0 == *a).unwrap().1;
+        assert!(a == c && *b <= f && f <= *d, "{a}: {b} {f} {d}");
+    }
     assert_eq!(p.params.points.len(), 9);
     assert!(p.curves.is_none());
 }
