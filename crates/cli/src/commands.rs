@@ -83,6 +83,10 @@ struct ValidateArgs {
     /// Also the rolling-origin backtest: fit on the budgets up to each one, predict the rest.
     #[arg(long)]
     backtest: bool,
+    /// With --backtest: draw its errors against the distance of extrapolation into this
+    /// file (.svg or .png).
+    #[arg(long, value_name = "FILE", requires = "backtest")]
+    figure: Option<PathBuf>,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -341,6 +345,18 @@ fn validate_cmd(a: ValidateArgs) -> Result<()> {
         .with_context(|| format!("reading runs from {}", a.runs.display()))?;
     let v = validate(&table, &s, holdout, a.backtest)
         .with_context(|| format!("validating {}", a.runs.display()))?;
+    if let Some(fig) = &a.figure {
+        let png = fig.extension().is_some_and(|e| e.eq_ignore_ascii_case("png"));
+        if png {
+            isoflop_plot::render::backtest_png(&v.backtest, fig).map_err(anyhow::Error::msg)
+        } else {
+            isoflop_plot::render::backtest_svg(&v.backtest)
+                .map_err(anyhow::Error::msg)
+                .and_then(|svg| Ok(isoflop_core::record::write_atomic(fig, svg.as_bytes())?))
+        }
+        .with_context(|| format!("drawing the backtest into {}", fig.display()))?;
+        eprintln!("backtest figure: {}", fig.display());
+    }
     let mut w = std::io::stdout().lock();
     if a.json {
         serde_json::to_writer_pretty(&mut w, &v)?;

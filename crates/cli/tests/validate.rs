@@ -35,6 +35,12 @@ fn the_largest_budget_is_predicted_from_the_others() {
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
     assert!(text.contains("the 1 largest of 5 budgets") && text.contains("backtest"), "{text}");
+    // The backtest figure: an SVG with a point per (origin, target) and a loss series.
+    let fig = p.with_file_name("backtest.svg");
+    let o = isoflop(&["validate", p.to_str().unwrap(), "--boot", "0", "--backtest", "--figure", fig.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let svg = std::fs::read_to_string(&fig).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("loss, Approach 3") && svg.contains("Decades of FLOPs"), "{}", &svg[..200.min(svg.len())]);
     let o = isoflop(&["validate", p.to_str().unwrap(), "--boot", "100", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["held_runs"], 9);
