@@ -243,12 +243,23 @@ fn allocate_cmd(a: AllocateArgs) -> Result<()> {
     if a.json {
         serde_json::to_writer_pretty(
             &mut w,
-            &serde_json::json!({ "law": laws.source, "target": target, "allocations": allocs }),
+            &serde_json::json!({ "law": laws.source, "target": target, "allocations": allocs, "published": laws.published }),
         )?;
         writeln!(w)?;
         return Ok(());
     }
     writeln!(w, "law: {}", laws.source)?;
+    if let Some((ivs, source)) = &laws.published {
+        let t: Vec<String> = ivs
+            .iter()
+            .map(|(k, i)| format!("{k} [{}, {}]", i.lo, i.hi))
+            .collect();
+        writeln!(
+            w,
+            "published uncertainty ({source}): {}; published without the parameters' joint distribution, so the allocation below has no interval",
+            t.join(", ")
+        )?;
+    }
     writeln!(w, "{}", text::allocation_table(&allocs))?;
     let notes = text::allocation_notes(&allocs);
     if !notes.is_empty() {

@@ -53,6 +53,11 @@ pub struct LawSet {
     /// interval of the loss adds to the parameters' uncertainty.
     #[serde(default)]
     pub residuals: Vec<f64>,
+    /// A preset's published uncertainty, where its authors gave one: (parameter, 95%
+    /// interval) and the source. Published without the parameters' joint distribution, so
+    /// no allocation interval follows from it.
+    #[serde(default)]
+    pub published: Option<(Vec<(String, Interval)>, String)>,
 }
 
 /// An allocation more than this many decades of FLOPs beyond the fitted runs warns.
@@ -98,6 +103,7 @@ impl LawSet {
                     data_constrained: Some(Sampled { estimate: dc, samples: Vec::new() }),
                     kaplan: None,
                     residuals: Vec::new(),
+                    published: None,
                 });
             }
             "kaplan2020" => {
@@ -121,6 +127,19 @@ impl LawSet {
             data_constrained: None,
             kaplan: None,
             residuals: Vec::new(),
+            published: (name == "epoch").then(|| {
+                let iv = |lo: f64, hi: f64| Interval { lo, hi, level: 0.95 };
+                (
+                    vec![
+                        ("E".to_string(), iv(1.769, 1.871)),
+                        ("A".to_string(), iv(285.0, 744.0)),
+                        ("B".to_string(), iv(1042.0, 5810.0)),
+                        ("alpha".to_string(), iv(0.317, 0.373)),
+                        ("beta".to_string(), iv(0.331, 0.415)),
+                    ],
+                    "Besiroglu et al. 2024, their 95% bootstrap intervals".to_string(),
+                )
+            }),
         })
     }
 
@@ -550,5 +569,25 @@ mod tests {
         let steep = ParametricLaw { alpha: 3.2, a: 1e20, ..ParametricLaw::EPOCH_2024 };
         let d = degeneracy(&steep, 2.0);
         assert!(d.iter().any(|x| x.contains("alpha")) && d.iter().any(|x| x.contains("ran off")), "{d:?}");
+    }
+
+    #[test]
+    fn the_epoch_preset_carries_its_published_intervals() {
+        let laws = LawSet::preset("epoch").unwrap();
+        let law = laws.approach3.as_ref().unwrap().estimate;
+        let (ivs, source) = laws.published.as_ref().unwrap();
+        assert!(source.contains("Besiroglu"));
+        let value = |k: &str| match k {
+            "E" => law.e,
+            "A" => law.a,
+            "B" => law.b,
+            "alpha" => law.alpha,
+            _ => law.beta,
+        };
+        assert_eq!(ivs.len(), 5);
+        for (k, i) in ivs {
+            assert!(i.lo < value(k) && value(k) < i.hi, "{k}: {} outside {i:?}", value(k));
+        }
+        assert!(LawSet::preset("chinchilla").unwrap().published.is_none());
     }
 }

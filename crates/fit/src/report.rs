@@ -223,6 +223,7 @@ impl FitReport {
                 .fitted()
                 .map(|f| f.residuals.clone())
                 .unwrap_or_default(),
+            published: None,
         }
     }
 }
