@@ -11,31 +11,9 @@ fn grid(law: &ParametricLaw, width: f64) -> Vec<Observation> {
     noisy_grid(law, width, 0.0, 0)
 }
 
+/// Four budgets, nine sizes each, centred on 20 tokens per parameter as `isoflop plan` does.
 fn noisy_grid(law: &ParametricLaw, width: f64, noise: f64, seed: u64) -> Vec<Observation> {
-    let mut rng = isoflop_core::Rng::new(seed);
-    let mut v = Vec::new();
-    for c in [1e18, 1e19, 1e20, 1e21] {
-        // Centred where a planner would centre it without knowing the law: 20 tokens per
-        // parameter (N = sqrt(C/120)), as `isoflop plan` does; the true optimum drifts
-        // away from that centre across budgets unless a = 0.5.
-        let n0 = (c / 120.0f64).sqrt();
-        for k in 0..9 {
-            let n = n0 * width.powf(k as f64 / 8.0 - 0.5);
-            let d = c / (6.0 * n);
-            v.push(Observation {
-                line: 0,
-                run: None,
-                step: None,
-                params: n,
-                tokens: d,
-                flops: c,
-                loss: law.loss(n, d) * (1.0 + noise * rng.normal()),
-                budget: Some(c),
-                unique_tokens: None,
-            });
-        }
-    }
-    v
+    isoflop_fit::synthetic::planned_grid(law, &[1e18, 1e19, 1e20, 1e21], width, noise, seed)
 }
 
 fn main() {

@@ -659,23 +659,8 @@ mod tests {
         assert!((fit.budgets[1].flops / 1e20 - 1.0).abs() < 1e-9);
     }
 
-    /// Budgets from `law`, nine sizes each over `width` (x), centred on 20 tokens per
-    /// parameter as `isoflop plan` centres them, with multiplicative noise.
     fn planned_grid(law: &ParametricLaw, width: f64, noise: f64, seed: u64) -> Vec<Observation> {
-        let mut rng = isoflop_core::Rng::new(seed);
-        let mut v = Vec::new();
-        for c in [1e18, 1e19, 1e20, 1e21] {
-            let n0 = (c / 120.0f64).sqrt();
-            for k in 0..9 {
-                let n = n0 * width.powf(k as f64 / 8.0 - 0.5);
-                let d = c / (6.0 * n);
-                let mut o = crate::synthetic::point(n, d, law.loss(n, d) * (1.0 + noise * rng.normal()));
-                o.flops = c;
-                o.budget = Some(c);
-                v.push(o);
-            }
-        }
-        v
+        crate::synthetic::planned_grid(law, &[1e18, 1e19, 1e20, 1e21], width, noise, seed)
     }
 
     #[test]

@@ -118,3 +118,29 @@ pub fn grid_points(law: &ParametricLaw, noise: f64, seed: u64) -> Vec<Observatio
     }
     v
 }
+
+/// IsoFLOP runs as `isoflop plan` lays them out without knowing the law: at each budget, nine
+/// sizes log-spaced over `width` (x) centred on 20 tokens per parameter (N = sqrt(C/120)),
+/// D = C/(6N), loss from `law` times (1 + noise * N(0, 1)). Rows carry `budget`.
+pub fn planned_grid(
+    law: &ParametricLaw,
+    budgets: &[f64],
+    width: f64,
+    noise: f64,
+    seed: u64,
+) -> Vec<Observation> {
+    let mut rng = Rng::new(seed);
+    let mut v = Vec::new();
+    for &c in budgets {
+        let n0 = (c / 120.0f64).sqrt();
+        for k in 0..9 {
+            let n = n0 * width.powf(k as f64 / 8.0 - 0.5);
+            let d = c / (6.0 * n);
+            let mut o = point(n, d, law.loss(n, d) * (1.0 + noise * rng.normal()));
+            o.flops = c;
+            o.budget = Some(c);
+            v.push(o);
+        }
+    }
+    v
+}

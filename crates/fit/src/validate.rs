@@ -96,6 +96,44 @@ pub struct Summary {
     pub decades: [f64; 2],
 }
 
+impl Summary {
+    /// The summary's cells as text, for a table (text or HTML): approach, quantity, n,
+    /// mean and max |error|, bias, the bias's interval if the law were right, coverage,
+    /// decades.
+    pub fn cells(&self) -> [String; 9] {
+        let pct = |v: f64| format!("{:.2}%", 100.0 * v);
+        [
+            self.approach.clone(),
+            self.quantity.clone(),
+            self.n.to_string(),
+            pct(self.mean_abs_rel_error),
+            pct(self.max_abs_rel_error),
+            pct(self.bias),
+            self.bias_interval
+                .as_ref()
+                .map(|i| format!("[{}, {}]", pct(i.lo), pct(i.hi)))
+                .unwrap_or_else(|| "-".into()),
+            self.coverage
+                .map(|c| format!("{:.0}%", 100.0 * c))
+                .unwrap_or_else(|| "-".into()),
+            format!("{:.2}..{:.2}", self.decades[0], self.decades[1]),
+        ]
+    }
+
+    /// The headers of [`Summary::cells`].
+    pub const HEADERS: [&'static str; 9] = [
+        "approach",
+        "of",
+        "n",
+        "mean |err|",
+        "max |err|",
+        "bias",
+        "bias if law right",
+        "coverage",
+        "decades",
+    ];
+}
+
 /// A row of the rolling-origin backtest.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct BacktestRow {

@@ -516,25 +516,17 @@ pub fn validation_section(v: &isoflop_fit::validate::Validation) -> Section {
         v.fitted_runs,
         v.max_fitted_flops
     );
-    h.push_str("<table><tr><th>approach</th><th>of</th><th>n</th><th>mean |error|</th><th>max |error|</th><th>bias</th><th>bias if the law were right</th><th>coverage</th><th>decades beyond</th></tr>\n");
+    h.push_str("<table><tr>");
+    for head in isoflop_fit::validate::Summary::HEADERS {
+        let _ = write!(h, "<th>{}</th>", esc(head));
+    }
+    h.push_str("</tr>\n");
     for s in &v.summary {
-        let _ = writeln!(
-            h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.2}%</td><td>{:.2}%</td><td>{:.2}%</td><td>{}</td><td>{}</td><td>{:.2} to {:.2}</td></tr>",
-            s.approach,
-            s.quantity,
-            s.n,
-            100.0 * s.mean_abs_rel_error,
-            100.0 * s.max_abs_rel_error,
-            100.0 * s.bias,
-            s.bias_interval
-                .as_ref()
-                .map(|i| format!("[{:.2}%, {:.2}%]", 100.0 * i.lo, 100.0 * i.hi))
-                .unwrap_or_else(|| "-".into()),
-            s.coverage.map(|c| format!("{:.0}%", 100.0 * c)).unwrap_or_else(|| "-".into()),
-            s.decades[0],
-            s.decades[1]
-        );
+        h.push_str("<tr>");
+        for c in s.cells() {
+            let _ = write!(h, "<td>{}</td>", esc(&c));
+        }
+        h.push_str("</tr>\n");
     }
     h.push_str("</table>\n<table><tr><th>run</th><th>params</th><th>tokens</th><th>observed</th><th>predicted</th><th>95% prediction interval</th><th>error</th></tr>\n");
     for r in &v.runs {
