@@ -4,7 +4,7 @@
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use isoflop_core::RunTable;
-use isoflop_fit::isoflop::{Grouping, CHINCHILLA_BUDGETS};
+use isoflop_fit::isoflop::Grouping;
 use isoflop_fit::report::{fit_table, FitReport, FitSettings};
 use std::path::Path;
 
@@ -169,31 +169,8 @@ pub fn settings(a: &FitOpts) -> Result<FitSettings> {
     if !(a.smooth_steps > 0.0 && a.smooth_steps.is_finite()) {
         bail!("--smooth-steps must be positive, got {}", a.smooth_steps);
     }
-    s.isoflop.grouping = match a.budgets.as_deref() {
-        None => Grouping::Auto {
-            tol_decades: a.budget_tol,
-        },
-        Some("chinchilla") => Grouping::Nominal {
-            budgets: CHINCHILLA_BUDGETS.to_vec(),
-            tol_decades: a.budget_tol,
-        },
-        Some(list) => {
-            let budgets = list
-                .split(',')
-                .map(|t| {
-                    t.trim()
-                        .parse::<f64>()
-                        .ok()
-                        .filter(|v| v.is_finite() && *v > 0.0)
-                        .with_context(|| format!("--budgets: '{t}' is not a positive number"))
-                })
-                .collect::<Result<Vec<f64>>>()?;
-            Grouping::Nominal {
-                budgets,
-                tol_decades: a.budget_tol,
-            }
-        }
-    };
+    s.isoflop.grouping = Grouping::from_spec(a.budgets.as_deref(), a.budget_tol)
+        .map_err(|e| anyhow::anyhow!("--budgets: {e}"))?;
     Ok(s)
 }
 

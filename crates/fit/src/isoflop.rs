@@ -40,6 +40,37 @@ pub enum Grouping {
 /// a factor 1.2; the paper's nearest budgets, 6e19 and 1e20, are 0.22 decades apart).
 pub const TOL_DECADES: f64 = 0.08;
 
+impl Grouping {
+    /// The grouping a user names: `None` (the `budget` column, else clusters of FLOPs),
+    /// `chinchilla` (the paper's nine budgets) or a comma-separated list of FLOPs; runs go
+    /// to the nearest within `tol_decades`.
+    ///
+    /// # Errors
+    /// A message naming an entry of the list that is not a positive number.
+    pub fn from_spec(spec: Option<&str>, tol_decades: f64) -> Result<Grouping, String> {
+        Ok(match spec {
+            None => Grouping::Auto { tol_decades },
+            Some("chinchilla") => Grouping::Nominal {
+                budgets: CHINCHILLA_BUDGETS.to_vec(),
+                tol_decades,
+            },
+            Some(list) => Grouping::Nominal {
+                budgets: list
+                    .split(',')
+                    .map(|t| {
+                        t.trim()
+                            .parse::<f64>()
+                            .ok()
+                            .filter(|v| v.is_finite() && *v > 0.0)
+                            .ok_or_else(|| format!("'{t}' is not a positive number"))
+                    })
+                    .collect::<Result<Vec<f64>, String>>()?,
+                tol_decades,
+            },
+        })
+    }
+}
+
 impl Default for Grouping {
     fn default() -> Self {
         Grouping::Auto {

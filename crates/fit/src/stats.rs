@@ -65,6 +65,14 @@ pub fn percentile_interval(samples: impl IntoIterator<Item = f64>, level: f64) -
     })
 }
 
+/// Raised to stop a long bootstrap early (the Python package raises it on Ctrl-C): the
+/// resamples not yet started are skipped. Whoever raises it discards the result.
+pub static CANCEL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn cancelled() -> bool {
+    CANCEL.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Runs `refit` on `resamples` bootstrap resamples of `n` items (indices drawn with
 /// replacement), in parallel. Resample `k` draws from its own stream of `seed`, so the
 /// result does not depend on the number of threads. `refit` returns `None` when a resample
@@ -88,6 +96,9 @@ where
     (0..resamples)
         .into_par_iter()
         .map(|k| {
+            if cancelled() {
+                return None;
+            }
             let mut rng = Rng::stream(seed, k as u64);
             let idx: Vec<usize> = (0..m).map(|_| rng.below(n)).collect();
             refit(&idx)

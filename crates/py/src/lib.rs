@@ -1,0 +1,176 @@
+//! `isoflop._isoflop`: the Rust half of the Python package (python/). Tables come in as CSV
+//! text (the Python side writes a DataFrame or a dict of arrays as CSV), so the same reader,
+//! aliases and error messages serve the CLI and Python; results go out as JSON, the same
+//! JSON the CLI writes. Every fit releases the GIL. libtorch is never linked.
+
+use isoflop_core::{ColumnChoice, RunTable};
+use isoflop_fit::allocate::{allocate as allocate_laws, LawSet, Target};
+use isoflop_fit::isoflop::Grouping;
+use isoflop_fit::report::{fit_table, FitReport, FitSettings};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use std::path::Path;
+
+/// Bad input (a table, an option): Python raises it as `isoflop.InputError`.
+fn input(e: impl std::fmt::Display) -> PyErr {
+    PyValueError::new_err(e.to_string())
+}
+
+fn json<T: serde::Serialize>(v: &T) -> PyResult<String> {
+    serde_json::to_string(v).map_err(|e| PyRuntimeError::new_err(e.to_string()))
+}
+
+fn table(csv: &str, source: &str, loss_column: Option<String>) -> PyResult<RunTable> {
+    let choice = ColumnChoice {
+        loss: loss_column,
+        ..ColumnChoice::default()
+    };
+    RunTable::from_csv_with(Path::new(source), csv, &choice).map_err(input)
+}
+
+/// Runs `work` on another thread with the GIL released, checking every 50 ms for Ctrl-C
+/// (Python's pending signals); on one, the bootstrap is told to stop, its result is
+/// discarded, and KeyboardInterrupt is raised.
+fn interruptible<T: Send + 'static>(
+    py: Python<'_>,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> PyResult<T> {
+    use std::sync::atomic::Ordering;
+    isoflop_fit::stats::CANCEL.store(false, Ordering::SeqCst);
+    let caller = std::thread::current();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let finished = done.clone();
+    let handle = std::thread::spawn(move || {
+        let out = work();
+        finished.store(true, Ordering::SeqCst);
+        caller.unpark();
+        out
+    });
+    loop {
+        // Wakes as soon as the work ends, or after 50 ms to look for a signal.
+        py.detach(|| std::thread::park_timeout(std::time::Duration::from_millis(50)));
+        if done.load(Ordering::SeqCst) || handle.is_finished() {
+            return handle
+                .join()
+                .map_err(|_| PyRuntimeError::new_err("the fit panicked"));
+        }
+        if let Err(e) = py.check_signals() {
+            isoflop_fit::stats::CANCEL.store(true, Ordering::SeqCst);
+            let _ = py.detach(|| handle.join());
+            isoflop_fit::stats::CANCEL.store(false, Ordering::SeqCst);
+            return Err(e);
+        }
+    }
+}
+
+/// Fits a table given as CSV text; returns (report JSON, laws JSON). The settings are
+/// `isoflop fit`'s: `approaches` empty for every one the data supports, `budgets` None,
+/// "chinchilla" or a comma-separated list.
+#[pyfunction]
+#[pyo3(signature = (csv, source, drop_top=0, boot=1000, seed=0, budgets=None, budget_tol=0.08, approaches=Vec::new(), delta=1e-3, loss_column=None))]
+#[allow(clippy::too_many_arguments)]
+fn fit(
+    py: Python<'_>,
+    csv: &str,
+    source: &str,
+    drop_top: usize,
+    boot: usize,
+    seed: u64,
+    budgets: Option<String>,
+    budget_tol: f64,
+    approaches: Vec<u8>,
+    delta: f64,
+    loss_column: Option<String>,
+) -> PyResult<(String, String)> {
+    let t = table(csv, source, loss_column)?;
+    let mut s = FitSettings::default().with_bootstrap(boot, seed);
+    s.drop_top = drop_top;
+    if !(delta > 0.0 && delta.is_finite()) {
+        return Err(input(format!("delta (the Huber threshold) must be positive, got {delta}")));
+    }
+    s.parametric.delta = delta;
+    s.isoflop.grouping = Grouping::from_spec(budgets.as_deref(), budget_tol)
+        .map_err(|e| input(format!("budgets: {e}")))?;
+    if !approaches.is_empty() {
+        if let Some(a) = approaches.iter().find(|a| !(1..=3).contains(*a)) {
+            return Err(input(format!("approaches: {a} is not 1, 2 or 3")));
+        }
+        s.approaches = approaches;
+        s.explicit = true;
+    }
+    let report = interruptible(py, move || fit_table(&t, &s))?.map_err(input)?;
+    Ok((json(&report)?, json(&report.laws())?))
+}
+
+/// The optimal model for a target (`flops`, `params` or `loss`) by every law in `laws`
+/// (laws JSON, as `fit` returns and `isoflop fit --out` writes); JSON allocations.
+#[pyfunction]
+#[pyo3(signature = (laws, target, value, level=0.95))]
+fn allocate(laws: &str, target: &str, value: f64, level: f64) -> PyResult<String> {
+    let laws: LawSet = serde_json::from_str(laws)
+        .map_err(|e| input(format!("not a law set written by isoflop: {e}")))?;
+    if !(level > 0.0 && level < 1.0) {
+        return Err(input(format!("level must lie strictly between 0 and 1, got {level}")));
+    }
+    let t = match target {
+        "flops" => Target::Flops(value),
+        "params" => Target::Params(value),
+        "loss" => Target::Loss(value),
+        other => return Err(input(format!("target '{other}': give flops, params or loss"))),
+    };
+    json(&allocate_laws(&laws, t, level).map_err(input)?)
+}
+
+/// A built-in law set (`chinchilla`, `chinchilla-unrounded`, `epoch`, `muennighoff2023`,
+/// `kaplan2020`) as laws JSON.
+#[pyfunction]
+fn preset(name: &str) -> PyResult<String> {
+    match LawSet::preset(name) {
+        Some(l) => json(&l),
+        None => Err(input(format!(
+            "unknown preset '{name}'; choose one of {}",
+            LawSet::PRESETS.join(", ")
+        ))),
+    }
+}
+
+/// The figures of a fit (report JSON, and its table as CSV) as [(name, SVG or None, why not)].
+#[pyfunction]
+fn figures(
+    py: Python<'_>,
+    report: &str,
+    csv: &str,
+    source: &str,
+    target_flops: f64,
+    loss_column: Option<String>,
+) -> PyResult<Vec<(String, Option<String>, Option<String>)>> {
+    let r: FitReport = serde_json::from_str(report).map_err(|e| input(format!("not a fit report: {e}")))?;
+    let t = table(csv, source, loss_column)?;
+    if !(target_flops > 0.0 && target_flops.is_finite()) {
+        return Err(input(format!("target_flops must be positive, got {target_flops}")));
+    }
+    py.detach(|| {
+        let figs = isoflop_plot::spec::figures(&r, &t, target_flops);
+        isoflop_plot::report::FIGURES
+            .iter()
+            .map(|def| match (def.get)(&figs) {
+                Ok(fig) => match isoflop_plot::render::svg(fig) {
+                    Ok(svg) => Ok((def.name.to_string(), Some(svg), None)),
+                    Err(e) => Err(PyRuntimeError::new_err(format!("{}: {e}", def.name))),
+                },
+                Err(why) => Ok((def.name.to_string(), None, Some(why.clone()))),
+            })
+            .collect()
+    })
+}
+
+/// The Rust half of the `isoflop` Python package.
+#[pymodule]
+fn _isoflop(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(fit, m)?)?;
+    m.add_function(wrap_pyfunction!(allocate, m)?)?;
+    m.add_function(wrap_pyfunction!(preset, m)?)?;
+    m.add_function(wrap_pyfunction!(figures, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,432 @@
+"""isoflop: compute-optimal scaling laws in Python.
+
+Fit Chinchilla's three approaches (the envelope of training curves, IsoFLOP parabolas, the
+parametric law L(N, D) = E + A/N^alpha + B/D^beta) to runs in a pandas DataFrame, a dict of
+arrays or a file; allocate a budget; draw the paper's figures. The engine is isoflop's Rust
+core (the same reader, fits and JSON as the ``isoflop`` command); libtorch is never loaded.
+
+    >>> import isoflop
+    >>> fit = isoflop.fit(df, drop_top=5, boot=1000, budgets="chinchilla", seed=0)
+    >>> fit.allocate(flops=5.76e23)
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import re
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+
+import numpy as np
+
+from . import _isoflop
+
+__all__ = ["fit", "Fit", "Law", "InputError", "Figure", "__version__"]
+__version__ = _isoflop.__version__
+
+
+class InputError(ValueError):
+    """Bad input: a table that cannot be read (naming its row and column, or its file's line
+    and column), or an option out of range. The message is the command line's."""
+
+
+def _is_dataframe(data: Any) -> bool:
+    return type(data).__name__ == "DataFrame" and hasattr(data, "columns") and hasattr(data, "to_dict")
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "NaN"
+        return repr(v)
+    if isinstance(v, (np.floating,)):
+        f = float(v)
+        return "NaN" if math.isnan(f) else repr(f)
+    return str(v)
+
+
+def _table(data: Any) -> "tuple[str, str, Optional[List[Any]]]":
+    """(CSV text, source name, row labels where the rows have them) of a table given as a
+    DataFrame, a mapping of column name to array, or a path (a CSV or JSON Lines file, or a
+    folder of run folders)."""
+    if isinstance(data, (str, os.PathLike)):
+        path = os.fspath(data)
+        return "", path, None
+    if _is_dataframe(data):
+        columns = [str(c) for c in data.columns]
+        rows = data.itertuples(index=False, name=None)
+        labels = list(data.index)
+        source = "DataFrame"
+    elif isinstance(data, Mapping):
+        columns = [str(c) for c in data.keys()]
+        arrays = [list(np.asarray(v).tolist()) if not isinstance(v, list) else v for v in data.values()]
+        lengths = {len(a) for a in arrays}
+        if len(lengths) > 1:
+            raise InputError(f"dict of arrays: the columns have different lengths {sorted(lengths)}")
+        rows = zip(*arrays)
+        labels = None
+        source = "dict"
+    else:
+        raise InputError(
+            f"give a pandas DataFrame, a dict of arrays or a path, not {type(data).__name__}"
+        )
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(columns)
+    for r in rows:
+        w.writerow([_cell(v) for v in r])
+    return buf.getvalue(), source, labels
+
+
+_LINE = re.compile(r"^(DataFrame|dict):(\d+): ")
+
+
+def _input_error(e: ValueError, labels: Optional[List[Any]]) -> InputError:
+    """The Rust reader names CSV lines; a DataFrame's or dict's rows are named instead
+    (line 2 is row 0), with the DataFrame's index label."""
+    msg = str(e)
+    m = _LINE.match(msg)
+    if m:
+        row = int(m.group(2)) - 2
+        label = ""
+        if labels is not None and 0 <= row < len(labels):
+            label = f" (index {labels[row]!r})"
+        msg = f"{m.group(1)} row {row}{label}: " + msg[m.end():]
+    return InputError(msg)
+
+
+def _read(data: Any) -> "tuple[str, str, Optional[List[Any]]]":
+    text, source, labels = _table(data)
+    if text == "" and isinstance(data, (str, os.PathLike)) and not os.path.exists(source):
+        raise InputError(f"{source}: no such file")
+    if text == "" and source and os.path.exists(source):
+        # A file or folder: read by the same reader as the command line, through its CSV
+        # writer, so every input reaches the fit the same way.
+        text = _collect_file(source)
+    return text, source, labels
+
+
+def _collect_file(path: str) -> str:
+    if os.path.isdir(path):
+        raise InputError(
+            f"{path}: a folder of runs: run `isoflop collect SWEEP` (or fit it with the command line) and give the table"
+        )
+    with open(path, encoding="utf-8-sig") as f:
+        text = f.read()
+    if path.lower().endswith((".jsonl", ".ndjson", ".json")):
+        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+        keys: List[str] = []
+        for r in rows:
+            for k in r:
+                if k not in keys:
+                    keys.append(k)
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(keys)
+        for r in rows:
+            w.writerow([_cell(r.get(k)) for k in keys])
+        return buf.getvalue()
+    return text
+
+
+class _Namespace:
+    """Attribute access to a JSON object, with its dict at ``.to_dict()``."""
+
+    def __init__(self, d: Mapping[str, Any]):
+        self._d = dict(d)
+
+    def __getattr__(self, k: str) -> Any:
+        try:
+            v = self._d[k]
+        except KeyError:
+            raise AttributeError(k) from None
+        return _Namespace(v) if isinstance(v, Mapping) else v
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dict(self._d)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._d!r})"
+
+
+class Approach3(_Namespace):
+    """Approach 3's fit: ``.law`` (E, A, B, alpha, beta), ``.intervals``, ``.diagnostics``,
+    ``.converged``."""
+
+    @property
+    def law(self) -> "Law":
+        l = self._d["law"]
+        return Law({"source": "fitted", "approach3": {"estimate": l, "samples": self._d.get("samples", [])}})
+
+    @property
+    def converged(self) -> bool:
+        return bool(self._d["diagnostics"]["converged"])
+
+
+class Figure:
+    """A figure as SVG text; Jupyter shows it inline."""
+
+    def __init__(self, name: str, svg: str):
+        self.name = name
+        self.svg = svg
+
+    def _repr_svg_(self) -> str:
+        return self.svg
+
+    def save(self, path: Union[str, os.PathLike]) -> None:
+        """Writes the SVG to ``path``."""
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(self.svg)
+
+    def __repr__(self) -> str:
+        return f"Figure({self.name!r}, {len(self.svg)} bytes of SVG)"
+
+
+def _allocations(laws_json: str, level: float, **target: float) -> Any:
+    given = {k: v for k, v in target.items() if v is not None}
+    if len(given) != 1:
+        raise InputError("give exactly one of flops=, params=, loss=")
+    (kind, value), = given.items()
+    try:
+        rows = json.loads(_isoflop.allocate(laws_json, kind, float(value), level))
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    flat = []
+    for a in rows:
+        r = {k: a[k] for k in ("approach", "flops", "params", "tokens", "tokens_6nd", "tokens_per_param", "loss")}
+        iv = a.get("intervals") or {}
+        for q in ("params", "tokens", "flops"):
+            if iv.get(q):
+                r[f"{q}_lo"], r[f"{q}_hi"] = iv[q]["lo"], iv[q]["hi"]
+        if iv.get("loss"):
+            r["loss_lo"], r["loss_hi"] = iv["loss"]["lo"], iv["loss"]["hi"]
+        p = a.get("loss_prediction")
+        if p:
+            r["loss_prediction_lo"], r["loss_prediction_hi"] = p["lo"], p["hi"]
+        flat.append(r)
+    try:
+        import pandas as pd  # optional
+
+        return pd.DataFrame(flat)
+    except ImportError:
+        return flat
+
+
+class Law:
+    """A set of laws (what ``isoflop fit --out`` writes): Approach 3's parametric law, the
+    frontiers of Approaches 1 and 2, their bootstrap samples."""
+
+    def __init__(self, d: Mapping[str, Any]):
+        self._d = dict(d)
+
+    @classmethod
+    def preset(cls, name: str) -> "Law":
+        """A published law: ``chinchilla``, ``chinchilla-unrounded``, ``epoch``,
+        ``muennighoff2023``, ``kaplan2020``."""
+        try:
+            return cls(json.loads(_isoflop.preset(name)))
+        except ValueError as e:
+            raise InputError(str(e)) from None
+
+    @classmethod
+    def load(cls, path: Union[str, os.PathLike]) -> "Law":
+        """A law file written by ``isoflop fit --out`` or :meth:`Fit.save`."""
+        with open(path, encoding="utf-8") as f:
+            return cls(json.load(f))
+
+    @property
+    def E(self) -> float:
+        return self._param("E")
+
+    @property
+    def A(self) -> float:
+        return self._param("A")
+
+    @property
+    def B(self) -> float:
+        return self._param("B")
+
+    @property
+    def alpha(self) -> float:
+        return self._param("alpha")
+
+    @property
+    def beta(self) -> float:
+        return self._param("beta")
+
+    def _param(self, k: str) -> float:
+        a3 = self._d.get("approach3")
+        if not a3:
+            raise AttributeError(f"this law set has no Approach 3 law (no {k})")
+        return float(a3["estimate"][k])
+
+    def allocate(self, flops: Optional[float] = None, params: Optional[float] = None,
+                 loss: Optional[float] = None, level: float = 0.95) -> Any:
+        """The optimal parameters, tokens and loss for one target, by each law: a
+        DataFrame (a list of dicts without pandas), with interval columns where the law has
+        bootstrap samples."""
+        return _allocations(json.dumps(self._d), level, flops=flops, params=params, loss=loss)
+
+    def predict_loss(self, params: Any, tokens: Any) -> np.ndarray:
+        """Approach 3's L(N, D), vectorised over arrays of N and D."""
+        n = np.asarray(params, dtype=float)
+        d = np.asarray(tokens, dtype=float)
+        return self.E + self.A / n ** self.alpha + self.B / d ** self.beta
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dict(self._d)
+
+    def save(self, path: Union[str, os.PathLike]) -> None:
+        """Writes the law file ``isoflop allocate --law`` reads."""
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(self._d, f, indent=2)
+
+    def __repr__(self) -> str:
+        a3 = self._d.get("approach3")
+        if a3:
+            l = a3["estimate"]
+            return f"Law(E={l['E']:.4f}, A={l['A']:.1f}, B={l['B']:.1f}, alpha={l['alpha']:.4f}, beta={l['beta']:.4f})"
+        return f"Law({self._d.get('source', '')!r})"
+
+
+class Fit:
+    """The result of :func:`fit`: the three approaches, the laws, allocation, figures. Its
+    ``to_dict()`` is the JSON of ``isoflop fit --json``."""
+
+    def __init__(self, report: Dict[str, Any], laws: Dict[str, Any], table: "tuple[str, str, Optional[List[Any]]]", loss_column: Optional[str]):
+        self._r = report
+        self._laws = Law(laws)
+        self._table = table
+        self._loss_column = loss_column
+
+    @property
+    def approach1(self) -> Optional[_Namespace]:
+        return self._approach("approach1", _Namespace)
+
+    @property
+    def approach2(self) -> Optional[_Namespace]:
+        return self._approach("approach2", _Namespace)
+
+    @property
+    def approach3(self) -> Optional[Approach3]:
+        return self._approach("approach3", Approach3)
+
+    def _approach(self, k: str, cls: Any) -> Any:
+        o = self._r.get(k)
+        if isinstance(o, dict) and "fitted" in o:
+            return cls(o["fitted"])
+        return None
+
+    @property
+    def warnings(self) -> List[str]:
+        """Every warning of the fit (non-convergence is reported here, never raised)."""
+        w = list(self._r.get("table_warnings", []))
+        for k in ("approach1", "approach2", "approach3"):
+            o = self._r.get(k)
+            if isinstance(o, dict) and "fitted" in o:
+                w.extend(o["fitted"].get("warnings", []))
+        return w
+
+    @property
+    def laws(self) -> Law:
+        """The laws, as :meth:`save` writes them."""
+        return self._laws
+
+    def allocate(self, flops: Optional[float] = None, params: Optional[float] = None,
+                 loss: Optional[float] = None, level: float = 0.95) -> Any:
+        """The optimal model for a target by each approach (see :meth:`Law.allocate`)."""
+        return self._laws.allocate(flops=flops, params=params, loss=loss, level=level)
+
+    def predict_loss(self, params: Any, tokens: Any) -> np.ndarray:
+        """Approach 3's L(N, D), vectorised."""
+        return self._laws.predict_loss(params, tokens)
+
+    def figures(self, target_flops: Optional[float] = None) -> Dict[str, Figure]:
+        """The figures this fit supports, by short name (``training_curves``,
+        ``projections``, ``isoloss``, ``isoflop_slices``), each a :class:`Figure` (SVG).
+        ``target_flops``: where to project (default: 100x the largest run's FLOPs)."""
+        text, source, _ = self._table
+        if target_flops is None:
+            rng = self._r.get("flops_range") or [1.0, 1.0]
+            target_flops = 100.0 * float(rng[1])
+        try:
+            figs = _isoflop.figures(json.dumps(self._r), text, source, float(target_flops), self._loss_column)
+        except ValueError as e:
+            raise InputError(str(e)) from None
+        out = {}
+        for name, svg, _why in figs:
+            if svg is not None:
+                out[re.sub(r"^fig\d+_", "", name)] = Figure(name, svg)
+        return out
+
+    def to_dict(self) -> Dict[str, Any]:
+        return json.loads(json.dumps(self._r))
+
+    def save(self, path: Union[str, os.PathLike]) -> None:
+        """Writes the law file (as ``isoflop fit --out``)."""
+        self._laws.save(path)
+
+    def _repr_html_(self) -> str:
+        rows = []
+        for k, name in (("approach1", "1: envelope"), ("approach2", "2: IsoFLOP"), ("approach3", "3: parametric")):
+            o = self._r.get(k)
+            if isinstance(o, dict) and "fitted" in o:
+                f = o["fitted"]
+                a = f["params_exponent"] if k == "approach3" else f["frontier"]["params_exponent"]
+                iv = (f.get("intervals") or {}).get("params_exponent")
+                ivs = f" [{iv['lo']:.3f}, {iv['hi']:.3f}]" if iv else ""
+                rows.append(f"<tr><td>Approach {name}</td><td>{a:.4f}{ivs}</td></tr>")
+            else:
+                why = o.get("skipped", "not requested") if isinstance(o, dict) else "not requested"
+                rows.append(f"<tr><td>Approach {name}</td><td>{_esc(str(why))}</td></tr>")
+        law = ""
+        a3 = self.approach3
+        if a3 is not None:
+            l = a3.to_dict()["law"]
+            law = f"<p>L(N, D) = {l['E']:.4f} + {l['A']:.1f}/N^{l['alpha']:.4f} + {l['B']:.1f}/D^{l['beta']:.4f}</p>"
+        warn = "".join(f"<li>{_esc(w)}</li>" for w in self.warnings)
+        return (
+            f"<div><b>isoflop fit</b>: {self._r['runs']} runs of {_esc(str(self._r['source']))}"
+            f"<table><tr><th>approach</th><th>a (N_opt ~ C^a)</th></tr>{''.join(rows)}</table>{law}"
+            f"{'<ul>' + warn + '</ul>' if warn else ''}</div>"
+        )
+
+    def __repr__(self) -> str:
+        a3 = self.approach3
+        return f"Fit({self._r['runs']} runs; Approach 3: {a3.law if a3 else 'not fitted'})"
+
+
+def _esc(s: str) -> str:
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def fit(data: Any, drop_top: int = 0, boot: int = 1000, seed: int = 0,
+        budgets: Optional[Union[str, Sequence[float]]] = None, budget_tol: float = 0.08,
+        approaches: Optional[Iterable[int]] = None, delta: float = 1e-3,
+        loss_column: Optional[str] = None) -> Fit:
+    """Fits Chinchilla's three approaches to runs.
+
+    ``data``: a pandas DataFrame, a dict of column name to array, or a path to a CSV or JSON
+    Lines file. Columns as the command line reads them (``params``/``N``, ``tokens``/``D``,
+    ``flops``/``C``, ``loss``/``val_loss``; optional ``run``, ``step``, ``budget``).
+    ``budgets``: ``"chinchilla"`` (the paper's nine) or a list of FLOPs for Approach 2.
+    Raises :class:`InputError` naming the row and column of bad input; non-convergence is
+    reported in the result (``Fit.warnings``, ``approach3.converged``), never raised. The fit
+    releases the GIL and uses every core."""
+    table = _read(data)
+    text, source, labels = table
+    if isinstance(budgets, (list, tuple)):
+        budgets = ",".join(repr(float(b)) for b in budgets)
+    try:
+        report, laws = _isoflop.fit(
+            text, source, int(drop_top), int(boot), int(seed), budgets, float(budget_tol),
+            [int(a) for a in (approaches or [])], float(delta), loss_column,
+        )
+    except ValueError as e:
+        raise _input_error(e, labels) from None
+    return Fit(json.loads(report), json.loads(laws), table, loss_column)
