@@ -171,3 +171,58 @@ def test_ctrl_c_stops_a_long_bootstrap_with_keyboard_interrupt():
     # A million resamples take minutes; stopping within a few seconds means it was cancelled.
     assert time.monotonic() - sent < 10
     assert p.returncode == 3 and "interrupted" in out
+
+
+def test_a_folder_of_runs_is_read_by_the_command_lines_reader(tmp_path):
+    """Run folders as a sweep (or an external trainer) writes them: curve.csv and summary.json."""
+    law = lambda n, d: 1.8 + 480 / n**0.35 + 2100 / d**0.37
+    runs = tmp_path / "runs"
+    for i, n in enumerate([1e6, 3e6, 1e7, 3e7]):
+        for j, d_end in enumerate([1e8, 4e8, 1.6e9]):
+            rid = f"r{i}{j}"
+            (runs / rid).mkdir(parents=True)
+            lines = ["run,step,params,tokens,flops,loss"]
+            for k in range(1, 11):
+                d = d_end * k / 10
+                lines.append(f"{rid},{k},{n:.0f},{d:.0f},{6 * n * d!r},{law(n, d)!r}")
+            (runs / rid / "curve.csv").write_text("\n".join(lines) + "\n")
+            (runs / rid / "summary.json").write_text(json.dumps({
+                "run": rid, "status": "finished", "reason": None, "failed_at_step": None,
+                "steps": 10, "params": int(n), "tokens": int(d_end), "flops": 6 * n * d_end,
+                "final_loss": law(n, d_end), "final_eval_loss": None, "secs": 1.0, "tokens_per_sec": 1.0,
+            }))
+    # One unfinished run (no summary) is left out, as on the command line.
+    (runs / "r99").mkdir()
+    (runs / "r99" / "curve.csv").write_text("run,step,params,tokens,flops,loss\nr99,1,5,5,150,9.0\n")
+    f = isoflop.fit(runs, boot=0, approaches=[3])
+    theirs = json.loads(run("fit", runs, "--approach", 3, "--boot", 0, "--json"))
+    assert f.to_dict()["approach3"] == theirs["approach3"]
+    law3 = f.approach3.law
+    assert abs(law3.alpha - 0.35) < 0.01 and abs(law3.beta - 0.37) < 0.01, law3
+    with pytest.raises(isoflop.InputError, match="no such file or folder"):
+        isoflop.fit(tmp_path / "absent", boot=0)
+    (tmp_path / "empty" / "r1").mkdir(parents=True)
+    (tmp_path / "empty" / "r1" / "curve.csv").write_text("run,step,params,tokens,flops,loss\n")
+    with pytest.raises(isoflop.InputError, match=r"empty: no finished run here .*left out: r1 \(unfinished"):
+        isoflop.fit(tmp_path / "empty", boot=0)
+
+
+def test_a_laws_intervals_are_the_fits_and_a_presets_are_as_published():
+    s = synthetic()
+    s["loss"] = s["loss"] * (1 + 0.01 * np.random.default_rng(0).standard_normal(len(s["loss"])))
+    f = isoflop.fit(s, boot=60, approaches=[3], seed=2)
+    got = f.approach3.law.intervals()
+    assert got["source"] == "60 bootstrap resamples"
+    fitted = f.approach3.intervals
+    for k in ("E", "A", "B", "alpha", "beta"):
+        # Bit for bit: the law JSON's samples are read back exactly (serde_json's
+        # float_roundtrip; without it a value could come back one ulp off).
+        assert got["intervals"][k] == getattr(fitted, k).to_dict(), k
+        assert got["intervals"][k]["lo"] < got["intervals"][k]["hi"], k
+        assert got["intervals"][k]["lo"] <= getattr(f.approach3.law, k) <= got["intervals"][k]["hi"], k
+    assert "(" in repr(f.approach3.law) and "60 bootstrap resamples" in repr(f.approach3.law)
+    # Besiroglu et al. 2024: E 1.82 (1.77, 1.87), alpha 0.35 (0.32, 0.37), beta 0.37 (0.33, 0.42).
+    epoch = isoflop.Law.preset("epoch").intervals()["intervals"]
+    assert (epoch["E"]["lo"], epoch["E"]["hi"]) == (1.769, 1.871)
+    assert (epoch["alpha"]["lo"], epoch["beta"]["hi"]) == (0.317, 0.415)
+    assert isoflop.Law.preset("chinchilla").intervals() is None

@@ -551,7 +551,7 @@ pub fn collect(a: StatusArgs) -> Result<PathBuf> {
     let out = a.out.clone().unwrap_or_else(|| results.join("runs.csv"));
     let (table, missing) = match exec::collect(&s, &results) {
         Ok(t) => t,
-        Err(isoflop_core::CoreError::Empty { .. }) => bail!(
+        Err(isoflop_core::CoreError::Empty { .. } | isoflop_core::CoreError::NoRuns { .. }) => bail!(
             "no run of {} has finished; nothing to collect",
             a.sweep.display()
         ),

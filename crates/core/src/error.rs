@@ -22,6 +22,16 @@ pub enum CoreError {
         /// The file.
         path: PathBuf,
     },
+    /// A folder given as runs holds no finished run folder.
+    #[error("{path}: no finished run here (a run folder holds {curve} and a summary.json that says it finished){left_out}")]
+    NoRuns {
+        /// The folder.
+        path: PathBuf,
+        /// The name of a run's curve file.
+        curve: &'static str,
+        /// The run folders left out and why ("; left out: ..."), or empty.
+        left_out: String,
+    },
     /// A required column is absent.
     #[error("{path}: no column for {what}; accepted names: {accepted}{}", if losses.is_empty() { String::new() } else { format!("; columns of this file that look like losses: {losses} (choose one with --loss-column NAME)") })]
     MissingColumn {

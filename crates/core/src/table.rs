@@ -202,7 +202,7 @@ impl RunTable {
     /// ([`RunTable::to_csv`]), so a fit of the folder and of the collected file are one fit.
     ///
     /// # Errors
-    /// As [`RunTable::read`], for the first bad curve; [`CoreError::Empty`] when no run
+    /// As [`RunTable::read`], for the first bad curve; [`CoreError::NoRuns`] when no run
     /// folder holds a finished run.
     ///
     /// [`RunSummary::fit_loss`]: crate::record::RunSummary::fit_loss
@@ -260,8 +260,14 @@ impl RunTable {
             ));
         }
         if rows.is_empty() {
-            return Err(CoreError::Empty {
+            return Err(CoreError::NoRuns {
                 path: dir.to_path_buf(),
+                curve: CURVE_FILE,
+                left_out: if skipped.is_empty() {
+                    String::new()
+                } else {
+                    format!("; left out: {}", skipped.join(", "))
+                },
             });
         }
         if !finals.is_empty() {

@@ -25,6 +25,10 @@ fn table(csv: &str, source: &str, loss_column: Option<String>) -> PyResult<RunTa
         loss: loss_column,
         ..ColumnChoice::default()
     };
+    if csv.is_empty() {
+        // A path: the command line's reader (CSV, JSON Lines, or a folder of run folders).
+        return RunTable::read_with(Path::new(source), &choice).map_err(input);
+    }
     RunTable::from_csv_with(Path::new(source), csv, &choice).map_err(input)
 }
 
@@ -107,11 +111,8 @@ fn fit(
 #[pyfunction]
 #[pyo3(signature = (laws, target, value, level=0.95))]
 fn allocate(laws: &str, target: &str, value: f64, level: f64) -> PyResult<String> {
-    let laws: LawSet = serde_json::from_str(laws)
-        .map_err(|e| input(format!("not a law set written by isoflop: {e}")))?;
-    if !(level > 0.0 && level < 1.0) {
-        return Err(input(format!("level must lie strictly between 0 and 1, got {level}")));
-    }
+    let laws = law_set(laws)?;
+    check_level(level)?;
     let t = match target {
         "flops" => Target::Flops(value),
         "params" => Target::Params(value),
@@ -119,6 +120,52 @@ fn allocate(laws: &str, target: &str, value: f64, level: f64) -> PyResult<String
         other => return Err(input(format!("target '{other}': give flops, params or loss"))),
     };
     json(&allocate_laws(&laws, t, level).map_err(input)?)
+}
+
+fn law_set(laws: &str) -> PyResult<LawSet> {
+    serde_json::from_str(laws).map_err(|e| input(format!("not a law set written by isoflop: {e}")))
+}
+
+fn check_level(level: f64) -> PyResult<()> {
+    if level > 0.0 && level < 1.0 {
+        Ok(())
+    } else {
+        Err(input(format!("level must lie strictly between 0 and 1, got {level}")))
+    }
+}
+
+/// Approach 3's parameter intervals at `level` from the law set's bootstrap samples (the
+/// fit's own percentile intervals), else a preset's published 95% intervals, else none:
+/// JSON `{"source": ..., "intervals": {name: {lo, hi, level}}}` or `null`.
+#[pyfunction]
+#[pyo3(signature = (laws, level=0.95))]
+fn law_intervals(laws: &str, level: f64) -> PyResult<String> {
+    let laws = law_set(laws)?;
+    check_level(level)?;
+    let samples = laws.approach3.as_ref().map(|a| a.samples.as_slice()).unwrap_or_default();
+    if let Some(iv) = isoflop_fit::parametric::law_intervals(samples, samples.len(), 0, level) {
+        let named: Vec<(&str, isoflop_fit::stats::Interval)> = vec![
+            ("E", iv.e),
+            ("A", iv.a),
+            ("B", iv.b),
+            ("alpha", iv.alpha),
+            ("beta", iv.beta),
+        ];
+        let map: serde_json::Map<String, serde_json::Value> = named
+            .into_iter()
+            .map(|(k, v)| Ok((k.to_string(), serde_json::to_value(v)?)))
+            .collect::<Result<_, serde_json::Error>>()
+            .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+        let source = format!("{} bootstrap resamples", samples.len());
+        return json(&serde_json::json!({ "source": source, "intervals": map }));
+    }
+    match &laws.published {
+        Some((ivs, source)) if (level - 0.95).abs() < 1e-12 => json(&serde_json::json!({
+            "source": source,
+            "intervals": ivs.iter().map(|(k, v)| (k.clone(), v)).collect::<std::collections::BTreeMap<_, _>>(),
+        })),
+        _ => Ok("null".into()),
+    }
 }
 
 /// A built-in law set (`chinchilla`, `chinchilla-unrounded`, `epoch`, `muennighoff2023`,
@@ -170,6 +217,7 @@ fn _isoflop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fit, m)?)?;
     m.add_function(wrap_pyfunction!(allocate, m)?)?;
     m.add_function(wrap_pyfunction!(preset, m)?)?;
+    m.add_function(wrap_pyfunction!(law_intervals, m)?)?;
     m.add_function(wrap_pyfunction!(figures, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

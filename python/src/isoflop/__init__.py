@@ -101,37 +101,12 @@ def _input_error(e: ValueError, labels: Optional[List[Any]]) -> InputError:
 
 
 def _read(data: Any) -> "tuple[str, str, Optional[List[Any]]]":
+    """A path is passed on as it is (empty text): the Rust side reads it with the command
+    line's own reader, so a file or a run folder reaches the fit exactly as in `isoflop fit`."""
     text, source, labels = _table(data)
-    if text == "" and isinstance(data, (str, os.PathLike)) and not os.path.exists(source):
-        raise InputError(f"{source}: no such file")
-    if text == "" and source and os.path.exists(source):
-        # A file or folder: read by the same reader as the command line, through its CSV
-        # writer, so every input reaches the fit the same way.
-        text = _collect_file(source)
+    if text == "" and not os.path.exists(source):
+        raise InputError(f"{source}: no such file or folder")
     return text, source, labels
-
-
-def _collect_file(path: str) -> str:
-    if os.path.isdir(path):
-        raise InputError(
-            f"{path}: a folder of runs: run `isoflop collect SWEEP` (or fit it with the command line) and give the table"
-        )
-    with open(path, encoding="utf-8-sig") as f:
-        text = f.read()
-    if path.lower().endswith((".jsonl", ".ndjson", ".json")):
-        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-        keys: List[str] = []
-        for r in rows:
-            for k in r:
-                if k not in keys:
-                    keys.append(k)
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(keys)
-        for r in rows:
-            w.writerow([_cell(r.get(k)) for k in keys])
-        return buf.getvalue()
-    return text
 
 
 class _Namespace:
@@ -286,11 +261,32 @@ class Law:
         with open(path, "w", encoding="utf-8") as f:
             json.dump(self._d, f, indent=2)
 
+    def intervals(self, level: float = 0.95) -> Optional[Dict[str, Any]]:
+        """Approach 3's parameters' intervals: ``{"source": ..., "intervals": {"E": {"lo",
+        "hi", "level"}, "A", "B", "alpha", "beta"}}``, percentile intervals over the law's
+        bootstrap samples (the fit's own), else a preset's published 95% intervals; ``None``
+        where the law has neither."""
+        try:
+            return json.loads(_isoflop.law_intervals(json.dumps(self._d), float(level)))
+        except ValueError as e:
+            raise InputError(str(e)) from None
+
     def __repr__(self) -> str:
         a3 = self._d.get("approach3")
         if a3:
             l = a3["estimate"]
-            return f"Law(E={l['E']:.4f}, A={l['A']:.1f}, B={l['B']:.1f}, alpha={l['alpha']:.4f}, beta={l['beta']:.4f})"
+            got = self.intervals() or {}
+            iv = got.get("intervals", {})
+            fmt = {"E": ".4f", "A": ".1f", "B": ".1f", "alpha": ".4f", "beta": ".4f"}
+
+            def one(k: str) -> str:
+                s = f"{k}={l[k]:{fmt[k]}}"
+                if k in iv:
+                    s += f" ({iv[k]['lo']:{fmt[k]}} to {iv[k]['hi']:{fmt[k]}})"
+                return s
+
+            tail = f"; 95% intervals from {got['source']}" if iv else ""
+            return "Law(" + ", ".join(one(k) for k in fmt) + tail + ")"
         return f"Law({self._d.get('source', '')!r})"
 
 
@@ -412,7 +408,7 @@ def fit(data: Any, drop_top: int = 0, boot: int = 1000, seed: int = 0,
     """Fits Chinchilla's three approaches to runs.
 
     ``data``: a pandas DataFrame, a dict of column name to array, or a path to a CSV or JSON
-    Lines file. Columns as the command line reads them (``params``/``N``, ``tokens``/``D``,
+    Lines file or to a folder of run folders (read as ``isoflop fit`` reads them). Columns as the command line reads them (``params``/``N``, ``tokens``/``D``,
     ``flops``/``C``, ``loss``/``val_loss``; optional ``run``, ``step``, ``budget``).
     ``budgets``: ``"chinchilla"`` (the paper's nine) or a list of FLOPs for Approach 2.
     Raises :class:`InputError` naming the row and column of bad input; non-convergence is
