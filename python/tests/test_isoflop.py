@@ -226,3 +226,27 @@ def test_a_laws_intervals_are_the_fits_and_a_presets_are_as_published():
     assert (epoch["E"]["lo"], epoch["E"]["hi"]) == (1.769, 1.871)
     assert (epoch["alpha"]["lo"], epoch["beta"]["hi"]) == (0.317, 0.415)
     assert isoflop.Law.preset("chinchilla").intervals() is None
+
+
+def test_every_public_name_has_a_docstring_and_a_stub():
+    import inspect
+
+    stubs = (Path(isoflop.__file__).parent / "__init__.pyi").read_text()
+    names = [n for n in dir(isoflop) if not n.startswith("_") and n not in ("annotations",)]
+    missing = []
+    for n in names:
+        obj = getattr(isoflop, n)
+        if inspect.ismodule(obj) or getattr(obj, "__module__", "isoflop") != "isoflop":
+            continue
+        if not inspect.getdoc(obj):
+            missing.append(n)
+        if f"def {n}" not in stubs and f"class {n}" not in stubs:
+            missing.append(f"{n} (no stub)")
+        if inspect.isclass(obj):
+            for m, v in vars(obj).items():
+                if m.startswith("_"):
+                    continue
+                f = v.fget if isinstance(v, property) else getattr(v, "__func__", v)
+                if not inspect.getdoc(f):
+                    missing.append(f"{n}.{m}")
+    assert not missing, missing

@@ -135,11 +135,13 @@ class Approach3(_Namespace):
 
     @property
     def law(self) -> "Law":
+        """Approach 3's fitted law, with its bootstrap samples (see :meth:`Law.intervals`)."""
         l = self._d["law"]
         return Law({"source": "fitted", "approach3": {"estimate": l, "samples": self._d.get("samples", [])}})
 
     @property
     def converged(self) -> bool:
+        """Whether the best start converged under the documented stopping rules."""
         return bool(self._d["diagnostics"]["converged"])
 
 
@@ -216,22 +218,27 @@ class Law:
 
     @property
     def E(self) -> float:
+        """The irreducible loss E of L(N, D) = E + A/N^alpha + B/D^beta (nats per token)."""
         return self._param("E")
 
     @property
     def A(self) -> float:
+        """The coefficient A of the parameters' term A/N^alpha."""
         return self._param("A")
 
     @property
     def B(self) -> float:
+        """The coefficient B of the tokens' term B/D^beta."""
         return self._param("B")
 
     @property
     def alpha(self) -> float:
+        """The parameters' exponent alpha."""
         return self._param("alpha")
 
     @property
     def beta(self) -> float:
+        """The tokens' exponent beta."""
         return self._param("beta")
 
     def _param(self, k: str) -> float:
@@ -254,6 +261,7 @@ class Law:
         return self.E + self.A / n ** self.alpha + self.B / d ** self.beta
 
     def to_dict(self) -> Dict[str, Any]:
+        """The law set as the JSON object ``isoflop fit --out`` writes."""
         return dict(self._d)
 
     def save(self, path: Union[str, os.PathLike]) -> None:
@@ -302,14 +310,17 @@ class Fit:
 
     @property
     def approach1(self) -> Optional[_Namespace]:
+        """Approach 1 (the training-curve envelope), or ``None`` where it was skipped (the reason is in ``to_dict()``)."""
         return self._approach("approach1", _Namespace)
 
     @property
     def approach2(self) -> Optional[_Namespace]:
+        """Approach 2 (IsoFLOP parabolas), or ``None`` where it was skipped."""
         return self._approach("approach2", _Namespace)
 
     @property
     def approach3(self) -> Optional[Approach3]:
+        """Approach 3 (the parametric law), or ``None`` where it was skipped."""
         return self._approach("approach3", Approach3)
 
     def _approach(self, k: str, cls: Any) -> Any:
@@ -361,6 +372,7 @@ class Fit:
         return out
 
     def to_dict(self) -> Dict[str, Any]:
+        """The report as the JSON object ``isoflop fit --json`` prints."""
         return json.loads(json.dumps(self._r))
 
     def save(self, path: Union[str, os.PathLike]) -> None:
