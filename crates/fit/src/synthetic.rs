@@ -23,27 +23,9 @@ pub fn isoflop_points(
     noise: f64,
     seed: u64,
 ) -> Vec<Observation> {
-    let mut rng = Rng::new(seed);
-    let mut v = Vec::new();
-    for &c in budgets {
-        let n0 = law.optimal_params(c);
-        for k in -4..=4 {
-            let n = n0 * 10f64.powf(k as f64 * 0.15);
-            let d = c / (6.0 * n);
-            v.push(Observation {
-                line: 0,
-                run: None,
-                step: None,
-                params: n,
-                tokens: d,
-                flops: c,
-                loss: law.loss(n, d) * (1.0 + noise * rng.normal()),
-                budget: Some(c),
-                unique_tokens: None,
-            });
-        }
-    }
-    v
+    grid(law, budgets, noise, seed, |c, k| {
+        law.optimal_params(c) * 10f64.powf((k as f64 - 4.0) * 0.15)
+    })
 }
 
 /// Cosine-schedule training curves: eight sizes (1e7 to 1.26e9 parameters, 2x apart), each
@@ -129,12 +111,25 @@ pub fn planned_grid(
     noise: f64,
     seed: u64,
 ) -> Vec<Observation> {
+    grid(law, budgets, noise, seed, |c, k| {
+        (c / 120.0f64).sqrt() * width.powf(k as f64 / 8.0 - 0.5)
+    })
+}
+
+/// Nine runs per budget at the sizes `size(C, k)`, k = 0..9, D = C/(6N), loss from `law`
+/// times (1 + noise * N(0, 1)); rows carry `budget`.
+fn grid(
+    law: &ParametricLaw,
+    budgets: &[f64],
+    noise: f64,
+    seed: u64,
+    size: impl Fn(f64, usize) -> f64,
+) -> Vec<Observation> {
     let mut rng = Rng::new(seed);
     let mut v = Vec::new();
     for &c in budgets {
-        let n0 = (c / 120.0f64).sqrt();
         for k in 0..9 {
-            let n = n0 * width.powf(k as f64 / 8.0 - 0.5);
+            let n = size(c, k);
             let d = c / (6.0 * n);
             let mut o = point(n, d, law.loss(n, d) * (1.0 + noise * rng.normal()));
             o.flops = c;
