@@ -8,7 +8,7 @@ cargo build --release --locked -p isoflop >&2
 venv=.venv-bench-py
 if ! "$venv/bin/python" -c "import maturin, numpy, scipy, pandas, chinchilla" 2>/dev/null; then
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check maturin numpy scipy pandas "chinchilla==0.2.0"
+  "$venv/bin/pip" install -q --disable-pip-version-check "maturin>=1.5,<2" numpy scipy pandas "chinchilla==0.2.0"
 fi
 export PATH="$PWD/$venv/bin:$PATH"
 "$venv/bin/pip" install -q --disable-pip-version-check --no-build-isolation --force-reinstall --no-deps ./python

@@ -9,7 +9,7 @@ venv=.venv-py
 if ! "$venv/bin/python" -c "import maturin, pytest, numpy, pandas" 2>/dev/null; then
   echo "python-test: creating $venv with maturin, pytest, numpy, pandas" >&2
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check maturin pytest numpy pandas
+  "$venv/bin/pip" install -q --disable-pip-version-check "maturin>=1.5,<2" pytest numpy pandas
 fi
 # Built with the venv's maturin (on PATH for pip), not an isolated build environment (no
 # download per run).
