@@ -274,3 +274,51 @@ fn ctrl_c_leaves_a_checkpoint_and_resume_finishes_the_same_run() {
         assert!((l1 - l2).abs() < 1e-5, "step {s1}: {l1} vs {l2}");
     }
 }
+
+#[test]
+fn a_wsd_schedule_is_recorded_in_the_config_and_the_curves_lr_column() {
+    let d = tmpdir("wsd");
+    let data = corpus(&d);
+    let out = d.join("run");
+    let mut args = base_args(&data, &out);
+    let i = args.iter().position(|a| a == "51200").unwrap();
+    args[i] = "12800".into(); // 50 steps of 8 x 32 tokens
+    args.extend(
+        ["--schedule", "wsd", "--cooldown-frac", "0.2", "--cooldown-shape", "linear", "--warmup", "5", "--lr", "2e-3", "--min-lr-ratio", "0.1"]
+            .map(String::from),
+    );
+    let o = isoflop(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["schedule"], "wsd");
+    assert_eq!(config["cooldown_shape"], "linear");
+    assert_eq!(config["cooldown_frac"], 0.2);
+    let text = std::fs::read_to_string(out.join("curve.csv")).unwrap();
+    let mut rows = text.lines();
+    let header: Vec<&str> = rows.next().unwrap().split(',').collect();
+    let col = header.iter().position(|h| *h == "lr").unwrap();
+    let lr: Vec<f64> = rows.map(|l| l.split(',').nth(col).unwrap().parse().unwrap()).collect();
+    assert_eq!(lr.len(), 50);
+    // Warm-up over 5 steps, the peak over steps 5 to 40, the cooldown over the last 10
+    // steps to 10% of the peak, falling linearly (equal steps).
+    assert!(lr[..4].windows(2).all(|w| w[0] < w[1]), "{lr:?}");
+    assert!(lr[4..=40].iter().all(|&x| x == 2e-3), "{lr:?}");
+    assert!((lr[49] - 2e-4).abs() < 1e-15, "{lr:?}");
+    let falls: Vec<f64> = lr[40..].windows(2).map(|w| w[0] - w[1]).collect();
+    assert!(falls.iter().all(|f| (f - 2e-4).abs() < 1e-12), "{falls:?}");
+    // The default is Chinchilla's cosine, and a cooldown of none is refused.
+    let cos = d.join("cos");
+    let mut args = base_args(&data, &cos);
+    args[i] = "2560".into();
+    assert!(isoflop(&args).status.success());
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cos.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["schedule"], "cosine");
+    let mut args = base_args(&data, &d.join("bad"));
+    args.extend(["--schedule", "wsd", "--cooldown-frac", "0"].map(String::from));
+    let o = isoflop(&args);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cooldown_frac"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!d.join("bad").join("curve.csv").exists());
+}

@@ -41,6 +41,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result.map_err(|e| std::io::Error::new(e.kind(), format!("writing {}: {e}", path.display())))
 }
 
+fn default_cooldown_frac() -> f64 {
+    crate::settings::DEFAULT_COOLDOWN_FRAC
+}
+
 /// What a run was asked to do.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RunConfig {
@@ -54,7 +58,7 @@ pub struct RunConfig {
     pub flops_per_token: FlopsPerToken,
     /// Which count the curve's `flops` column uses.
     pub flop_count: FlopCount,
-    /// Token horizon: the cosine schedule ends exactly here.
+    /// Token horizon: the schedule ends exactly here.
     pub tokens: u64,
     /// Sequences per step.
     pub batch: usize,
@@ -66,6 +70,15 @@ pub struct RunConfig {
     pub min_lr_ratio: f64,
     /// Linear warm-up steps.
     pub warmup_steps: u64,
+    /// The schedule after the warm-up (configs written before schedules existed: cosine).
+    #[serde(default)]
+    pub schedule: crate::settings::Schedule,
+    /// The fraction of the horizon a `wsd` schedule cools down over.
+    #[serde(default = "default_cooldown_frac")]
+    pub cooldown_frac: f64,
+    /// The shape of a `wsd` cooldown.
+    #[serde(default)]
+    pub cooldown_shape: crate::settings::CooldownShape,
     /// AdamW weight decay.
     pub weight_decay: f64,
     /// Gradient clipping norm (0 for none).

@@ -5,6 +5,63 @@
 //! [`TrainSettings::to_args`] turns it back into `isoflop train` options for a sweep's
 //! runs. A default changed in [`Default`] changes everywhere.
 
+/// The learning-rate schedule after the linear warm-up.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    /// A cosine decay to `min_lr_ratio` of the peak over exactly the horizon (Hoffmann et al.
+    /// 2022).
+    #[default]
+    Cosine,
+    /// Warm-up, stable, decay: the peak rate until the last `cooldown_frac` of the horizon,
+    /// then a cooldown to `min_lr_ratio` of the peak (Hägele et al. 2024).
+    Wsd,
+    /// The peak rate to the end (a trunk that cooldown branches fork from).
+    Constant,
+}
+
+/// The shape of a WSD cooldown, from the peak (progress 0) to `min_lr_ratio` of it
+/// (progress 1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum CooldownShape {
+    /// Falls linearly in the progress.
+    #[serde(rename = "linear")]
+    #[cfg_attr(feature = "clap", value(name = "linear"))]
+    Linear,
+    /// Falls as 1 - sqrt(progress): Hägele et al. 2024 found it the best of their shapes.
+    #[default]
+    #[serde(rename = "1-sqrt")]
+    #[cfg_attr(feature = "clap", value(name = "1-sqrt"))]
+    OneMinusSqrt,
+}
+
+impl Schedule {
+    /// The name the options and files use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Schedule::Cosine => "cosine",
+            Schedule::Wsd => "wsd",
+            Schedule::Constant => "constant",
+        }
+    }
+}
+
+impl CooldownShape {
+    /// The name the options and files use.
+    pub fn name(self) -> &'static str {
+        match self {
+            CooldownShape::Linear => "linear",
+            CooldownShape::OneMinusSqrt => "1-sqrt",
+        }
+    }
+}
+
+/// The default fraction of the horizon a WSD schedule spends cooling down (Hägele et al.
+/// 2024 report cosine's loss with a 20% cooldown).
+pub const DEFAULT_COOLDOWN_FRAC: f64 = 0.2;
+
 /// Settings shared by every run of a study. Missing fields of a sweep file take the
 /// defaults.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -26,6 +83,17 @@ pub struct TrainSettings {
     /// Linear warm-up steps (default: a tenth of the steps, at most 100).
     #[cfg_attr(feature = "clap", arg(long))]
     pub warmup: Option<u64>,
+    /// The schedule after the warm-up: `cosine` (to `min_lr_ratio` over exactly the
+    /// horizon), `wsd` (constant, then a cooldown over the last `cooldown_frac`) or
+    /// `constant`.
+    #[cfg_attr(feature = "clap", arg(long, value_enum, default_value_t = TrainSettings::default().schedule))]
+    pub schedule: Schedule,
+    /// The fraction of the horizon a `wsd` schedule spends cooling down.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = TrainSettings::default().cooldown_frac))]
+    pub cooldown_frac: f64,
+    /// The shape of a `wsd` cooldown: `linear` or `1-sqrt`.
+    #[cfg_attr(feature = "clap", arg(long, value_enum, default_value_t = TrainSettings::default().cooldown_shape))]
+    pub cooldown_shape: CooldownShape,
     /// AdamW weight decay on matrices.
     #[cfg_attr(feature = "clap", arg(long, default_value_t = TrainSettings::default().weight_decay))]
     pub weight_decay: f64,
@@ -51,7 +119,7 @@ pub struct TrainSettings {
 
 impl Default for TrainSettings {
     /// Batch 16 of context 64 (what the default study fits in ten minutes on two cores),
-    /// lr 2e-3 with a cosine to 10% and a warm-up of a tenth of the steps (at most 100),
+    /// lr 2e-3 with a cosine to 10% (a `wsd` cooldown: the last 20%, 1-sqrt) and a warm-up of a tenth of the steps (at most 100),
     /// AdamW weight decay 0.1, clipping at 1.0, seed 0, a curve row every 5 steps, 8
     /// held-out batches every 100 steps, a checkpoint every 50 steps.
     fn default() -> Self {
@@ -61,6 +129,9 @@ impl Default for TrainSettings {
             lr: 2e-3,
             min_lr_ratio: 0.1,
             warmup: None,
+            schedule: Schedule::Cosine,
+            cooldown_frac: DEFAULT_COOLDOWN_FRAC,
+            cooldown_shape: CooldownShape::OneMinusSqrt,
             weight_decay: 0.1,
             grad_clip: 1.0,
             seed: 0,
@@ -80,6 +151,9 @@ impl TrainSettings {
             ("--context", self.context.to_string()),
             ("--lr", self.lr.to_string()),
             ("--min-lr-ratio", self.min_lr_ratio.to_string()),
+            ("--schedule", self.schedule.name().to_string()),
+            ("--cooldown-frac", self.cooldown_frac.to_string()),
+            ("--cooldown-shape", self.cooldown_shape.name().to_string()),
             ("--weight-decay", self.weight_decay.to_string()),
             ("--grad-clip", self.grad_clip.to_string()),
             ("--seed", self.seed.to_string()),
@@ -122,6 +196,9 @@ impl TrainSettings {
         }
         if !(0.0..=1.0).contains(&self.min_lr_ratio) {
             return Some(format!("min_lr_ratio must be in [0, 1], got {}", self.min_lr_ratio));
+        }
+        if !(self.cooldown_frac > 0.0 && self.cooldown_frac <= 1.0) {
+            return Some(format!("cooldown_frac must be in (0, 1], got {}", self.cooldown_frac));
         }
         if !(self.weight_decay >= 0.0 && self.grad_clip >= 0.0) {
             return Some("weight_decay and grad_clip must not be negative".into());

@@ -6,7 +6,7 @@
 //!
 //! - [`data`]: byte-level text or u16 `.bin` corpora, held-out split, seeded batches.
 //! - [`model`]: the GPT.
-//! - [`schedule`]: warm-up and cosine decay to 10% over exactly the run's horizon.
+//! - [`schedule`]: warm-up, then cosine to 10% over exactly the horizon, WSD or constant.
 //! - [`trainer`]: the loop, AdamW, clipping, curve and summary files, checkpoints, resume.
 
 pub mod data;

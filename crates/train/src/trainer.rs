@@ -11,7 +11,7 @@
 use crate::data::Corpus;
 use crate::error::{Result, TrainError};
 use crate::model::{decays, Gpt};
-use crate::schedule::learning_rate;
+use crate::schedule::LrSchedule;
 use isoflop_core::record::{
     self, write_atomic, CheckpointMeta, CurveRow, RunConfig, RunStatus, RunSummary,
 };
@@ -173,6 +173,9 @@ impl Settings {
             lr: t.lr,
             min_lr_ratio: t.min_lr_ratio,
             warmup_steps: t.warmup.unwrap_or((steps / 10).clamp(1, 100)),
+            schedule: t.schedule,
+            cooldown_frac: t.cooldown_frac,
+            cooldown_shape: t.cooldown_shape,
             weight_decay: t.weight_decay,
             grad_clip: t.grad_clip,
             seed: t.seed,
@@ -732,14 +735,9 @@ fn run_loop(
         let _ = std::fs::remove_file(out.join(PROGRESS_FILE));
         Ok(summary)
     };
+    let schedule = LrSchedule::of(config);
     while step < config.steps {
-        let lr = learning_rate(
-            step,
-            config.steps,
-            config.warmup_steps,
-            config.lr,
-            config.min_lr_ratio,
-        );
+        let lr = schedule.at(step);
         let (x, y) = corpus.train_batch(config.seed, step, b, t);
         let loss = model.loss(&to_tensor(&x, b, t, dev), &to_tensor(&y, b, t, dev));
         let loss_value = loss.double_value(&[]);
