@@ -173,11 +173,12 @@ fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
         .ctx()
 }
 
-/// The plot area and, on its right, 130 pixels for a colour bar.
+/// The plot area and, on its right, 170 pixels for a colour bar (room for its title, "Thousand
+/// Parameters", at 16 px).
 fn with_bar<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
 ) -> (DrawingArea<DB, Shift>, DrawingArea<DB, Shift>) {
-    root.split_horizontally(root.dim_in_pixel().0 as i32 - 130)
+    root.split_horizontally(root.dim_in_pixel().0 as i32 - 170)
 }
 
 fn colour_bar<DB: DrawingBackend>(
