@@ -132,12 +132,22 @@ struct AllocateArgs {
     /// Only this many unique tokens exist (with --flops): the optimal parameters, tokens and
     /// epochs under the data-constrained law (a law file fitted with --law data-constrained,
     /// or --preset muennighoff2023).
-    #[arg(long, value_name = "U", requires = "flops", allow_negative_numbers = true)]
+    #[arg(
+        long,
+        value_name = "U",
+        requires = "flops",
+        allow_negative_numbers = true
+    )]
     unique_tokens: Option<f64>,
     /// The model will serve this many tokens (with --loss or --flops): minimise training
     /// plus inference FLOPs (Sardana et al. 2024) under the law's Chinchilla form; --flops is
     /// then the total of both.
-    #[arg(long, value_name = "T", conflicts_with = "unique_tokens", allow_negative_numbers = true)]
+    #[arg(
+        long,
+        value_name = "T",
+        conflicts_with = "unique_tokens",
+        allow_negative_numbers = true
+    )]
     inference_tokens: Option<f64>,
     /// Training FLOPs per parameter per token (with --inference-tokens).
     #[arg(long, default_value_t = isoflop_fit::inference::Costs::default().train)]
@@ -188,7 +198,11 @@ fn fit(a: FitArgs) -> Result<()> {
         if report.settings.laws.iter().any(|l| l == "chinchilla") {
             text::print_report(&mut w, &report)?;
         } else {
-            writeln!(w, "isoflop fit: {}\n  {} rows, {} runs", report.source, report.rows, report.runs)?;
+            writeln!(
+                w,
+                "isoflop fit: {}\n  {} rows, {} runs",
+                report.source, report.rows, report.runs
+            )?;
         }
         text::print_forms(&mut w, &report)?;
     }
@@ -200,7 +214,10 @@ fn fit(a: FitArgs) -> Result<()> {
 
 fn allocate_cmd(a: AllocateArgs) -> Result<()> {
     if !(a.level > 0.0 && a.level < 1.0) {
-        bail!("--level is the intervals' coverage, strictly between 0 and 1 (e.g. 0.95); got {}", a.level);
+        bail!(
+            "--level is the intervals' coverage, strictly between 0 and 1 (e.g. 0.95); got {}",
+            a.level
+        );
     }
     let target = match (a.flops, a.params, a.loss) {
         (Some(c), None, None) => Target::Flops(c),
@@ -228,7 +245,13 @@ fn allocate_cmd(a: AllocateArgs) -> Result<()> {
         })?,
     };
     if let Some(u) = a.unique_tokens {
-        return allocate_data_constrained(&laws, a.flops.expect("clap requires --flops"), u, a.level, a.json);
+        return allocate_data_constrained(
+            &laws,
+            a.flops.expect("clap requires --flops"),
+            u,
+            a.level,
+            a.json,
+        );
     }
     if let Some(t) = a.inference_tokens {
         return allocate_inference(&laws, target, t, &a);
@@ -274,7 +297,11 @@ fn fit_groups(a: &FitArgs) -> Result<()> {
     let groups = study::groups(&a.runs, &a.opts, &a.opts.group_by)?;
     let mut rows = Vec::new();
     for g in &groups {
-        let label = g.iter().map(|f| f.to_string()).collect::<Vec<_>>().join(", ");
+        let label = g
+            .iter()
+            .map(|f| f.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
         let mut choice = a.opts.columns();
         choice.filters.extend(g.iter().cloned());
         let result = isoflop_core::RunTable::read_with(&a.runs, &choice)
@@ -295,7 +322,13 @@ fn fit_groups(a: &FitArgs) -> Result<()> {
         writeln!(w)?;
         return Ok(());
     }
-    writeln!(w, "isoflop fit: {} in {} groups by {}", a.runs.display(), rows.len(), a.opts.group_by.join(", "))?;
+    writeln!(
+        w,
+        "isoflop fit: {} in {} groups by {}",
+        a.runs.display(),
+        rows.len(),
+        a.opts.group_by.join(", ")
+    )?;
     writeln!(w, "  a = the exponent of N_opt in C, with its 95% interval")?;
     writeln!(
         w,
@@ -305,13 +338,28 @@ fn fit_groups(a: &FitArgs) -> Result<()> {
     for (label, r) in &rows {
         match r {
             Ok(rep) => {
-                let a1 = rep.approach1.fitted().map(|f| (f.frontier.params_exponent, f.intervals.as_ref().map(|i| i.params_exponent)));
-                let a2 = rep.approach2.fitted().map(|f| (f.frontier.params_exponent, f.intervals.as_ref().map(|i| i.params_exponent)));
+                let a1 = rep.approach1.fitted().map(|f| {
+                    (
+                        f.frontier.params_exponent,
+                        f.intervals.as_ref().map(|i| i.params_exponent),
+                    )
+                });
+                let a2 = rep.approach2.fitted().map(|f| {
+                    (
+                        f.frontier.params_exponent,
+                        f.intervals.as_ref().map(|i| i.params_exponent),
+                    )
+                });
                 let a3 = rep
                     .approach3
                     .fitted()
                     .filter(|f| f.diagnostics.converged)
-                    .map(|f| (f.params_exponent, f.intervals.as_ref().map(|i| i.params_exponent)));
+                    .map(|f| {
+                        (
+                            f.params_exponent,
+                            f.intervals.as_ref().map(|i| i.params_exponent),
+                        )
+                    });
                 let cell = |x: Option<(f64, Option<isoflop_fit::stats::Interval>)>| match x {
                     Some((v, Some(i))) => format!("{v:.3} [{:.3}, {:.3}]", i.lo, i.hi),
                     Some((v, None)) => format!("{v:.3}"),
@@ -336,7 +384,11 @@ fn fit_groups(a: &FitArgs) -> Result<()> {
                     budgets
                 )?;
             }
-            Err(e) => writeln!(w, "  {label:<28} not fitted: {}", format!("{e:#}").replace('\n', " "))?,
+            Err(e) => writeln!(
+                w,
+                "  {label:<28} not fitted: {}",
+                format!("{e:#}").replace('\n', " ")
+            )?,
         }
     }
     writeln!(w, "  budgets: usable of found (Approach 2)")?;
@@ -346,7 +398,11 @@ fn fit_groups(a: &FitArgs) -> Result<()> {
 fn validate_cmd(a: ValidateArgs) -> Result<()> {
     use isoflop_fit::validate::{validate, Holdout};
     let s = study::settings(&a.opts)?;
-    let holdout = match (a.holdout_flops_above, a.holdout_params_above, a.holdout_top_budgets) {
+    let holdout = match (
+        a.holdout_flops_above,
+        a.holdout_params_above,
+        a.holdout_top_budgets,
+    ) {
         (Some(c), _, _) => Holdout::FlopsAbove(c),
         (_, Some(n), _) => Holdout::ParamsAbove(n),
         (_, _, Some(k)) => Holdout::TopBudgets(k),
@@ -357,7 +413,9 @@ fn validate_cmd(a: ValidateArgs) -> Result<()> {
     let v = validate(&table, &s, holdout, a.backtest)
         .with_context(|| format!("validating {}", a.runs.display()))?;
     if let Some(fig) = &a.figure {
-        let png = fig.extension().is_some_and(|e| e.eq_ignore_ascii_case("png"));
+        let png = fig
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("png"));
         if png {
             isoflop_plot::render::backtest_png(&v.backtest, fig).map_err(anyhow::Error::msg)
         } else {
@@ -381,31 +439,72 @@ fn validate_cmd(a: ValidateArgs) -> Result<()> {
     Ok(())
 }
 
-fn allocate_data_constrained(laws: &LawSet, flops: f64, u: f64, level: f64, json: bool) -> Result<()> {
+fn allocate_data_constrained(
+    laws: &LawSet,
+    flops: f64,
+    u: f64,
+    level: f64,
+    json: bool,
+) -> Result<()> {
     if !(u > 0.0 && u.is_finite()) {
         bail!("--unique-tokens must be a positive number, got {u}");
     }
     let Some(dc) = &laws.data_constrained else {
         bail!("{}: holds no data-constrained law; fit one with `isoflop fit --law data-constrained` or use --preset muennighoff2023", laws.source);
     };
-    let al = isoflop_fit::data_constrained::allocate_with_intervals(&dc.estimate, &dc.samples, flops, u, level)?;
+    let al = isoflop_fit::data_constrained::allocate_with_intervals(
+        &dc.estimate,
+        &dc.samples,
+        flops,
+        u,
+        level,
+    )?;
     let mut w = std::io::stdout().lock();
     if json {
-        serde_json::to_writer_pretty(&mut w, &serde_json::json!({ "law": laws.source, "allocation": al }))?;
+        serde_json::to_writer_pretty(
+            &mut w,
+            &serde_json::json!({ "law": laws.source, "allocation": al }),
+        )?;
         writeln!(w)?;
         return Ok(());
     }
     let i = al.intervals.as_ref();
     let c = |v: f64| crate::format::count(v);
     let ci = |x: Option<&isoflop_fit::stats::Interval>, f: &dyn Fn(f64) -> String| {
-        x.map(|x| format!(" [{}, {}]", f(x.lo), f(x.hi))).unwrap_or_default()
+        x.map(|x| format!(" [{}, {}]", f(x.lo), f(x.hi)))
+            .unwrap_or_default()
     };
     writeln!(w, "law: {}", laws.source)?;
-    writeln!(w, "{:.3e} FLOPs with {} unique tokens (data-constrained law):", al.flops, c(al.unique_tokens))?;
-    writeln!(w, "  params {}{}", c(al.params), ci(i.map(|i| &i.params), &c))?;
-    writeln!(w, "  tokens {}{}", c(al.tokens), ci(i.map(|i| &i.tokens), &c))?;
-    writeln!(w, "  epochs {:.2}{}", al.epochs, ci(i.map(|i| &i.epochs), &|v| format!("{v:.2}")))?;
-    writeln!(w, "  loss   {:.4}{}", al.loss, ci(i.map(|i| &i.loss), &|v| format!("{v:.4}")))?;
+    writeln!(
+        w,
+        "{:.3e} FLOPs with {} unique tokens (data-constrained law):",
+        al.flops,
+        c(al.unique_tokens)
+    )?;
+    writeln!(
+        w,
+        "  params {}{}",
+        c(al.params),
+        ci(i.map(|i| &i.params), &c)
+    )?;
+    writeln!(
+        w,
+        "  tokens {}{}",
+        c(al.tokens),
+        ci(i.map(|i| &i.tokens), &c)
+    )?;
+    writeln!(
+        w,
+        "  epochs {:.2}{}",
+        al.epochs,
+        ci(i.map(|i| &i.epochs), &|v| format!("{v:.2}"))
+    )?;
+    writeln!(
+        w,
+        "  loss   {:.4}{}",
+        al.loss,
+        ci(i.map(|i| &i.loss), &|v| format!("{v:.4}"))
+    )?;
     if i.is_none() {
         writeln!(w, "  (no intervals: the law has no bootstrap samples)")?;
     }
@@ -415,9 +514,15 @@ fn allocate_data_constrained(laws: &LawSet, flops: f64, u: f64, level: f64, json
 fn allocate_inference(laws: &LawSet, target: Target, t: f64, a: &AllocateArgs) -> Result<()> {
     use isoflop_fit::inference::{for_flops, for_loss, Costs};
     let Some(law) = laws.approach3.as_ref().map(|s| s.estimate) else {
-        bail!("{}: holds no Chinchilla-form law (Approach 3) to allocate for inference with", laws.source);
+        bail!(
+            "{}: holds no Chinchilla-form law (Approach 3) to allocate for inference with",
+            laws.source
+        );
     };
-    let costs = Costs { train: a.train_cost, inference: a.inference_cost };
+    let costs = Costs {
+        train: a.train_cost,
+        inference: a.inference_cost,
+    };
     let al = match target {
         Target::Loss(l) => for_loss(&law, l, t, costs)?,
         Target::Flops(c) => for_flops(&law, c, t, costs)?,
@@ -425,7 +530,10 @@ fn allocate_inference(laws: &LawSet, target: Target, t: f64, a: &AllocateArgs) -
     };
     let mut w = std::io::stdout().lock();
     if a.json {
-        serde_json::to_writer_pretty(&mut w, &serde_json::json!({ "law": laws.source, "target": target, "allocation": al }))?;
+        serde_json::to_writer_pretty(
+            &mut w,
+            &serde_json::json!({ "law": laws.source, "target": target, "allocation": al }),
+        )?;
         writeln!(w)?;
         return Ok(());
     }
@@ -434,14 +542,30 @@ fn allocate_inference(laws: &LawSet, target: Target, t: f64, a: &AllocateArgs) -
     writeln!(
         w,
         "serving {} tokens ({} FLOPs per parameter per token to train, {} to serve), loss {:.4}:",
-        c(t), costs.train, costs.inference, al.aware.loss
+        c(t),
+        costs.train,
+        costs.inference,
+        al.aware.loss
     )?;
-    writeln!(w, "  {:<22} {:>9} {:>9} {:>7} {:>12} {:>12} {:>12}", "", "params", "tokens", "D/N", "training", "inference", "total")?;
-    for (name, p) in [("inference-aware", al.aware), ("Chinchilla-optimal", al.chinchilla)] {
+    writeln!(
+        w,
+        "  {:<22} {:>9} {:>9} {:>7} {:>12} {:>12} {:>12}",
+        "", "params", "tokens", "D/N", "training", "inference", "total"
+    )?;
+    for (name, p) in [
+        ("inference-aware", al.aware),
+        ("Chinchilla-optimal", al.chinchilla),
+    ] {
         writeln!(
             w,
             "  {:<22} {:>9} {:>9} {:>7.1} {:>12.3e} {:>12.3e} {:>12.3e}",
-            name, c(p.params), c(p.tokens), p.tokens / p.params, p.training_flops, p.inference_flops, p.total_flops
+            name,
+            c(p.params),
+            c(p.tokens),
+            p.tokens / p.params,
+            p.training_flops,
+            p.inference_flops,
+            p.total_flops
         )?;
     }
     writeln!(

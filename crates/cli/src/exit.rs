@@ -14,7 +14,11 @@ pub fn finish(result: anyhow::Result<()>) -> ExitCode {
     }) {
         return ExitCode::SUCCESS;
     }
-    let code = if err.downcast_ref::<RunsFailed>().is_some() { 1 } else { 2 };
+    let code = if err.downcast_ref::<RunsFailed>().is_some() {
+        1
+    } else {
+        2
+    };
     eprintln!("error: {err}");
     for cause in err.chain().skip(1) {
         eprintln!("  caused by: {cause}");

@@ -49,7 +49,12 @@ pub struct FitOpts {
     /// Law forms to fit, e.g. `chinchilla,kaplan`: `chinchilla` (the three approaches),
     /// `data-constrained` (Muennighoff et al. 2023; the table needs unique_tokens), `kaplan`
     /// (Kaplan et al. 2020). Two or more are compared on the same runs.
-    #[arg(long = "law", value_delimiter = ',', default_value = "chinchilla", value_name = "FORM")]
+    #[arg(
+        long = "law",
+        value_delimiter = ',',
+        default_value = "chinchilla",
+        value_name = "FORM"
+    )]
     laws: Vec<String>,
     /// Approach 3 on big tables: `auto` screens the starts on 4,096 points when the table
     /// has more than 20,000, then polishes the distinct optima on all points; `off` runs
@@ -107,7 +112,9 @@ fn parse_screen(s: &str) -> std::result::Result<isoflop_fit::parametric::Screen,
         "off" => Ok(Screen::Off),
         n => match n.parse::<usize>() {
             Ok(m) if m >= 6 => Ok(Screen::Points(m)),
-            _ => Err(format!("'{n}': give auto, off, or a number of points (at least 6)")),
+            _ => Err(format!(
+                "'{n}': give auto, off, or a number of points (at least 6)"
+            )),
         },
     }
 }
@@ -164,7 +171,10 @@ pub fn settings(a: &FitOpts) -> Result<FitSettings> {
         bail!("--budget-tol must be positive, got {}", a.budget_tol);
     }
     if !(a.delta > 0.0 && a.delta.is_finite()) {
-        bail!("--delta (the Huber threshold) must be positive, got {}", a.delta);
+        bail!(
+            "--delta (the Huber threshold) must be positive, got {}",
+            a.delta
+        );
     }
     if !(a.smooth_steps > 0.0 && a.smooth_steps.is_finite()) {
         bail!("--smooth-steps must be positive, got {}", a.smooth_steps);
@@ -207,7 +217,11 @@ pub fn warn_mixed(table: &RunTable, opts: &FitOpts) {
 ///
 /// # Errors
 /// The reader's error, or a column the file lacks.
-pub fn groups(runs: &Path, opts: &FitOpts, columns: &[String]) -> Result<Vec<Vec<isoflop_core::Filter>>> {
+pub fn groups(
+    runs: &Path,
+    opts: &FitOpts,
+    columns: &[String],
+) -> Result<Vec<Vec<isoflop_core::Filter>>> {
     let mut out: Vec<Vec<isoflop_core::Filter>> = vec![Vec::new()];
     for col in columns {
         let mut next = Vec::new();
@@ -216,7 +230,11 @@ pub fn groups(runs: &Path, opts: &FitOpts, columns: &[String]) -> Result<Vec<Vec
             choice.filters.extend(g.iter().cloned());
             for v in RunTable::distinct_values(runs, col, &choice)? {
                 let mut h = g.clone();
-                h.push(isoflop_core::Filter { column: col.clone(), value: v, equal: true });
+                h.push(isoflop_core::Filter {
+                    column: col.clone(),
+                    value: v,
+                    equal: true,
+                });
                 next.push(h);
             }
         }
@@ -260,8 +278,9 @@ pub fn draw(
             env!("CARGO_PKG_VERSION")
         ),
     };
-    let written = isoflop_plot::report::write_all_with(out, report, table, target_flops, &prov, sections)
-        .with_context(|| format!("writing figures to {}", out.display()))?;
+    let written =
+        isoflop_plot::report::write_all_with(out, report, table, target_flops, &prov, sections)
+            .with_context(|| format!("writing figures to {}", out.display()))?;
     for w in report.warnings() {
         eprintln!("warning: {w}");
     }

@@ -172,7 +172,9 @@ fn make_plan(a: &PlanArgs) -> Result<Sweep> {
             bail!("--sizes needs 0 < LO <= HI, got {lo}..{hi}");
         }
         if hi > MAX_PARAMS {
-            bail!("--sizes HI {hi:e} is above the largest model the planner builds ({MAX_PARAMS:e})");
+            bail!(
+                "--sizes HI {hi:e} is above the largest model the planner builds ({MAX_PARAMS:e})"
+            );
         }
         if a.n_sizes == 0 || a.horizons == 0 {
             bail!("--n-sizes and --horizons must be at least 1");
@@ -194,7 +196,10 @@ fn make_plan(a: &PlanArgs) -> Result<Sweep> {
             bail!("--sizes-per-budget must be at least 1");
         }
         if !(a.spread >= 1.0 && a.spread.is_finite()) {
-            bail!("--spread is the largest over the smallest size at a budget, so at least 1; got {}", a.spread);
+            bail!(
+                "--spread is the largest over the smallest size at a budget, so at least 1; got {}",
+                a.spread
+            );
         }
         isoflop_design(&a.budgets, a.sizes_per_budget, a.spread, 256, &d)
     } else {
@@ -306,7 +311,10 @@ fn sweep_local(
     let stop = std::sync::atomic::AtomicBool::new(false);
     let (t0, cpu0) = (Instant::now(), cpu_secs_children());
     if overall.is_hidden() {
-        eprintln!("training {} run(s); a line follows as each one ends", total as usize - ended0);
+        eprintln!(
+            "training {} run(s); a line follows as each one ends",
+            total as usize - ended0
+        );
     }
     let outcomes = std::thread::scope(|sc| {
         // One line per active run, from its progress.json, twice a second.
@@ -364,7 +372,12 @@ fn sweep_local(
         let todo: f64 = s
             .runs
             .iter()
-            .filter(|r| !matches!(exec::state(&results, r), RunState::Finished { .. } | RunState::Failed { .. }))
+            .filter(|r| {
+                !matches!(
+                    exec::state(&results, r),
+                    RunState::Finished { .. } | RunState::Failed { .. }
+                )
+            })
             .map(|r| flops_of(&r.id))
             .sum();
         let done_flops = std::sync::Mutex::new(0.0f64);
@@ -380,7 +393,11 @@ fn sweep_local(
                     let mut f = done_flops.lock().expect("not poisoned");
                     *f += flops_of(id);
                     let el = t0.elapsed().as_secs_f64();
-                    let left = if *f > 0.0 { el * (todo - *f).max(0.0) / *f } else { 0.0 };
+                    let left = if *f > 0.0 {
+                        el * (todo - *f).max(0.0) / *f
+                    } else {
+                        0.0
+                    };
                     eprintln!(
                         "[{}/{total}] {line}; {el:.0} s elapsed, about {left:.0} s left",
                         overall.position()
@@ -469,8 +486,7 @@ pub fn task(a: TaskArgs) -> Result<()> {
         &isoflop_bin()?,
         a.threads,
         a.retry_failed,
-    )
-    ?;
+    )?;
     match o {
         RunOutcome::Failed(why) => bail!("run {id} failed: {why}"),
         other => {
@@ -551,10 +567,12 @@ pub fn collect(a: StatusArgs) -> Result<PathBuf> {
     let out = a.out.clone().unwrap_or_else(|| results.join("runs.csv"));
     let (table, missing) = match exec::collect(&s, &results) {
         Ok(t) => t,
-        Err(isoflop_core::CoreError::Empty { .. } | isoflop_core::CoreError::NoRuns { .. }) => bail!(
-            "no run of {} has finished; nothing to collect",
-            a.sweep.display()
-        ),
+        Err(isoflop_core::CoreError::Empty { .. } | isoflop_core::CoreError::NoRuns { .. }) => {
+            bail!(
+                "no run of {} has finished; nothing to collect",
+                a.sweep.display()
+            )
+        }
         Err(e) => return Err(e.into()),
     };
     if !missing.is_empty() {
@@ -677,7 +695,10 @@ pub fn run(a: RunArgs) -> Result<()> {
         false,
     ) {
         Ok(v) => {
-            write_atomic(&a.out.join("validation.json"), &serde_json::to_vec_pretty(&v)?)?;
+            write_atomic(
+                &a.out.join("validation.json"),
+                &serde_json::to_vec_pretty(&v)?,
+            )?;
             Some(v)
         }
         Err(e) => {

@@ -47,9 +47,18 @@ pub fn print_report(w: &mut impl Write, r: &FitReport) -> Result<()> {
                 let t: Vec<String> = f
                     .thirds
                     .iter()
-                    .map(|t| format!("{:.4} [{:.4}, {:.4}]", t.exponent, t.interval.lo, t.interval.hi))
+                    .map(|t| {
+                        format!(
+                            "{:.4} [{:.4}, {:.4}]",
+                            t.exponent, t.interval.lo, t.interval.hi
+                        )
+                    })
                     .collect();
-                writeln!(w, "  loss frontier L ~ C^s on the envelope's first, middle and last thirds: {}", t.join(", "))?;
+                writeln!(
+                    w,
+                    "  loss frontier L ~ C^s on the envelope's first, middle and last thirds: {}",
+                    t.join(", ")
+                )?;
             }
         }
         Outcome::Skipped(why) => writeln!(w, "not fitted: {why}")?,
@@ -104,7 +113,8 @@ pub fn print_report(w: &mut impl Write, r: &FitReport) -> Result<()> {
                 w,
                 "  parabolas fitted {}; frontier regressed on each budget's {} FLOPs",
                 match s.window_decades {
-                    Some(d) => format!("within {d} decades of each budget's minimum (runs: fitted/all)"),
+                    Some(d) =>
+                        format!("within {d} decades of each budget's minimum (runs: fitted/all)"),
                     None => "to every run of each budget".into(),
                 },
                 match s.budget_flops {
@@ -258,7 +268,11 @@ pub fn print_forms(w: &mut impl Write, r: &FitReport) -> Result<()> {
                     "Chinchilla part from {} single-epoch runs, R_D* and R_N* from all {} runs{}",
                     f.single_epoch_runs,
                     f.runs,
-                    if f.converged { "" } else { "; DID NOT CONVERGE" }
+                    if f.converged {
+                        ""
+                    } else {
+                        "; DID NOT CONVERGE"
+                    }
                 )?;
                 writeln!(
                     w,
@@ -281,13 +295,20 @@ pub fn print_forms(w: &mut impl Write, r: &FitReport) -> Result<()> {
     }
     if let Some(o) = &r.kaplan {
         writeln!(w)?;
-        write!(w, "Kaplan et al. 2020 (L = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D): ")?;
+        write!(
+            w,
+            "Kaplan et al. 2020 (L = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D): "
+        )?;
         match o {
             Outcome::Fitted(f) => writeln!(
                 w,
                 "{} points{}\n  N_c {:.4e}  alpha_N {:.4}  D_c {:.4e}  alpha_D {:.4}",
                 f.points,
-                if f.converged { "" } else { "; DID NOT CONVERGE" },
+                if f.converged {
+                    ""
+                } else {
+                    "; DID NOT CONVERGE"
+                },
                 f.law.n_c,
                 f.law.alpha_n,
                 f.law.d_c,
@@ -386,7 +407,10 @@ pub fn print_validation(w: &mut impl Write, v: &isoflop_fit::validate::Validatio
 }
 
 /// The split and the summary per approach.
-pub fn print_validation_summary(w: &mut impl Write, v: &isoflop_fit::validate::Validation) -> Result<()> {
+pub fn print_validation_summary(
+    w: &mut impl Write,
+    v: &isoflop_fit::validate::Validation,
+) -> Result<()> {
     writeln!(
         w,
         "  held out: {} ({} runs); fitted on the other {} runs, up to {} FLOPs",
@@ -429,9 +453,15 @@ pub fn print_validation_summary(w: &mut impl Write, v: &isoflop_fit::validate::V
 }
 
 /// The held-out budgets and runs, and the backtest.
-fn print_validation_details(w: &mut impl Write, v: &isoflop_fit::validate::Validation) -> Result<()> {
+fn print_validation_details(
+    w: &mut impl Write,
+    v: &isoflop_fit::validate::Validation,
+) -> Result<()> {
     writeln!(w)?;
-    writeln!(w, "  held-out budgets: N_opt (and L_min) predicted against the held-out runs' own parabola")?;
+    writeln!(
+        w,
+        "  held-out budgets: N_opt (and L_min) predicted against the held-out runs' own parabola"
+    )?;
     for b in &v.budgets {
         let obs = match (b.observed_params, b.observed_loss) {
             (Some(n), Some(l)) => format!("vertex {} at {:.4}", count(n), l),
@@ -445,7 +475,13 @@ fn print_validation_details(w: &mut impl Write, v: &isoflop_fit::validate::Valid
                 None => format!("{a} {}", count(*n)),
             })
             .collect();
-        writeln!(w, "  {:>10} (+{:.2} decades): {obs}; {}", sci(b.flops), b.decades, preds.join(", "))?;
+        writeln!(
+            w,
+            "  {:>10} (+{:.2} decades): {obs}; {}",
+            sci(b.flops),
+            b.decades,
+            preds.join(", ")
+        )?;
     }
     writeln!(w)?;
     writeln!(
@@ -468,8 +504,15 @@ fn print_validation_details(w: &mut impl Write, v: &isoflop_fit::validate::Valid
     }
     if !v.backtest.is_empty() {
         writeln!(w)?;
-        writeln!(w, "  backtest: fit on budgets up to the origin, predict each later budget")?;
-        writeln!(w, "  {:>10} {:>10} {:>8} {:>11}  N_opt |error| by approach", "origin", "target", "decades", "loss |err|")?;
+        writeln!(
+            w,
+            "  backtest: fit on budgets up to the origin, predict each later budget"
+        )?;
+        writeln!(
+            w,
+            "  {:>10} {:>10} {:>8} {:>11}  N_opt |error| by approach",
+            "origin", "target", "decades", "loss |err|"
+        )?;
         for r in &v.backtest {
             let n: Vec<String> = r
                 .n_opt_errors
@@ -482,7 +525,9 @@ fn print_validation_details(w: &mut impl Write, v: &isoflop_fit::validate::Valid
                 sci(r.origin),
                 sci(r.target),
                 r.decades,
-                r.loss_error.map(|e| format!("{:.2}%", 100.0 * e)).unwrap_or_else(|| "-".into()),
+                r.loss_error
+                    .map(|e| format!("{:.2}%", 100.0 * e))
+                    .unwrap_or_else(|| "-".into()),
                 n.join(", ")
             )?;
         }

@@ -3,9 +3,9 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use isoflop_core::record;
 use isoflop_core::shape::{FlopCount, ModelShape};
 use isoflop_train::data::Corpus;
-use isoflop_core::record;
 use isoflop_train::error::TrainError;
 use isoflop_train::trainer::{train, Outcome, Settings};
 use std::path::PathBuf;
@@ -100,10 +100,17 @@ impl std::fmt::Display for Transient {
 /// Writes a failed summary for the run in `out`, where the folder holds this run (its
 /// config) and no summary yet; a full disk may refuse even that, and then the error
 /// message is all there is.
-fn write_failure(out: &std::path::Path, cfg: &isoflop_core::record::RunConfig, reason: &str, transient: bool) {
+fn write_failure(
+    out: &std::path::Path,
+    cfg: &isoflop_core::record::RunConfig,
+    reason: &str,
+    transient: bool,
+) {
     let held: Option<isoflop_core::record::RunConfig> =
         record::read_json(&out.join(record::CONFIG_FILE)).ok();
-    if held.as_ref().map(|c| &c.shape) != Some(&cfg.shape) || out.join(record::SUMMARY_FILE).exists() {
+    if held.as_ref().map(|c| &c.shape) != Some(&cfg.shape)
+        || out.join(record::SUMMARY_FILE).exists()
+    {
         return;
     }
     let s = record::RunSummary::failed(&cfg.run, cfg.params.total as u64, reason, transient);
@@ -204,7 +211,10 @@ pub fn run(a: TrainArgs) -> Result<()> {
                 .cloned()
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "unknown".into());
-            let reason = format!("internal error (a panic in isoflop's trainer): {}", record::one_line(&what));
+            let reason = format!(
+                "internal error (a panic in isoflop's trainer): {}",
+                record::one_line(&what)
+            );
             write_failure(&a.out, &cfg, &reason, false);
             bail!("{reason}");
         }

@@ -14,35 +14,89 @@ fn tmpdir(name: &str) -> PathBuf {
 #[test]
 fn allocation_under_unique_tokens_with_the_released_law() {
     // Muennighoff et al.'s example: the compute of 8.67B parameters on 178B tokens, 25B unique.
-    let o = isoflop(&["allocate", "--flops", &format!("{}", 6.0 * 8.67e9 * 178e9), "--unique-tokens", "25e9", "--preset", "muennighoff2023", "--json"]);
+    let o = isoflop(&[
+        "allocate",
+        "--flops",
+        &format!("{}", 6.0 * 8.67e9 * 178e9),
+        "--unique-tokens",
+        "25e9",
+        "--preset",
+        "muennighoff2023",
+        "--json",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let a = &v["allocation"];
-    assert!((a["params"].as_f64().unwrap() / 6.8e9 - 1.0).abs() < 0.03, "{a}");
-    assert!((a["tokens"].as_f64().unwrap() / 227e9 - 1.0).abs() < 0.03, "{a}");
+    assert!(
+        (a["params"].as_f64().unwrap() / 6.8e9 - 1.0).abs() < 0.03,
+        "{a}"
+    );
+    assert!(
+        (a["tokens"].as_f64().unwrap() / 227e9 - 1.0).abs() < 0.03,
+        "{a}"
+    );
     assert!((a["epochs"].as_f64().unwrap() - 9.1).abs() < 0.15, "{a}");
 }
 
 #[test]
 fn inference_aware_allocation_is_smaller_and_saves_flops() {
-    let o = isoflop(&["allocate", "--loss", "2.0", "--inference-tokens", "2e12", "--json"]);
+    let o = isoflop(&[
+        "allocate",
+        "--loss",
+        "2.0",
+        "--inference-tokens",
+        "2e12",
+        "--json",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let a = &v["allocation"];
-    assert!(a["params_ratio"].as_f64().unwrap() < 1.0 && a["tokens_ratio"].as_f64().unwrap() > 1.0, "{a}");
+    assert!(
+        a["params_ratio"].as_f64().unwrap() < 1.0 && a["tokens_ratio"].as_f64().unwrap() > 1.0,
+        "{a}"
+    );
     assert!(a["flops_saved"].as_f64().unwrap() > 0.0);
-    let text = stdout(&isoflop(&["allocate", "--loss", "2.0", "--inference-tokens", "2e12"]));
-    assert!(text.contains("inference-aware") && text.contains("FLOPs saved"), "{text}");
+    let text = stdout(&isoflop(&[
+        "allocate",
+        "--loss",
+        "2.0",
+        "--inference-tokens",
+        "2e12",
+    ]));
+    assert!(
+        text.contains("inference-aware") && text.contains("FLOPs saved"),
+        "{text}"
+    );
 }
 
 #[test]
 fn bad_targets_and_tables_for_the_new_forms_say_why() {
     let d = tmpdir("bad");
     for (args, says) in [
-        (vec!["allocate", "--loss", "1.5", "--inference-tokens", "1e12"], "irreducible"),
-        (vec!["allocate", "--loss", "2", "--inference-tokens", "-5"], "-5"),
-        (vec!["allocate", "--flops", "1e22", "--unique-tokens", "1e9"], "no data-constrained law"),
-        (vec!["allocate", "--flops", "1e22", "--unique-tokens", "-1", "--preset", "muennighoff2023"], "--unique-tokens"),
+        (
+            vec!["allocate", "--loss", "1.5", "--inference-tokens", "1e12"],
+            "irreducible",
+        ),
+        (
+            vec!["allocate", "--loss", "2", "--inference-tokens", "-5"],
+            "-5",
+        ),
+        (
+            vec!["allocate", "--flops", "1e22", "--unique-tokens", "1e9"],
+            "no data-constrained law",
+        ),
+        (
+            vec![
+                "allocate",
+                "--flops",
+                "1e22",
+                "--unique-tokens",
+                "-1",
+                "--preset",
+                "muennighoff2023",
+            ],
+            "--unique-tokens",
+        ),
     ] {
         let o = isoflop(&args);
         assert_eq!(o.status.code(), Some(2), "{args:?}");
@@ -50,10 +104,18 @@ fn bad_targets_and_tables_for_the_new_forms_say_why() {
     }
     // U > D in a table, and U missing for the data-constrained law.
     let p = d.join("u.csv");
-    std::fs::write(&p, "params,tokens,unique_tokens,loss\n1e8,1e9,1e9,3.5\n1e8,1e9,2e9,3.4\n").unwrap();
+    std::fs::write(
+        &p,
+        "params,tokens,unique_tokens,loss\n1e8,1e9,1e9,3.5\n1e8,1e9,2e9,3.4\n",
+    )
+    .unwrap();
     let o = isoflop(&["fit", p.to_str().unwrap(), "--law", "data-constrained"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("u.csv:3") && stderr(&o).contains("unique tokens exceed"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("u.csv:3") && stderr(&o).contains("unique tokens exceed"),
+        "{}",
+        stderr(&o)
+    );
     let p = d.join("nou.csv");
     std::fs::write(&p, "params,tokens,loss\n1e8,1e9,3.5\n2e8,1e9,3.4\n").unwrap();
     let o = isoflop(&["fit", p.to_str().unwrap(), "--law", "data-constrained"]);
@@ -80,12 +142,27 @@ fn two_forms_are_compared_and_saved_for_allocation() {
     }
     std::fs::write(&p, s).unwrap();
     let law = d.join("law.json");
-    let o = isoflop(&["fit", p.to_str().unwrap(), "--law", "chinchilla,kaplan", "--boot", "0", "--approach", "3", "--out", law.to_str().unwrap(), "--json"]);
+    let o = isoflop(&[
+        "fit",
+        p.to_str().unwrap(),
+        "--law",
+        "chinchilla,kaplan",
+        "--boot",
+        "0",
+        "--approach",
+        "3",
+        "--out",
+        law.to_str().unwrap(),
+        "--json",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let cmp = v["comparison"].as_array().unwrap();
     assert_eq!(cmp.len(), 2);
     assert_eq!(cmp[0]["form"], "kaplan", "{cmp:?}");
     let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&law).unwrap()).unwrap();
-    assert!((saved["kaplan"]["alpha_d"].as_f64().unwrap() - 0.11).abs() < 0.005, "{saved}");
+    assert!(
+        (saved["kaplan"]["alpha_d"].as_f64().unwrap() - 0.11).abs() < 0.005,
+        "{saved}"
+    );
 }

@@ -55,8 +55,11 @@ fn rename_first(file: &Path, new: &str) -> String {
     let old = ids(file)[0].clone();
     let text = std::fs::read_to_string(file).unwrap();
     let quoted = toml_string(new);
-    std::fs::write(file, text.replacen(&format!("id = \"{old}\""), &format!("id = {quoted}"), 1))
-        .unwrap();
+    std::fs::write(
+        file,
+        text.replacen(&format!("id = \"{old}\""), &format!("id = {quoted}"), 1),
+    )
+    .unwrap();
     old
 }
 
@@ -106,19 +109,30 @@ fn an_unknown_placeholder_is_refused_when_planning_and_when_sweeping() {
         "train.py --out {out} --what {bogus}",
     ]);
     assert_eq!(code(&o), 2);
-    assert!(stderr(&o).contains("{bogus}") && !d.join("s.toml").exists(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("{bogus}") && !d.join("s.toml").exists(),
+        "{}",
+        stderr(&o)
+    );
     let f = fake_plan(&d, "1e12", &[]);
     let text = std::fs::read_to_string(&f).unwrap();
     std::fs::write(&f, text.replace("{tokens}", "{tokenz}")).unwrap();
     let o = isoflop(&["sweep", f.to_str().unwrap()]);
     assert_eq!(code(&o), 2);
-    assert!(stderr(&o).contains("{tokenz}") && stderr(&o).contains("sweep.toml"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("{tokenz}") && stderr(&o).contains("sweep.toml"),
+        "{}",
+        stderr(&o)
+    );
     assert!(!d.join("runs").exists());
 }
 
 #[test]
 fn run_ids_that_are_paths_or_options_are_refused() {
-    for (i, bad) in ["../../escaped", "a/b", "..", "-rf", "tab\there"].iter().enumerate() {
+    for (i, bad) in ["../../escaped", "a/b", "..", "-rf", "tab\there"]
+        .iter()
+        .enumerate()
+    {
         let d = tmpdir(&format!("ids{i}"));
         let f = fake_plan(&d, "1e12", &[]);
         rename_first(&f, bad);
@@ -126,7 +140,13 @@ fn run_ids_that_are_paths_or_options_are_refused() {
         assert_eq!(code(&o), 2, "{bad:?}: {}", stderr(&o));
         assert!(stderr(&o).contains("run id"), "{}", stderr(&o));
         assert!(!d.join("runs").exists(), "{bad:?}: something was written");
-        assert!(!d.parent().unwrap().parent().unwrap().join("escaped").exists());
+        assert!(!d
+            .parent()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .join("escaped")
+            .exists());
     }
 }
 
@@ -138,10 +158,21 @@ fn data_and_results_resolve_against_the_sweep_files_folder() {
     std::fs::write(study.join("corpus.txt"), "some text").unwrap();
     // A trainer that needs its data: it fails unless {data} names an existing file.
     let script = fake_trainer(&study);
-    let template = format!("test -f {{data}} && exec sh {} {{out}} {{id}} {{params}} {{tokens}}", script.display());
+    let template = format!(
+        "test -f {{data}} && exec sh {} {{out}} {{id}} {{params}} {{tokens}}",
+        script.display()
+    );
     let f = study.join("sweep.toml");
     let o = isoflop(&[
-        "plan", "--budgets", "1e12", "--out", f.to_str().unwrap(), "--data", "corpus.txt", "--command", &template,
+        "plan",
+        "--budgets",
+        "1e12",
+        "--out",
+        f.to_str().unwrap(),
+        "--data",
+        "corpus.txt",
+        "--command",
+        &template,
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     // Started from another folder, with a relative path to the sweep file.
@@ -152,7 +183,11 @@ fn data_and_results_resolve_against_the_sweep_files_folder() {
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(
-        std::fs::read_dir(study.join("runs")).unwrap().flatten().filter(|e| e.path().join("summary.json").exists()).count(),
+        std::fs::read_dir(study.join("runs"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().join("summary.json").exists())
+            .count(),
         ids(&f).len()
     );
 }
@@ -166,17 +201,26 @@ fn a_trainer_killed_by_a_signal_is_retried_by_the_next_sweep() {
     let o = isoflop(&["sweep", f.to_str().unwrap()]);
     assert_eq!(code(&o), 1, "{}", stderr(&o));
     let last = stderr(&o).lines().last().unwrap().to_string();
-    assert!(last.contains("1 run(s) failed") && last.contains(&victim), "{last}");
+    assert!(
+        last.contains("1 run(s) failed") && last.contains(&victim),
+        "{last}"
+    );
     let st = stdout(&isoflop(&["status", f.to_str().unwrap()]));
     let line = st.lines().find(|l| l.starts_with(&victim)).unwrap();
-    assert!(line.contains("signal 9") && line.contains("retries"), "{line}");
+    assert!(
+        line.contains("signal 9") && line.contains("retries"),
+        "{line}"
+    );
     let o = isoflop(&["sweep", f.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("1 runs trained"), "{}", stderr(&o));
     let st = stdout(&isoflop(&["status", f.to_str().unwrap()]));
     assert_eq!(st.matches("finished").count(), ids(&f).len(), "{st}");
     // The failed attempt's summary is kept beside the logs.
-    assert!(d.join("runs/logs").join(format!("{victim}.failed-1.json")).exists());
+    assert!(d
+        .join("runs/logs")
+        .join(format!("{victim}.failed-1.json"))
+        .exists());
 }
 
 #[test]
@@ -187,11 +231,21 @@ fn a_run_failed_on_its_own_terms_stays_failed_unless_retry_failed() {
     std::fs::write(d.join(format!("diverge-{bad}")), "").unwrap();
     let o = isoflop(&["sweep", f.to_str().unwrap()]);
     assert_eq!(code(&o), 1, "{}", stderr(&o));
-    let calls = || std::fs::read_to_string(d.join("calls.log")).unwrap().lines().filter(|l| *l == bad).count();
+    let calls = || {
+        std::fs::read_to_string(d.join("calls.log"))
+            .unwrap()
+            .lines()
+            .filter(|l| *l == bad)
+            .count()
+    };
     assert_eq!(calls(), 1);
     let o = isoflop(&["sweep", f.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(calls(), 1, "a diverged run was trained again without --retry-failed");
+    assert_eq!(
+        calls(),
+        1,
+        "a diverged run was trained again without --retry-failed"
+    );
     std::fs::remove_file(d.join(format!("diverge-{bad}"))).unwrap();
     let o = isoflop(&["sweep", f.to_str().unwrap(), "--retry-failed"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -213,7 +267,10 @@ fn status_says_a_run_without_a_checkpoint_restarts_from_step_0() {
     std::fs::write(run.join("curve.csv"), format!("run,step,params,tokens,flops,loss,lr,secs,eval_loss\n{id},40,1000,2000,12000000,3.0,0.001,1.5,\n")).unwrap();
     let st = stdout(&isoflop(&["status", f.to_str().unwrap()]));
     let line = st.lines().find(|l| l.starts_with(&id)).unwrap();
-    assert!(line.contains("unfinished at step 40") && line.contains("restart from step 0"), "{line}");
+    assert!(
+        line.contains("unfinished at step 40") && line.contains("restart from step 0"),
+        "{line}"
+    );
     assert!(!line.contains("resumes"), "{line}");
 }
 
@@ -222,7 +279,15 @@ fn the_same_finished_sweep_fits_the_same_through_the_folder_collect_and_run() {
     let d = tmpdir("onereader");
     let f = fake_plan(&d, "1e12,3e12,1e13", &[]);
     let out = d.join("out");
-    let o = isoflop(&["run", "--sweep", f.to_str().unwrap(), "--out", out.to_str().unwrap(), "--boot", "40"]);
+    let o = isoflop(&[
+        "run",
+        "--sweep",
+        f.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--boot",
+        "40",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let strip = |mut v: serde_json::Value| {
         let m = v.as_object_mut().unwrap();
@@ -230,7 +295,8 @@ fn the_same_finished_sweep_fits_the_same_through_the_folder_collect_and_run() {
         m.remove("notes");
         v
     };
-    let from_run = strip(serde_json::from_slice(&std::fs::read(out.join("fit.json")).unwrap()).unwrap());
+    let from_run =
+        strip(serde_json::from_slice(&std::fs::read(out.join("fit.json")).unwrap()).unwrap());
     let fit = |table: &Path| {
         let o = isoflop(&["fit", table.to_str().unwrap(), "--json", "--boot", "40"]);
         assert!(o.status.success(), "{}", stderr(&o));
@@ -238,16 +304,28 @@ fn the_same_finished_sweep_fits_the_same_through_the_folder_collect_and_run() {
     };
     let from_folder = fit(&d.join("runs"));
     let from_csv = fit(&out.join("runs.csv"));
-    assert!(from_run["approach2"]["fitted"].is_object(), "{}", from_run["approach2"]);
+    assert!(
+        from_run["approach2"]["fitted"].is_object(),
+        "{}",
+        from_run["approach2"]
+    );
     assert!(from_run["approach3"]["fitted"].is_object());
     assert_eq!(from_folder, from_csv);
     assert_eq!(from_folder, from_run);
     // The folder reader knew each run's budget (the sweep's plan index) and final loss.
-    let o = isoflop(&["collect", f.to_str().unwrap(), "--out", d.join("c.csv").to_str().unwrap()]);
+    let o = isoflop(&[
+        "collect",
+        f.to_str().unwrap(),
+        "--out",
+        d.join("c.csv").to_str().unwrap(),
+    ]);
     assert!(o.status.success());
     let text = std::fs::read_to_string(d.join("c.csv")).unwrap();
     let row: Vec<&str> = text.lines().nth(1).unwrap().split(',').collect();
-    assert!(row[6].parse::<f64>().unwrap() > 0.0 && row[7].parse::<f64>().unwrap() > 0.0, "{row:?}");
+    assert!(
+        row[6].parse::<f64>().unwrap() > 0.0 && row[7].parse::<f64>().unwrap() > 0.0,
+        "{row:?}"
+    );
 }
 
 /// Writes `rows` of (N, D, loss) as a CSV in `dir`.
@@ -268,12 +346,25 @@ fn law(n: f64, d: f64) -> f64 {
 #[test]
 fn a_table_at_one_model_size_refuses_approach_3_with_a_warning() {
     let d = tmpdir("oneN");
-    let rows: Vec<_> = [1e7, 3e7, 1e8, 2e8, 5e8, 1e9].iter().map(|&t| (1e6, t, law(1e6, t))).collect();
+    let rows: Vec<_> = [1e7, 3e7, 1e8, 2e8, 5e8, 1e9]
+        .iter()
+        .map(|&t| (1e6, t, law(1e6, t)))
+        .collect();
     let p = table(&d, "oneN.csv", &rows);
-    let o = isoflop(&["fit", p.to_str().unwrap(), "--boot", "10", "--approach", "3"]);
+    let o = isoflop(&[
+        "fit",
+        p.to_str().unwrap(),
+        "--boot",
+        "10",
+        "--approach",
+        "3",
+    ]);
     assert_eq!(code(&o), 2);
     assert!(stderr(&o).contains("same model sizes N"), "{}", stderr(&o));
-    let rows: Vec<_> = [1e6, 2e6, 4e6, 8e6, 1.6e7, 3.2e7].iter().map(|&n| (n, 1e8, law(n, 1e8))).collect();
+    let rows: Vec<_> = [1e6, 2e6, 4e6, 8e6, 1.6e7, 3.2e7]
+        .iter()
+        .map(|&n| (n, 1e8, law(n, 1e8)))
+        .collect();
     let p = table(&d, "oneD.csv", &rows);
     let o = isoflop(&["fit", p.to_str().unwrap(), "--boot", "10"]);
     assert!(stderr(&o).contains("same token counts D"), "{}", stderr(&o));
@@ -291,7 +382,11 @@ fn losses_too_large_to_be_nats_warn() {
     }
     let p = table(&d, "ppl.csv", &rows);
     let o = isoflop(&["fit", p.to_str().unwrap(), "--boot", "0", "--approach", "3"]);
-    assert!(stderr(&o).contains("nats per token") && stderr(&o).contains("perplexities"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("nats per token") && stderr(&o).contains("perplexities"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -315,12 +410,41 @@ fn bad_options_are_one_line_errors_with_exit_code_2() {
     let p = table(&d, "ok.csv", &rows);
     let s = d.join("s.toml");
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["allocate", "--flops", "1e22", "--level", "1.5"], "--level"),
-        (vec!["allocate", "--flops", "1e22", "--level", "0"], "--level"),
+        (
+            vec!["allocate", "--flops", "1e22", "--level", "1.5"],
+            "--level",
+        ),
+        (
+            vec!["allocate", "--flops", "1e22", "--level", "0"],
+            "--level",
+        ),
         (vec!["sweep", "x.toml", "--jobs", "0"], "--jobs"),
-        (vec!["plan", "--budgets", "1e12", "--spread", "0.5", "--out", s.to_str().unwrap()], "--spread"),
-        (vec!["plan", "--budgets", "1e12,3e12,1e12", "--out", s.to_str().unwrap()], "twice"),
-        (vec!["plan", "--budgets", "1e40", "--out", s.to_str().unwrap()], "1e40"),
+        (
+            vec![
+                "plan",
+                "--budgets",
+                "1e12",
+                "--spread",
+                "0.5",
+                "--out",
+                s.to_str().unwrap(),
+            ],
+            "--spread",
+        ),
+        (
+            vec![
+                "plan",
+                "--budgets",
+                "1e12,3e12,1e12",
+                "--out",
+                s.to_str().unwrap(),
+            ],
+            "twice",
+        ),
+        (
+            vec!["plan", "--budgets", "1e40", "--out", s.to_str().unwrap()],
+            "1e40",
+        ),
         (vec!["fit", p.to_str().unwrap(), "--delta", "0"], "--delta"),
     ];
     for (args, says) in cases {
@@ -328,7 +452,10 @@ fn bad_options_are_one_line_errors_with_exit_code_2() {
         let e = stderr(&o);
         assert_eq!(code(&o), 2, "{args:?}: {e}");
         assert!(e.lines().next().unwrap().contains(says), "{args:?}: {e}");
-        assert!(!e.contains("hint: Approach 2"), "{args:?}: an unrelated hint: {e}");
+        assert!(
+            !e.contains("hint: Approach 2"),
+            "{args:?}: an unrelated hint: {e}"
+        );
         assert!(!s.exists());
     }
 }
@@ -346,19 +473,56 @@ fn plot_refuses_a_folder_of_other_files_and_leaves_no_stale_figure() {
     let figs = d.join("figs");
     std::fs::create_dir_all(&figs).unwrap();
     std::fs::write(figs.join("thesis.tex"), "mine").unwrap();
-    let o = isoflop(&["plot", p.to_str().unwrap(), "--out", figs.to_str().unwrap(), "--boot", "0"]);
+    let o = isoflop(&[
+        "plot",
+        p.to_str().unwrap(),
+        "--out",
+        figs.to_str().unwrap(),
+        "--boot",
+        "0",
+    ]);
     assert_eq!(code(&o), 2);
-    assert!(stderr(&o).contains("thesis.tex") && stderr(&o).contains("--force"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("thesis.tex") && stderr(&o).contains("--force"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(std::fs::read_dir(&figs).unwrap().count(), 1);
     // A figure an earlier plot drew and this one cannot is removed.
     std::fs::remove_file(figs.join("thesis.tex")).unwrap();
-    std::fs::write(figs.join("fig1_training_curves.svg"), "<svg>an old study</svg>").unwrap();
-    let o = isoflop(&["plot", p.to_str().unwrap(), "--out", figs.to_str().unwrap(), "--boot", "0"]);
+    std::fs::write(
+        figs.join("fig1_training_curves.svg"),
+        "<svg>an old study</svg>",
+    )
+    .unwrap();
+    let o = isoflop(&[
+        "plot",
+        p.to_str().unwrap(),
+        "--out",
+        figs.to_str().unwrap(),
+        "--boot",
+        "0",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(!figs.join("fig1_training_curves.svg").exists(), "{}", stderr(&o));
+    assert!(
+        !figs.join("fig1_training_curves.svg").exists(),
+        "{}",
+        stderr(&o)
+    );
     // With --force it writes beside other files.
     std::fs::write(figs.join("thesis.tex"), "mine").unwrap();
-    let o = isoflop(&["plot", p.to_str().unwrap(), "--out", figs.to_str().unwrap(), "--boot", "0", "--force"]);
+    let o = isoflop(&[
+        "plot",
+        p.to_str().unwrap(),
+        "--out",
+        figs.to_str().unwrap(),
+        "--boot",
+        "0",
+        "--force",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(std::fs::read_to_string(figs.join("thesis.tex")).unwrap(), "mine");
+    assert_eq!(
+        std::fs::read_to_string(figs.join("thesis.tex")).unwrap(),
+        "mine"
+    );
 }

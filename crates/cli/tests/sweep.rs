@@ -284,7 +284,11 @@ JSON
         text.lines().next().unwrap(),
         "run,step,params,tokens,flops,loss,budget,final_loss"
     );
-    assert_eq!(row[6].parse::<f64>().unwrap(), 1.5e11, "budget column: {row:?}");
+    assert_eq!(
+        row[6].parse::<f64>().unwrap(),
+        1.5e11,
+        "budget column: {row:?}"
+    );
     // The external trainer wrote no held-out loss: the final loss is its summary's final_loss.
     let summary: serde_json::Value = serde_json::from_slice(
         &std::fs::read(d.join("runs").join(row[0]).join("summary.json")).unwrap(),

@@ -284,8 +284,21 @@ fn a_wsd_schedule_is_recorded_in_the_config_and_the_curves_lr_column() {
     let i = args.iter().position(|a| a == "51200").unwrap();
     args[i] = "12800".into(); // 50 steps of 8 x 32 tokens
     args.extend(
-        ["--schedule", "wsd", "--cooldown-frac", "0.2", "--cooldown-shape", "linear", "--warmup", "5", "--lr", "2e-3", "--min-lr-ratio", "0.1"]
-            .map(String::from),
+        [
+            "--schedule",
+            "wsd",
+            "--cooldown-frac",
+            "0.2",
+            "--cooldown-shape",
+            "linear",
+            "--warmup",
+            "5",
+            "--lr",
+            "2e-3",
+            "--min-lr-ratio",
+            "0.1",
+        ]
+        .map(String::from),
     );
     let o = isoflop(&args);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -298,7 +311,9 @@ fn a_wsd_schedule_is_recorded_in_the_config_and_the_curves_lr_column() {
     let mut rows = text.lines();
     let header: Vec<&str> = rows.next().unwrap().split(',').collect();
     let col = header.iter().position(|h| *h == "lr").unwrap();
-    let lr: Vec<f64> = rows.map(|l| l.split(',').nth(col).unwrap().parse().unwrap()).collect();
+    let lr: Vec<f64> = rows
+        .map(|l| l.split(',').nth(col).unwrap().parse().unwrap())
+        .collect();
     assert_eq!(lr.len(), 50);
     // Warm-up over 5 steps, the peak over steps 5 to 40, the cooldown over the last 10
     // steps to 10% of the peak, falling linearly (equal steps).
@@ -319,6 +334,10 @@ fn a_wsd_schedule_is_recorded_in_the_config_and_the_curves_lr_column() {
     args.extend(["--schedule", "wsd", "--cooldown-frac", "0"].map(String::from));
     let o = isoflop(&args);
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("cooldown_frac"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("cooldown_frac"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(!d.join("bad").join("curve.csv").exists());
 }

@@ -100,7 +100,10 @@ fn a_trainer_killed_mid_run_resumes_from_its_checkpoint_on_the_next_sweep() {
         }) {
             break r;
         }
-        assert!(t0.elapsed() < Duration::from_secs(60), "no checkpoint appeared");
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no checkpoint appeared"
+        );
         std::thread::sleep(Duration::from_millis(10));
     };
     let lease = std::fs::read_to_string(run.join(".lease")).unwrap();
@@ -109,11 +112,13 @@ fn a_trainer_killed_mid_run_resumes_from_its_checkpoint_on_the_next_sweep() {
     unsafe { libc::kill(pid, libc::SIGKILL) };
     let o = sweep.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(!run.join("summary.json").exists() || {
-        let s: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap();
-        s["transient"] == true
-    });
+    assert!(
+        !run.join("summary.json").exists() || {
+            let s: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap();
+            s["transient"] == true
+        }
+    );
     let st = stdout(&isoflop(&["status", fb.to_str().unwrap()]));
     assert!(
         st.contains("signal 9") && st.contains("resumes from its checkpoint at step"),
@@ -135,18 +140,27 @@ fn a_full_disk_is_one_readable_line_in_the_summary_and_the_sweep_output() {
     let d = tmpdir("full");
     let disk = d.join("disk");
     // A 400 kB file system: the first checkpoint does not fit.
-    let Some(_mounted) = tmpfs(&disk, "size=400k") else { return };
+    let Some(_mounted) = tmpfs(&disk, "size=400k") else {
+        return;
+    };
     let f = one_run(&d, &disk.join("runs"));
     let o = isoflop(&["sweep", f.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let err = stderr(&o);
     let line = failed_line(&err);
-    assert!(line.contains("No space left on device") && line.contains("checkpoint.ot"), "{err}");
-    let s: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(the_run(&disk.join("runs")).join("summary.json")).unwrap())
-            .unwrap();
+    assert!(
+        line.contains("No space left on device") && line.contains("checkpoint.ot"),
+        "{err}"
+    );
+    let s: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(the_run(&disk.join("runs")).join("summary.json")).unwrap(),
+    )
+    .unwrap();
     let reason = s["reason"].as_str().unwrap();
-    assert!(reason.contains("No space left on device") && !reason.contains('\n'), "{reason}");
+    assert!(
+        reason.contains("No space left on device") && !reason.contains('\n'),
+        "{reason}"
+    );
     assert_eq!(s["transient"], true);
 }
 
@@ -157,14 +171,22 @@ fn a_read_only_run_folder_is_one_readable_line_in_the_sweep_output() {
     let id = std::fs::read_to_string(&f)
         .unwrap()
         .lines()
-        .find_map(|l| l.strip_prefix("id = \"").map(|s| s.trim_end_matches('"').to_string()))
+        .find_map(|l| {
+            l.strip_prefix("id = \"")
+                .map(|s| s.trim_end_matches('"').to_string())
+        })
         .unwrap();
     let run = d.join("runs").join(&id);
-    let Some(mounted) = tmpfs(&run, "size=1m,ro") else { return };
+    let Some(mounted) = tmpfs(&run, "size=1m,ro") else {
+        return;
+    };
     let o = isoflop(&["sweep", f.to_str().unwrap()]);
     drop(mounted);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let err = stderr(&o);
     let line = failed_line(&err);
-    assert!(line.contains("Read-only file system") && line.contains(".lease"), "{line}");
+    assert!(
+        line.contains("Read-only file system") && line.contains(".lease"),
+        "{line}"
+    );
 }

@@ -333,8 +333,18 @@ pub struct Progress {
 /// quote stays one field).
 pub fn curve_csv(rows: &[CurveRow]) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(["run", "step", "params", "tokens", "flops", "loss", "lr", "secs", "eval_loss"])
-        .expect("writing to memory");
+    w.write_record([
+        "run",
+        "step",
+        "params",
+        "tokens",
+        "flops",
+        "loss",
+        "lr",
+        "secs",
+        "eval_loss",
+    ])
+    .expect("writing to memory");
     for r in rows {
         let eval = r.eval_loss.map(|v| format!("{v}")).unwrap_or_default();
         w.write_record([
@@ -465,15 +475,25 @@ mod tests {
         // 1e6 (L(1e6) = 2.0202). The old rule (mean of the last 10 rows) gave the loss
         // halfway through its window.
         let law = |t: f64| 2.0 + 3.0 * (-t / 2e5).exp();
-        let rows: Vec<(f64, f64)> = (1..=100).map(|k| (k as f64 * 1e4, law(k as f64 * 1e4))).collect();
+        let rows: Vec<(f64, f64)> = (1..=100)
+            .map(|k| (k as f64 * 1e4, law(k as f64 * 1e4)))
+            .collect();
         let end = law(1e6);
         let got = final_loss(&rows).unwrap();
         assert!((got - end).abs() < 2e-3, "{got} vs {end}");
         let mean10 = rows[90..].iter().map(|r| r.1).sum::<f64>() / 10.0;
-        assert!((mean10 - end) > 2.0 * (got - end).abs(), "{mean10} {got} {end}");
+        assert!(
+            (mean10 - end) > 2.0 * (got - end).abs(),
+            "{mean10} {got} {end}"
+        );
         // Zero-mean noise on a straight end averages out, and the line stays unbiased:
         let noisy: Vec<(f64, f64)> = (1..=100)
-            .map(|k| (k as f64, 3.0 - 0.001 * k as f64 + if k % 2 == 0 { 0.05 } else { -0.05 }))
+            .map(|k| {
+                (
+                    k as f64,
+                    3.0 - 0.001 * k as f64 + if k % 2 == 0 { 0.05 } else { -0.05 },
+                )
+            })
             .collect();
         assert!((final_loss(&noisy).unwrap() - 2.9).abs() < 0.02);
         // A short curve: at least the last 3 rows; one row: itself; non-finite rows left out.

@@ -181,7 +181,8 @@ impl TrainSettings {
     /// [`crate::CoreError::Setting`] naming the setting: a zero batch, context or log interval, a learning
     /// rate that is not positive, a final ratio outside [0, 1], negative decay or clipping.
     pub fn check(&self) -> Result<(), crate::CoreError> {
-        self.problem().map_or(Ok(()), |p| Err(crate::CoreError::Setting(p)))
+        self.problem()
+            .map_or(Ok(()), |p| Err(crate::CoreError::Setting(p)))
     }
 
     fn problem(&self) -> Option<String> {
@@ -195,10 +196,16 @@ impl TrainSettings {
             return Some(format!("lr must be positive, got {}", self.lr));
         }
         if !(0.0..=1.0).contains(&self.min_lr_ratio) {
-            return Some(format!("min_lr_ratio must be in [0, 1], got {}", self.min_lr_ratio));
+            return Some(format!(
+                "min_lr_ratio must be in [0, 1], got {}",
+                self.min_lr_ratio
+            ));
         }
         if !(self.cooldown_frac > 0.0 && self.cooldown_frac <= 1.0) {
-            return Some(format!("cooldown_frac must be in (0, 1], got {}", self.cooldown_frac));
+            return Some(format!(
+                "cooldown_frac must be in (0, 1], got {}",
+                self.cooldown_frac
+            ));
         }
         if !(self.weight_decay >= 0.0 && self.grad_clip >= 0.0) {
             return Some("weight_decay and grad_clip must not be negative".into());

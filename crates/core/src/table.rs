@@ -208,10 +208,9 @@ impl RunTable {
     /// [`RunSummary::fit_loss`]: crate::record::RunSummary::fit_loss
     pub fn read_runs(dir: &Path) -> Result<RunTable> {
         use crate::record::{read_json, run_dirs, RunStatus, RunSummary, CURVE_FILE, SUMMARY_FILE};
-        let plan: BTreeMap<String, PlannedBudget> =
-            read_json::<PlanIndex>(&dir.join(PLAN_FILE))
-                .map(|p| p.runs)
-                .unwrap_or_default();
+        let plan: BTreeMap<String, PlannedBudget> = read_json::<PlanIndex>(&dir.join(PLAN_FILE))
+            .map(|p| p.runs)
+            .unwrap_or_default();
         let mut rows = Vec::new();
         let mut notes = Vec::new();
         let mut skipped = Vec::new();
@@ -291,7 +290,16 @@ impl RunTable {
         let mut w = csv::Writer::from_writer(Vec::new());
         let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
         let unique = self.rows.iter().any(|r| r.unique_tokens.is_some());
-        let mut header = vec!["run", "step", "params", "tokens", "flops", "loss", "budget", "final_loss"];
+        let mut header = vec![
+            "run",
+            "step",
+            "params",
+            "tokens",
+            "flops",
+            "loss",
+            "budget",
+            "final_loss",
+        ];
         if unique {
             header.push("unique_tokens");
         }
@@ -528,7 +536,11 @@ impl RunTable {
     ///
     /// # Errors
     /// As [`RunTable::read_with`], and [`CoreError::NoSuchColumn`] for a column the file lacks.
-    pub fn distinct_values(path: &Path, column: &str, choice: &ColumnChoice) -> Result<Vec<String>> {
+    pub fn distinct_values(
+        path: &Path,
+        column: &str,
+        choice: &ColumnChoice,
+    ) -> Result<Vec<String>> {
         let mut with = choice.clone();
         with.filters.retain(|f| f.column != column);
         // The table must read (its errors first); then the raw column, which the table
@@ -540,7 +552,10 @@ impl RunTable {
         })?;
         let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
         let jsonl = matches!(
-            path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref(),
+            path.extension()
+                .and_then(|e| e.to_str())
+                .map(str::to_ascii_lowercase)
+                .as_deref(),
             Some("jsonl" | "ndjson" | "json")
         );
         // (header, rows) as text.
@@ -594,7 +609,9 @@ impl RunTable {
             .collect::<Result<Vec<_>>>()?;
         let mut values: Vec<String> = Vec::new();
         for rec in &records {
-            if f.iter().all(|(j, f)| f.passes(rec.get(*j).map(String::as_str))) {
+            if f.iter()
+                .all(|(j, f)| f.passes(rec.get(*j).map(String::as_str)))
+            {
                 let v = rec.get(i).map(|s| s.trim().to_string()).unwrap_or_default();
                 if !values.contains(&v) {
                     values.push(v);

@@ -108,7 +108,9 @@ impl LawSet {
             }
             "kaplan2020" => {
                 return Some(LawSet {
-                    source: format!("preset '{name}': Kaplan et al. 2020, eq. 1.5 (N without embeddings)"),
+                    source: format!(
+                        "preset '{name}': Kaplan et al. 2020, eq. 1.5 (N without embeddings)"
+                    ),
                     kaplan: Some(crate::kaplan::KaplanLaw::KAPLAN_2020),
                     ..LawSet::default()
                 });
@@ -128,7 +130,11 @@ impl LawSet {
             kaplan: None,
             residuals: Vec::new(),
             published: (name == "epoch").then(|| {
-                let iv = |lo: f64, hi: f64| Interval { lo, hi, level: 0.95 };
+                let iv = |lo: f64, hi: f64| Interval {
+                    lo,
+                    hi,
+                    level: 0.95,
+                };
                 (
                     vec![
                         ("E".to_string(), iv(1.769, 1.871)),
@@ -229,7 +235,10 @@ pub fn misallocation(law: &ParametricLaw, flops: f64, params: f64) -> Option<Mis
     let optimal_flops = if loss <= best {
         flops
     } else {
-        solve_decreasing(|c| law.loss(law.optimal_params(c), law.optimal_tokens(c)), loss)?
+        solve_decreasing(
+            |c| law.loss(law.optimal_params(c), law.optimal_tokens(c)),
+            loss,
+        )?
     };
     Some(Misallocation {
         params,
@@ -322,7 +331,12 @@ fn frontier_point(
 /// The prediction interval of the loss at `point`'s N and D: each bootstrap law's loss
 /// there times exp of a residual of the fitted runs (seeded, one per law); with no laws,
 /// the point law times each residual. `None` without residuals.
-fn loss_prediction(laws: &LawSet, samples: &[ParametricLaw], point: Point, level: f64) -> Option<Interval> {
+fn loss_prediction(
+    laws: &LawSet,
+    samples: &[ParametricLaw],
+    point: Point,
+    level: f64,
+) -> Option<Interval> {
     if laws.residuals.is_empty() {
         return None;
     }
@@ -528,7 +542,10 @@ mod tests {
         let c = 5.76e23;
         let n_opt = law.optimal_params(c);
         let m = misallocation(&law, c, n_opt).unwrap();
-        assert!(m.extra_loss.abs() < 1e-12 && m.flops_lost.abs() < 1e-9 * c, "{m:?}");
+        assert!(
+            m.extra_loss.abs() < 1e-12 && m.flops_lost.abs() < 1e-9 * c,
+            "{m:?}"
+        );
         for n in [0.5 * n_opt, 2.0 * n_opt] {
             let m = misallocation(&law, c, n).unwrap();
             // The loss on the budget line, evaluated directly.
@@ -540,7 +557,11 @@ mod tests {
                 .map(|k| c * 10f64.powf(-2.0 + 2.0 * k as f64 / 200_000.0))
                 .find(|&b| law.loss(law.optimal_params(b), law.optimal_tokens(b)) <= m.loss)
                 .unwrap();
-            assert!((m.optimal_flops / brute - 1.0).abs() < 1e-4, "{} vs {brute}", m.optimal_flops);
+            assert!(
+                (m.optimal_flops / brute - 1.0).abs() < 1e-4,
+                "{} vs {brute}",
+                m.optimal_flops
+            );
         }
     }
 
@@ -549,13 +570,19 @@ mod tests {
         let mut laws = LawSet::preset("epoch").unwrap();
         let law = laws.approach3.as_ref().unwrap().estimate;
         laws.approach3.as_mut().unwrap().samples = (0..200)
-            .map(|k| ParametricLaw { e: law.e * (1.0 + 0.002 * ((k as f64) * 0.7).sin()), ..law })
+            .map(|k| ParametricLaw {
+                e: law.e * (1.0 + 0.002 * ((k as f64) * 0.7).sin()),
+                ..law
+            })
             .collect();
         laws.residuals = (0..100).map(|k| 0.01 * ((k as f64) * 1.3).sin()).collect();
         let a = &allocate(&laws, Target::Flops(1e24), 0.95).unwrap()[0];
         let p = a.loss_prediction.as_ref().unwrap();
         let q = a.intervals.as_ref().unwrap().loss.as_ref().unwrap();
-        assert!(p.lo < q.lo && q.hi < p.hi, "prediction {p:?} vs parameters {q:?}");
+        assert!(
+            p.lo < q.lo && q.hi < p.hi,
+            "prediction {p:?} vs parameters {q:?}"
+        );
         assert!(p.lo < a.loss.unwrap() && a.loss.unwrap() < p.hi);
         assert_eq!(a.misallocation.len(), 2);
     }
@@ -564,11 +591,21 @@ mod tests {
     fn degenerate_laws_are_named() {
         use crate::parametric::degeneracy;
         assert!(degeneracy(&ParametricLaw::EPOCH_2024, 2.0).is_empty());
-        let flat = ParametricLaw { e: 1e-6, ..ParametricLaw::EPOCH_2024 };
+        let flat = ParametricLaw {
+            e: 1e-6,
+            ..ParametricLaw::EPOCH_2024
+        };
         assert!(degeneracy(&flat, 2.0)[0].contains("E collapsed"));
-        let steep = ParametricLaw { alpha: 3.2, a: 1e20, ..ParametricLaw::EPOCH_2024 };
+        let steep = ParametricLaw {
+            alpha: 3.2,
+            a: 1e20,
+            ..ParametricLaw::EPOCH_2024
+        };
         let d = degeneracy(&steep, 2.0);
-        assert!(d.iter().any(|x| x.contains("alpha")) && d.iter().any(|x| x.contains("ran off")), "{d:?}");
+        assert!(
+            d.iter().any(|x| x.contains("alpha")) && d.iter().any(|x| x.contains("ran off")),
+            "{d:?}"
+        );
     }
 
     #[test]
@@ -586,7 +623,11 @@ mod tests {
         };
         assert_eq!(ivs.len(), 5);
         for (k, i) in ivs {
-            assert!(i.lo < value(k) && value(k) < i.hi, "{k}: {} outside {i:?}", value(k));
+            assert!(
+                i.lo < value(k) && value(k) < i.hi,
+                "{k}: {} outside {i:?}",
+                value(k)
+            );
         }
         assert!(LawSet::preset("chinchilla").unwrap().published.is_none());
     }

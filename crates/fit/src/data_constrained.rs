@@ -171,7 +171,11 @@ pub struct DataConstrainedFit {
 }
 
 /// Step 2: R_D* and R_N* (in log space) for a fixed base law, from a grid of starts.
-fn fit_decays(base: ParametricLaw, points: &[Observation], starts: &[[f64; 2]]) -> Option<([f64; 2], f64, bool)> {
+fn fit_decays(
+    base: ParametricLaw,
+    points: &[Observation],
+    starts: &[[f64; 2]],
+) -> Option<([f64; 2], f64, bool)> {
     let f = |x: &[f64; 2]| {
         let law = DataConstrainedLaw {
             base,
@@ -209,7 +213,10 @@ pub fn fit_data_constrained(
     }
     let single: Vec<Observation> = points
         .iter()
-        .filter(|o| o.unique_tokens.is_some_and(|u| o.tokens <= u * (1.0 + 1e-9)))
+        .filter(|o| {
+            o.unique_tokens
+                .is_some_and(|u| o.tokens <= u * (1.0 + 1e-9))
+        })
         .cloned()
         .collect();
     if points.len() == single.len() {
@@ -224,18 +231,20 @@ pub fn fit_data_constrained(
     };
     let base = fit_parametric(&single, &base_opts).map_err(|e| FitError::Unsupported {
         approach: NAME,
-        reason: format!("the Chinchilla part, from the {} single-epoch runs: {e}", single.len()),
+        reason: format!(
+            "the Chinchilla part, from the {} single-epoch runs: {e}",
+            single.len()
+        ),
     })?;
     let grid: Vec<[f64; 2]> = [0.0f64, 1.0, 2.0, 3.0, 4.0, 5.0]
         .iter()
         .flat_map(|&a| [0.0f64, 1.0, 2.0, 3.0, 4.0, 5.0].map(|b| [a, b]))
         .collect();
-    let (x, objective, converged2) = fit_decays(base.law, points, &grid).ok_or_else(|| {
-        FitError::Unsupported {
+    let (x, objective, converged2) =
+        fit_decays(base.law, points, &grid).ok_or_else(|| FitError::Unsupported {
             approach: NAME,
             reason: "R_D* and R_N* could not be fitted".into(),
-        }
-    })?;
+        })?;
     let law = DataConstrainedLaw {
         base: base.law,
         rd_star: x[0].exp(),
@@ -272,7 +281,10 @@ pub fn fit_data_constrained(
             let pts: Vec<Observation> = idx.iter().map(|&i| points[i].clone()).collect();
             let single: Vec<Observation> = pts
                 .iter()
-                .filter(|o| o.unique_tokens.is_some_and(|u| o.tokens <= u * (1.0 + 1e-9)))
+                .filter(|o| {
+                    o.unique_tokens
+                        .is_some_and(|u| o.tokens <= u * (1.0 + 1e-9))
+                })
                 .cloned()
                 .collect();
             let b = fit_parametric(&single, &opts).ok()?;
@@ -369,7 +381,11 @@ mod tests {
                 (best_n, best_l) = (n, l);
             }
         }
-        assert!((a.params / best_n - 1.0).abs() < 1e-3, "{} vs {best_n}", a.params);
+        assert!(
+            (a.params / best_n - 1.0).abs() < 1e-3,
+            "{} vs {best_n}",
+            a.params
+        );
         assert!(a.loss <= best_l + 1e-12);
     }
 }

@@ -112,7 +112,11 @@ pub fn thirds(envelope: &[EnvelopePoint]) -> Vec<EnvelopeThird> {
             let m = x.len() as f64;
             let mx = x.iter().sum::<f64>() / m;
             let sxx: f64 = x.iter().map(|v| (v - mx).powi(2)).sum();
-            let sse: f64 = x.iter().zip(&y).map(|(a, b)| (b - icpt - slope * a).powi(2)).sum();
+            let sse: f64 = x
+                .iter()
+                .zip(&y)
+                .map(|(a, b)| (b - icpt - slope * a).powi(2))
+                .sum();
             let se = (sse / (m - 2.0).max(1.0) / sxx).sqrt();
             Some(EnvelopeThird {
                 part,
@@ -132,7 +136,13 @@ pub fn thirds(envelope: &[EnvelopePoint]) -> Vec<EnvelopeThird> {
 /// A run's curve as Approach 1 smooths it: (FLOPs, smoothed loss), by FLOPs.
 pub fn smoothed(rows: &[Observation], smooth_steps: f64) -> Option<Vec<(f64, f64)>> {
     let c = prepare("", rows, smooth_steps)?;
-    Some(c.ln_flops.iter().map(|l| l.exp()).zip(c.loss.iter().copied()).collect())
+    Some(
+        c.ln_flops
+            .iter()
+            .map(|l| l.exp())
+            .zip(c.loss.iter().copied())
+            .collect(),
+    )
 }
 
 /// A prepared curve: ln C, smoothed loss and tokens, sorted by FLOPs.
@@ -498,7 +508,14 @@ mod tests {
         // least-squares fit of the same points done here.
         let law = crate::synthetic::TRUTH;
         let curves = cosine_curves(&law, 0.0, 1);
-        let fit = fit_envelope(&curves, &EnvelopeOptions { resamples: 0, ..Default::default() }).unwrap();
+        let fit = fit_envelope(
+            &curves,
+            &EnvelopeOptions {
+                resamples: 0,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert_eq!(fit.thirds.len(), 3);
         let n = fit.envelope.len();
         for t in &fit.thirds {
@@ -506,10 +523,20 @@ mod tests {
             let x: Vec<f64> = pts.iter().map(|p| p.flops.ln()).collect();
             let y: Vec<f64> = pts.iter().map(|p| p.loss.ln()).collect();
             let (slope, _) = crate::stats::fit_line(&x, &y).unwrap();
-            assert!((t.exponent - slope).abs() < 1e-12 && t.exponent < 0.0, "{t:?}");
+            assert!(
+                (t.exponent - slope).abs() < 1e-12 && t.exponent < 0.0,
+                "{t:?}"
+            );
         }
         let (first, last) = (&fit.thirds[0], &fit.thirds[2]);
-        assert!(last.exponent.abs() < first.exponent.abs(), "{first:?} {last:?}");
-        assert!(fit.warnings.iter().any(|w| w.contains("bends")), "{:?}", fit.warnings);
+        assert!(
+            last.exponent.abs() < first.exponent.abs(),
+            "{first:?} {last:?}"
+        );
+        assert!(
+            fit.warnings.iter().any(|w| w.contains("bends")),
+            "{:?}",
+            fit.warnings
+        );
     }
 }

@@ -107,7 +107,13 @@ pub fn minimize_huber<const N: usize>(
         // With central differences the last digits of the gradient are noise: an objective
         // at zero (an exact fit) or a gradient below 1e-8 is converged too, whichever rule
         // stopped the run.
-        .map(|m| (m.x, m.f, m.converged() || m.f <= 1e-15 || m.grad_max <= 1e-8))
+        .map(|m| {
+            (
+                m.x,
+                m.f,
+                m.converged() || m.f <= 1e-15 || m.grad_max <= 1e-8,
+            )
+        })
 }
 
 /// Finds the minimum of a unimodal `f` over ln x in [ln lo, ln hi]: a scan of 400 points,

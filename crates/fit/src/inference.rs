@@ -77,8 +77,9 @@ fn plan(law: &ParametricLaw, n: f64, d: f64, t: f64, c: Costs) -> Plan {
 
 /// [`argmin_log`], with the error of a search that found nothing finite.
 fn search(f: impl Fn(f64) -> f64, lo: f64, hi: f64) -> Result<(f64, f64), FitError> {
-    argmin_log(f, lo, hi)
-        .ok_or_else(|| FitError::InvalidOption("no allocation found: the law is not finite there".into()))
+    argmin_log(f, lo, hi).ok_or_else(|| {
+        FitError::InvalidOption("no allocation found: the law is not finite there".into())
+    })
 }
 
 fn check(t: f64, c: Costs) -> Result<(), FitError> {
@@ -127,13 +128,22 @@ pub fn for_loss(
     }
     let lo = min_params(law, loss) * (1.0 + 1e-9);
     let cost = |tt: f64| {
-        move |n: f64| tokens_for(law, loss, n).map_or(f64::INFINITY, |d| c.train * n * d + c.inference * n * tt)
+        move |n: f64| {
+            tokens_for(law, loss, n)
+                .map_or(f64::INFINITY, |d| c.train * n * d + c.inference * n * tt)
+        }
     };
     let (n, _) = search(cost(t), lo, lo * 1e9)?;
     let (n0, _) = search(cost(0.0), lo, lo * 1e9)?;
     let d = tokens_for(law, loss, n).expect("n is above the minimum");
     let d0 = tokens_for(law, loss, n0).expect("n0 is above the minimum");
-    Ok(compare(law, plan(law, n, d, t, c), plan(law, n0, d0, t, c), t, c))
+    Ok(compare(
+        law,
+        plan(law, n, d, t, c),
+        plan(law, n0, d0, t, c),
+        t,
+        c,
+    ))
 }
 
 /// The lowest loss for a total budget `flops` of training plus serving `t` tokens, beside
@@ -175,7 +185,13 @@ pub fn for_flops(
     Ok(compare(law, aware, same.chinchilla, t, c))
 }
 
-fn compare(_law: &ParametricLaw, aware: Plan, chinchilla: Plan, t: f64, c: Costs) -> InferenceAllocation {
+fn compare(
+    _law: &ParametricLaw,
+    aware: Plan,
+    chinchilla: Plan,
+    t: f64,
+    c: Costs,
+) -> InferenceAllocation {
     InferenceAllocation {
         inference_tokens: t,
         costs: c,
@@ -234,15 +250,23 @@ mod tests {
                 best = best.min(c.train * n * d + c.inference * n * t);
             }
         }
-        assert!((a.aware.total_flops / best - 1.0).abs() < 1e-6, "{} vs {best}", a.aware.total_flops);
+        assert!(
+            (a.aware.total_flops / best - 1.0).abs() < 1e-6,
+            "{} vs {best}",
+            a.aware.total_flops
+        );
         assert!(a.aware.total_flops <= a.chinchilla.total_flops);
     }
 
     #[test]
     fn bad_targets_say_why() {
-        let e = for_loss(&LAW, 1.5, 1e12, Costs::default()).unwrap_err().to_string();
+        let e = for_loss(&LAW, 1.5, 1e12, Costs::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("irreducible") && e.contains("1.5"), "{e}");
-        let e = for_loss(&LAW, 2.0, -1.0, Costs::default()).unwrap_err().to_string();
+        let e = for_loss(&LAW, 2.0, -1.0, Costs::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("--inference-tokens") && e.contains("-1"), "{e}");
     }
 }

@@ -170,7 +170,6 @@ pub struct BudgetProfile {
 
 pub use crate::frontier::FrontierIntervals;
 
-
 /// The result of an Approach 2 fit.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct IsoFlopFit {
@@ -313,7 +312,11 @@ fn window<'a>(points: &[&'a Observation], centre: f64, w: f64) -> Vec<&'a Observ
     all.dedup();
     all.sort_by(|a, b| (a.ln() - centre).abs().total_cmp(&(b.ln() - centre).abs()));
     let keep: Vec<f64> = all.into_iter().take(3).collect();
-    points.iter().copied().filter(|p| keep.contains(&p.params)).collect()
+    points
+        .iter()
+        .copied()
+        .filter(|p| keep.contains(&p.params))
+        .collect()
 }
 
 /// The parabola's vertex (ln N, loss) of `pts`, where it opens upward.
@@ -414,7 +417,9 @@ fn profile(
     // The vertex's own interval: the fitted runs resampled.
     let mut rng = isoflop_core::Rng::stream(opts.seed ^ 0x7e57, flops.to_bits());
     let vertices = (0..200).filter_map(|_| {
-        let pick: Vec<&Observation> = (0..chosen.len()).map(|_| chosen[rng.below(chosen.len())]).collect();
+        let pick: Vec<&Observation> = (0..chosen.len())
+            .map(|_| chosen[rng.below(chosen.len())])
+            .collect();
         let mut s: Vec<f64> = pick.iter().map(|p| p.params).collect();
         s.sort_by(f64::total_cmp);
         s.dedup();
@@ -453,7 +458,10 @@ fn profiles(
 /// The budgets of `points` as the fit groups them, each with its profile (parabola and vertex
 /// where usable) and the indices of its points, by increasing FLOPs. Points that no budget
 /// takes are left out.
-pub fn group_budgets(points: &[Observation], opts: &IsoFlopOptions) -> Vec<(BudgetProfile, Vec<usize>)> {
+pub fn group_budgets(
+    points: &[Observation],
+    opts: &IsoFlopOptions,
+) -> Vec<(BudgetProfile, Vec<usize>)> {
     let (groups, nominal) = assign(points, &opts.grouping);
     let mut members: Vec<Vec<usize>> = vec![Vec::new(); nominal.len()];
     for (i, g) in groups.iter().enumerate() {
@@ -550,7 +558,10 @@ pub fn fit_isoflop(points: &[Observation], opts: &IsoFlopOptions) -> Result<IsoF
             let pts: Vec<Observation> = idx.iter().map(|&i| points[i].clone()).collect();
             let g: Vec<Option<usize>> = idx.iter().map(|&i| groups[i]).collect();
             // The vertices' own intervals are not needed here: skipped.
-            frontier_of(&profiles(&pts, &g, &nominal, opts, false), opts.budget_flops)
+            frontier_of(
+                &profiles(&pts, &g, &nominal, opts, false),
+                opts.budget_flops,
+            )
         })
         .into_iter()
         .flatten()
@@ -701,7 +712,11 @@ mod tests {
         let law = ParametricLaw::CHINCHILLA;
         let truth = law.params_exponent();
         for width in [4.0, 16.0, 64.0, 256.0] {
-            let whole = IsoFlopOptions { resamples: 0, window_decades: None, ..Default::default() };
+            let whole = IsoFlopOptions {
+                resamples: 0,
+                window_decades: None,
+                ..Default::default()
+            };
             let bias = fit_isoflop(&planned_grid(&law, width, 0.0, 0), &whole)
                 .unwrap()
                 .frontier
@@ -718,17 +733,33 @@ mod tests {
                 .params_exponent
                 - truth;
             eprintln!("grid {width}x: whole-range bias {bias:+.4}, windowed {wbias:+.4}");
-            assert!(wbias.abs() <= bias.abs().max(3e-4), "{width}x: {wbias} vs {bias}");
+            assert!(
+                wbias.abs() <= bias.abs().max(3e-4),
+                "{width}x: {wbias} vs {bias}"
+            );
             // The whole-range bias is far below what 0.5% noise does to a (the default).
             assert!(bias.abs() < 0.003, "{width}x: {bias}");
             // With 0.5% noise, the truth lies in the bootstrap interval, either way.
             for window_decades in [None, Some(WINDOW_DECADES)] {
-                let noisy = IsoFlopOptions { resamples: 200, seed: 4, window_decades, ..Default::default() };
-                let f = fit_isoflop(&planned_grid(&law, width, 0.005, width as u64), &noisy).unwrap();
+                let noisy = IsoFlopOptions {
+                    resamples: 200,
+                    seed: 4,
+                    window_decades,
+                    ..Default::default()
+                };
+                let f =
+                    fit_isoflop(&planned_grid(&law, width, 0.005, width as u64), &noisy).unwrap();
                 let i = f.intervals.unwrap().params_exponent;
-                assert!(i.lo <= truth && truth <= i.hi, "{width}x {window_decades:?}: {truth} outside {i:?}");
+                assert!(
+                    i.lo <= truth && truth <= i.hi,
+                    "{width}x {window_decades:?}: {truth} outside {i:?}"
+                );
                 // Each accepted vertex has its own interval.
-                assert!(f.budgets.iter().filter(|b| b.refused.is_none()).all(|b| b.vertex_interval.is_some()));
+                assert!(f
+                    .budgets
+                    .iter()
+                    .filter(|b| b.refused.is_none())
+                    .all(|b| b.vertex_interval.is_some()));
             }
         }
     }

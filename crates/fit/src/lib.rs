@@ -9,9 +9,9 @@
 //! - [`allocate`]: the optimal N, D and loss for a FLOP budget, a model size or a target loss.
 //! - [`lbfgs`]: the optimizer, with documented stopping rules.
 
+pub mod data_constrained;
 pub mod error;
 pub mod fastmath;
-pub mod data_constrained;
 pub mod forms;
 pub mod inference;
 pub mod kaplan;

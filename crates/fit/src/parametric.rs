@@ -4,11 +4,11 @@
 //! bootstrap.
 
 use crate::error::FitError;
-use crate::lbfgs::{self, Options, Termination};
 pub use crate::law::ParametricLaw;
+use crate::lbfgs::{self, Options, Termination};
 pub use crate::objective::{Kernel, Objective, HUBER_DELTA};
-pub use crate::screen::{Screen, Screening, BOOT_POINTS, SCREEN_ABOVE, SCREEN_POINTS};
 use crate::screen::sample_without_replacement;
+pub use crate::screen::{Screen, Screening, BOOT_POINTS, SCREEN_ABOVE, SCREEN_POINTS};
 use crate::stats::{bootstrap_m, percentile_interval, Interval};
 use isoflop_core::Observation;
 use rayon::prelude::*;
@@ -241,7 +241,10 @@ pub fn degeneracy(law: &ParametricLaw, min_loss: f64) -> Vec<String> {
     }
     for (name, x) in [("A", law.a), ("B", law.b)] {
         if x.ln() > 40.0 {
-            v.push(format!("{name} = {x:.3e} ran off (ln {name} = {:.1})", x.ln()));
+            v.push(format!(
+                "{name} = {x:.3e} ran off (ln {name} = {:.1})",
+                x.ln()
+            ));
         }
     }
     v
@@ -274,7 +277,11 @@ fn run_starts(
     let best = *mins
         .iter()
         .filter(|m| m.f.is_finite())
-        .min_by(|p, q| (!p.converged()).cmp(&!q.converged()).then(p.f.total_cmp(&q.f)))
+        .min_by(|p, q| {
+            (!p.converged())
+                .cmp(&!q.converged())
+                .then(p.f.total_cmp(&q.f))
+        })
         .unwrap_or(&mins[0]);
     let tol = reach_rtol * best.f.abs();
     let reached = mins.iter().filter(|m| (m.f - best.f).abs() <= tol).count();
@@ -353,7 +360,10 @@ pub fn fit_parametric(
         });
     }
     for (what, v) in [
-        ("model sizes N", points.iter().map(|p| p.params).collect::<Vec<_>>()),
+        (
+            "model sizes N",
+            points.iter().map(|p| p.params).collect::<Vec<_>>(),
+        ),
         ("token counts D", points.iter().map(|p| p.tokens).collect()),
     ] {
         if crate::report::distinct(v.iter().copied()) < 2 {
@@ -389,7 +399,10 @@ pub fn fit_parametric(
     let (res, screening) = match opts.screen.subsample(n) {
         None => {
             say(format!("Approach 3: {} starts on {n} points", starts.len()));
-            (run_starts(&obj, &starts, &opts.lbfgs, opts.reach_rtol, true), None)
+            (
+                run_starts(&obj, &starts, &opts.lbfgs, opts.reach_rtol, true),
+                None,
+            )
         }
         Some(m) => {
             say(format!(
@@ -453,7 +466,11 @@ pub fn fit_parametric(
         converged: best.converged() && law.is_valid(),
     };
     let min_loss = points.iter().map(|p| p.loss).fold(f64::INFINITY, f64::min);
-    let degenerate = if diagnostics.converged { degeneracy(&law, min_loss) } else { Vec::new() };
+    let degenerate = if diagnostics.converged {
+        degeneracy(&law, min_loss)
+    } else {
+        Vec::new()
+    };
     for d in &degenerate {
         warnings.push(format!("Approach 3: the law is degenerate: {d}"));
     }
@@ -523,10 +540,11 @@ pub fn fit_parametric(
                 opts.resamples
             ));
         }
-        fit.intervals = law_intervals(&usable, opts.resamples, opts.seed, opts.level).map(|mut i| {
-            i.resample_points = (m < n).then_some(m);
-            i
-        });
+        fit.intervals =
+            law_intervals(&usable, opts.resamples, opts.seed, opts.level).map(|mut i| {
+                i.resample_points = (m < n).then_some(m);
+                i
+            });
         fit.samples = usable;
     }
     Ok(fit)
@@ -639,26 +657,42 @@ mod tests {
             let pts = scattered(&truth, n, 0.01, seed);
             let full = fit_parametric(
                 &pts,
-                &ParametricOptions { resamples: 0, screen: Screen::Off, ..Default::default() },
+                &ParametricOptions {
+                    resamples: 0,
+                    screen: Screen::Off,
+                    ..Default::default()
+                },
             )
             .unwrap();
             let screened = fit_parametric(
                 &pts,
-                &ParametricOptions { resamples: 0, screen: Screen::Points(m), ..Default::default() },
+                &ParametricOptions {
+                    resamples: 0,
+                    screen: Screen::Points(m),
+                    ..Default::default()
+                },
             )
             .unwrap();
             assert!(full.screening.is_none());
             assert_eq!(screened.screening.as_ref().unwrap().subsample, m);
             assert!(screened.diagnostics.converged);
             let rel = (screened.objective - full.objective).abs() / full.objective;
-            assert!(rel < 1e-9, "{n} points: {} vs {}", screened.objective, full.objective);
+            assert!(
+                rel < 1e-9,
+                "{n} points: {} vs {}",
+                screened.objective,
+                full.objective
+            );
             for (a, b) in screened.x.iter().zip(&full.x) {
                 assert!((a - b).abs() < 1e-4, "{:?} vs {:?}", screened.x, full.x);
             }
         }
         // Auto leaves tables up to SCREEN_ABOVE points alone.
         assert_eq!(Screen::Auto.subsample(SCREEN_ABOVE), None);
-        assert_eq!(Screen::Auto.subsample(SCREEN_ABOVE + 1), Some(SCREEN_POINTS));
+        assert_eq!(
+            Screen::Auto.subsample(SCREEN_ABOVE + 1),
+            Some(SCREEN_POINTS)
+        );
         assert_eq!(Screen::Points(500).subsample(400), None);
     }
 
@@ -672,21 +706,32 @@ mod tests {
         let fit = |boot_points| {
             fit_parametric(
                 &pts,
-                &ParametricOptions { resamples: 200, seed: 3, boot_points, ..Default::default() },
+                &ParametricOptions {
+                    resamples: 200,
+                    seed: 3,
+                    boot_points,
+                    ..Default::default()
+                },
             )
             .unwrap()
             .intervals
             .unwrap()
         };
         let (full, small) = (fit(None), fit(Some(600)));
-        assert_eq!((full.resample_points, small.resample_points), (None, Some(600)));
+        assert_eq!(
+            (full.resample_points, small.resample_points),
+            (None, Some(600))
+        );
         for (name, a, b, t) in [
             ("alpha", &full.alpha, &small.alpha, truth.alpha),
             ("beta", &full.beta, &small.beta, truth.beta),
         ] {
             let (wa, wb) = (a.hi - a.lo, b.hi - b.lo);
             assert!((wb / wa - 1.0).abs() < 0.35, "{name}: widths {wa} and {wb}");
-            assert!(a.lo <= t && t <= a.hi && b.lo <= t && t <= b.hi, "{name}: {a:?} {b:?} {t}");
+            assert!(
+                a.lo <= t && t <= a.hi && b.lo <= t && t <= b.hi,
+                "{name}: {a:?} {b:?} {t}"
+            );
         }
     }
 }

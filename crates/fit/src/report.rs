@@ -137,7 +137,10 @@ pub fn table_warnings(points: &[isoflop_core::Observation]) -> Vec<String> {
     let mut w = Vec::new();
     if points.len() >= 2 {
         for (what, f) in [
-            ("model size N", (|o: &isoflop_core::Observation| o.params) as fn(&_) -> f64),
+            (
+                "model size N",
+                (|o: &isoflop_core::Observation| o.params) as fn(&_) -> f64,
+            ),
             ("token count D", |o| o.tokens),
         ] {
             if distinct(points.iter().map(f)) < 2 {
@@ -256,7 +259,11 @@ impl FitReport {
 pub fn fit_table(table: &RunTable, settings: &FitSettings) -> Result<FitReport, FitError> {
     let finals = table.final_rows();
     let (points, dropped) = drop_highest_loss(&finals, settings.drop_top);
-    if let Some(bad) = settings.laws.iter().find(|l| !LAW_FORMS.contains(&l.as_str())) {
+    if let Some(bad) = settings
+        .laws
+        .iter()
+        .find(|l| !LAW_FORMS.contains(&l.as_str()))
+    {
         return Err(FitError::InvalidOption(format!(
             "unknown law form '{bad}'; choose from {}",
             LAW_FORMS.join(", ")
@@ -277,9 +284,8 @@ pub fn fit_table(table: &RunTable, settings: &FitSettings) -> Result<FitReport, 
             &mut errors,
         )
     });
-    let kaplan = form("kaplan").then(|| {
-        settle(Some(crate::kaplan::fit_kaplan(&points)), true, &mut errors)
-    });
+    let kaplan =
+        form("kaplan").then(|| settle(Some(crate::kaplan::fit_kaplan(&points)), true, &mut errors));
     let a1 = settle(
         want(1).then(|| fit_envelope(&table.curves(), &settings.envelope)),
         settings.explicit,
@@ -323,7 +329,11 @@ pub fn fit_table(table: &RunTable, settings: &FitSettings) -> Result<FitReport, 
     {
         use crate::forms::LawForm;
         let mut laws: Vec<&dyn LawForm> = Vec::new();
-        if let Some(f) = report.approach3.fitted().filter(|f| f.diagnostics.converged) {
+        if let Some(f) = report
+            .approach3
+            .fitted()
+            .filter(|f| f.diagnostics.converged)
+        {
             laws.push(&f.law);
         }
         if let Some(f) = report.data_constrained.as_ref().and_then(|o| o.fitted()) {
@@ -337,7 +347,10 @@ pub fn fit_table(table: &RunTable, settings: &FitSettings) -> Result<FitReport, 
             report.comparison = scores;
         }
     }
-    let other_forms = report.data_constrained.as_ref().is_some_and(|o| o.fitted().is_some())
+    let other_forms = report
+        .data_constrained
+        .as_ref()
+        .is_some_and(|o| o.fitted().is_some())
         || report.kaplan.as_ref().is_some_and(|o| o.fitted().is_some());
     if !other_forms
         && report.approach1.fitted().is_none()

@@ -45,7 +45,6 @@ pub struct Screening {
     pub polished: usize,
 }
 
-
 /// `m` distinct indices of `0..n`, drawn by a seeded partial Fisher-Yates shuffle, sorted.
 pub(crate) fn sample_without_replacement(n: usize, m: usize, seed: u64) -> Vec<usize> {
     let mut rng = isoflop_core::Rng::stream(seed, u64::MAX - 1);

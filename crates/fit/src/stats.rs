@@ -88,7 +88,13 @@ where
 /// [`bootstrap`] with resamples of `m` indices (drawn with replacement from `0..n`): the
 /// m-out-of-n bootstrap (Bickel, Götze and van Zwet 1997) when `m < n`; `m = n` is the
 /// ordinary bootstrap, with the same streams.
-pub fn bootstrap_m<T, F>(n: usize, m: usize, resamples: usize, seed: u64, refit: F) -> Vec<Option<T>>
+pub fn bootstrap_m<T, F>(
+    n: usize,
+    m: usize,
+    resamples: usize,
+    seed: u64,
+    refit: F,
+) -> Vec<Option<T>>
 where
     T: Send,
     F: Fn(&[usize]) -> Option<T> + Sync,

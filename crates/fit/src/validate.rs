@@ -229,18 +229,24 @@ fn choose(
                     "--holdout-flops-above {c:.3e} lies outside the runs' FLOPs ({lo:.3e} to {hi:.3e})"
                 )));
             }
-            (flops.iter().map(|&f| f > c).collect(), format!("runs above {c:.3e} FLOPs"))
+            (
+                flops.iter().map(|&f| f > c).collect(),
+                format!("runs above {c:.3e} FLOPs"),
+            )
         }
         Holdout::ParamsAbove(n) => {
-            let (plo, phi) = finals
-                .iter()
-                .fold((f64::INFINITY, 0.0f64), |(a, b), o| (a.min(o.params), b.max(o.params)));
+            let (plo, phi) = finals.iter().fold((f64::INFINITY, 0.0f64), |(a, b), o| {
+                (a.min(o.params), b.max(o.params))
+            });
             if !(n >= plo && n < phi) {
                 return Err(split_error(format!(
                     "--holdout-params-above {n:.3e} lies outside the runs' sizes ({plo:.3e} to {phi:.3e})"
                 )));
             }
-            (finals.iter().map(|o| o.params > n).collect(), format!("runs above {n:.3e} parameters"))
+            (
+                finals.iter().map(|o| o.params > n).collect(),
+                format!("runs above {n:.3e} parameters"),
+            )
         }
         Holdout::Default => {
             let usable = budgets.iter().filter(|(p, _)| p.runs >= 3).count();
@@ -319,13 +325,18 @@ pub fn validate(
         .filter(|(_, h)| !**h)
         .map(|(o, _)| o.clone())
         .collect();
-    let (runs, bias_interval) = run_checks(&fit, &fitted_points, &held_points, max_fitted, settings);
+    let (runs, bias_interval) =
+        run_checks(&fit, &fitted_points, &held_points, max_fitted, settings);
     let budgets = budget_checks(&fit, &held_points, max_fitted, settings);
     let mut summary = summarise(&runs, &budgets);
     if let Some(s) = summary.iter_mut().find(|s| s.quantity == "loss") {
         s.bias_interval = bias_interval;
     }
-    let backtest = if backtest { backtest_rows(table, &finals, settings) } else { Vec::new() };
+    let backtest = if backtest {
+        backtest_rows(table, &finals, settings)
+    } else {
+        Vec::new()
+    };
     Ok(Validation {
         split: rule,
         fitted_runs: fitted_points.len(),
@@ -372,7 +383,10 @@ fn run_checks(
                 f3.samples
                     .iter()
                     .map(|s| {
-                        let r = residuals.get(rng.below(residuals.len().max(1))).copied().unwrap_or(0.0);
+                        let r = residuals
+                            .get(rng.below(residuals.len().max(1)))
+                            .copied()
+                            .unwrap_or(0.0);
                         s.loss(o.params, o.tokens) * r.exp()
                     })
                     .collect()
@@ -396,9 +410,8 @@ fn run_checks(
     // Draw j of every run shares bootstrap law j: the mean error of draw j is one value of
     // the bias the law expects, its parameters' uncertainty and the scatter both in it.
     let m = all_draws.iter().map(Vec::len).min().unwrap_or(0);
-    let means = (0..m).map(|j| {
-        all_draws.iter().map(|d| d[j]).sum::<f64>() / all_draws.len() as f64
-    });
+    let means =
+        (0..m).map(|j| all_draws.iter().map(|d| d[j]).sum::<f64>() / all_draws.len() as f64);
     let bias_interval = percentile_interval(means, 0.95);
     (checks, bias_interval)
 }
@@ -414,7 +427,11 @@ fn predictions(fit: &FitReport, c: f64) -> Vec<(String, f64, Option<f64>)> {
     }
     if let Some(f) = fit.approach3.fitted().filter(|f| f.diagnostics.converged) {
         let n = f.law.optimal_params(c);
-        v.push(("approach3".to_string(), n, Some(f.law.loss(n, c / (6.0 * n)))));
+        v.push((
+            "approach3".to_string(),
+            n,
+            Some(f.law.loss(n, c / (6.0 * n))),
+        ));
     }
     v
 }
@@ -438,7 +455,11 @@ fn budget_checks(
         .collect()
 }
 
-fn summary_of(approach: &str, quantity: &str, errs: &[(f64, f64, Option<bool>)]) -> Option<Summary> {
+fn summary_of(
+    approach: &str,
+    quantity: &str,
+    errs: &[(f64, f64, Option<bool>)],
+) -> Option<Summary> {
     if errs.is_empty() {
         return None;
     }
@@ -469,7 +490,9 @@ fn summarise(runs: &[RunCheck], budgets: &[BudgetCheck]) -> Vec<Summary> {
             (
                 r.rel_error,
                 r.decades,
-                r.interval.as_ref().map(|i| i.lo <= r.observed && r.observed <= i.hi),
+                r.interval
+                    .as_ref()
+                    .map(|i| i.lo <= r.observed && r.observed <= i.hi),
             )
         })
         .collect();
@@ -488,7 +511,11 @@ fn summarise(runs: &[RunCheck], budgets: &[BudgetCheck]) -> Vec<Summary> {
     out
 }
 
-fn backtest_rows(table: &RunTable, finals: &[Observation], settings: &FitSettings) -> Vec<BacktestRow> {
+fn backtest_rows(
+    table: &RunTable,
+    finals: &[Observation],
+    settings: &FitSettings,
+) -> Vec<BacktestRow> {
     let budgets = group_budgets(finals, &settings.isoflop);
     let mut rows = Vec::new();
     for k in 2..budgets.len() {
@@ -504,7 +531,11 @@ fn backtest_rows(table: &RunTable, finals: &[Observation], settings: &FitSetting
         };
         let origin = budgets[k - 1].0.flops;
         for (target, idx) in &budgets[k..] {
-            let law = fit.approach3.fitted().filter(|f| f.diagnostics.converged).map(|f| f.law);
+            let law = fit
+                .approach3
+                .fitted()
+                .filter(|f| f.diagnostics.converged)
+                .map(|f| f.law);
             let loss_error = law.map(|l| {
                 idx.iter()
                     .map(|&i| {
@@ -586,7 +617,10 @@ mod tests {
         }
         assert_eq!(total, 216);
         eprintln!("{covered} of {total} held-out runs inside their 95% prediction intervals; bias inside its interval in {bias_ok} of 24 seeds");
-        assert!((195..=214).contains(&covered), "{covered} of {total} covered");
+        assert!(
+            (195..=214).contains(&covered),
+            "{covered} of {total} covered"
+        );
         // binomial(24, 0.95): 19 or fewer with probability 0.7%.
         assert!(bias_ok >= 20, "{bias_ok} of 24");
     }
@@ -602,17 +636,37 @@ mod tests {
         for o in &mut pts {
             let beta = 0.30 + 0.10 * (o.tokens / 1e9).log10();
             let alpha = 0.34 + 0.10 * (o.params / 1e8).log10();
-            let law = ParametricLaw { alpha, beta, ..TRUTH };
+            let law = ParametricLaw {
+                alpha,
+                beta,
+                ..TRUTH
+            };
             o.loss = law.loss(o.params, o.tokens) * (1.0 + 0.002 * rng.normal());
         }
         // Fitted on three budgets, predicting the two above (up to a decade beyond).
-        let v = validate(&table(pts), &settings(200, 1), Holdout::TopBudgets(2), false).unwrap();
+        let v = validate(
+            &table(pts),
+            &settings(200, 1),
+            Holdout::TopBudgets(2),
+            false,
+        )
+        .unwrap();
         let s = v.summary.iter().find(|s| s.quantity == "loss").unwrap();
         eprintln!("bent frontier: {s:?}");
         let i = s.bias_interval.as_ref().unwrap();
-        assert!(!(i.lo <= s.bias && s.bias <= i.hi), "bias {} inside {i:?}", s.bias);
+        assert!(
+            !(i.lo <= s.bias && s.bias <= i.hi),
+            "bias {} inside {i:?}",
+            s.bias
+        );
         // Every held-out run is missed in the same direction.
-        assert!(v.runs.iter().all(|r| r.rel_error.signum() == s.bias.signum()), "{:?}", v.runs);
+        assert!(
+            v.runs
+                .iter()
+                .all(|r| r.rel_error.signum() == s.bias.signum()),
+            "{:?}",
+            v.runs
+        );
     }
 
     #[test]
@@ -621,7 +675,10 @@ mod tests {
         let v = validate(&t, &settings(0, 0), Holdout::TopBudgets(1), true).unwrap();
         // Origins after 2, 3, 4 budgets: 3 + 2 + 1 rows.
         assert_eq!(v.backtest.len(), 6);
-        assert!(v.backtest.iter().all(|r| r.decades > 0.0 && r.loss_error.unwrap() < 0.02));
+        assert!(v
+            .backtest
+            .iter()
+            .all(|r| r.decades > 0.0 && r.loss_error.unwrap() < 0.02));
         assert_eq!(v.budgets.len(), 1);
         let b = &v.budgets[0];
         let (_, n3, _) = b.predicted.iter().find(|p| p.0 == "approach3").unwrap();
@@ -640,7 +697,10 @@ mod tests {
             (Holdout::FlopsAbove(1e18), "form 1 budget"),
         ] {
             let e = validate(&t, &s, h, false).unwrap_err().to_string();
-            assert!(e.contains("hold-out split") && e.contains(says), "{h:?}: {e}");
+            assert!(
+                e.contains("hold-out split") && e.contains(says),
+                "{h:?}: {e}"
+            );
         }
     }
 }

@@ -10,7 +10,10 @@ fn runs() -> Option<Vec<isoflop_core::Observation>> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../../shared/data/muennighoff2023_datablations_c4_runs.csv");
     if !p.exists() {
-        eprintln!("skipped: {} is absent (tests that read ../shared skip without it)", p.display());
+        eprintln!(
+            "skipped: {} is absent (tests that read ../shared skip without it)",
+            p.display()
+        );
         return None;
     }
     let t = RunTable::read(&p).expect("the C4 runs read");
@@ -36,7 +39,13 @@ fn fitted_on_the_c4_runs_it_predicts_the_repeated_runs_as_well_as_the_released_l
     assert_eq!(repeated.len(), 255);
     let ours = score(&fit.law, &repeated);
     let theirs = score(&DataConstrainedLaw::muennighoff2023(), &repeated);
-    eprintln!("fitted law: {:?}\nours {ours:?}\nreleased {theirs:?}", fit.law);
-    assert!(ours.objective_per_point <= theirs.objective_per_point, "{ours:?} {theirs:?}");
+    eprintln!(
+        "fitted law: {:?}\nours {ours:?}\nreleased {theirs:?}",
+        fit.law
+    );
+    assert!(
+        ours.objective_per_point <= theirs.objective_per_point,
+        "{ours:?} {theirs:?}"
+    );
     assert!(ours.mean_abs_rel_error < 0.08, "{ours:?}");
 }

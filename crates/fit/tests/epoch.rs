@@ -148,6 +148,9 @@ fn approach2_on_the_papers_nine_budgets() {
         window_decades: Some(isoflop_fit::isoflop::WINDOW_DECADES),
         ..opts
     };
-    let a = fit_isoflop(&pts, &windowed).unwrap().frontier.params_exponent;
+    let a = fit_isoflop(&pts, &windowed)
+        .unwrap()
+        .frontier
+        .params_exponent;
     assert!((0.462..=0.534).contains(&a), "a = {a}");
 }

@@ -252,7 +252,10 @@ fn training_curves<DB: DrawingBackend>(
         for c in &s.raw {
             let col = colour(c.params / scale, s.colour, true).mix(0.18);
             chart
-                .draw_series(LineSeries::new(c.points.iter().copied(), col.stroke_width(1)))
+                .draw_series(LineSeries::new(
+                    c.points.iter().copied(),
+                    col.stroke_width(1),
+                ))
                 .ctx()?;
         }
     }
@@ -275,10 +278,17 @@ fn training_curves<DB: DrawingBackend>(
                 _ => RGBColor(30, 90, 200),
             };
             chart
-                .draw_series(DashedLineSeries::new(t.line.iter().copied(), 8, 5, col.stroke_width(2)))
+                .draw_series(DashedLineSeries::new(
+                    t.line.iter().copied(),
+                    8,
+                    5,
+                    col.stroke_width(2),
+                ))
                 .ctx()?
                 .label(format!("{}: L ~ C^{:.3}", t.label, t.exponent))
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], col.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 24, y)], col.stroke_width(2))
+                });
         }
     }
     for (i, (name, pts)) in s.predicted.iter().enumerate().filter(|_| !a5) {
@@ -529,14 +539,21 @@ fn slices<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &IsoFlopSlices) 
             let red = RGBColor(200, 40, 40);
             let (lo, hi) = (lo.max(s.x.lo), hi.min(s.x.hi));
             chart
-                .draw_series(std::iter::once(PathElement::new(vec![(lo, l), (hi, l)], red.stroke_width(2))))
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![(lo, l), (hi, l)],
+                    red.stroke_width(2),
+                )))
                 .ctx()?;
             chart
-                .draw_series(
-                    [lo, hi]
-                        .into_iter()
-                        .map(|x| PathElement::new(vec![(x, l - 0.01 * (s.y.hi - s.y.lo)), (x, l + 0.01 * (s.y.hi - s.y.lo))], red.stroke_width(2))),
-                )
+                .draw_series([lo, hi].into_iter().map(|x| {
+                    PathElement::new(
+                        vec![
+                            (x, l - 0.01 * (s.y.hi - s.y.lo)),
+                            (x, l + 0.01 * (s.y.hi - s.y.lo)),
+                        ],
+                        red.stroke_width(2),
+                    )
+                }))
                 .ctx()?;
         }
         chart
@@ -571,7 +588,11 @@ fn backtest<DB: DrawingBackend>(
     root.fill(&WHITE).ctx()?;
     let pct: Vec<f64> = rows
         .iter()
-        .flat_map(|r| r.loss_error.into_iter().chain(r.n_opt_errors.iter().map(|e| e.1)))
+        .flat_map(|r| {
+            r.loss_error
+                .into_iter()
+                .chain(r.n_opt_errors.iter().map(|e| e.1))
+        })
         .map(|e| 100.0 * e)
         .filter(|e| *e > 0.0 && e.is_finite())
         .collect();
@@ -590,7 +611,13 @@ fn backtest<DB: DrawingBackend>(
         "Decades of FLOPs beyond the largest fitted budget",
         "|relative error| (%)",
         &|v| format!("{v:.1}"),
-        Some(&|v| if *v >= 1.0 { format!("{v:.0}") } else { format!("{v:.2}") }),
+        Some(&|v| {
+            if *v >= 1.0 {
+                format!("{v:.0}")
+            } else {
+                format!("{v:.2}")
+            }
+        }),
     )?;
     let loss: Vec<(f64, f64)> = rows
         .iter()
@@ -609,7 +636,12 @@ fn backtest<DB: DrawingBackend>(
     ] {
         let pts: Vec<(f64, f64)> = rows
             .iter()
-            .filter_map(|r| r.n_opt_errors.iter().find(|e| e.0 == name).map(|e| (r.decades, 100.0 * e.1)))
+            .filter_map(|r| {
+                r.n_opt_errors
+                    .iter()
+                    .find(|e| e.0 == name)
+                    .map(|e| (r.decades, 100.0 * e.1))
+            })
             .filter(|p| p.1 > 0.0)
             .collect();
         if pts.is_empty() {

@@ -77,7 +77,11 @@ pub fn check_folder(dir: &Path) -> Result<(), PlotError> {
         names: format!(
             "'{}'{}",
             other.join("', '"),
-            if more > 0 { format!(" and {more} more") } else { String::new() }
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
         ),
     })
 }
@@ -224,7 +228,10 @@ pub fn write_all_with(
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let figs = spec::figures(r, table, target_flops);
     let mut written = Written::default();
-    let list = FIGURES.iter().enumerate().map(|(i, def)| (i, (def.get)(&figs)));
+    let list = FIGURES
+        .iter()
+        .enumerate()
+        .map(|(i, def)| (i, (def.get)(&figs)));
     let mut embedded: Vec<(usize, Option<String>, Option<String>)> = Vec::new();
     for (i, f) in list {
         let name = FIGURES[i].name;

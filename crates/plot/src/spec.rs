@@ -305,7 +305,12 @@ pub fn training_curves(
             label: ["first third", "middle third", "last third"][t.part.min(2)].to_string(),
             exponent: t.exponent,
             interval: (t.interval.lo, t.interval.hi),
-            line: clip(&grid.iter().map(|&c| (c, t.coef * c.powf(t.exponent))).collect()),
+            line: clip(
+                &grid
+                    .iter()
+                    .map(|&c| (c, t.coef * c.powf(t.exponent)))
+                    .collect(),
+            ),
         })
         .collect();
     let mut predicted = Vec::new();
@@ -457,60 +462,65 @@ pub fn projections(
                  censored: Polyline,
                  f: &dyn Fn(&Frontier, f64) -> f64|
      -> Projection {
-            let grid = logspace(x.lo * 2.0, x.hi / 2.0, 100);
-            let line: Polyline = grid.iter().map(|&c| (c, f(&frontier, c))).collect();
-            let projected = f(&frontier, target_flops);
-            let band_at = |c: f64| {
-                isoflop_fit::stats::percentile_interval(samples.iter().map(|s| f(s, c)), 0.95)
-            };
-            let band = (samples.len() >= 20)
-                .then(|| {
-                    let ivs: Vec<(f64, isoflop_fit::stats::Interval)> =
-                        grid.iter().filter_map(|&c| band_at(c).map(|i| (c, i))).collect();
-                    (
-                        ivs.iter().map(|(c, i)| (*c, i.lo)).collect::<Polyline>(),
-                        ivs.iter().map(|(c, i)| (*c, i.hi)).collect::<Polyline>(),
-                    )
-                })
-                .filter(|(lo, _)| lo.len() >= 2);
-            let interval = (samples.len() >= 20)
-                .then(|| band_at(target_flops))
-                .flatten()
-                .map(|i| (i.lo, i.hi));
-            let y = Range::of(
-                line.iter()
-                    .map(|p| p.1)
-                    .chain(pts.iter().map(|p| p.1))
-                    .chain(censored.iter().map(|p| p.1))
-                    .chain(interval.iter().flat_map(|i| [i.0, i.1])),
-            )
-            .expect("finite line")
-            .log_pad(3.0);
-            Projection {
-                quantity: quantity.into(),
-                approach: approach.into(),
-                points: pts,
-                censored,
-                line,
-                target_flops,
-                projected,
-                label: match interval {
-                    Some((lo, hi)) => format!(
-                        "{} ({}-{})",
-                        short_count(projected),
-                        short_count(lo),
-                        short_count(hi)
-                    ),
-                    None => short_count(projected),
-                },
-                band,
-                interval,
-                x,
-                y,
-            }
-        };
-    let params = panel("Parameters", points_n, censored_n, &|fr, c| fr.optimal_params(c));
-    let tokens = panel("Tokens", points_d, censored_d, &|fr, c| fr.optimal_tokens(c));
+        let grid = logspace(x.lo * 2.0, x.hi / 2.0, 100);
+        let line: Polyline = grid.iter().map(|&c| (c, f(&frontier, c))).collect();
+        let projected = f(&frontier, target_flops);
+        let band_at =
+            |c: f64| isoflop_fit::stats::percentile_interval(samples.iter().map(|s| f(s, c)), 0.95);
+        let band = (samples.len() >= 20)
+            .then(|| {
+                let ivs: Vec<(f64, isoflop_fit::stats::Interval)> = grid
+                    .iter()
+                    .filter_map(|&c| band_at(c).map(|i| (c, i)))
+                    .collect();
+                (
+                    ivs.iter().map(|(c, i)| (*c, i.lo)).collect::<Polyline>(),
+                    ivs.iter().map(|(c, i)| (*c, i.hi)).collect::<Polyline>(),
+                )
+            })
+            .filter(|(lo, _)| lo.len() >= 2);
+        let interval = (samples.len() >= 20)
+            .then(|| band_at(target_flops))
+            .flatten()
+            .map(|i| (i.lo, i.hi));
+        let y = Range::of(
+            line.iter()
+                .map(|p| p.1)
+                .chain(pts.iter().map(|p| p.1))
+                .chain(censored.iter().map(|p| p.1))
+                .chain(interval.iter().flat_map(|i| [i.0, i.1])),
+        )
+        .expect("finite line")
+        .log_pad(3.0);
+        Projection {
+            quantity: quantity.into(),
+            approach: approach.into(),
+            points: pts,
+            censored,
+            line,
+            target_flops,
+            projected,
+            label: match interval {
+                Some((lo, hi)) => format!(
+                    "{} ({}-{})",
+                    short_count(projected),
+                    short_count(lo),
+                    short_count(hi)
+                ),
+                None => short_count(projected),
+            },
+            band,
+            interval,
+            x,
+            y,
+        }
+    };
+    let params = panel("Parameters", points_n, censored_n, &|fr, c| {
+        fr.optimal_params(c)
+    });
+    let tokens = panel("Tokens", points_d, censored_d, &|fr, c| {
+        fr.optimal_tokens(c)
+    });
     Ok(Projections {
         curves: training_curves(r, table).ok(),
         params,

@@ -90,7 +90,9 @@ fn fit(
     let mut s = FitSettings::default().with_bootstrap(boot, seed);
     s.drop_top = drop_top;
     if !(delta > 0.0 && delta.is_finite()) {
-        return Err(input(format!("delta (the Huber threshold) must be positive, got {delta}")));
+        return Err(input(format!(
+            "delta (the Huber threshold) must be positive, got {delta}"
+        )));
     }
     s.parametric.delta = delta;
     s.isoflop.grouping = Grouping::from_spec(budgets.as_deref(), budget_tol)
@@ -117,7 +119,11 @@ fn allocate(laws: &str, target: &str, value: f64, level: f64) -> PyResult<String
         "flops" => Target::Flops(value),
         "params" => Target::Params(value),
         "loss" => Target::Loss(value),
-        other => return Err(input(format!("target '{other}': give flops, params or loss"))),
+        other => {
+            return Err(input(format!(
+                "target '{other}': give flops, params or loss"
+            )))
+        }
     };
     json(&allocate_laws(&laws, t, level).map_err(input)?)
 }
@@ -130,7 +136,9 @@ fn check_level(level: f64) -> PyResult<()> {
     if level > 0.0 && level < 1.0 {
         Ok(())
     } else {
-        Err(input(format!("level must lie strictly between 0 and 1, got {level}")))
+        Err(input(format!(
+            "level must lie strictly between 0 and 1, got {level}"
+        )))
     }
 }
 
@@ -142,7 +150,11 @@ fn check_level(level: f64) -> PyResult<()> {
 fn law_intervals(laws: &str, level: f64) -> PyResult<String> {
     let laws = law_set(laws)?;
     check_level(level)?;
-    let samples = laws.approach3.as_ref().map(|a| a.samples.as_slice()).unwrap_or_default();
+    let samples = laws
+        .approach3
+        .as_ref()
+        .map(|a| a.samples.as_slice())
+        .unwrap_or_default();
     if let Some(iv) = isoflop_fit::parametric::law_intervals(samples, samples.len(), 0, level) {
         let named: Vec<(&str, isoflop_fit::stats::Interval)> = vec![
             ("E", iv.e),
@@ -191,10 +203,13 @@ fn figures(
     target_flops: f64,
     loss_column: Option<String>,
 ) -> PyResult<Vec<(String, Option<String>, Option<String>)>> {
-    let r: FitReport = serde_json::from_str(report).map_err(|e| input(format!("not a fit report: {e}")))?;
+    let r: FitReport =
+        serde_json::from_str(report).map_err(|e| input(format!("not a fit report: {e}")))?;
     let t = table(csv, source, loss_column)?;
     if !(target_flops > 0.0 && target_flops.is_finite()) {
-        return Err(input(format!("target_flops must be positive, got {target_flops}")));
+        return Err(input(format!(
+            "target_flops must be positive, got {target_flops}"
+        )));
     }
     py.detach(|| {
         let figs = isoflop_plot::spec::figures(&r, &t, target_flops);

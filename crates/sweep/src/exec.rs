@@ -11,9 +11,9 @@
 use crate::error::SweepError;
 use crate::plan::{PlannedRun, Sweep};
 use isoflop_core::lease;
+use isoflop_core::record::{self, RunStatus, RunSummary};
 use isoflop_core::table::{PlanIndex, PlannedBudget, PLAN_FILE};
 use isoflop_core::RunTable;
-use isoflop_core::record::{self, RunStatus, RunSummary};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -170,7 +170,10 @@ pub fn expand(
     while let Some(open) = rest.find('{') {
         s.push_str(&rest[..open]);
         let after = &rest[open + 1..];
-        match after.find('}').and_then(|c| value(&after[..c]).map(|v| (c, v))) {
+        match after
+            .find('}')
+            .and_then(|c| value(&after[..c]).map(|v| (c, v)))
+        {
             Some((close, v)) => {
                 s.push_str(&sh_quote(&v));
                 rest = &after[close + 1..];
@@ -269,7 +272,10 @@ impl<'a> Runner<'a> {
             RunState::Finished { .. } => return RunOutcome::AlreadyEnded,
             RunState::Failed { .. } if !self.retry_failed => return RunOutcome::AlreadyEnded,
             RunState::Running { .. } => return RunOutcome::HeldElsewhere,
-            RunState::Failed { .. } | RunState::Unfinished { crashed: Some(_), .. } => {
+            RunState::Failed { .. }
+            | RunState::Unfinished {
+                crashed: Some(_), ..
+            } => {
                 // Keep the old summary beside the logs, then train again.
                 let from = out.join(record::SUMMARY_FILE);
                 let n = (1..)
@@ -322,7 +328,9 @@ impl<'a> Runner<'a> {
                         text.push_str(&String::from_utf8_lossy(&buf[..n]));
                         if text.len() > 64 * 1024 {
                             let cut = text.len() - 32 * 1024;
-                            let cut = (cut..text.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+                            let cut = (cut..text.len())
+                                .find(|&i| text.is_char_boundary(i))
+                                .unwrap_or(0);
                             text.drain(..cut);
                         }
                     }
@@ -336,12 +344,7 @@ impl<'a> Runner<'a> {
             }
             Err(e) => {
                 let _ = std::fs::create_dir_all(&out);
-                return fail(
-                    &out,
-                    run,
-                    format!("could not start the trainer: {e}"),
-                    true,
-                );
+                return fail(&out, run, format!("could not start the trainer: {e}"), true);
             }
         };
         if status.code() == Some(record::EXIT_HELD) {
@@ -368,7 +371,12 @@ impl<'a> Runner<'a> {
                 // Exit status 2 is a trainer's "bad input" (ours, and argparse's): it would
                 // fail again the same way. Anything else (a signal, an error of the
                 // machine) is retried by the next sweep.
-                fail(&out, run, exit_reason(status, &text), status.code() != Some(2))
+                fail(
+                    &out,
+                    run,
+                    exit_reason(status, &text),
+                    status.code() != Some(2),
+                )
             }
         }
     }
@@ -410,9 +418,10 @@ pub fn exit_reason(status: std::process::ExitStatus, stderr: &str) -> String {
         .find(|l| l.starts_with("error:"))
         .map(|l| l.to_string())
         .or_else(|| {
-            lines
-                .iter()
-                .find_map(|l| l.split_once("what():").map(|(_, w)| format!("libtorch: {}", w.trim())))
+            lines.iter().find_map(|l| {
+                l.split_once("what():")
+                    .map(|(_, w)| format!("libtorch: {}", w.trim()))
+            })
         })
         .or_else(|| {
             lines
@@ -526,11 +535,14 @@ pub fn run_index(
     threads: usize,
     retry_failed: bool,
 ) -> Result<(String, RunOutcome), SweepError> {
-    let run = sweep.runs.get(index).ok_or_else(|| SweepError::NoSuchIndex {
-        path: sweep_file.to_path_buf(),
-        index,
-        runs: sweep.runs.len(),
-    })?;
+    let run = sweep
+        .runs
+        .get(index)
+        .ok_or_else(|| SweepError::NoSuchIndex {
+            path: sweep_file.to_path_buf(),
+            index,
+            runs: sweep.runs.len(),
+        })?;
     let mut runner = Runner::new(sweep, sweep_file, isoflop, threads);
     runner.retry_failed = retry_failed;
     std::fs::create_dir_all(&runner.results).map_err(|source| SweepError::Io {
@@ -601,7 +613,13 @@ mod tests {
         // A value that holds a placeholder is not expanded again; unknown braces stay.
         let mut s2 = s.clone();
         s2.runs[0].id = "{out}".into();
-        let cmd = expand("awk '{ print }' {id}", &s2, &s2.runs[0], Path::new("o"), None);
+        let cmd = expand(
+            "awk '{ print }' {id}",
+            &s2,
+            &s2.runs[0],
+            Path::new("o"),
+            None,
+        );
         assert_eq!(cmd, "awk '{ print }' '{out}'");
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -619,8 +637,14 @@ mod tests {
         );
         assert!(r.contains("SIGABRT") && r.ends_with("libtorch: bad"), "{r}");
         let exited = std::process::ExitStatus::from_raw(3 << 8);
-        let r = exit_reason(exited, "step 10\nerror: disk full: /x/curve.csv\n  caused by: y\n");
-        assert_eq!(r, "the trainer exited with status 3: error: disk full: /x/curve.csv");
+        let r = exit_reason(
+            exited,
+            "step 10\nerror: disk full: /x/curve.csv\n  caused by: y\n",
+        );
+        assert_eq!(
+            r,
+            "the trainer exited with status 3: error: disk full: /x/curve.csv"
+        );
     }
 
     #[test]
@@ -631,26 +655,54 @@ mod tests {
         run.id = "r1".into();
         let dir = results.join("r1");
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(record::CURVE_FILE), "run,step,params,tokens,flops,loss,lr,secs,eval_loss\nr1,20,1,2,12,3.0,0.001,1.0,\n").unwrap();
+        std::fs::write(
+            dir.join(record::CURVE_FILE),
+            "run,step,params,tokens,flops,loss,lr,secs,eval_loss\nr1,20,1,2,12,3.0,0.001,1.0,\n",
+        )
+        .unwrap();
         assert_eq!(
             state(&results, &run),
-            RunState::Unfinished { step: Some(20), checkpoint: None, crashed: None }
+            RunState::Unfinished {
+                step: Some(20),
+                checkpoint: None,
+                crashed: None
+            }
         );
         let meta = record::CheckpointMeta::of(b"weights", 10);
-        std::fs::write(dir.join(record::CHECKPOINT_META_FILE), serde_json::to_vec(&meta).unwrap()).unwrap();
+        std::fs::write(
+            dir.join(record::CHECKPOINT_META_FILE),
+            serde_json::to_vec(&meta).unwrap(),
+        )
+        .unwrap();
         assert_eq!(
             state(&results, &run),
-            RunState::Unfinished { step: Some(20), checkpoint: Some(10), crashed: None }
+            RunState::Unfinished {
+                step: Some(20),
+                checkpoint: Some(10),
+                crashed: None
+            }
         );
         // A transient failure is unfinished, with its reason; an own-terms failure is failed.
         let mut sum = RunSummary::failed("r1", 1, "killed by signal 9\nmore", true);
-        std::fs::write(dir.join(record::SUMMARY_FILE), serde_json::to_vec(&sum).unwrap()).unwrap();
+        std::fs::write(
+            dir.join(record::SUMMARY_FILE),
+            serde_json::to_vec(&sum).unwrap(),
+        )
+        .unwrap();
         assert_eq!(
             state(&results, &run),
-            RunState::Unfinished { step: Some(20), checkpoint: Some(10), crashed: Some("killed by signal 9".into()) }
+            RunState::Unfinished {
+                step: Some(20),
+                checkpoint: Some(10),
+                crashed: Some("killed by signal 9".into())
+            }
         );
         sum.transient = false;
-        std::fs::write(dir.join(record::SUMMARY_FILE), serde_json::to_vec(&sum).unwrap()).unwrap();
+        std::fs::write(
+            dir.join(record::SUMMARY_FILE),
+            serde_json::to_vec(&sum).unwrap(),
+        )
+        .unwrap();
         assert!(matches!(state(&results, &run), RunState::Failed { .. }));
         std::fs::remove_dir_all(&results).unwrap();
     }

@@ -481,9 +481,17 @@ mod tests {
         let p = dir.join("sweep.toml");
         std::fs::write(&p, s.to_toml(2)).unwrap();
         let e = Sweep::read(&p).unwrap_err().to_string();
-        assert!(e.contains("sweep.toml") && e.contains("{bogus}") && e.contains("{out}"), "{e}");
+        assert!(
+            e.contains("sweep.toml") && e.contains("{bogus}") && e.contains("{out}"),
+            "{e}"
+        );
         s.command = Some("train.sh {out} {id}".into());
-        for (id, why) in [("../../x", "path separator"), ("..", "above"), ("-rf", "'-'"), ("a\tb", "control")] {
+        for (id, why) in [
+            ("../../x", "path separator"),
+            ("..", "above"),
+            ("-rf", "'-'"),
+            ("a\tb", "control"),
+        ] {
             let mut bad = s.clone();
             bad.runs[0].id = id.into();
             std::fs::write(&p, bad.to_toml(2)).unwrap();

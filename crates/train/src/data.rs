@@ -303,6 +303,9 @@ mod tests {
         let w = c.repetition_warning(100_000, 16, 64).unwrap();
         assert!(w.contains("10.0 times"), "{w}");
         let w = c.repetition_warning(100_000, 16, 1024).unwrap();
-        assert!(w.contains("shorter than one batch (16384 tokens)") && w.contains("10 times"), "{w}");
+        assert!(
+            w.contains("shorter than one batch (16384 tokens)") && w.contains("10 times"),
+            "{w}"
+        );
     }
 }

@@ -166,18 +166,29 @@ mod wsd_tests {
         between(&lin, 0.75);
         between(&wsd(CooldownShape::OneMinusSqrt), 0.5);
         // A floor of 10%: the last step ends there.
-        let floor = LrSchedule { min_ratio: 0.1, ..lin };
+        let floor = LrSchedule {
+            min_ratio: 0.1,
+            ..lin
+        };
         assert!((floor.at(999) - 3e-4).abs() < 1e-15);
     }
 
     #[test]
     fn constant_holds_the_peak_after_the_warm_up_and_short_runs_stay_finite() {
-        let c = LrSchedule { kind: Schedule::Constant, ..wsd(CooldownShape::Linear) };
+        let c = LrSchedule {
+            kind: Schedule::Constant,
+            ..wsd(CooldownShape::Linear)
+        };
         assert!((c.at(49) - 1.5e-3).abs() < 1e-15);
         assert_eq!(c.at(100), 3e-3);
         assert_eq!(c.at(999), 3e-3);
         // A cooldown longer than the steps after the warm-up starts at the warm-up's end.
-        let short = LrSchedule { steps: 5, warmup: 1, cooldown_frac: 1.0, ..wsd(CooldownShape::Linear) };
+        let short = LrSchedule {
+            steps: 5,
+            warmup: 1,
+            cooldown_frac: 1.0,
+            ..wsd(CooldownShape::Linear)
+        };
         assert_eq!(short.cooldown_start(), 1);
         for step in 0..5 {
             assert!(short.at(step).is_finite() && short.at(step) >= 0.0);

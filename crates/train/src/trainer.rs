@@ -617,7 +617,10 @@ pub fn train(
             Some(l) => {
                 (step, secs0) = l;
                 if newest != Some(step) || !bad.is_empty() {
-                    eprintln!("{}: resuming from the checkpoint at step {step}", out.display());
+                    eprintln!(
+                        "{}: resuming from the checkpoint at step {step}",
+                        out.display()
+                    );
                 }
             }
             None => {
@@ -636,7 +639,20 @@ pub fn train(
             rows.retain(|r| r.step <= step);
         }
     }
-    run_loop(config, corpus, out, stop, on_progress, lease, dev, model, state, step, secs0, rows)
+    run_loop(
+        config,
+        corpus,
+        out,
+        stop,
+        on_progress,
+        lease,
+        dev,
+        model,
+        state,
+        step,
+        secs0,
+        rows,
+    )
 }
 
 /// Trains `config` from step 0, replacing whatever the folder's curve held.
@@ -652,7 +668,20 @@ fn train_from_scratch(
     let dev = device(&config.device)?;
     let (vs, model) = init_model(config, dev);
     let state = State::new(&vs);
-    run_loop(config, corpus, out, stop, on_progress, lease, dev, model, state, 0, 0.0, Vec::new())
+    run_loop(
+        config,
+        corpus,
+        out,
+        stop,
+        on_progress,
+        lease,
+        dev,
+        model,
+        state,
+        0,
+        0.0,
+        Vec::new(),
+    )
 }
 
 /// The training loop from `step` (the state loaded), to the horizon or the stop flag.

@@ -22,7 +22,9 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 fn corpus(dir: &Path) -> Corpus {
-    let words = ["scaling", "laws", "predict", "the", "loss", "of", "larger", "models"];
+    let words = [
+        "scaling", "laws", "predict", "the", "loss", "of", "larger", "models",
+    ];
     let mut s = String::new();
     let mut k = 11usize;
     for i in 0..5000 {
@@ -58,7 +60,10 @@ fn stopped_at(c: &Corpus, out: &Path, at: u64) {
         }
     })
     .unwrap();
-    assert!(matches!(r, Outcome::Stopped { step } if step == at), "{r:?}");
+    assert!(
+        matches!(r, Outcome::Stopped { step } if step == at),
+        "{r:?}"
+    );
 }
 
 fn flip_64_bytes(p: &Path) {
@@ -94,7 +99,15 @@ fn a_corrupt_checkpoint_is_never_trained_on() {
     let c = corpus(&d);
     let cfg = settings().config().unwrap();
     let reference = d.join("reference");
-    train(&cfg, &c, &reference, false, &AtomicBool::new(false), &mut |_| {}).unwrap();
+    train(
+        &cfg,
+        &c,
+        &reference,
+        false,
+        &AtomicBool::new(false),
+        &mut |_| {},
+    )
+    .unwrap();
 
     // The latest checkpoint corrupted: the previous one (step 30) is used, and the run
     // ends exactly as the uninterrupted one.
@@ -103,7 +116,10 @@ fn a_corrupt_checkpoint_is_never_trained_on() {
     assert!(one.join(record::PREVIOUS_CHECKPOINT_FILE).exists());
     flip_64_bytes(&one.join(record::CHECKPOINT_FILE));
     let r = train(&cfg, &c, &one, true, &AtomicBool::new(false), &mut |_| {}).unwrap();
-    assert!(matches!(r, Outcome::Ended(ref s) if s.status == RunStatus::Finished), "{r:?}");
+    assert!(
+        matches!(r, Outcome::Ended(ref s) if s.status == RunStatus::Finished),
+        "{r:?}"
+    );
     same_curve(&reference, &one);
 
     // Both corrupted: nothing verifies, the run restarts from step 0 and still ends the same.
@@ -121,7 +137,11 @@ fn a_corrupt_checkpoint_is_never_trained_on() {
     let s: RunSummary = record::read_json(&both.join(record::SUMMARY_FILE)).unwrap();
     assert!(s.final_loss.unwrap() < 3.0, "{s:?}");
     // An ended run keeps no checkpoint.
-    for f in [record::CHECKPOINT_FILE, record::PREVIOUS_CHECKPOINT_FILE, record::CHECKPOINT_META_FILE] {
+    for f in [
+        record::CHECKPOINT_FILE,
+        record::PREVIOUS_CHECKPOINT_FILE,
+        record::CHECKPOINT_META_FILE,
+    ] {
         assert!(!both.join(f).exists(), "{f}");
     }
 }
@@ -134,9 +154,9 @@ fn a_loss_far_above_the_runs_recent_losses_marks_it_diverged() {
     assert_eq!(loss_jump(&recent, 1.6e8), Some(2.5));
     assert_eq!(loss_jump(&recent, 5.4), None); // a uniform guess over 256 bytes is 5.55
     assert_eq!(loss_jump(&recent[..5], 1e9), None); // too little history
-    // In a run: weights that verify (their checksum written with them) but are far off, as a
-    // fault in memory before the write would leave them. The first resumed step's loss jumps
-    // far above the curve's; the run is marked diverged at that step.
+                                                    // In a run: weights that verify (their checksum written with them) but are far off, as a
+                                                    // fault in memory before the write would leave them. The first resumed step's loss jumps
+                                                    // far above the curve's; the run is marked diverged at that step.
     let d = tmp("jump");
     let c = corpus(&d);
     let cfg = settings().config().unwrap();
@@ -147,7 +167,11 @@ fn a_loss_far_above_the_runs_recent_losses_marks_it_diverged() {
     let scaled: Vec<(String, tch::Tensor)> = named
         .into_iter()
         .map(|(n, t)| {
-            let t = if n.starts_with("param.") && n.contains("weight") { t * 40.0 } else { t };
+            let t = if n.starts_with("param.") && n.contains("weight") {
+                t * 40.0
+            } else {
+                t
+            };
             (n, t)
         })
         .collect();
@@ -159,7 +183,9 @@ fn a_loss_far_above_the_runs_recent_losses_marks_it_diverged() {
     )
     .unwrap();
     let r = train(&cfg, &c, &out, true, &AtomicBool::new(false), &mut |_| {}).unwrap();
-    let Outcome::Ended(s) = r else { panic!("{r:?}") };
+    let Outcome::Ended(s) = r else {
+        panic!("{r:?}")
+    };
     assert_eq!(s.status, RunStatus::Diverged, "{s:?}");
     assert_eq!(s.failed_at_step, Some(36));
     assert!(s.reason.as_deref().unwrap().contains("jumped"), "{s:?}");

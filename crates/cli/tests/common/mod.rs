@@ -94,5 +94,8 @@ JSON
 
 /// The command template that runs [`fake_trainer`] (exec'd, so a signal reaches the sweep).
 pub fn fake_template(script: &Path) -> String {
-    format!("exec sh {} {{out}} {{id}} {{params}} {{tokens}}", script.display())
+    format!(
+        "exec sh {} {{out}} {{id}} {{params}} {{tokens}}",
+        script.display()
+    )
 }

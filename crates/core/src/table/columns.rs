@@ -32,9 +32,22 @@ const FLOPS: &[&str] = &[
 ];
 const LOSS: &[&str] = &["loss", "valloss", "evalloss", "finalloss", "trainloss", "l"];
 /// The loss names as a user would type them, for messages.
-const LOSS_NAMES: &[&str] = &["loss", "val_loss", "eval_loss", "final_loss", "train_loss", "L"];
+const LOSS_NAMES: &[&str] = &[
+    "loss",
+    "val_loss",
+    "eval_loss",
+    "final_loss",
+    "train_loss",
+    "L",
+];
 const BUDGET: &[&str] = &["budget", "flopbudget", "isoflop"];
-const UNIQUE: &[&str] = &["uniquetokens", "u", "uniquetokensu", "unique", "ntokensunique"];
+const UNIQUE: &[&str] = &[
+    "uniquetokens",
+    "u",
+    "uniquetokensu",
+    "unique",
+    "ntokensunique",
+];
 const RUN: &[&str] = &["run", "runid", "runname", "name"];
 const STEP: &[&str] = &["step", "iter", "iteration"];
 const FINAL: &[&str] = &["finalloss", "runfinalloss"];
@@ -124,7 +137,13 @@ impl Filter {
 
 impl std::fmt::Display for Filter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}{}{}", self.column, if self.equal { "=" } else { "!=" }, self.value)
+        write!(
+            f,
+            "{}{}{}",
+            self.column,
+            if self.equal { "=" } else { "!=" },
+            self.value
+        )
     }
 }
 
@@ -141,7 +160,12 @@ impl ColumnChoice {
 }
 
 /// The column `name` (see [`ColumnChoice`]) among `headers`.
-pub(super) fn named(path: &Path, headers: &[String], option: &'static str, name: &str) -> Result<usize> {
+pub(super) fn named(
+    path: &Path,
+    headers: &[String],
+    option: &'static str,
+    name: &str,
+) -> Result<usize> {
     headers
         .iter()
         .position(|h| h == name)
@@ -273,12 +297,44 @@ impl Columns {
         }
         let h = &headers;
         let final_any = pick(h, FINAL);
-        let params = one_of(path, h, "params (N)", PARAMS, choice.params.as_deref(), "--params-column", None)?
-            .ok_or_else(|| missing("params (N)", PARAMS))?;
-        let loss = one_of(path, h, "loss", LOSS, choice.loss.as_deref(), "--loss-column", final_any)?
-            .ok_or_else(|| missing("loss", LOSS))?;
-        let tokens = one_of(path, h, "tokens (D)", TOKENS, choice.tokens.as_deref(), "--tokens-column", None)?;
-        let flops = one_of(path, h, "flops (C)", FLOPS, choice.flops.as_deref(), "--flops-column", None)?;
+        let params = one_of(
+            path,
+            h,
+            "params (N)",
+            PARAMS,
+            choice.params.as_deref(),
+            "--params-column",
+            None,
+        )?
+        .ok_or_else(|| missing("params (N)", PARAMS))?;
+        let loss = one_of(
+            path,
+            h,
+            "loss",
+            LOSS,
+            choice.loss.as_deref(),
+            "--loss-column",
+            final_any,
+        )?
+        .ok_or_else(|| missing("loss", LOSS))?;
+        let tokens = one_of(
+            path,
+            h,
+            "tokens (D)",
+            TOKENS,
+            choice.tokens.as_deref(),
+            "--tokens-column",
+            None,
+        )?;
+        let flops = one_of(
+            path,
+            h,
+            "flops (C)",
+            FLOPS,
+            choice.flops.as_deref(),
+            "--flops-column",
+            None,
+        )?;
         if tokens.is_none() && flops.is_none() {
             let mut al = TOKENS.to_vec();
             al.extend_from_slice(FLOPS);

@@ -134,7 +134,12 @@ fn drop_highest_loss_follows_epoch_rule() {
 #[test]
 fn ambiguous_columns_are_refused_with_both_names_and_the_option() {
     for (header, a, b, opt) in [
-        ("params,tokens,loss,val_loss", "'loss'", "'val_loss'", "--loss-column"),
+        (
+            "params,tokens,loss,val_loss",
+            "'loss'",
+            "'val_loss'",
+            "--loss-column",
+        ),
         ("params,N,tokens,loss", "'params'", "'N'", "--params-column"),
         ("params,tokens,D,loss", "'tokens'", "'D'", "--tokens-column"),
     ] {
@@ -142,9 +147,16 @@ fn ambiguous_columns_are_refused_with_both_names_and_the_option() {
         let e = csv(&format!("{header}\n{row}\n")).unwrap_err().to_string();
         assert!(e.contains(a) && e.contains(b) && e.contains(opt), "{e}");
     }
-    let e = csv("params,tokens,loss,Loss\n1,2,3,4\n").unwrap_err().to_string();
-    assert!(e.contains("twice") && e.contains("'loss' and 'Loss'"), "{e}");
-    let e = csv("params,tokens,loss,loss\n1,2,3,4\n").unwrap_err().to_string();
+    let e = csv("params,tokens,loss,Loss\n1,2,3,4\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("twice") && e.contains("'loss' and 'Loss'"),
+        "{e}"
+    );
+    let e = csv("params,tokens,loss,loss\n1,2,3,4\n")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("twice"), "{e}");
 }
 
@@ -168,7 +180,10 @@ fn a_chosen_column_resolves_the_ambiguity() {
     let e = RunTable::from_csv_with(Path::new("t.csv"), "params,tokens,loss\n1,2,3\n", &choice)
         .unwrap_err()
         .to_string();
-    assert!(e.contains("--loss-column nope") && e.contains("params, tokens, loss"), "{e}");
+    assert!(
+        e.contains("--loss-column nope") && e.contains("params, tokens, loss"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -200,7 +215,17 @@ fn to_csv_reads_back_to_the_same_rows_finals_and_budgets() {
     let back = csv(&t.to_csv()).unwrap();
     let strip = |rows: &[Observation]| {
         rows.iter()
-            .map(|r| (r.run.clone(), r.step, r.params, r.tokens, r.flops, r.loss, r.budget))
+            .map(|r| {
+                (
+                    r.run.clone(),
+                    r.step,
+                    r.params,
+                    r.tokens,
+                    r.flops,
+                    r.loss,
+                    r.budget,
+                )
+            })
             .collect::<Vec<_>>()
     };
     assert_eq!(strip(&t.rows), strip(&back.rows));

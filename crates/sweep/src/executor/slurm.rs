@@ -50,12 +50,22 @@ impl Executor for Slurm {
         let script = logs.join("sweep.sbatch");
         write_atomic(
             &script,
-            slurm_script(s, &file, bin, self.throttle, runner.threads, &logs, runner.retry_failed)
-                .as_bytes(),
+            slurm_script(
+                s,
+                &file,
+                bin,
+                self.throttle,
+                runner.threads,
+                &logs,
+                runner.retry_failed,
+            )
+            .as_bytes(),
         )
         .map_err(io(&script))?;
         let job = sbatch(&[], Some(&script))?;
-        let table = std::fs::canonicalize(results).map_err(io(results))?.join("runs.csv");
+        let table = std::fs::canonicalize(results)
+            .map_err(io(results))?
+            .join("runs.csv");
         let q = |p: &Path| sh_quote(&p.display().to_string());
         let fit = format!(
             "{bin} collect {file} --out {table} && {bin} fit {table} --out {law} > {txt}",
@@ -67,7 +77,10 @@ impl Executor for Slurm {
         );
         let out_log = format!("--output={}/fit_%j.out", logs.display());
         let dep = format!("--dependency=afterany:{job}");
-        let fit_job = sbatch(&["--job-name=isoflop-fit", &dep, &out_log, "--wrap", &fit], None)?;
+        let fit_job = sbatch(
+            &["--job-name=isoflop-fit", &dep, &out_log, "--wrap", &fit],
+            None,
+        )?;
         Ok(Dispatched::Submitted {
             summary: format!(
                 "array job {job} ({} runs, %{}); fit job {fit_job} after it; script {}",
@@ -119,9 +132,9 @@ pub fn sbatch(args: &[&str], script: Option<&Path>) -> Result<String, SweepError
     if let Some(s) = script {
         c.arg(s);
     }
-    let o = c
-        .output()
-        .map_err(|e| SweepError::Slurm(format!("could not run sbatch: {e} (is Slurm installed?)")))?;
+    let o = c.output().map_err(|e| {
+        SweepError::Slurm(format!("could not run sbatch: {e} (is Slurm installed?)"))
+    })?;
     if !o.status.success() {
         return Err(SweepError::Slurm(format!(
             "sbatch failed: {}",
