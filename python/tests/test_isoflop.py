@@ -250,3 +250,28 @@ def test_every_public_name_has_a_docstring_and_a_stub():
                 if not inspect.getdoc(f):
                     missing.append(f"{n}.{m}")
     assert not missing, missing
+
+
+def test_each_figure_renders_in_headless_chromium(tmp_path):
+    chromium = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if os.path.exists(p)), None)
+    if chromium is None:
+        pytest.skip("skipped: Debian's chromium is not installed (scripts/setup.sh installs it)")
+    f = isoflop.fit(synthetic(), boot=20, approaches=[2, 3], budgets=None, seed=0)
+    figs = {k: v for k, v in f.figures(target_flops=1e21).items()}
+    assert figs, "no figure drawn"
+    for name, fig in figs.items():
+        fig.save(tmp_path / f"{name}.svg")
+    imgs = "".join(f'<img class="figure" src="{name}.svg">' for name in figs)
+    script = (
+        "<script>window.addEventListener('load',function(){var i=[].slice.call(document.querySelectorAll('img.figure'));"
+        "document.body.setAttribute('data-loaded',i.filter(function(x){return x.complete&&x.naturalWidth>0;}).length+'/'+i.length);});</script>"
+    )
+    (tmp_path / "figs.html").write_text(f"<!doctype html><html><body>{imgs}{script}</body></html>")
+    o = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--virtual-time-budget=5000",
+         f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", f"file://{tmp_path / 'figs.html'}"],
+        capture_output=True, text=True, timeout=120,
+    )
+    n = len(figs)
+    assert f'data-loaded="{n}/{n}"' in o.stdout, (o.stdout[:300], o.stderr[-1500:])

@@ -50,7 +50,7 @@ enum Command {
     /// The finished runs' curves as one table for `isoflop fit`.
     Collect(crate::sweep_cmd::StatusArgs),
     /// The whole job: plan the default study, train it, fit, draw, report (isoflop-out/).
-    Run(crate::sweep_cmd::RunArgs),
+    Run(crate::run_cmd::RunArgs),
 }
 
 #[derive(Args, Debug)]
@@ -175,7 +175,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::SweepTask(a) => crate::sweep_cmd::task(a),
         Command::Status(a) => crate::sweep_cmd::status(a),
         Command::Collect(a) => crate::sweep_cmd::collect(a).map(|_| ()),
-        Command::Run(a) => crate::sweep_cmd::run(a),
+        Command::Run(a) => crate::run_cmd::run(a),
     }
 }
 

@@ -5,6 +5,7 @@
 mod commands;
 mod exit;
 mod format;
+mod run_cmd;
 mod study;
 mod sweep_cmd;
 mod text;

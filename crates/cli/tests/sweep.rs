@@ -165,7 +165,14 @@ fn two_sweeps_on_one_folder_never_train_a_run_twice() {
         p1.wait_with_output().unwrap(),
         p2.wait_with_output().unwrap(),
     );
-    assert!(o1.status.success() && o2.status.success());
+    assert!(
+        o1.status.success() && o2.status.success(),
+        "first: {:?}\n{}\nsecond: {:?}\n{}",
+        o1.status,
+        String::from_utf8_lossy(&o1.stderr),
+        o2.status,
+        String::from_utf8_lossy(&o2.stderr)
+    );
     assert_eq!(
         trained(&o1) + trained(&o2),
         n,

@@ -13,6 +13,7 @@ pub mod data;
 pub mod error;
 pub mod model;
 pub mod schedule;
+mod state;
 pub mod trainer;
 
 pub use error::{Result, TrainError};

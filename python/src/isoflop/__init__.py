@@ -177,11 +177,9 @@ def _allocations(laws_json: str, level: float, **target: float) -> Any:
     for a in rows:
         r = {k: a[k] for k in ("approach", "flops", "params", "tokens", "tokens_6nd", "tokens_per_param", "loss")}
         iv = a.get("intervals") or {}
-        for q in ("params", "tokens", "flops"):
+        for q in ("params", "tokens", "flops", "loss"):
             if iv.get(q):
                 r[f"{q}_lo"], r[f"{q}_hi"] = iv[q]["lo"], iv[q]["hi"]
-        if iv.get("loss"):
-            r["loss_lo"], r["loss_hi"] = iv["loss"]["lo"], iv["loss"]["hi"]
         p = a.get("loss_prediction")
         if p:
             r["loss_prediction_lo"], r["loss_prediction_hi"] = p["lo"], p["hi"]
