@@ -7,7 +7,7 @@ use isoflop_core::record;
 use isoflop_core::shape::{FlopCount, ModelShape};
 use isoflop_train::data::Corpus;
 use isoflop_train::error::TrainError;
-use isoflop_train::trainer::{train, Outcome, Settings};
+use isoflop_train::trainer::{train, train_branch, Outcome, Settings};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -26,7 +26,7 @@ enum Count {
 #[derive(Args, Debug)]
 pub struct TrainArgs {
     /// Target total parameters; the shape follows Chinchilla Table A9's aspect ratios.
-    #[arg(long, required_unless_present = "layers")]
+    #[arg(long, required_unless_present_any = ["layers", "branch_from"])]
     params: Option<f64>,
     /// Explicit shape: layers (with --d-model and --heads) instead of --params.
     #[arg(long, requires_all = ["d_model", "heads"], conflicts_with = "params")]
@@ -74,6 +74,19 @@ pub struct TrainArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// A cooldown branch: the trunk's run folder (a `--schedule constant` run that keeps a
+    /// checkpoint at --at-tokens). The branch is the trunk up to there, then cools down
+    /// (`wsd`, with --cooldown-shape and --min-lr-ratio) to --tokens. The model defaults to
+    /// the trunk's.
+    #[arg(long, requires = "at_tokens", conflicts_with = "keep_at_tokens")]
+    branch_from: Option<PathBuf>,
+    /// The branch point: the trunk's checkpoint at this many tokens.
+    #[arg(long, requires = "branch_from")]
+    at_tokens: Option<f64>,
+    /// A trunk: keep a checkpoint at each of these token counts (comma-separated) for the
+    /// branches that fork there.
+    #[arg(long, value_delimiter = ',')]
+    keep_at_tokens: Vec<f64>,
 }
 
 /// Marks an error as "another process holds this run" (exit code [`record::EXIT_HELD`]).
@@ -127,9 +140,27 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let data = isoflop_core::corpus::resolve(a.data.clone())?;
     let corpus = Corpus::load(&data, a.vocab, a.settings.context).context("reading the corpus")?;
     let vocab = a.vocab.unwrap_or(corpus.vocab);
-    let shape = match (a.params, a.layers) {
-        (Some(p), None) => ModelShape::for_params(p, vocab, a.settings.context, a.rotary)?,
-        (None, Some(l)) => ModelShape::new(
+    let trunk: Option<record::RunConfig> = match &a.branch_from {
+        Some(dir) => Some(
+            record::read_json(&dir.join(record::CONFIG_FILE))
+                .with_context(|| format!("--branch-from {}: no trunk run there", dir.display()))?,
+        ),
+        None => None,
+    };
+    for (name, t) in a
+        .at_tokens
+        .iter()
+        .map(|t| ("--at-tokens", t))
+        .chain(a.keep_at_tokens.iter().map(|t| ("--keep-at-tokens", t)))
+    {
+        if !(t.is_finite() && *t >= 1.0) {
+            bail!("{name} must be a positive number of tokens, got {t}");
+        }
+    }
+    let shape = match (a.params, a.layers, &trunk) {
+        (None, None, Some(t)) => t.shape,
+        (Some(p), None, _) => ModelShape::for_params(p, vocab, a.settings.context, a.rotary)?,
+        (None, Some(l), _) => ModelShape::new(
             l,
             a.d_model.unwrap_or(0),
             a.heads.unwrap_or(0),
@@ -155,7 +186,11 @@ pub fn run(a: TrainArgs) -> Result<()> {
     };
     s.data = corpus.description.clone();
     s.device = a.device.clone();
-    let cfg = s.config()?;
+    s.keep_tokens = a.keep_at_tokens.iter().map(|t| t.ceil() as u64).collect();
+    let mut cfg = s.config()?;
+    if let (Some(dir), Some(at)) = (&a.branch_from, a.at_tokens) {
+        cfg = isoflop_train::trainer::branch_config(dir, &cfg, at.ceil() as u64)?;
+    }
     let p = cfg.params;
     eprintln!(
         "{run}: {} layers, d_model {}, {} heads; {} parameters ({} non-embedding); {} steps of {}x{} tokens = {} tokens; {:.3e} FLOPs ({:?})",
@@ -183,13 +218,17 @@ pub fn run(a: TrainArgs) -> Result<()> {
         .expect("template"),
     );
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        train(&cfg, &corpus, &a.out, a.resume, &stop, &mut |pr| {
+        let mut show = |pr: &isoflop_train::trainer::Progress| {
             bar.set_position(pr.step);
             bar.set_message(format!(
                 "loss {:.4}  {:.0} tok/s",
                 pr.loss, pr.tokens_per_sec
             ));
-        })
+        };
+        match &a.branch_from {
+            Some(trunk) => train_branch(&cfg, &corpus, &a.out, trunk, a.resume, &stop, &mut show),
+            None => train(&cfg, &corpus, &a.out, a.resume, &stop, &mut show),
+        }
     }));
     let outcome = match result {
         Ok(Ok(o)) => o,

@@ -101,6 +101,37 @@ pub struct RunConfig {
     pub threads: usize,
     /// Who wrote the run ("isoflop 0.1.0", or an external trainer).
     pub trainer: String,
+    /// A cooldown branch: the trunk it forked from and where (absent for other runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<BranchPoint>,
+    /// A trunk: the steps whose checkpoints its branches fork from, kept after it ends
+    /// ([`branch_checkpoint_files`]). A run with any is a trunk, not a point of a fit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keep_steps: Vec<u64>,
+}
+
+/// Where a cooldown branch forked: its trunk's run name and the step of the trunk's
+/// checkpoint it started from. The branch's curve holds the trunk's rows up to that step;
+/// its learning rate cools down from there to its own horizon.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BranchPoint {
+    /// The trunk's run name.
+    pub trunk: String,
+    /// The trunk's step the branch starts from.
+    pub step: u64,
+}
+
+/// The checkpoint a trunk keeps at `step` for the branches that fork there, and its
+/// [`CheckpointMeta`]: `branch-STEP.ot`, `branch-STEP.json`. Unlike the rolling
+/// [`CHECKPOINT_FILE`], it stays after the trunk ends.
+pub fn branch_checkpoint_files(step: u64) -> (String, String) {
+    (format!("branch-{step}.ot"), format!("branch-{step}.json"))
+}
+
+/// True when the trunk in `dir` holds its checkpoint for step `step` (its meta, written
+/// after the checkpoint is in place, exists).
+pub fn branch_point_ready(dir: &Path, step: u64) -> bool {
+    dir.join(branch_checkpoint_files(step).1).is_file()
 }
 
 /// How a run ended.

@@ -201,9 +201,9 @@ impl TrainSettings {
                 self.min_lr_ratio
             ));
         }
-        if !(self.cooldown_frac > 0.0 && self.cooldown_frac <= 1.0) {
+        if !(self.cooldown_frac > 0.0 && self.cooldown_frac < 1.0) {
             return Some(format!(
-                "cooldown_frac must be in (0, 1], got {}",
+                "cooldown_frac must be in (0, 1), got {}",
                 self.cooldown_frac
             ));
         }

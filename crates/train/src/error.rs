@@ -45,6 +45,15 @@ pub enum TrainError {
         /// The holder's host.
         host: String,
     },
+    /// A branch's trunk has not (yet) written the checkpoint the branch starts from: it is
+    /// still training, or stopped by a fault of the machine; training the trunk on makes it.
+    #[error("{path}: {problem}")]
+    TrunkNotReady {
+        /// The trunk's folder.
+        path: PathBuf,
+        /// Where the trunk stands.
+        problem: String,
+    },
     /// libtorch reported an error.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
@@ -54,7 +63,10 @@ impl TrainError {
     /// True for a failure of the machine rather than of the run (an I/O error, a libtorch
     /// error): training it again may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, TrainError::Io { .. } | TrainError::Torch(_))
+        matches!(
+            self,
+            TrainError::Io { .. } | TrainError::Torch(_) | TrainError::TrunkNotReady { .. }
+        )
     }
 }
 

@@ -26,6 +26,9 @@ pub struct LrSchedule {
     pub cooldown_frac: f64,
     /// The wsd cooldown's shape.
     pub cooldown_shape: CooldownShape,
+    /// A branch's first cooldown step: the trunk step it forked from (then `cooldown_frac`
+    /// is not used).
+    pub cooldown_from: Option<u64>,
 }
 
 impl LrSchedule {
@@ -39,12 +42,16 @@ impl LrSchedule {
             min_ratio: c.min_lr_ratio,
             cooldown_frac: c.cooldown_frac,
             cooldown_shape: c.cooldown_shape,
+            cooldown_from: c.branch.as_ref().map(|b| b.step),
         }
     }
 
     /// The first step of a wsd cooldown: the last `cooldown_frac` of the steps (at least
     /// one step), never inside the warm-up.
     pub fn cooldown_start(&self) -> u64 {
+        if let Some(s) = self.cooldown_from {
+            return s;
+        }
         let len = ((self.cooldown_frac * self.steps as f64).round() as u64).max(1);
         self.steps.saturating_sub(len).max(self.warmup)
     }
@@ -95,6 +102,7 @@ mod tests {
             min_ratio,
             cooldown_frac: 0.2,
             cooldown_shape: CooldownShape::OneMinusSqrt,
+            cooldown_from: None,
         }
     }
 
@@ -134,6 +142,7 @@ mod wsd_tests {
             min_ratio: 0.0,
             cooldown_frac: 0.2,
             cooldown_shape: shape,
+            cooldown_from: None,
         }
     }
 
@@ -194,5 +203,44 @@ mod wsd_tests {
             assert!(short.at(step).is_finite() && short.at(step) >= 0.0);
         }
         assert_eq!(short.at(4), 0.0);
+    }
+}
+
+#[cfg(test)]
+mod branch_tests {
+    use super::*;
+
+    #[test]
+    fn a_branch_holds_its_trunks_rate_to_the_branch_point_then_cools_down_like_wsd() {
+        let trunk = LrSchedule {
+            kind: Schedule::Constant,
+            steps: 800,
+            warmup: 50,
+            peak: 1e-3,
+            min_ratio: 0.1,
+            cooldown_frac: 0.2,
+            cooldown_shape: CooldownShape::OneMinusSqrt,
+            cooldown_from: None,
+        };
+        let branch = LrSchedule {
+            kind: Schedule::Wsd,
+            steps: 1000,
+            cooldown_from: Some(600),
+            ..trunk
+        };
+        // The same run uninterrupted: wsd over 1000 steps, cooling down over the last 40%.
+        let direct = LrSchedule {
+            cooldown_from: None,
+            cooldown_frac: 0.4,
+            ..branch
+        };
+        assert_eq!(branch.cooldown_start(), 600);
+        for step in 0..600 {
+            assert_eq!(branch.at(step), trunk.at(step), "{step}");
+        }
+        for step in 0..1000 {
+            assert_eq!(branch.at(step), direct.at(step), "{step}");
+        }
+        assert!((branch.at(999) - 1e-4).abs() < 1e-15);
     }
 }

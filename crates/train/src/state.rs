@@ -48,6 +48,23 @@ pub(crate) fn remove_checkpoints(out: &Path) {
     }
 }
 
+/// Writes `bytes` whole and synced beside `path` under a temporary name, returned for the
+/// caller to rename into place; removed again when the write fails.
+fn write_whole(path: &Path, bytes: &[u8]) -> Result<PathBuf> {
+    let tmp = path.with_extension("ot.tmp");
+    let written = (|| -> std::io::Result<()> {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(&tmp)(e));
+    }
+    Ok(tmp)
+}
+
 pub(crate) struct State {
     vars: Vec<(String, Tensor)>,
     decay: Vec<bool>,
@@ -131,31 +148,9 @@ impl State {
     /// ([`CheckpointMeta`]), then the previous checkpoint moved aside (kept until this one
     /// is in place) and this one renamed in, its meta last.
     pub(crate) fn save(&self, out: &Path, step: u64, secs: f64) -> Result<()> {
-        let mut named: Vec<(String, Tensor)> = Vec::with_capacity(3 * self.vars.len() + 2);
-        for (i, (n, p)) in self.vars.iter().enumerate() {
-            named.push((format!("param.{n}"), p.shallow_clone()));
-            named.push((format!("adam_m.{n}"), self.m[i].shallow_clone()));
-            named.push((format!("adam_v.{n}"), self.v[i].shallow_clone()));
-        }
-        named.push(("meta.step".into(), Tensor::from_slice(&[step as i64])));
-        named.push(("meta.secs".into(), Tensor::from_slice(&[secs])));
         let path = out.join(CHECKPOINT_FILE);
-        let tmp = path.with_extension("ot.tmp");
-        // Serialised in memory, then written by us: a full disk or an unwritable folder is
-        // an I/O error naming the file, not an abort inside libtorch's writer.
-        let mut bytes: Vec<u8> = Vec::new();
-        Tensor::save_multi_to_stream(&named, &mut bytes)?;
-        let meta = CheckpointMeta::of(&bytes, step);
-        let written = (|| -> std::io::Result<()> {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()
-        })();
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(io(&tmp)(e));
-        }
+        let (bytes, meta) = self.serialise(step, secs)?;
+        let tmp = write_whole(&path, &bytes)?;
         let meta_path = out.join(record::CHECKPOINT_META_FILE);
         if path.exists() {
             let prev = out.join(record::PREVIOUS_CHECKPOINT_FILE);
@@ -172,6 +167,64 @@ impl State {
         )
         .map_err(io(&meta_path))?;
         Ok(())
+    }
+
+    /// Writes the checkpoint a trunk keeps at `step` for its branches
+    /// ([`record::branch_checkpoint_files`]): the file whole, renamed into place, its meta
+    /// last. It is never rotated or removed by the trunk.
+    pub(crate) fn save_branch_point(&self, out: &Path, step: u64, secs: f64) -> Result<()> {
+        let (file, meta_file) = record::branch_checkpoint_files(step);
+        let (path, meta_path) = (out.join(file), out.join(meta_file));
+        let (bytes, meta) = self.serialise(step, secs)?;
+        let tmp = write_whole(&path, &bytes)?;
+        std::fs::rename(&tmp, &path).map_err(io(&path))?;
+        write_atomic(
+            &meta_path,
+            &serde_json::to_vec_pretty(&meta).expect("meta serialises"),
+        )
+        .map_err(io(&meta_path))
+    }
+
+    /// Loads the checkpoint the trunk in `trunk` kept at `step`, verified against its meta.
+    ///
+    /// # Errors
+    /// [`crate::error::TrainError::Folder`] naming the trunk when the checkpoint is missing
+    /// or does not match its checksum.
+    pub(crate) fn load_branch_point(&mut self, trunk: &Path, step: u64) -> Result<(u64, f64)> {
+        let (file, meta_file) = record::branch_checkpoint_files(step);
+        let path = trunk.join(&file);
+        let meta: CheckpointMeta = record::read_json(&trunk.join(&meta_file)).map_err(|e| {
+            folder_err(
+                trunk,
+                format!("has no usable checkpoint at step {step} ({meta_file}: {e})"),
+            )
+        })?;
+        let bytes = std::fs::read(&path).map_err(io(&path))?;
+        if meta.step != step || !meta.verifies(&bytes) {
+            return Err(folder_err(
+                trunk,
+                format!("{file} does not match its checksum; train the trunk again to rewrite it"),
+            ));
+        }
+        self.load(&path, bytes)
+    }
+
+    /// The state as checkpoint bytes, with their meta.
+    fn serialise(&self, step: u64, secs: f64) -> Result<(Vec<u8>, CheckpointMeta)> {
+        let mut named: Vec<(String, Tensor)> = Vec::with_capacity(3 * self.vars.len() + 2);
+        for (i, (n, p)) in self.vars.iter().enumerate() {
+            named.push((format!("param.{n}"), p.shallow_clone()));
+            named.push((format!("adam_m.{n}"), self.m[i].shallow_clone()));
+            named.push((format!("adam_v.{n}"), self.v[i].shallow_clone()));
+        }
+        named.push(("meta.step".into(), Tensor::from_slice(&[step as i64])));
+        named.push(("meta.secs".into(), Tensor::from_slice(&[secs])));
+        // Serialised in memory, then written by us: a full disk or an unwritable folder is
+        // an I/O error naming the file, not an abort inside libtorch's writer.
+        let mut bytes: Vec<u8> = Vec::new();
+        Tensor::save_multi_to_stream(&named, &mut bytes)?;
+        let meta = CheckpointMeta::of(&bytes, step);
+        Ok((bytes, meta))
     }
 
     /// Loads the checkpoint `bytes` (read from `path`, named in errors).

@@ -120,6 +120,9 @@ pub struct Settings {
     pub device: String,
     /// CPU threads (0: libtorch's default).
     pub threads: usize,
+    /// A trunk: the token counts whose checkpoints its cooldown branches fork from (each
+    /// rounded up to a whole step, as the horizon is).
+    pub keep_tokens: Vec<u64>,
 }
 
 impl Settings {
@@ -138,6 +141,7 @@ impl Settings {
             data: String::new(),
             device: "cpu".into(),
             threads: 0,
+            keep_tokens: Vec::new(),
         }
     }
 
@@ -160,6 +164,21 @@ impl Settings {
         }
         let per_step = (t.batch * self.shape.context) as u64;
         let steps = self.tokens.div_ceil(per_step);
+        let mut keep_steps: Vec<u64> = self
+            .keep_tokens
+            .iter()
+            .map(|&k| k.div_ceil(per_step))
+            .collect();
+        keep_steps.sort_unstable();
+        keep_steps.dedup();
+        if let Some(&bad) = keep_steps.iter().find(|&&k| k == 0 || k > steps) {
+            return Err(TrainError::Setting(format!(
+                "run {}: a branch point at step {bad} lies {} the run's {steps} steps ({} tokens)",
+                self.run,
+                if bad == 0 { "before" } else { "beyond" },
+                steps * per_step
+            )));
+        }
         Ok(RunConfig {
             run: self.run.clone(),
             shape: self.shape,
@@ -186,8 +205,112 @@ impl Settings {
             device: self.device.clone(),
             threads: self.threads,
             trainer: format!("isoflop {}", env!("CARGO_PKG_VERSION")),
+            branch: None,
+            keep_steps,
         })
     }
+}
+
+/// The config of a cooldown branch of the trunk in `trunk_dir` at `at_tokens` (rounded up
+/// to the trunk's whole steps), to the horizon of `own` (the branch's config as its own
+/// options give it). The branch is the trunk up to there: it takes the trunk's warm-up and
+/// must match it in everything else that shapes training (model, batch, rate, decay,
+/// clipping, seed, data, FLOP count); it then cools down with its own shape and floor
+/// (schedule `wsd`, its cooldown from the branch point).
+///
+/// # Errors
+/// [`TrainError::Folder`] naming the trunk when it holds no run, a run that is not a
+/// constant-rate trunk, a different model or settings (each field named with both values),
+/// or keeps no checkpoint at that step; [`TrainError::Setting`] for a branch point inside
+/// the warm-up, beyond the trunk's horizon, or not before the branch's own horizon.
+pub fn branch_config(trunk_dir: &Path, own: &RunConfig, at_tokens: u64) -> Result<RunConfig> {
+    let trunk: RunConfig = record::read_json(&trunk_dir.join(record::CONFIG_FILE))
+        .map_err(|e| folder_err(trunk_dir, format!("holds no trunk to branch from ({e})")))?;
+    let per_step = (trunk.batch * trunk.shape.context) as u64;
+    let step = at_tokens.div_ceil(per_step.max(1));
+    let at = |what: &str| {
+        TrainError::Setting(format!(
+            "run {}: --at-tokens {at_tokens} (step {step} of trunk {}) {what}",
+            own.run, trunk.run
+        ))
+    };
+    if step > trunk.steps {
+        return Err(at(&format!(
+            "lies beyond the trunk's horizon of {} tokens ({} steps)",
+            trunk.tokens, trunk.steps
+        )));
+    }
+    if step >= own.steps {
+        return Err(at(&format!(
+            "is not before the branch's own horizon of {} tokens ({} steps): nothing to cool down",
+            own.tokens, own.steps
+        )));
+    }
+    if step < trunk.warmup_steps {
+        return Err(at(&format!(
+            "lies inside the trunk's warm-up of {} steps",
+            trunk.warmup_steps
+        )));
+    }
+    if trunk.schedule != isoflop_core::Schedule::Constant {
+        return Err(folder_err(
+            trunk_dir,
+            format!(
+                "holds run {} with schedule {}; a trunk trains at a constant rate (--schedule constant)",
+                trunk.run,
+                trunk.schedule.name()
+            ),
+        ));
+    }
+    let fields = |c: &RunConfig| {
+        serde_json::json!({
+            "model (layers, d_model, heads, vocab, context, rotary)": c.shape,
+            "batch": c.batch, "lr": c.lr, "weight_decay": c.weight_decay,
+            "grad_clip": c.grad_clip, "seed": c.seed, "data": c.data,
+            "flop_count": c.flop_count, "eval_batches": c.eval_batches,
+        })
+    };
+    let (t, o) = (fields(&trunk), fields(own));
+    let differs: Vec<String> = t
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, v)| o.get(k.as_str()) != Some(v))
+        .map(|(k, v)| format!("{k}: trunk {v}, branch {}", o[k.as_str()]))
+        .collect();
+    if !differs.is_empty() {
+        return Err(folder_err(
+            trunk_dir,
+            format!(
+                "holds trunk {} of a different model or settings than branch {} ({})",
+                trunk.run,
+                own.run,
+                differs.join("; ")
+            ),
+        ));
+    }
+    if !trunk.keep_steps.contains(&step) {
+        return Err(folder_err(
+            trunk_dir,
+            format!(
+                "trunk {} keeps no checkpoint at step {step} (it keeps {:?}); train it with --keep-at-tokens {}",
+                trunk.run,
+                trunk.keep_steps,
+                step * per_step
+            ),
+        ));
+    }
+    Ok(RunConfig {
+        warmup_steps: trunk.warmup_steps,
+        schedule: isoflop_core::Schedule::Wsd,
+        cooldown_frac: (own.steps - step) as f64 / own.steps as f64,
+        branch: Some(record::BranchPoint {
+            trunk: trunk.run.clone(),
+            step,
+        }),
+        keep_steps: Vec::new(),
+        ..own.clone()
+    })
 }
 
 /// Builds the run's model with its seeded initialisation.
@@ -203,7 +326,8 @@ pub fn init_model(config: &RunConfig, device: Device) -> (nn::VarStore, Gpt) {
 fn identity(c: &RunConfig) -> serde_json::Value {
     let mut v = serde_json::to_value(c).expect("config serialises");
     if let Some(o) = v.as_object_mut() {
-        for k in ["device", "threads", "trainer", "run"] {
+        // A trunk may gain branches (kept checkpoints) after it started.
+        for k in ["device", "threads", "trainer", "run", "keep_steps"] {
             o.remove(k);
         }
     }
@@ -295,6 +419,14 @@ fn prepare(out: &Path, config: &RunConfig, resume: bool) -> Result<Start> {
                 "holds an unfinished run of this config; pass --resume to continue it",
             ));
         }
+        if existing.keep_steps != config.keep_steps {
+            // A trunk that gained branches: its config says which checkpoints it keeps.
+            write_atomic(
+                &cfg_path,
+                &serde_json::to_vec_pretty(config).expect("config serialises"),
+            )
+            .map_err(io(&cfg_path))?;
+        }
         return Ok(Start::Resume);
     } else if std::fs::read_dir(out)
         .map_err(io(out))?
@@ -355,6 +487,88 @@ pub fn train(
     stop: &AtomicBool,
     on_progress: &mut dyn FnMut(&Progress),
 ) -> Result<Outcome> {
+    if config.branch.is_some() {
+        return Err(TrainError::Setting(format!(
+            "run {} is a cooldown branch; it trains with its trunk's folder (train_branch, --branch-from)",
+            config.run
+        )));
+    }
+    train_run(config, corpus, out, None, resume, stop, on_progress)
+}
+
+/// Trains the cooldown branch `config` (made by [`branch_config`]) of the trunk in
+/// `trunk`, writing its files to `out`, as [`train`] does. A fresh branch starts from the
+/// checkpoint the trunk kept at the branch point (weights, AdamW moments, step; batches and
+/// evaluation follow from the seed and the step) with the trunk's curve rows up to there;
+/// an unfinished one resumes from its own checkpoint, else from the trunk's again.
+///
+/// # Errors
+/// As [`train`]; and [`TrainError::TrunkNotReady`] when the trunk has not reached the
+/// branch point (or stopped short of it by a fault of the machine), [`TrainError::Folder`]
+/// when the trunk ended without it (failed, diverged, or its checkpoint deleted).
+pub fn train_branch(
+    config: &RunConfig,
+    corpus: &Corpus,
+    out: &Path,
+    trunk: &Path,
+    resume: bool,
+    stop: &AtomicBool,
+    on_progress: &mut dyn FnMut(&Progress),
+) -> Result<Outcome> {
+    let Some(at) = config.branch.as_ref().map(|b| b.step) else {
+        return Err(TrainError::Setting(format!(
+            "run {} is not a branch (see branch_config)",
+            config.run
+        )));
+    };
+    let started = out.join(record::SUMMARY_FILE).exists() || record::checkpoint_step(out).is_some();
+    if !started && !record::branch_point_ready(trunk, at) {
+        // Nothing is written for a branch that cannot start.
+        return Err(trunk_problem(trunk, at));
+    }
+    train_run(config, corpus, out, Some(trunk), resume, stop, on_progress)
+}
+
+/// Why the trunk in `dir` cannot give its checkpoint at `step`: still short of it (a
+/// transient error: the trunk trains on), or ended without it.
+pub fn trunk_problem(dir: &Path, step: u64) -> TrainError {
+    let summary: Option<RunSummary> = record::read_json(&dir.join(record::SUMMARY_FILE)).ok();
+    match summary {
+        Some(s) if !(s.status == RunStatus::Failed && s.transient) => {
+            let how = match s.status {
+                RunStatus::Finished => format!(
+                    "finished without its checkpoint at step {step} (deleted?); train the trunk again with --keep-at-tokens"
+                ),
+                other => format!(
+                    "ended {:?} at step {}: {}; its branches cannot start",
+                    other,
+                    s.failed_at_step.unwrap_or(s.steps),
+                    s.reason.unwrap_or_default()
+                )
+                .to_lowercase(),
+            };
+            folder_err(dir, format!("trunk {} {how}", s.run))
+        }
+        _ => TrainError::TrunkNotReady {
+            path: dir.to_path_buf(),
+            problem: format!(
+                "the trunk has not yet written its checkpoint at step {step} (now at {}); train the trunk on first",
+                record::checkpoint_step(dir).map_or("step 0".to_string(), |s| format!("step {s}"))
+            ),
+        },
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn train_run(
+    config: &RunConfig,
+    corpus: &Corpus,
+    out: &Path,
+    trunk: Option<&Path>,
+    resume: bool,
+    stop: &AtomicBool,
+    on_progress: &mut dyn FnMut(&Progress),
+) -> Result<Outcome> {
     if config.shape.vocab < corpus.vocab {
         return Err(TrainError::Setting(format!(
             "the model's vocabulary {} is smaller than the corpus's {}",
@@ -383,6 +597,9 @@ pub fn train(
     let start = prepare(out, config, resume)?;
     if let Start::Done(summary) = start {
         return Ok(Outcome::Ended(summary));
+    }
+    if let (Start::Fresh, Some(trunk)) = (&start, trunk) {
+        return train_from_trunk(config, corpus, out, trunk, stop, on_progress, lease);
     }
     let dev = device(&config.device)?;
     if dev == Device::Cpu && config.threads > 0 {
@@ -434,6 +651,9 @@ pub fn train(
                     );
                 }
                 // A model half-filled by a failed load is rebuilt from its seed.
+                if let Some(trunk) = trunk {
+                    return train_from_trunk(config, corpus, out, trunk, stop, on_progress, lease);
+                }
                 return train_from_scratch(config, corpus, out, stop, on_progress, lease);
             }
         }
@@ -484,6 +704,54 @@ fn train_from_scratch(
         0,
         0.0,
         Vec::new(),
+    )
+}
+
+/// Starts branch `config` from its trunk's checkpoint at the branch point, with the trunk's
+/// curve rows up to there (renamed to the branch), replacing whatever the folder's curve held.
+fn train_from_trunk(
+    config: &RunConfig,
+    corpus: &Corpus,
+    out: &Path,
+    trunk: &Path,
+    stop: &AtomicBool,
+    on_progress: &mut dyn FnMut(&Progress),
+    lease: isoflop_core::lease::Lease,
+) -> Result<Outcome> {
+    let at = config.branch.as_ref().map_or(0, |b| b.step);
+    if !record::branch_point_ready(trunk, at) {
+        return Err(trunk_problem(trunk, at));
+    }
+    remove_checkpoints(out);
+    let dev = device(&config.device)?;
+    let (vs, model) = init_model(config, dev);
+    let mut state = State::new(&vs);
+    let (step, secs0) = state.load_branch_point(trunk, at)?;
+    let curve = trunk.join(record::CURVE_FILE);
+    let mut rows = record::read_curve(&curve).map_err(|e| folder_err(trunk, e.to_string()))?;
+    rows.retain(|r| r.step <= step);
+    if rows.last().map(|r| r.step) != Some(step) {
+        return Err(folder_err(
+            trunk,
+            format!("its curve does not reach the branch point at step {step}"),
+        ));
+    }
+    for r in &mut rows {
+        r.run = config.run.clone();
+    }
+    run_loop(
+        config,
+        corpus,
+        out,
+        stop,
+        on_progress,
+        lease,
+        dev,
+        model,
+        state,
+        step,
+        secs0,
+        rows,
     )
 }
 
@@ -629,6 +897,25 @@ fn run_loop(
                 secs: secs(&clock),
                 eval_loss,
             });
+        }
+        if config.keep_steps.contains(&step) {
+            // A branch point: the curve up to here first, as for any checkpoint, so a branch
+            // that finds the checkpoint finds the rows it starts with.
+            if rows.last().map(|r| r.step) != Some(step) {
+                rows.push(CurveRow {
+                    run: config.run.clone(),
+                    step,
+                    params,
+                    tokens: step * tokens_per_step,
+                    flops: (step * tokens_per_step) as f64 * fpt,
+                    loss: loss_value,
+                    lr,
+                    secs: secs(&clock),
+                    eval_loss,
+                });
+            }
+            write_curve(&rows)?;
+            state.save_branch_point(out, step, secs(&clock))?;
         }
         let elapsed = clock.elapsed().as_secs_f64();
         if last_progress.elapsed().as_secs_f64() >= 1.0 {
