@@ -48,6 +48,7 @@ fn default_study(a: &RunArgs) -> Result<(PathBuf, Sweep)> {
     let data = isoflop_core::corpus::resolve(a.data.clone())?;
     let file = a.out.join("sweep.toml");
     let plan_args = PlanArgs {
+        design: Design::Cosine,
         budgets: default_budgets(a.quick),
         sizes_per_budget: 5,
         spread: 8.0,

@@ -4,14 +4,30 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use isoflop_core::record::write_atomic;
 use isoflop_sweep::exec::{self, RunOutcome, RunState, Runner};
-use isoflop_sweep::executor::{Dispatched, Executor as _};
-use isoflop_sweep::plan::{check_template, horizon_design, isoflop_design, Sweep};
+use isoflop_sweep::executor::{Dispatched, Event, Executor as _};
+use isoflop_sweep::plan::{check_template, horizon_design, isoflop_design, wsd_branches, Sweep};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+/// How a plan's runs are trained.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
+pub(crate) enum Design {
+    /// Every run from scratch, its own cosine (Hoffmann et al. 2022): the IsoFLOP design
+    /// with --budgets, the horizons design with --sizes.
+    Cosine,
+    /// The same points as cooldown branches of one constant-rate trunk per model (Hägele et
+    /// al. 2024): each run forks from its trunk at its horizon less --cooldown-frac and
+    /// cools down to it; the trunk trains once, to the latest branch point.
+    Wsd,
+}
 
 /// Arguments of `isoflop plan`.
 #[derive(Args, Debug)]
 pub struct PlanArgs {
+    /// How the runs are trained: `cosine` (each from scratch) or `wsd` (cooldown branches of
+    /// shared trunks; the FLOPs spent and represented are printed).
+    #[arg(long, value_enum, default_value_t = Design::Cosine)]
+    pub(crate) design: Design,
     /// IsoFLOP design: comma-separated budgets in FLOPs (Approach 2).
     #[arg(long, value_delimiter = ',', conflicts_with = "sizes")]
     pub(crate) budgets: Vec<f64>,
@@ -182,6 +198,18 @@ pub(crate) fn make_plan(a: &PlanArgs) -> Result<Sweep> {
     } else {
         bail!("give --budgets (IsoFLOP design) or --sizes LO..HI (horizons design)");
     };
+    let (runs, notes) = match a.design {
+        Design::Cosine => (runs, notes),
+        Design::Wsd => {
+            let (runs, more) = wsd_branches(runs, &d);
+            (runs, notes.into_iter().chain(more).collect())
+        }
+    };
+    let mut d = d;
+    if a.design == Design::Wsd {
+        // Runs that are not branches (too short to fork after the warm-up) cool down too.
+        d.schedule = isoflop_core::Schedule::Wsd;
+    }
     for n in notes {
         eprintln!("note: {n}");
     }
@@ -190,6 +218,9 @@ pub(crate) fn make_plan(a: &PlanArgs) -> Result<Sweep> {
     }
     if let Some(t) = &a.command {
         check_template(t, Path::new("--command"))?;
+        if a.design == Design::Wsd {
+            bail!("--design wsd trains trunks and branches with isoflop's own trainer; it takes no --command");
+        }
     }
     Ok(Sweep {
         name: a.name.clone(),
@@ -217,11 +248,19 @@ pub fn plan(a: PlanArgs) -> Result<()> {
         );
     }
     write_atomic(&a.out, s.to_toml(cores()).as_bytes())?;
+    let trunks = s.runs.iter().filter(|r| r.is_trunk()).count();
     eprintln!(
-        "{}: {} runs, {:.3e} FLOPs in all, about {:.0} s on this machine's {} cores (estimate)",
+        "{}: {} runs{}, {:.3e} FLOPs spent for {:.3e} FLOPs of points ({:.2}x), about {:.0} s on this machine's {} cores (estimate)",
         a.out.display(),
-        s.runs.len(),
+        s.runs.len() - trunks,
+        if trunks > 0 {
+            format!(" and {trunks} trunks")
+        } else {
+            String::new()
+        },
         s.total_flops(),
+        s.represented_flops(),
+        s.total_flops() / s.represented_flops().max(f64::MIN_POSITIVE),
         s.estimated_secs(cores()),
         cores()
     );
@@ -289,7 +328,7 @@ pub(crate) fn sweep_local(
     let (t0, cpu0) = (Instant::now(), cpu_secs_children());
     if overall.is_hidden() {
         eprintln!(
-            "training {} run(s); a line follows as each one ends",
+            "training {} run(s); a line follows as each one starts and ends",
             total as usize - ended0
         );
     }
@@ -344,7 +383,7 @@ pub(crate) fn sweep_local(
             s.runs
                 .iter()
                 .find(|r| r.id == id)
-                .map_or(0.0, |r| 6.0 * r.params as f64 * r.tokens as f64)
+                .map_or(0.0, |r| r.spent_flops())
         };
         let todo: f64 = s
             .runs
@@ -358,7 +397,26 @@ pub(crate) fn sweep_local(
             .map(|r| flops_of(&r.id))
             .sum();
         let done_flops = std::sync::Mutex::new(0.0f64);
-        let out = isoflop_sweep::executor::Local { jobs }.dispatch(&runner, &|id, o| {
+        let out = isoflop_sweep::executor::Local { jobs }.dispatch(&runner, &|id, e| {
+            let o = match e {
+                Event::Started => {
+                    if plain {
+                        let f = *done_flops.lock().expect("not poisoned");
+                        let el = t0.elapsed().as_secs_f64();
+                        let left = if f > 0.0 {
+                            format!("about {:.0} s left", el * (todo - f).max(0.0) / f)
+                        } else {
+                            "time left known after the first run ends".to_string()
+                        };
+                        eprintln!(
+                            "[{}/{total}] run {id} started; {el:.0} s elapsed, {left}",
+                            overall.position()
+                        );
+                    }
+                    return;
+                }
+                Event::Ended(o) => o,
+            };
             overall.inc(matches!(o, RunOutcome::Finished | RunOutcome::Failed(_)) as u64);
             let line = match o {
                 RunOutcome::Failed(why) => Some(format!("run {id} failed: {why}")),

@@ -141,6 +141,8 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let corpus = Corpus::load(&data, a.vocab, a.settings.context).context("reading the corpus")?;
     let vocab = a.vocab.unwrap_or(corpus.vocab);
     let trunk: Option<record::RunConfig> = match &a.branch_from {
+        // A trunk that failed says so (its reason, not a missing config).
+        Some(dir) if !dir.join(record::CONFIG_FILE).exists() => None,
         Some(dir) => Some(
             record::read_json(&dir.join(record::CONFIG_FILE))
                 .with_context(|| format!("--branch-from {}: no trunk run there", dir.display()))?,

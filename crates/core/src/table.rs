@@ -235,6 +235,19 @@ impl RunTable {
                     continue;
                 }
             };
+            let trunk = read_json::<serde_json::Value>(&run.join(crate::record::CONFIG_FILE))
+                .ok()
+                .and_then(|c| {
+                    c.get("keep_steps")
+                        .and_then(|k| k.as_array())
+                        .map(|k| !k.is_empty())
+                })
+                .unwrap_or(false);
+            if trunk {
+                // Its constant-rate curve, never cooled down, lives on in its branches.
+                skipped.push(format!("{name} (a trunk of cooldown branches)"));
+                continue;
+            }
             let p = run.join(CURVE_FILE);
             let text = std::fs::read_to_string(&p).map_err(|source| CoreError::Io {
                 path: p.clone(),

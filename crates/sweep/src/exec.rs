@@ -230,14 +230,30 @@ impl<'a> Runner<'a> {
                 c
             }
             None => {
+                let mut settings = sweep.defaults.clone();
+                if run.is_trunk() {
+                    settings.schedule = isoflop_core::Schedule::Constant;
+                } else if run.trunk.is_some() {
+                    settings.schedule = isoflop_core::Schedule::Wsd;
+                }
                 let mut c = Command::new(&self.isoflop);
                 c.arg("train")
                     .args(["--layers", &run.layers.to_string()])
                     .args(["--d-model", &run.d_model.to_string()])
                     .args(["--heads", &run.heads.to_string()])
                     .args(["--tokens", &run.tokens.to_string()])
-                    .args(sweep.defaults.to_args())
+                    .args(settings.to_args())
                     .args(["--threads", &self.threads.to_string()]);
+                if run.is_trunk() {
+                    let keep: Vec<String> = run.keep_at_tokens.iter().map(u64::to_string).collect();
+                    c.arg(format!("--keep-at-tokens={}", keep.join(",")));
+                }
+                if let (Some(trunk), Some(at)) = (&run.trunk, run.at_tokens) {
+                    // The trunk's id was checked when the sweep file was read.
+                    c.arg("--branch-from")
+                        .arg(self.results.join(trunk))
+                        .arg(format!("--at-tokens={at}"));
+                }
                 // `--run=ID` in one word: an id is never read as an option.
                 c.arg(format!("--run={}", run.id))
                     .args(["--resume", "--quiet"])
@@ -573,6 +589,9 @@ mod tests {
                 params: 30_000,
                 tokens: 600_000,
                 budget: Some(1e11),
+                keep_at_tokens: Vec::new(),
+                trunk: None,
+                at_tokens: None,
             }],
         }
     }

@@ -35,6 +35,41 @@ pub struct PlannedRun {
     pub tokens: u64,
     /// The IsoFLOP budget it belongs to, if any.
     pub budget: Option<f64>,
+    /// A trunk (the `wsd` design): trained at a constant rate to its horizon, keeping a
+    /// checkpoint at each of these token counts for the cooldown branches that name it. A
+    /// trunk is not a point of a fit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keep_at_tokens: Vec<u64>,
+    /// A cooldown branch: the id of its trunk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trunk: Option<String>,
+    /// A cooldown branch: the trunk's checkpoint it starts from, in tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_tokens: Option<u64>,
+}
+
+impl PlannedRun {
+    /// FLOPs training it spends (6ND): a branch spends only its cooldown, from its branch
+    /// point to its horizon; its trunk spent the rest once for all its branches.
+    pub fn spent_flops(&self) -> f64 {
+        6.0 * self.params as f64
+            * (self.tokens - self.at_tokens.unwrap_or(0).min(self.tokens)) as f64
+    }
+
+    /// FLOPs the run stands for as a point of a fit (6ND over its whole horizon); none for
+    /// a trunk.
+    pub fn represented_flops(&self) -> f64 {
+        if self.is_trunk() {
+            0.0
+        } else {
+            6.0 * self.params as f64 * self.tokens as f64
+        }
+    }
+
+    /// True for a trunk of cooldown branches.
+    pub fn is_trunk(&self) -> bool {
+        !self.keep_at_tokens.is_empty()
+    }
 }
 
 /// A sweep file.
@@ -193,7 +228,80 @@ fn planned(shape: ModelShape, tokens: u64, budget: Option<f64>) -> PlannedRun {
         params,
         tokens,
         budget,
+        keep_at_tokens: Vec::new(),
+        trunk: None,
+        at_tokens: None,
     }
+}
+
+/// Turns the runs of a design into cooldown branches of one constant-rate trunk per model
+/// (Hägele et al. 2024; the `wsd` design): each run of horizon H (in whole steps) becomes a
+/// branch that forks from its trunk at H minus `cooldown_frac` of H (at least one step) and
+/// cools down to H; the trunk trains to the latest branch point and keeps a checkpoint at
+/// each. Runs whose branch point would fall inside the trunk's warm-up train on their own
+/// (a `wsd` run from step 0); the notes say which.
+pub fn wsd_branches(runs: Vec<PlannedRun>, d: &RunDefaults) -> (Vec<PlannedRun>, Vec<String>) {
+    let per_step = (d.batch * d.context) as u64;
+    let mut out: Vec<PlannedRun> = Vec::new();
+    let mut notes = Vec::new();
+    let mut shapes: Vec<(usize, usize, usize)> = Vec::new();
+    for r in &runs {
+        let key = (r.layers, r.d_model, r.heads);
+        if !shapes.contains(&key) {
+            shapes.push(key);
+        }
+    }
+    for key in shapes {
+        let mine: Vec<&PlannedRun> = runs
+            .iter()
+            .filter(|r| (r.layers, r.d_model, r.heads) == key)
+            .collect();
+        let point = |r: &PlannedRun| {
+            let steps = d.steps(r.tokens);
+            let cool = ((d.cooldown_frac * steps as f64).round() as u64).clamp(1, steps);
+            (steps, steps - cool)
+        };
+        let last = mine.iter().map(|r| point(r).1).max().unwrap_or(0);
+        let warmup = d.warmup.unwrap_or((last / 10).clamp(1, 100));
+        let mut trunk = PlannedRun {
+            id: format!("n{}-trunk", short(mine[0].params as f64)).replace('+', ""),
+            tokens: last * per_step,
+            budget: None,
+            keep_at_tokens: Vec::new(),
+            trunk: None,
+            at_tokens: None,
+            ..mine[0].clone()
+        };
+        let mut branches = Vec::new();
+        for r in mine {
+            let (steps, at) = point(r);
+            let mut b = PlannedRun {
+                tokens: steps * per_step,
+                ..r.clone()
+            };
+            if at < warmup.max(1) {
+                notes.push(format!(
+                    "{}: its branch point (step {at}) falls inside the trunk's warm-up of {warmup} steps; it trains on its own",
+                    r.id
+                ));
+                out.push(b);
+                continue;
+            }
+            b.trunk = Some(trunk.id.clone());
+            b.at_tokens = Some(at * per_step);
+            if !trunk.keep_at_tokens.contains(&(at * per_step)) {
+                trunk.keep_at_tokens.push(at * per_step);
+            }
+            branches.push(b);
+        }
+        if !branches.is_empty() {
+            trunk.keep_at_tokens.sort_unstable();
+            trunk.tokens = *trunk.keep_at_tokens.last().expect("a branch");
+            out.push(trunk);
+            out.extend(branches);
+        }
+    }
+    (out, notes)
 }
 
 /// The IsoFLOP design: for each budget, `sizes` targets log-spaced over a factor `spread`
@@ -288,12 +396,15 @@ pub fn horizon_design(
 }
 
 impl Sweep {
-    /// Total FLOPs (6ND per run).
+    /// FLOPs the sweep spends (6ND per run; a branch's cooldown only, its trunk once).
     pub fn total_flops(&self) -> f64 {
-        self.runs
-            .iter()
-            .map(|r| 6.0 * r.params as f64 * r.tokens as f64)
-            .sum()
+        self.runs.iter().map(PlannedRun::spent_flops).sum()
+    }
+
+    /// FLOPs the sweep's points stand for: 6ND summed over every run but the trunks (what
+    /// the same points would cost trained one by one).
+    pub fn represented_flops(&self) -> f64 {
+        self.runs.iter().map(PlannedRun::represented_flops).sum()
     }
 
     /// Estimated wall time on `cores` cores: total FLOPs over 6e10 FLOP/s per core (measured
@@ -344,6 +455,7 @@ impl Sweep {
                     id: r.id.clone(),
                 });
             }
+            self.check_branch(path, r)?;
             ModelShape::new(
                 r.layers,
                 r.d_model,
@@ -360,14 +472,60 @@ impl Sweep {
         Ok(())
     }
 
+    /// A branch names a trunk of this sweep, of its model, that keeps its branch point,
+    /// which lies before its horizon; a branch or trunk trains with isoflop's own trainer.
+    fn check_branch(&self, path: &Path, r: &PlannedRun) -> Result<(), PlanError> {
+        let bad = |message: String| PlanError::File {
+            path: path.into(),
+            message: format!("run {}: {message}", r.id),
+        };
+        if (r.trunk.is_some() || r.is_trunk()) && self.command.is_some() {
+            return Err(bad("trunks and branches train with isoflop's own trainer; remove the command template or the branches".into()));
+        }
+        if r.is_trunk()
+            && (r.trunk.is_some() || r.keep_at_tokens.iter().any(|&k| k == 0 || k > r.tokens))
+        {
+            return Err(bad(format!(
+                "a trunk keeps checkpoints within its {} tokens and is no branch itself; keep_at_tokens = {:?}",
+                r.tokens, r.keep_at_tokens
+            )));
+        }
+        match (&r.trunk, r.at_tokens) {
+            (None, None) => Ok(()),
+            (Some(t), Some(at)) => {
+                let Some(trunk) = self.runs.iter().find(|x| &x.id == t) else {
+                    return Err(bad(format!("its trunk '{t}' is not a run of this sweep")));
+                };
+                if (trunk.layers, trunk.d_model, trunk.heads) != (r.layers, r.d_model, r.heads) {
+                    return Err(bad(format!("its trunk '{t}' is a different model")));
+                }
+                if !trunk.keep_at_tokens.contains(&at) {
+                    return Err(bad(format!(
+                        "at_tokens = {at} is not among its trunk's keep_at_tokens {:?}",
+                        trunk.keep_at_tokens
+                    )));
+                }
+                if at >= r.tokens {
+                    return Err(bad(format!(
+                        "at_tokens = {at} is not before its horizon of {} tokens",
+                        r.tokens
+                    )));
+                }
+                Ok(())
+            }
+            _ => Err(bad("a branch gives both trunk and at_tokens".into())),
+        }
+    }
+
     /// The sweep as TOML, with a header comment stating totals.
     pub fn to_toml(&self, cores: usize) -> String {
         let body = toml::to_string_pretty(self).expect("a sweep serialises");
         format!(
-            "# isoflop sweep '{}': {} runs, {:.3e} FLOPs in all, about {:.0} s on {} cores (estimate).\n# Edit freely; `isoflop sweep THIS_FILE` runs it, resuming whatever is unfinished.\n{body}",
+            "# isoflop sweep '{}': {} runs, {:.3e} FLOPs spent for {:.3e} represented, about {:.0} s on {} cores (estimate).\n# Edit freely; `isoflop sweep THIS_FILE` runs it, resuming whatever is unfinished.\n{body}",
             self.name,
             self.runs.len(),
             self.total_flops(),
+            self.represented_flops(),
             self.estimated_secs(cores),
             cores
         )
@@ -502,5 +660,117 @@ mod tests {
         assert_eq!(s.data_path(&p).unwrap(), dir.join("corpus.txt"));
         assert_eq!(s.results_dir(&p), dir.join("runs"));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_wsd_plan_spends_trunks_plus_cooldowns_and_forks_on_kept_checkpoints() {
+        let d = RunDefaults::default();
+        let per_step = (d.batch * d.context) as u64;
+        for (runs, _) in [
+            horizon_design(1e5, 2e6, 4, 5, 256, &d),
+            isoflop_design(&[1e13, 3e13, 1e14], 5, 8.0, 256, &d),
+        ] {
+            let points = runs.len();
+            let (planned, notes) = wsd_branches(runs.clone(), &d);
+            assert!(notes.is_empty(), "{notes:?}");
+            let s = Sweep {
+                name: "w".into(),
+                results: "runs".into(),
+                data: None,
+                vocab: 256,
+                defaults: d.clone(),
+                command: None,
+                runs: planned.clone(),
+            };
+            s.check(Path::new("w.toml")).unwrap();
+            let trunks: Vec<&PlannedRun> = planned.iter().filter(|r| r.is_trunk()).collect();
+            let branches: Vec<&PlannedRun> = planned.iter().filter(|r| r.trunk.is_some()).collect();
+            assert_eq!(branches.len(), points);
+            assert_eq!(trunks.len() + branches.len(), planned.len());
+            // Spent: each trunk once, plus each branch's cooldown, counted by hand.
+            let by_hand: f64 = trunks
+                .iter()
+                .map(|t| 6.0 * t.params as f64 * t.tokens as f64)
+                .chain(
+                    branches
+                        .iter()
+                        .map(|b| 6.0 * b.params as f64 * (b.tokens - b.at_tokens.unwrap()) as f64),
+                )
+                .sum();
+            assert!((s.total_flops() / by_hand - 1.0).abs() < 1e-12);
+            // Represented: the points as planned (whole steps), every one of them.
+            let points_flops: f64 = runs
+                .iter()
+                .map(|r| 6.0 * r.params as f64 * (d.steps(r.tokens) * per_step) as f64)
+                .sum();
+            assert!((s.represented_flops() / points_flops - 1.0).abs() < 1e-12);
+            assert!(s.total_flops() < s.represented_flops());
+            for b in &branches {
+                let t = trunks
+                    .iter()
+                    .find(|t| Some(&t.id) == b.trunk.as_ref())
+                    .unwrap();
+                let at = b.at_tokens.unwrap();
+                // On a kept checkpoint, at a whole step, the cooldown the last fifth.
+                assert!(t.keep_at_tokens.contains(&at) && at % per_step == 0 && at <= t.tokens);
+                let (steps, at_step) = (b.tokens / per_step, at / per_step);
+                assert_eq!(b.tokens % per_step, 0);
+                assert_eq!(steps - at_step, (0.2 * steps as f64).round() as u64);
+                assert_eq!(
+                    (t.layers, t.d_model, t.heads),
+                    (b.layers, b.d_model, b.heads)
+                );
+            }
+            // Each trunk ends at its last branch point and keeps nothing else.
+            for t in &trunks {
+                assert_eq!(Some(&t.tokens), t.keep_at_tokens.last());
+                let used: std::collections::BTreeSet<u64> = branches
+                    .iter()
+                    .filter(|b| b.trunk.as_ref() == Some(&t.id))
+                    .map(|b| b.at_tokens.unwrap())
+                    .collect();
+                assert_eq!(used.into_iter().collect::<Vec<_>>(), t.keep_at_tokens);
+            }
+        }
+    }
+
+    #[test]
+    fn a_branch_must_name_a_trunk_of_its_model_that_keeps_its_point() {
+        let d = RunDefaults::default();
+        let (runs, _) = wsd_branches(horizon_design(1e5, 4e5, 2, 2, 256, &d).0, &d);
+        let s = Sweep {
+            name: "w".into(),
+            results: "runs".into(),
+            data: None,
+            vocab: 256,
+            defaults: d,
+            command: None,
+            runs,
+        };
+        let b = s.runs.iter().position(|r| r.trunk.is_some()).unwrap();
+        let cases: Vec<(Box<dyn Fn(&mut Sweep)>, &str)> = vec![
+            (
+                Box::new(move |s| s.runs[b].trunk = Some("nope".into())),
+                "'nope' is not a run",
+            ),
+            (
+                Box::new(move |s| *s.runs[b].at_tokens.as_mut().unwrap() += 1),
+                "not among its trunk's keep_at_tokens",
+            ),
+            (
+                Box::new(move |s| s.runs[b].at_tokens = None),
+                "both trunk and at_tokens",
+            ),
+            (
+                Box::new(|s| s.command = Some("t {out}".into())),
+                "isoflop's own trainer",
+            ),
+        ];
+        for (edit, want) in cases {
+            let mut bad = s.clone();
+            edit(&mut bad);
+            let e = bad.check(Path::new("w.toml")).unwrap_err().to_string();
+            assert!(e.contains(want) && e.contains("w.toml"), "{e}");
+        }
     }
 }

@@ -224,6 +224,9 @@ impl Settings {
 /// or keeps no checkpoint at that step; [`TrainError::Setting`] for a branch point inside
 /// the warm-up, beyond the trunk's horizon, or not before the branch's own horizon.
 pub fn branch_config(trunk_dir: &Path, own: &RunConfig, at_tokens: u64) -> Result<RunConfig> {
+    if let Some(e) = trunk_failed(trunk_dir) {
+        return Err(e);
+    }
     let trunk: RunConfig = record::read_json(&trunk_dir.join(record::CONFIG_FILE))
         .map_err(|e| folder_err(trunk_dir, format!("holds no trunk to branch from ({e})")))?;
     let per_step = (trunk.batch * trunk.shape.context) as u64;
@@ -532,23 +535,18 @@ pub fn train_branch(
 /// Why the trunk in `dir` cannot give its checkpoint at `step`: still short of it (a
 /// transient error: the trunk trains on), or ended without it.
 pub fn trunk_problem(dir: &Path, step: u64) -> TrainError {
+    if let Some(e) = trunk_failed(dir) {
+        return e;
+    }
     let summary: Option<RunSummary> = record::read_json(&dir.join(record::SUMMARY_FILE)).ok();
     match summary {
-        Some(s) if !(s.status == RunStatus::Failed && s.transient) => {
-            let how = match s.status {
-                RunStatus::Finished => format!(
-                    "finished without its checkpoint at step {step} (deleted?); train the trunk again with --keep-at-tokens"
-                ),
-                other => format!(
-                    "ended {:?} at step {}: {}; its branches cannot start",
-                    other,
-                    s.failed_at_step.unwrap_or(s.steps),
-                    s.reason.unwrap_or_default()
-                )
-                .to_lowercase(),
-            };
-            folder_err(dir, format!("trunk {} {how}", s.run))
-        }
+        Some(s) if s.status == RunStatus::Finished => folder_err(
+            dir,
+            format!(
+                "trunk {} finished without its checkpoint at step {step} (deleted?); train the trunk again with --keep-at-tokens",
+                s.run
+            ),
+        ),
         _ => TrainError::TrunkNotReady {
             path: dir.to_path_buf(),
             problem: format!(
@@ -557,6 +555,29 @@ pub fn trunk_problem(dir: &Path, step: u64) -> TrainError {
             ),
         },
     }
+}
+
+/// The error of a branch whose trunk in `dir` ended failed or diverged on its own terms
+/// (not by a fault of the machine, which a sweep retries), with the trunk's reason.
+fn trunk_failed(dir: &Path) -> Option<TrainError> {
+    let s: RunSummary = record::read_json(&dir.join(record::SUMMARY_FILE)).ok()?;
+    if s.status == RunStatus::Finished || (s.status == RunStatus::Failed && s.transient) {
+        return None;
+    }
+    Some(folder_err(
+        dir,
+        format!(
+            "trunk {} {} at step {}: {}; its branches cannot start",
+            s.run,
+            if s.status == RunStatus::Diverged {
+                "diverged"
+            } else {
+                "failed"
+            },
+            s.failed_at_step.unwrap_or(s.steps),
+            s.reason.unwrap_or_default()
+        ),
+    ))
 }
 
 #[allow(clippy::too_many_arguments)]

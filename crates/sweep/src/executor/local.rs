@@ -1,10 +1,16 @@
 //! The local executor: a pool of worker threads on this machine, each starting one run at a
-//! time as its own process, largest runs first.
+//! time as its own process: trunks first, then the other runs largest first; a cooldown
+//! branch as soon as its trunk has written the checkpoint it starts from (so branches train
+//! beside their trunk), or once its trunk's trainer has returned without it (the branch's
+//! trainer then says why: the trunk failed, or stopped short and resumes next time).
 
-use super::{Dispatched, Executor};
+use super::{Dispatched, Event, Executor};
 use crate::error::SweepError;
-use crate::exec::{RunOutcome, Runner};
+use crate::exec::{self, RunOutcome, RunState, Runner};
 use crate::plan::PlannedRun;
+use isoflop_core::record;
+use std::collections::HashSet;
+use std::sync::Mutex;
 
 /// A pool of `jobs` runs at once on this machine.
 #[derive(Clone, Copy, Debug)]
@@ -17,32 +23,76 @@ impl Executor for Local {
     fn dispatch(
         &self,
         runner: &Runner,
-        on_event: &(dyn Fn(&str, &RunOutcome) + Sync),
+        on_event: &(dyn Fn(&str, Event) + Sync),
     ) -> Result<Dispatched, SweepError> {
         Ok(Dispatched::Ran(run_local(runner, self.jobs, on_event)))
     }
 }
 
-/// Runs every run of the sweep on a pool of `jobs` workers, largest runs first; `on_event`
-/// hears (run id, outcome) as each one ends.
+/// How often a worker with nothing it may start looks again.
+const WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Runs every run of the sweep on a pool of `jobs` workers (see the module's order);
+/// `on_event` hears (run id, event) as each one starts and ends.
 pub fn run_local(
     runner: &Runner,
     jobs: usize,
-    on_event: &(dyn Fn(&str, &RunOutcome) + Sync),
+    on_event: &(dyn Fn(&str, Event) + Sync),
 ) -> Vec<(String, RunOutcome)> {
     let mut order: Vec<&PlannedRun> = runner.sweep.runs.iter().collect();
     order.sort_by(|a, b| {
-        (b.params as f64 * b.tokens as f64).total_cmp(&(a.params as f64 * a.tokens as f64))
+        (b.is_trunk(), b.spent_flops())
+            .partial_cmp(&(a.is_trunk(), a.spent_flops()))
+            .unwrap_or(std::cmp::Ordering::Equal)
     });
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let done = std::sync::Mutex::new(Vec::new());
+    let queue = Mutex::new(order);
+    let returned: Mutex<HashSet<String>> = Mutex::new(HashSet::new());
+    let done = Mutex::new(Vec::new());
+    let may_start = |run: &PlannedRun| -> bool {
+        let (Some(trunk), Some(at)) = (&run.trunk, run.at_tokens) else {
+            return true;
+        };
+        let Ok(dir) = exec::run_dir(&runner.results, trunk) else {
+            return true;
+        };
+        record::branch_point_ready(&dir, runner.sweep.defaults.steps(at))
+            || matches!(
+                exec::state(&runner.results, run),
+                RunState::Finished { .. } | RunState::Failed { .. }
+            )
+            || (returned.lock().expect("not poisoned").contains(trunk)
+                && isoflop_core::lease::holder(&dir).is_none())
+    };
     std::thread::scope(|s| {
         for _ in 0..jobs.max(1) {
             s.spawn(|| loop {
-                let k = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let Some(run) = order.get(k) else { break };
+                let next = {
+                    let mut q = queue.lock().expect("not poisoned");
+                    if q.is_empty() {
+                        break;
+                    }
+                    q.iter().position(|r| may_start(r)).map(|i| q.remove(i))
+                };
+                let Some(run) = next else {
+                    std::thread::sleep(WAIT);
+                    continue;
+                };
+                let trains = match exec::state(&runner.results, run) {
+                    RunState::Finished { .. } => false,
+                    RunState::Failed { .. } => runner.retry_failed,
+                    _ => true,
+                };
+                if trains {
+                    on_event(&run.id, Event::Started);
+                }
                 let o = runner.run_one(run);
-                on_event(&run.id, &o);
+                if run.is_trunk() {
+                    returned
+                        .lock()
+                        .expect("not poisoned")
+                        .insert(run.id.clone());
+                }
+                on_event(&run.id, Event::Ended(&o));
                 done.lock().expect("not poisoned").push((run.id.clone(), o));
             });
         }

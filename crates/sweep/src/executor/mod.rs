@@ -33,10 +33,20 @@ pub enum Dispatched {
     },
 }
 
+/// What an executor that runs the runs here reports as it goes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Event<'a> {
+    /// A run that had not ended is being started (a trainer will train or resume it,
+    /// unless another process holds it).
+    Started,
+    /// A run's trainer returned.
+    Ended(&'a RunOutcome),
+}
+
 /// Runs (or submits) every run of a sweep.
 pub trait Executor {
     /// Dispatches the runs of `runner.sweep`. An executor that runs them here calls
-    /// `on_event` as each one ends.
+    /// `on_event` as each one starts and ends.
     ///
     /// # Errors
     /// [`SweepError`] where nothing could be dispatched (a folder that cannot be written,
@@ -44,6 +54,6 @@ pub trait Executor {
     fn dispatch(
         &self,
         runner: &Runner,
-        on_event: &(dyn Fn(&str, &RunOutcome) + Sync),
+        on_event: &(dyn Fn(&str, Event) + Sync),
     ) -> Result<Dispatched, SweepError>;
 }

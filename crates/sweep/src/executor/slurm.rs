@@ -1,10 +1,12 @@
 //! The Slurm executor: one job array (an index per run, each running `isoflop sweep-task
 //! FILE --index $SLURM_ARRAY_TASK_ID` on the shared results folder), throttled, and a fit job
-//! that runs after it (`afterany`) to collect the runs and fit them.
+//! that runs after it (`afterany`) to collect the runs and fit them. Cooldown branches are
+//! one more array per trunk, of the same script, that starts after the trunk's task ends
+//! (`afterany:JOB_TASK`: a branch whose trunk failed then fails itself, saying why).
 
-use super::{Dispatched, Executor};
+use super::{Dispatched, Event, Executor};
 use crate::error::SweepError;
-use crate::exec::{sh_quote, write_plan_index, RunOutcome, Runner};
+use crate::exec::{sh_quote, write_plan_index, Runner};
 use crate::plan::Sweep;
 use isoflop_core::record::write_atomic;
 use std::path::{Path, PathBuf};
@@ -30,7 +32,7 @@ impl Executor for Slurm {
     fn dispatch(
         &self,
         runner: &Runner,
-        _on_event: &(dyn Fn(&str, &RunOutcome) + Sync),
+        _on_event: &(dyn Fn(&str, Event) + Sync),
     ) -> Result<Dispatched, SweepError> {
         let s = runner.sweep;
         let results = &runner.results;
@@ -63,6 +65,18 @@ impl Executor for Slurm {
         )
         .map_err(io(&script))?;
         let job = sbatch(&[], Some(&script))?;
+        let mut jobs = vec![job.clone()];
+        for (t, trunk) in s.runs.iter().enumerate().filter(|r| r.1.is_trunk()) {
+            let branches: Vec<usize> = (0..s.runs.len())
+                .filter(|&i| s.runs[i].trunk.as_deref() == Some(trunk.id.as_str()))
+                .collect();
+            if branches.is_empty() {
+                continue;
+            }
+            let array = format!("--array={}%{}", array_spec(&branches), self.throttle);
+            let dep = format!("--dependency=afterany:{job}_{t}");
+            jobs.push(sbatch(&[&array, &dep], Some(&script))?);
+        }
         let table = std::fs::canonicalize(results)
             .map_err(io(results))?
             .join("runs.csv");
@@ -76,23 +90,54 @@ impl Executor for Slurm {
             txt = q(&table.with_file_name("fit.txt"))
         );
         let out_log = format!("--output={}/fit_%j.out", logs.display());
-        let dep = format!("--dependency=afterany:{job}");
+        let dep = format!("--dependency=afterany:{}", jobs.join(":"));
         let fit_job = sbatch(
             &["--job-name=isoflop-fit", &dep, &out_log, "--wrap", &fit],
             None,
         )?;
         Ok(Dispatched::Submitted {
             summary: format!(
-                "array job {job} ({} runs, %{}); fit job {fit_job} after it; script {}",
-                s.runs.len(),
+                "array job {job} ({} runs, %{}){}; fit job {fit_job} after it; script {}",
+                s.runs.len() - s.runs.iter().filter(|r| r.trunk.is_some()).count(),
                 self.throttle,
+                if jobs.len() > 1 {
+                    format!(
+                        "; {} branch arrays ({}) after their trunks' tasks",
+                        jobs.len() - 1,
+                        jobs[1..].join(", ")
+                    )
+                } else {
+                    String::new()
+                },
                 script.display()
             ),
         })
     }
 }
 
-/// A Slurm job-array script: one array index per run, at most `throttle` at once
+/// Indices as a Slurm `--array` list: runs of consecutive indices as ranges (`0-3,7,9-10`).
+pub fn array_spec(indices: &[usize]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut k = 0;
+    while k < indices.len() {
+        let start = indices[k];
+        let mut end = start;
+        while k + 1 < indices.len() && indices[k + 1] == end + 1 {
+            k += 1;
+            end = indices[k];
+        }
+        parts.push(if end == start {
+            start.to_string()
+        } else {
+            format!("{start}-{end}")
+        });
+        k += 1;
+    }
+    parts.join(",")
+}
+
+/// A Slurm job-array script: one array index per run but the cooldown branches (which are
+/// submitted after their trunks, with `--array` given to sbatch), at most `throttle` at once
 /// (`%throttle`), each running `isoflop sweep-task SWEEP --index $SLURM_ARRAY_TASK_ID`.
 pub fn slurm_script(
     sweep: &Sweep,
@@ -104,8 +149,9 @@ pub fn slurm_script(
     retry_failed: bool,
 ) -> String {
     let n = sweep.runs.len();
+    let own: Vec<usize> = (0..n).filter(|&i| sweep.runs[i].trunk.is_none()).collect();
     format!(
-        "#!/bin/bash\n#SBATCH --job-name=isoflop-{name}\n#SBATCH --array=0-{last}%{throttle}\n#SBATCH --cpus-per-task={cpus}\n#SBATCH --output={logs}/%A_%a.out\n#SBATCH --error={logs}/%A_%a.out\n# One array index per run of {file} ({n} runs). A task whose run has ended exits at once;\n# an unfinished one resumes from its checkpoint.\nexec {bin} sweep-task {file} --index \"$SLURM_ARRAY_TASK_ID\" --threads {cpus}{retry}\n",
+        "#!/bin/bash\n#SBATCH --job-name=isoflop-{name}\n#SBATCH --array={array}%{throttle}\n#SBATCH --cpus-per-task={cpus}\n#SBATCH --output={logs}/%A_%a.out\n#SBATCH --error={logs}/%A_%a.out\n# One array index per run of {file} ({n} runs). A task whose run has ended exits at once;\n# an unfinished one resumes from its checkpoint.\nexec {bin} sweep-task {file} --index \"$SLURM_ARRAY_TASK_ID\" --threads {cpus}{retry}\n",
         retry = if retry_failed { " --retry-failed" } else { "" },
         // The name and paths reach sbatch's directives and bash: the name is cut to safe
         // characters, the paths quoted (and a path holding a line break is refused by
@@ -115,7 +161,7 @@ pub fn slurm_script(
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '-' })
             .collect::<String>(),
-        last = n.saturating_sub(1),
+        array = array_spec(&own),
         logs = logs.display(),
         file = sh_quote(&sweep_file.display().to_string()),
         bin = sh_quote(&isoflop.display().to_string()),
@@ -151,4 +197,14 @@ pub fn sbatch(args: &[&str], script: Option<&Path>) -> Result<String, SweepError
         return Err(SweepError::Slurm("sbatch printed no job id".into()));
     }
     Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn array_lists_join_consecutive_indices_into_ranges() {
+        assert_eq!(super::array_spec(&[0, 1, 2, 3]), "0-3");
+        assert_eq!(super::array_spec(&[0, 2, 3, 4, 7, 9, 10]), "0,2-4,7,9-10");
+        assert_eq!(super::array_spec(&[5]), "5");
+    }
 }
