@@ -627,6 +627,19 @@ pub fn collect(a: StatusArgs) -> Result<PathBuf> {
                 .join(", ")
         );
     }
+    let trunks: Vec<&str> = s
+        .runs
+        .iter()
+        .filter(|r| r.is_trunk())
+        .map(|r| r.id.as_str())
+        .collect();
+    if !trunks.is_empty() {
+        eprintln!(
+            "{} trunk(s) of cooldown branches not in the table (each branch's curve holds its trunk's rows): {}",
+            trunks.len(),
+            trunks.join(", ")
+        );
+    }
     write_atomic(&out, table.to_csv().as_bytes())
         .with_context(|| format!("writing {}", out.display()))?;
     println!("{}", out.display());
