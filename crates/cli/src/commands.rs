@@ -40,7 +40,10 @@ enum Command {
         args: Vec<std::ffi::OsString>,
     },
     /// Plan a sweep (IsoFLOP budgets x sizes, or sizes x horizons) into a TOML file.
-    Plan(crate::sweep_cmd::PlanArgs),
+    Plan(crate::plan_cmd::PlanArgs),
+    /// Each size's best learning rate from a finished `plan --design lr` sweep, and the power
+    /// law through them (lr-law.json, for `plan --lr-law`).
+    LrFit(crate::plan_cmd::LrFitArgs),
     /// Run a sweep: a local pool, or a Slurm job array (--executor slurm). Resumes.
     Sweep(crate::sweep_cmd::SweepArgs),
     /// Run one run of a sweep by index (what a Slurm array task calls).
@@ -170,10 +173,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Allocate(a) => allocate_cmd(a),
         Command::Plot(a) => plot(a),
         Command::Train { args } => train_passthrough(args),
-        Command::Plan(a) => crate::sweep_cmd::plan(a),
+        Command::Plan(a) => crate::plan_cmd::plan(a),
         Command::Sweep(a) => crate::sweep_cmd::sweep(a),
         Command::SweepTask(a) => crate::sweep_cmd::task(a),
         Command::Status(a) => crate::sweep_cmd::status(a),
+        Command::LrFit(a) => crate::plan_cmd::lr_fit(a),
         Command::Collect(a) => crate::sweep_cmd::collect(a).map(|_| ()),
         Command::Run(a) => crate::run_cmd::run(a),
     }

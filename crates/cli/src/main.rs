@@ -5,6 +5,7 @@
 mod commands;
 mod exit;
 mod format;
+mod plan_cmd;
 mod run_cmd;
 mod study;
 mod sweep_cmd;

@@ -1,6 +1,7 @@
 //! `isoflop run`: plan the default study (or take a sweep file), train what is unfinished,
 //! then fit, validate, draw and report.
 
+use crate::plan_cmd::{make_plan, Design, PlanArgs};
 use crate::sweep_cmd::*;
 use anyhow::{Context, Result};
 use clap::Args;
@@ -55,6 +56,10 @@ fn default_study(a: &RunArgs) -> Result<(PathBuf, Sweep)> {
         sizes: None,
         n_sizes: 4,
         horizons: 4,
+        lrs: 5,
+        lr_span: 16.0,
+        tokens_per_param: 20.0,
+        lr_law: None,
         out: file.clone(),
         results: "runs".into(),
         data: Some(std::fs::canonicalize(&data)?.display().to_string()),

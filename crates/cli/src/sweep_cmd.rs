@@ -1,74 +1,13 @@
-//! `isoflop plan`, `sweep`, `sweep-task`, `status` and `collect` (`run`: run_cmd.rs).
+//! `isoflop sweep`, `sweep-task`, `status` and `collect` (`plan`: plan_cmd.rs; `run`: run_cmd.rs).
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use isoflop_core::record::write_atomic;
 use isoflop_sweep::exec::{self, RunOutcome, RunState, Runner};
 use isoflop_sweep::executor::{Dispatched, Event, Executor as _};
-use isoflop_sweep::plan::{check_template, horizon_design, isoflop_design, wsd_branches, Sweep};
+use isoflop_sweep::plan::Sweep;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-
-/// How a plan's runs are trained.
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
-pub(crate) enum Design {
-    /// Every run from scratch, its own cosine (Hoffmann et al. 2022): the IsoFLOP design
-    /// with --budgets, the horizons design with --sizes.
-    Cosine,
-    /// The same points as cooldown branches of one constant-rate trunk per model (Hägele et
-    /// al. 2024): each run forks from its trunk at its horizon less --cooldown-frac and
-    /// cools down to it; the trunk trains once, to the latest branch point.
-    Wsd,
-}
-
-/// Arguments of `isoflop plan`.
-#[derive(Args, Debug)]
-pub struct PlanArgs {
-    /// How the runs are trained: `cosine` (each from scratch) or `wsd` (cooldown branches of
-    /// shared trunks; the FLOPs spent and represented are printed).
-    #[arg(long, value_enum, default_value_t = Design::Cosine)]
-    pub(crate) design: Design,
-    /// IsoFLOP design: comma-separated budgets in FLOPs (Approach 2).
-    #[arg(long, value_delimiter = ',', conflicts_with = "sizes")]
-    pub(crate) budgets: Vec<f64>,
-    /// IsoFLOP design: model sizes per budget.
-    #[arg(long, default_value_t = 5)]
-    pub(crate) sizes_per_budget: usize,
-    /// IsoFLOP design: largest over smallest size at a budget.
-    #[arg(long, default_value_t = 8.0)]
-    pub(crate) spread: f64,
-    /// Horizons design: size range LO..HI in parameters, e.g. 0.2e6..5e6 (Approach 1).
-    #[arg(long)]
-    pub(crate) sizes: Option<String>,
-    /// Horizons design: how many sizes.
-    #[arg(long, default_value_t = 4)]
-    pub(crate) n_sizes: usize,
-    /// Horizons design: cosine horizons per size, spanning 16x.
-    #[arg(long, default_value_t = 4)]
-    pub(crate) horizons: usize,
-    /// The sweep file to write.
-    #[arg(long, default_value = "sweep.toml")]
-    pub(crate) out: PathBuf,
-    /// Results folder, relative to the sweep file.
-    #[arg(long, default_value = "runs")]
-    pub(crate) results: PathBuf,
-    /// Corpus for every run (default: the trainer's default corpus).
-    #[arg(long)]
-    pub(crate) data: Option<String>,
-    /// An external trainer's command template, e.g.
-    /// "python train.py --n_layer {layers} --n_embd {d_model} --max_iters {steps} --out {out}".
-    #[arg(long)]
-    pub(crate) command: Option<String>,
-    /// The training settings every run shares.
-    #[command(flatten)]
-    pub(crate) settings: isoflop_core::TrainSettings,
-    /// Name.
-    #[arg(long, default_value = "study")]
-    pub(crate) name: String,
-    /// Replace an existing sweep file.
-    #[arg(long)]
-    pub(crate) force: bool,
-}
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
 enum Executor {
@@ -140,131 +79,14 @@ pub struct StatusArgs {
     pub(crate) out: Option<PathBuf>,
 }
 
-/// The largest budget `plan` accepts: its models (at 20 tokens per parameter) stay below
-/// [`MAX_PARAMS`] and its token counts far below 2^64.
-const MAX_BUDGET: f64 = 1e30;
-/// The largest model `plan` builds.
-const MAX_PARAMS: f64 = 1e13;
-
 fn isoflop_bin() -> Result<PathBuf> {
     std::env::current_exe().context("locating the isoflop binary")
-}
-
-pub(crate) fn make_plan(a: &PlanArgs) -> Result<Sweep> {
-    let d = a.settings.clone();
-    d.check()?;
-    let (runs, notes) = if let Some(range) = &a.sizes {
-        let (lo, hi) = range
-            .split_once("..")
-            .context("--sizes takes LO..HI, e.g. 0.2e6..5e6")?;
-        let (lo, hi): (f64, f64) = (
-            lo.trim().parse().context("--sizes LO")?,
-            hi.trim().parse().context("--sizes HI")?,
-        );
-        if !(lo > 0.0 && hi >= lo && hi.is_finite()) {
-            bail!("--sizes needs 0 < LO <= HI, got {lo}..{hi}");
-        }
-        if hi > MAX_PARAMS {
-            bail!(
-                "--sizes HI {hi:e} is above the largest model the planner builds ({MAX_PARAMS:e})"
-            );
-        }
-        if a.n_sizes == 0 || a.horizons == 0 {
-            bail!("--n-sizes and --horizons must be at least 1");
-        }
-        horizon_design(lo, hi, a.n_sizes, a.horizons, 256, &d)
-    } else if !a.budgets.is_empty() {
-        if let Some(b) = a.budgets.iter().find(|b| !(b.is_finite() && **b > 0.0)) {
-            bail!("--budgets must be positive numbers, got {b}");
-        }
-        if let Some(b) = a.budgets.iter().find(|b| **b > MAX_BUDGET) {
-            bail!("--budgets {b:e}: above {MAX_BUDGET:e} FLOPs the models and token counts no longer fit the planner's integers; plan at most {MAX_BUDGET:e}");
-        }
-        let mut sorted = a.budgets.clone();
-        sorted.sort_by(f64::total_cmp);
-        if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
-            bail!("--budgets lists {:e} twice", w[0]);
-        }
-        if a.sizes_per_budget == 0 {
-            bail!("--sizes-per-budget must be at least 1");
-        }
-        if !(a.spread >= 1.0 && a.spread.is_finite()) {
-            bail!(
-                "--spread is the largest over the smallest size at a budget, so at least 1; got {}",
-                a.spread
-            );
-        }
-        isoflop_design(&a.budgets, a.sizes_per_budget, a.spread, 256, &d)
-    } else {
-        bail!("give --budgets (IsoFLOP design) or --sizes LO..HI (horizons design)");
-    };
-    let (runs, notes) = match a.design {
-        Design::Cosine => (runs, notes),
-        Design::Wsd => {
-            let (runs, more) = wsd_branches(runs, &d);
-            (runs, notes.into_iter().chain(more).collect())
-        }
-    };
-    let mut d = d;
-    if a.design == Design::Wsd {
-        // Runs that are not branches (too short to fork after the warm-up) cool down too.
-        d.schedule = isoflop_core::Schedule::Wsd;
-    }
-    for n in notes {
-        eprintln!("note: {n}");
-    }
-    if runs.is_empty() {
-        bail!("the plan has no runs (budgets too small for the smallest model?)");
-    }
-    if let Some(t) = &a.command {
-        check_template(t, Path::new("--command"))?;
-        if a.design == Design::Wsd {
-            bail!("--design wsd trains trunks and branches with isoflop's own trainer; it takes no --command");
-        }
-    }
-    Ok(Sweep {
-        name: a.name.clone(),
-        results: a.results.clone(),
-        data: a.data.clone(),
-        vocab: 256,
-        defaults: d,
-        command: a.command.clone(),
-        runs,
-    })
 }
 
 pub(crate) fn cores() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
-}
-
-pub fn plan(a: PlanArgs) -> Result<()> {
-    let s = make_plan(&a)?;
-    if a.out.exists() && !a.force {
-        bail!(
-            "{} exists; pass --force to replace it (its runs' results are kept either way)",
-            a.out.display()
-        );
-    }
-    write_atomic(&a.out, s.to_toml(cores()).as_bytes())?;
-    let trunks = s.runs.iter().filter(|r| r.is_trunk()).count();
-    eprintln!(
-        "{}: {} runs{}, {:.3e} FLOPs spent for {:.3e} FLOPs of points ({:.2}x), about {:.0} s on this machine's {} cores (estimate)",
-        a.out.display(),
-        s.runs.len() - trunks,
-        if trunks > 0 {
-            format!(" and {trunks} trunks")
-        } else {
-            String::new()
-        },
-        s.total_flops(),
-        s.represented_flops(),
-        s.total_flops() / s.represented_flops().max(f64::MIN_POSITIVE),
-        s.estimated_secs(cores()),
-        cores()
-    );
-    Ok(())
 }
 
 fn cpu_secs_children() -> f64 {

@@ -5,9 +5,10 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use isoflop_core::record;
 use isoflop_core::shape::{FlopCount, ModelShape};
+use isoflop_train::branch::train_branch;
 use isoflop_train::data::Corpus;
 use isoflop_train::error::TrainError;
-use isoflop_train::trainer::{train, train_branch, Outcome, Settings};
+use isoflop_train::trainer::{train, Outcome, Settings};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -191,7 +192,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     s.keep_tokens = a.keep_at_tokens.iter().map(|t| t.ceil() as u64).collect();
     let mut cfg = s.config()?;
     if let (Some(dir), Some(at)) = (&a.branch_from, a.at_tokens) {
-        cfg = isoflop_train::trainer::branch_config(dir, &cfg, at.ceil() as u64)?;
+        cfg = isoflop_train::branch::branch_config(dir, &cfg, at.ceil() as u64)?;
     }
     let p = cfg.params;
     eprintln!(

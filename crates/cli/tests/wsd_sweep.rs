@@ -109,7 +109,8 @@ fn a_wsd_sweep_killed_at_random_moments_then_restarted_equals_an_uninterrupted_o
     let o = isoflop(&["collect", fa.to_str().unwrap()]);
     assert!(o.status.success());
     assert!(
-        String::from_utf8_lossy(&o.stderr).contains("2 trunk(s) of cooldown branches not in the table"),
+        String::from_utf8_lossy(&o.stderr)
+            .contains("2 trunk(s) of cooldown branches not in the table"),
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );

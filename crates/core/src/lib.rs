@@ -19,5 +19,5 @@ pub mod units;
 
 pub use error::{CoreError, Result};
 pub use rng::Rng;
-pub use settings::{CooldownShape, Schedule, TrainSettings};
+pub use settings::{CooldownShape, LrLaw, Schedule, TrainSettings};
 pub use table::{ColumnChoice, Filter, Observation, RunTable};

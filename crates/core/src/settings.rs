@@ -213,3 +213,40 @@ impl TrainSettings {
         None
     }
 }
+
+/// A learning rate for each model size: lr(N) = `coef` * N^`exponent`, N the total
+/// parameters (the form Porian et al. 2024 and DeepSeek-AI 2024 fit to their learning-rate
+/// sweeps). `isoflop lr-fit` writes one (`lr-law.json`), `isoflop plan --lr-law` uses it.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LrLaw {
+    /// The rate of a one-parameter model.
+    pub coef: f64,
+    /// How the rate scales with N (negative: larger models take smaller rates).
+    pub exponent: f64,
+}
+
+impl LrLaw {
+    /// The rate for a model of `params` parameters.
+    pub fn at(&self, params: f64) -> f64 {
+        self.coef * params.powf(self.exponent)
+    }
+
+    /// Reads a law from a JSON file (an `lr-law.json`, or any object with `coef` and
+    /// `exponent`).
+    ///
+    /// # Errors
+    /// [`crate::CoreError`] naming the file when it cannot be read or parsed, or when the
+    /// law gives no positive finite rate.
+    pub fn read(path: &std::path::Path) -> Result<LrLaw, crate::CoreError> {
+        let law: LrLaw = crate::record::read_json(path)?;
+        if !(law.coef > 0.0 && law.coef.is_finite() && law.exponent.is_finite()) {
+            return Err(crate::CoreError::Setting(format!(
+                "{}: an lr law needs a positive coef and a finite exponent, got {} and {}",
+                path.display(),
+                law.coef,
+                law.exponent
+            )));
+        }
+        Ok(law)
+    }
+}

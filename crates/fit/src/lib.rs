@@ -17,6 +17,7 @@ pub mod inference;
 pub mod kaplan;
 pub mod law;
 pub mod lbfgs;
+pub mod lr;
 pub mod objective;
 pub mod parametric;
 pub mod screen;

@@ -157,7 +157,7 @@ pub fn expand(
             "steps" => steps.to_string(),
             "batch" => d.batch.to_string(),
             "context" => d.context.to_string(),
-            "lr" => d.lr.to_string(),
+            "lr" => run.lr.unwrap_or(d.lr).to_string(),
             "seed" => d.seed.to_string(),
             "vocab" => sweep.vocab.to_string(),
             "data" => data.map(|p| p.display().to_string()).unwrap_or_default(),
@@ -231,6 +231,7 @@ impl<'a> Runner<'a> {
             }
             None => {
                 let mut settings = sweep.defaults.clone();
+                settings.lr = run.lr.unwrap_or(settings.lr);
                 if run.is_trunk() {
                     settings.schedule = isoflop_core::Schedule::Constant;
                 } else if run.trunk.is_some() {
@@ -569,169 +570,4 @@ pub fn run_index(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::plan::{RunDefaults, Sweep};
-
-    fn sweep(command: &str) -> Sweep {
-        Sweep {
-            name: "t".into(),
-            results: "runs".into(),
-            data: Some("corpus.txt".into()),
-            vocab: 256,
-            defaults: RunDefaults::default(),
-            command: Some(command.into()),
-            runs: vec![PlannedRun {
-                id: "x$(touch PWNED)y 'q'".into(),
-                layers: 2,
-                d_model: 32,
-                heads: 2,
-                params: 30_000,
-                tokens: 600_000,
-                budget: Some(1e11),
-                keep_at_tokens: Vec::new(),
-                trunk: None,
-                at_tokens: None,
-            }],
-        }
-    }
-
-    /// Runs `sh -c script` and returns its standard output.
-    fn sh(script: &str, cwd: &Path) -> String {
-        let o = Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .current_dir(cwd)
-            .output()
-            .unwrap();
-        String::from_utf8(o.stdout).unwrap()
-    }
-
-    #[test]
-    fn template_values_are_quoted_so_an_id_cannot_run_a_command() {
-        let s = sweep("printf '%s|' {id} {out} {data} {steps}");
-        let dir = std::env::temp_dir().join(format!("isoflop-quote-sh-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let out = Path::new("my results").join(&s.runs[0].id);
-        let cmd = expand(
-            s.command.as_deref().unwrap(),
-            &s,
-            &s.runs[0],
-            &out,
-            Some(Path::new("a b/corpus.txt")),
-        );
-        let printed = sh(&cmd, &dir);
-        assert_eq!(
-            printed,
-            format!(
-                "x$(touch PWNED)y 'q'|my results/x$(touch PWNED)y 'q'|a b/corpus.txt|{}|",
-                600_000u64.div_ceil(16 * 64)
-            )
-        );
-        assert!(!dir.join("PWNED").exists());
-        // A value that holds a placeholder is not expanded again; unknown braces stay.
-        let mut s2 = s.clone();
-        s2.runs[0].id = "{out}".into();
-        let cmd = expand(
-            "awk '{ print }' {id}",
-            &s2,
-            &s2.runs[0],
-            Path::new("o"),
-            None,
-        );
-        assert_eq!(cmd, "awk '{ print }' '{out}'");
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn exit_reason_is_one_line_naming_the_signal_or_the_status() {
-        use std::os::unix::process::ExitStatusExt;
-        let killed = std::process::ExitStatus::from_raw(9);
-        let r = exit_reason(killed, "");
-        assert!(r.contains("signal 9") && r.contains("SIGKILL"), "{r}");
-        let aborted = std::process::ExitStatus::from_raw(6);
-        let r = exit_reason(
-            aborted,
-            "terminate called after throwing an instance of 'c10::Error'\n  what():  bad\nframe #0: x\n",
-        );
-        assert!(r.contains("SIGABRT") && r.ends_with("libtorch: bad"), "{r}");
-        let exited = std::process::ExitStatus::from_raw(3 << 8);
-        let r = exit_reason(
-            exited,
-            "step 10\nerror: disk full: /x/curve.csv\n  caused by: y\n",
-        );
-        assert_eq!(
-            r,
-            "the trainer exited with status 3: error: disk full: /x/curve.csv"
-        );
-    }
-
-    #[test]
-    fn a_run_folder_without_a_checkpoint_is_unfinished_from_step_0() {
-        let results = std::env::temp_dir().join(format!("isoflop-state-{}", std::process::id()));
-        let s = sweep("true");
-        let mut run = s.runs[0].clone();
-        run.id = "r1".into();
-        let dir = results.join("r1");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join(record::CURVE_FILE),
-            "run,step,params,tokens,flops,loss,lr,secs,eval_loss\nr1,20,1,2,12,3.0,0.001,1.0,\n",
-        )
-        .unwrap();
-        assert_eq!(
-            state(&results, &run),
-            RunState::Unfinished {
-                step: Some(20),
-                checkpoint: None,
-                crashed: None
-            }
-        );
-        let meta = record::CheckpointMeta::of(b"weights", 10);
-        std::fs::write(
-            dir.join(record::CHECKPOINT_META_FILE),
-            serde_json::to_vec(&meta).unwrap(),
-        )
-        .unwrap();
-        assert_eq!(
-            state(&results, &run),
-            RunState::Unfinished {
-                step: Some(20),
-                checkpoint: Some(10),
-                crashed: None
-            }
-        );
-        // A transient failure is unfinished, with its reason; an own-terms failure is failed.
-        let mut sum = RunSummary::failed("r1", 1, "killed by signal 9\nmore", true);
-        std::fs::write(
-            dir.join(record::SUMMARY_FILE),
-            serde_json::to_vec(&sum).unwrap(),
-        )
-        .unwrap();
-        assert_eq!(
-            state(&results, &run),
-            RunState::Unfinished {
-                step: Some(20),
-                checkpoint: Some(10),
-                crashed: Some("killed by signal 9".into())
-            }
-        );
-        sum.transient = false;
-        std::fs::write(
-            dir.join(record::SUMMARY_FILE),
-            serde_json::to_vec(&sum).unwrap(),
-        )
-        .unwrap();
-        assert!(matches!(state(&results, &run), RunState::Failed { .. }));
-        std::fs::remove_dir_all(&results).unwrap();
-    }
-
-    #[test]
-    fn run_dirs_never_leave_the_results_folder() {
-        let r = Path::new("/tmp/results");
-        for bad in ["../../x", "a/b", "..", ".", "", "-rf", "a\nb", "a\u{7}"] {
-            assert!(run_dir(r, bad).is_err(), "{bad:?}");
-        }
-        assert_eq!(run_dir(r, "c1e12-n30k").unwrap(), r.join("c1e12-n30k"));
-    }
-}
+mod tests;

@@ -6,6 +6,7 @@
 //! trainer) in its own process, so a crashed run cannot take the sweep down, and one
 //! results folder serves a laptop and a cluster.
 
+pub mod design;
 pub mod error;
 pub mod exec;
 pub mod executor;

@@ -1,14 +1,9 @@
 //! Sweep plans: which models to train for how many tokens, written as a TOML file a person
-//! can read and edit.
-//!
-//! Two designs (Hoffmann et al. 2022):
-//! - IsoFLOP ([`isoflop_design`], Approach 2): for each budget C, sizes log-spaced around the
-//!   expected optimum, each trained on D = C / (6N) tokens.
-//! - Horizons ([`horizon_design`], Approach 1): each size trained with several cosine
-//!   horizons spanning 16x, so the envelope of the curves can be taken.
-//!
-//! The expected optimum is the Chinchilla rule of thumb, 20 tokens per parameter
-//! (N = sqrt(C / 120)). Every shape comes from [`ModelShape::for_params`].
+//! can read and edit, and checked when read (the designs that fill one: [`crate::design`]).
+
+pub use crate::design::{
+    horizon_design, isoflop_design, isoflop_design_on, lr_design, wsd_branches,
+};
 
 use isoflop_core::shape::ModelShape;
 use isoflop_core::TrainSettings;
@@ -46,6 +41,10 @@ pub struct PlannedRun {
     /// A cooldown branch: the trunk's checkpoint it starts from, in tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at_tokens: Option<u64>,
+    /// Its own peak learning rate (the `lr` design, or a law of the rate against size from
+    /// `plan --lr-law`); absent: the sweep's `[defaults]` rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lr: Option<f64>,
 }
 
 impl PlannedRun {
@@ -202,8 +201,6 @@ pub fn check_template(template: &str, path: &Path) -> Result<(), PlanError> {
     }
 }
 
-use isoflop_core::units::count as short;
-
 /// `p` as given when absolute, else relative to the folder of `file`.
 fn resolve_beside(file: &Path, p: &Path) -> PathBuf {
     if p.is_absolute() {
@@ -211,188 +208,6 @@ fn resolve_beside(file: &Path, p: &Path) -> PathBuf {
     } else {
         file.parent().unwrap_or(Path::new(".")).join(p)
     }
-}
-
-fn planned(shape: ModelShape, tokens: u64, budget: Option<f64>) -> PlannedRun {
-    let params = shape.params().total as u64;
-    let id = match budget {
-        Some(c) => format!("c{c:e}-n{}", short(params as f64)),
-        None => format!("n{}-d{}", short(params as f64), short(tokens as f64)),
-    }
-    .replace('+', "");
-    PlannedRun {
-        id,
-        layers: shape.layers,
-        d_model: shape.d_model,
-        heads: shape.heads,
-        params,
-        tokens,
-        budget,
-        keep_at_tokens: Vec::new(),
-        trunk: None,
-        at_tokens: None,
-    }
-}
-
-/// Turns the runs of a design into cooldown branches of one constant-rate trunk per model
-/// (Hägele et al. 2024; the `wsd` design): each run of horizon H (in whole steps) becomes a
-/// branch that forks from its trunk at H minus `cooldown_frac` of H (at least one step) and
-/// cools down to H; the trunk trains to the latest branch point and keeps a checkpoint at
-/// each. Runs whose branch point would fall inside the trunk's warm-up train on their own
-/// (a `wsd` run from step 0); the notes say which.
-pub fn wsd_branches(runs: Vec<PlannedRun>, d: &RunDefaults) -> (Vec<PlannedRun>, Vec<String>) {
-    let per_step = (d.batch * d.context) as u64;
-    let mut out: Vec<PlannedRun> = Vec::new();
-    let mut notes = Vec::new();
-    let mut shapes: Vec<(usize, usize, usize)> = Vec::new();
-    for r in &runs {
-        let key = (r.layers, r.d_model, r.heads);
-        if !shapes.contains(&key) {
-            shapes.push(key);
-        }
-    }
-    for key in shapes {
-        let mine: Vec<&PlannedRun> = runs
-            .iter()
-            .filter(|r| (r.layers, r.d_model, r.heads) == key)
-            .collect();
-        let point = |r: &PlannedRun| {
-            let steps = d.steps(r.tokens);
-            let cool = ((d.cooldown_frac * steps as f64).round() as u64).clamp(1, steps);
-            (steps, steps - cool)
-        };
-        let last = mine.iter().map(|r| point(r).1).max().unwrap_or(0);
-        let warmup = d.warmup.unwrap_or((last / 10).clamp(1, 100));
-        let mut trunk = PlannedRun {
-            id: format!("n{}-trunk", short(mine[0].params as f64)).replace('+', ""),
-            tokens: last * per_step,
-            budget: None,
-            keep_at_tokens: Vec::new(),
-            trunk: None,
-            at_tokens: None,
-            ..mine[0].clone()
-        };
-        let mut branches = Vec::new();
-        for r in mine {
-            let (steps, at) = point(r);
-            let mut b = PlannedRun {
-                tokens: steps * per_step,
-                ..r.clone()
-            };
-            if at < warmup.max(1) {
-                notes.push(format!(
-                    "{}: its branch point (step {at}) falls inside the trunk's warm-up of {warmup} steps; it trains on its own",
-                    r.id
-                ));
-                out.push(b);
-                continue;
-            }
-            b.trunk = Some(trunk.id.clone());
-            b.at_tokens = Some(at * per_step);
-            if !trunk.keep_at_tokens.contains(&(at * per_step)) {
-                trunk.keep_at_tokens.push(at * per_step);
-            }
-            branches.push(b);
-        }
-        if !branches.is_empty() {
-            trunk.keep_at_tokens.sort_unstable();
-            trunk.tokens = *trunk.keep_at_tokens.last().expect("a branch");
-            out.push(trunk);
-            out.extend(branches);
-        }
-    }
-    (out, notes)
-}
-
-/// The IsoFLOP design: for each budget, `sizes` targets log-spaced over a factor `spread`
-/// centred on N = sqrt(C / 120), each with D = C / (6N) for the shape's exact N. Targets
-/// below the smallest model, runs shorter than 20 steps, and shapes repeated within a budget
-/// are left out; the returned notes say which.
-pub fn isoflop_design(
-    budgets: &[f64],
-    sizes: usize,
-    spread: f64,
-    vocab: usize,
-    d: &RunDefaults,
-) -> (Vec<PlannedRun>, Vec<String>) {
-    let mut runs = Vec::new();
-    let mut notes = Vec::new();
-    let min_tokens = 20 * (d.batch * d.context) as u64;
-    for &c in budgets {
-        let centre = (c / 120.0).sqrt();
-        let mut seen = Vec::new();
-        for k in 0..sizes {
-            let f = if sizes == 1 {
-                0.0
-            } else {
-                k as f64 / (sizes - 1) as f64 - 0.5
-            };
-            let target = centre * spread.powf(f);
-            let Ok(shape) = ModelShape::for_params(target, vocab, d.context, false) else {
-                notes.push(format!(
-                    "budget {c:.1e}: size {target:.3e} is below the smallest model; left out"
-                ));
-                continue;
-            };
-            if seen.contains(&shape) {
-                continue;
-            }
-            seen.push(shape);
-            let tokens = (c / (6.0 * shape.params().total as f64)).round() as u64;
-            if tokens < min_tokens {
-                notes.push(format!(
-                    "budget {c:.1e}: {} parameters would train for fewer than 20 steps; left out",
-                    shape.params().total
-                ));
-                continue;
-            }
-            runs.push(planned(shape, tokens, Some(c)));
-        }
-    }
-    (runs, notes)
-}
-
-/// The horizons design: `n_sizes` sizes log-spaced over [lo, hi], each trained for
-/// `horizons` token horizons spanning 16x around 20 tokens per parameter.
-pub fn horizon_design(
-    lo: f64,
-    hi: f64,
-    n_sizes: usize,
-    horizons: usize,
-    vocab: usize,
-    d: &RunDefaults,
-) -> (Vec<PlannedRun>, Vec<String>) {
-    let mut runs = Vec::new();
-    let mut notes = Vec::new();
-    let mut seen = Vec::new();
-    for k in 0..n_sizes {
-        let target = if n_sizes == 1 {
-            lo
-        } else {
-            lo * (hi / lo).powf(k as f64 / (n_sizes - 1) as f64)
-        };
-        let Ok(shape) = ModelShape::for_params(target, vocab, d.context, false) else {
-            notes.push(format!(
-                "size {target:.3e} is below the smallest model; left out"
-            ));
-            continue;
-        };
-        if seen.contains(&shape) {
-            continue;
-        }
-        seen.push(shape);
-        let n = shape.params().total as f64;
-        for h in 0..horizons {
-            let f = if horizons == 1 {
-                0.0
-            } else {
-                h as f64 / (horizons - 1) as f64 - 0.5
-            };
-            let tokens = (20.0 * n * 16f64.powf(f)).round() as u64;
-            runs.push(planned(shape, tokens, None));
-        }
-    }
-    (runs, notes)
 }
 
 impl Sweep {
@@ -499,6 +314,12 @@ impl Sweep {
                 if (trunk.layers, trunk.d_model, trunk.heads) != (r.layers, r.d_model, r.heads) {
                     return Err(bad(format!("its trunk '{t}' is a different model")));
                 }
+                if trunk.lr != r.lr {
+                    return Err(bad(format!(
+                        "its trunk '{t}' trains at another learning rate ({:?} against {:?})",
+                        trunk.lr, r.lr
+                    )));
+                }
                 if !trunk.keep_at_tokens.contains(&at) {
                     return Err(bad(format!(
                         "at_tokens = {at} is not among its trunk's keep_at_tokens {:?}",
@@ -552,42 +373,6 @@ impl Sweep {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn isoflop_design_spends_each_budget_on_every_size() {
-        let d = RunDefaults::default();
-        let (runs, notes) = isoflop_design(&[1e12, 3e12, 1e13], 5, 8.0, 256, &d);
-        assert!(runs.len() >= 13, "{runs:?} {notes:?}");
-        for r in &runs {
-            let c = r.budget.unwrap();
-            // 6ND within rounding of the budget.
-            assert!(
-                (6.0 * r.params as f64 * r.tokens as f64 / c - 1.0).abs() < 1e-3,
-                "{r:?}"
-            );
-            let shape =
-                ModelShape::new(r.layers, r.d_model, r.heads, 256, d.context, false).unwrap();
-            assert_eq!(shape.params().total as u64, r.params);
-        }
-        // Sizes at a budget bracket the 20-tokens-per-parameter optimum.
-        let at: Vec<&PlannedRun> = runs.iter().filter(|r| r.budget == Some(1e13)).collect();
-        let centre = (1e13f64 / 120.0).sqrt();
-        assert!(
-            at.iter().any(|r| (r.params as f64) < centre)
-                && at.iter().any(|r| (r.params as f64) > centre)
-        );
-        let ids: std::collections::HashSet<_> = runs.iter().map(|r| &r.id).collect();
-        assert_eq!(ids.len(), runs.len());
-    }
-
-    #[test]
-    fn horizon_design_spans_sixteen_x() {
-        let (runs, _) = horizon_design(2e5, 5e6, 4, 4, 256, &RunDefaults::default());
-        assert_eq!(runs.len(), 16);
-        let first: Vec<&PlannedRun> = runs.iter().filter(|r| r.params == runs[0].params).collect();
-        let ratio = first.last().unwrap().tokens as f64 / first[0].tokens as f64;
-        assert!((ratio - 16.0).abs() < 0.01, "{ratio}");
-    }
 
     #[test]
     fn toml_round_trips_and_bad_files_are_named() {
@@ -660,78 +445,6 @@ mod tests {
         assert_eq!(s.data_path(&p).unwrap(), dir.join("corpus.txt"));
         assert_eq!(s.results_dir(&p), dir.join("runs"));
         std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn a_wsd_plan_spends_trunks_plus_cooldowns_and_forks_on_kept_checkpoints() {
-        let d = RunDefaults::default();
-        let per_step = (d.batch * d.context) as u64;
-        for (runs, _) in [
-            horizon_design(1e5, 2e6, 4, 5, 256, &d),
-            isoflop_design(&[1e13, 3e13, 1e14], 5, 8.0, 256, &d),
-        ] {
-            let points = runs.len();
-            let (planned, notes) = wsd_branches(runs.clone(), &d);
-            assert!(notes.is_empty(), "{notes:?}");
-            let s = Sweep {
-                name: "w".into(),
-                results: "runs".into(),
-                data: None,
-                vocab: 256,
-                defaults: d.clone(),
-                command: None,
-                runs: planned.clone(),
-            };
-            s.check(Path::new("w.toml")).unwrap();
-            let trunks: Vec<&PlannedRun> = planned.iter().filter(|r| r.is_trunk()).collect();
-            let branches: Vec<&PlannedRun> = planned.iter().filter(|r| r.trunk.is_some()).collect();
-            assert_eq!(branches.len(), points);
-            assert_eq!(trunks.len() + branches.len(), planned.len());
-            // Spent: each trunk once, plus each branch's cooldown, counted by hand.
-            let by_hand: f64 = trunks
-                .iter()
-                .map(|t| 6.0 * t.params as f64 * t.tokens as f64)
-                .chain(
-                    branches
-                        .iter()
-                        .map(|b| 6.0 * b.params as f64 * (b.tokens - b.at_tokens.unwrap()) as f64),
-                )
-                .sum();
-            assert!((s.total_flops() / by_hand - 1.0).abs() < 1e-12);
-            // Represented: the points as planned (whole steps), every one of them.
-            let points_flops: f64 = runs
-                .iter()
-                .map(|r| 6.0 * r.params as f64 * (d.steps(r.tokens) * per_step) as f64)
-                .sum();
-            assert!((s.represented_flops() / points_flops - 1.0).abs() < 1e-12);
-            assert!(s.total_flops() < s.represented_flops());
-            for b in &branches {
-                let t = trunks
-                    .iter()
-                    .find(|t| Some(&t.id) == b.trunk.as_ref())
-                    .unwrap();
-                let at = b.at_tokens.unwrap();
-                // On a kept checkpoint, at a whole step, the cooldown the last fifth.
-                assert!(t.keep_at_tokens.contains(&at) && at % per_step == 0 && at <= t.tokens);
-                let (steps, at_step) = (b.tokens / per_step, at / per_step);
-                assert_eq!(b.tokens % per_step, 0);
-                assert_eq!(steps - at_step, (0.2 * steps as f64).round() as u64);
-                assert_eq!(
-                    (t.layers, t.d_model, t.heads),
-                    (b.layers, b.d_model, b.heads)
-                );
-            }
-            // Each trunk ends at its last branch point and keeps nothing else.
-            for t in &trunks {
-                assert_eq!(Some(&t.tokens), t.keep_at_tokens.last());
-                let used: std::collections::BTreeSet<u64> = branches
-                    .iter()
-                    .filter(|b| b.trunk.as_ref() == Some(&t.id))
-                    .map(|b| b.at_tokens.unwrap())
-                    .collect();
-                assert_eq!(used.into_iter().collect::<Vec<_>>(), t.keep_at_tokens);
-            }
-        }
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! - [`schedule`]: warm-up, then cosine to 10% over exactly the horizon, WSD or constant.
 //! - [`trainer`]: the loop, AdamW, clipping, curve and summary files, checkpoints, resume.
 
+pub mod branch;
+pub mod config;
 pub mod data;
 pub mod error;
 pub mod model;

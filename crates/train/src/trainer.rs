@@ -15,8 +15,6 @@ use crate::schedule::LrSchedule;
 use crate::state::{remove_checkpoints, verified_checkpoints, State};
 use isoflop_core::record::{self, write_atomic, CurveRow, RunConfig, RunStatus, RunSummary};
 pub use isoflop_core::record::{CHECKPOINT_FILE, PROGRESS_FILE};
-use isoflop_core::shape::{FlopCount, ModelShape};
-use isoflop_core::TrainSettings;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -101,220 +99,7 @@ pub fn device(name: &str) -> Result<Device> {
     }
 }
 
-/// What a user asks for; [`Settings::config`] turns it into a [`RunConfig`].
-#[derive(Clone, Debug)]
-pub struct Settings {
-    /// Run name.
-    pub run: String,
-    /// The model (its context is the run's).
-    pub shape: ModelShape,
-    /// Token horizon (rounded up to whole steps).
-    pub tokens: u64,
-    /// The training settings a study shares (one type, `isoflop_core::settings`).
-    pub train: TrainSettings,
-    /// FLOP count for the curve.
-    pub flop_count: FlopCount,
-    /// Corpus description.
-    pub data: String,
-    /// Device name.
-    pub device: String,
-    /// CPU threads (0: libtorch's default).
-    pub threads: usize,
-    /// A trunk: the token counts whose checkpoints its cooldown branches fork from (each
-    /// rounded up to a whole step, as the horizon is).
-    pub keep_tokens: Vec<u64>,
-}
-
-impl Settings {
-    /// The default [`TrainSettings`] for a shape and horizon (its context the shape's), FLOPs
-    /// counted as 6N, on the CPU with libtorch's default threads.
-    pub fn new(run: &str, shape: ModelShape, tokens: u64) -> Settings {
-        Settings {
-            run: run.to_string(),
-            shape,
-            tokens,
-            train: TrainSettings {
-                context: shape.context,
-                ..TrainSettings::default()
-            },
-            flop_count: FlopCount::SixN,
-            data: String::new(),
-            device: "cpu".into(),
-            threads: 0,
-            keep_tokens: Vec::new(),
-        }
-    }
-
-    /// The run's config.
-    ///
-    /// # Errors
-    /// [`TrainError::Setting`] for a zero horizon, a setting no run could use
-    /// ([`TrainSettings::check`]), or a context that differs from the shape's.
-    pub fn config(&self) -> Result<RunConfig> {
-        let t = &self.train;
-        if self.tokens == 0 {
-            return Err(TrainError::Setting("tokens must be at least 1".into()));
-        }
-        t.check().map_err(|e| TrainError::Setting(e.to_string()))?;
-        if t.context != self.shape.context {
-            return Err(TrainError::Setting(format!(
-                "context {} differs from the model's {}",
-                t.context, self.shape.context
-            )));
-        }
-        let per_step = (t.batch * self.shape.context) as u64;
-        let steps = self.tokens.div_ceil(per_step);
-        let mut keep_steps: Vec<u64> = self
-            .keep_tokens
-            .iter()
-            .map(|&k| k.div_ceil(per_step))
-            .collect();
-        keep_steps.sort_unstable();
-        keep_steps.dedup();
-        if let Some(&bad) = keep_steps.iter().find(|&&k| k == 0 || k > steps) {
-            return Err(TrainError::Setting(format!(
-                "run {}: a branch point at step {bad} lies {} the run's {steps} steps ({} tokens)",
-                self.run,
-                if bad == 0 { "before" } else { "beyond" },
-                steps * per_step
-            )));
-        }
-        Ok(RunConfig {
-            run: self.run.clone(),
-            shape: self.shape,
-            params: self.shape.params(),
-            flops_per_token: self.shape.flops_per_token(),
-            flop_count: self.flop_count,
-            tokens: steps * per_step,
-            batch: t.batch,
-            steps,
-            lr: t.lr,
-            min_lr_ratio: t.min_lr_ratio,
-            warmup_steps: t.warmup.unwrap_or((steps / 10).clamp(1, 100)),
-            schedule: t.schedule,
-            cooldown_frac: t.cooldown_frac,
-            cooldown_shape: t.cooldown_shape,
-            weight_decay: t.weight_decay,
-            grad_clip: t.grad_clip,
-            seed: t.seed,
-            log_every: t.log_every.max(1),
-            eval_every: t.eval_every,
-            eval_batches: t.eval_batches,
-            checkpoint_every: t.checkpoint_every,
-            data: self.data.clone(),
-            device: self.device.clone(),
-            threads: self.threads,
-            trainer: format!("isoflop {}", env!("CARGO_PKG_VERSION")),
-            branch: None,
-            keep_steps,
-        })
-    }
-}
-
-/// The config of a cooldown branch of the trunk in `trunk_dir` at `at_tokens` (rounded up
-/// to the trunk's whole steps), to the horizon of `own` (the branch's config as its own
-/// options give it). The branch is the trunk up to there: it takes the trunk's warm-up and
-/// must match it in everything else that shapes training (model, batch, rate, decay,
-/// clipping, seed, data, FLOP count); it then cools down with its own shape and floor
-/// (schedule `wsd`, its cooldown from the branch point).
-///
-/// # Errors
-/// [`TrainError::Folder`] naming the trunk when it holds no run, a run that is not a
-/// constant-rate trunk, a different model or settings (each field named with both values),
-/// or keeps no checkpoint at that step; [`TrainError::Setting`] for a branch point inside
-/// the warm-up, beyond the trunk's horizon, or not before the branch's own horizon.
-pub fn branch_config(trunk_dir: &Path, own: &RunConfig, at_tokens: u64) -> Result<RunConfig> {
-    if let Some(e) = trunk_failed(trunk_dir) {
-        return Err(e);
-    }
-    let trunk: RunConfig = record::read_json(&trunk_dir.join(record::CONFIG_FILE))
-        .map_err(|e| folder_err(trunk_dir, format!("holds no trunk to branch from ({e})")))?;
-    let per_step = (trunk.batch * trunk.shape.context) as u64;
-    let step = at_tokens.div_ceil(per_step.max(1));
-    let at = |what: &str| {
-        TrainError::Setting(format!(
-            "run {}: --at-tokens {at_tokens} (step {step} of trunk {}) {what}",
-            own.run, trunk.run
-        ))
-    };
-    if step > trunk.steps {
-        return Err(at(&format!(
-            "lies beyond the trunk's horizon of {} tokens ({} steps)",
-            trunk.tokens, trunk.steps
-        )));
-    }
-    if step >= own.steps {
-        return Err(at(&format!(
-            "is not before the branch's own horizon of {} tokens ({} steps): nothing to cool down",
-            own.tokens, own.steps
-        )));
-    }
-    if step < trunk.warmup_steps {
-        return Err(at(&format!(
-            "lies inside the trunk's warm-up of {} steps",
-            trunk.warmup_steps
-        )));
-    }
-    if trunk.schedule != isoflop_core::Schedule::Constant {
-        return Err(folder_err(
-            trunk_dir,
-            format!(
-                "holds run {} with schedule {}; a trunk trains at a constant rate (--schedule constant)",
-                trunk.run,
-                trunk.schedule.name()
-            ),
-        ));
-    }
-    let fields = |c: &RunConfig| {
-        serde_json::json!({
-            "model (layers, d_model, heads, vocab, context, rotary)": c.shape,
-            "batch": c.batch, "lr": c.lr, "weight_decay": c.weight_decay,
-            "grad_clip": c.grad_clip, "seed": c.seed, "data": c.data,
-            "flop_count": c.flop_count, "eval_batches": c.eval_batches,
-        })
-    };
-    let (t, o) = (fields(&trunk), fields(own));
-    let differs: Vec<String> = t
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter(|(k, v)| o.get(k.as_str()) != Some(v))
-        .map(|(k, v)| format!("{k}: trunk {v}, branch {}", o[k.as_str()]))
-        .collect();
-    if !differs.is_empty() {
-        return Err(folder_err(
-            trunk_dir,
-            format!(
-                "holds trunk {} of a different model or settings than branch {} ({})",
-                trunk.run,
-                own.run,
-                differs.join("; ")
-            ),
-        ));
-    }
-    if !trunk.keep_steps.contains(&step) {
-        return Err(folder_err(
-            trunk_dir,
-            format!(
-                "trunk {} keeps no checkpoint at step {step} (it keeps {:?}); train it with --keep-at-tokens {}",
-                trunk.run,
-                trunk.keep_steps,
-                step * per_step
-            ),
-        ));
-    }
-    Ok(RunConfig {
-        warmup_steps: trunk.warmup_steps,
-        schedule: isoflop_core::Schedule::Wsd,
-        cooldown_frac: (own.steps - step) as f64 / own.steps as f64,
-        branch: Some(record::BranchPoint {
-            trunk: trunk.run.clone(),
-            step,
-        }),
-        keep_steps: Vec::new(),
-        ..own.clone()
-    })
-}
+pub use crate::config::Settings;
 
 /// Builds the run's model with its seeded initialisation.
 pub fn init_model(config: &RunConfig, device: Device) -> (nn::VarStore, Gpt) {
@@ -499,89 +284,8 @@ pub fn train(
     train_run(config, corpus, out, None, resume, stop, on_progress)
 }
 
-/// Trains the cooldown branch `config` (made by [`branch_config`]) of the trunk in
-/// `trunk`, writing its files to `out`, as [`train`] does. A fresh branch starts from the
-/// checkpoint the trunk kept at the branch point (weights, AdamW moments, step; batches and
-/// evaluation follow from the seed and the step) with the trunk's curve rows up to there;
-/// an unfinished one resumes from its own checkpoint, else from the trunk's again.
-///
-/// # Errors
-/// As [`train`]; and [`TrainError::TrunkNotReady`] when the trunk has not reached the
-/// branch point (or stopped short of it by a fault of the machine), [`TrainError::Folder`]
-/// when the trunk ended without it (failed, diverged, or its checkpoint deleted).
-pub fn train_branch(
-    config: &RunConfig,
-    corpus: &Corpus,
-    out: &Path,
-    trunk: &Path,
-    resume: bool,
-    stop: &AtomicBool,
-    on_progress: &mut dyn FnMut(&Progress),
-) -> Result<Outcome> {
-    let Some(at) = config.branch.as_ref().map(|b| b.step) else {
-        return Err(TrainError::Setting(format!(
-            "run {} is not a branch (see branch_config)",
-            config.run
-        )));
-    };
-    let started = out.join(record::SUMMARY_FILE).exists() || record::checkpoint_step(out).is_some();
-    if !started && !record::branch_point_ready(trunk, at) {
-        // Nothing is written for a branch that cannot start.
-        return Err(trunk_problem(trunk, at));
-    }
-    train_run(config, corpus, out, Some(trunk), resume, stop, on_progress)
-}
-
-/// Why the trunk in `dir` cannot give its checkpoint at `step`: still short of it (a
-/// transient error: the trunk trains on), or ended without it.
-pub fn trunk_problem(dir: &Path, step: u64) -> TrainError {
-    if let Some(e) = trunk_failed(dir) {
-        return e;
-    }
-    let summary: Option<RunSummary> = record::read_json(&dir.join(record::SUMMARY_FILE)).ok();
-    match summary {
-        Some(s) if s.status == RunStatus::Finished => folder_err(
-            dir,
-            format!(
-                "trunk {} finished without its checkpoint at step {step} (deleted?); train the trunk again with --keep-at-tokens",
-                s.run
-            ),
-        ),
-        _ => TrainError::TrunkNotReady {
-            path: dir.to_path_buf(),
-            problem: format!(
-                "the trunk has not yet written its checkpoint at step {step} (now at {}); train the trunk on first",
-                record::checkpoint_step(dir).map_or("step 0".to_string(), |s| format!("step {s}"))
-            ),
-        },
-    }
-}
-
-/// The error of a branch whose trunk in `dir` ended failed or diverged on its own terms
-/// (not by a fault of the machine, which a sweep retries), with the trunk's reason.
-fn trunk_failed(dir: &Path) -> Option<TrainError> {
-    let s: RunSummary = record::read_json(&dir.join(record::SUMMARY_FILE)).ok()?;
-    if s.status == RunStatus::Finished || (s.status == RunStatus::Failed && s.transient) {
-        return None;
-    }
-    Some(folder_err(
-        dir,
-        format!(
-            "trunk {} {} at step {}: {}; its branches cannot start",
-            s.run,
-            if s.status == RunStatus::Diverged {
-                "diverged"
-            } else {
-                "failed"
-            },
-            s.failed_at_step.unwrap_or(s.steps),
-            s.reason.unwrap_or_default()
-        ),
-    ))
-}
-
 #[allow(clippy::too_many_arguments)]
-fn train_run(
+pub(crate) fn train_run(
     config: &RunConfig,
     corpus: &Corpus,
     out: &Path,
@@ -620,7 +324,15 @@ fn train_run(
         return Ok(Outcome::Ended(summary));
     }
     if let (Start::Fresh, Some(trunk)) = (&start, trunk) {
-        return train_from_trunk(config, corpus, out, trunk, stop, on_progress, lease);
+        return crate::branch::train_from_trunk(
+            config,
+            corpus,
+            out,
+            trunk,
+            stop,
+            on_progress,
+            lease,
+        );
     }
     let dev = device(&config.device)?;
     if dev == Device::Cpu && config.threads > 0 {
@@ -673,7 +385,15 @@ fn train_run(
                 }
                 // A model half-filled by a failed load is rebuilt from its seed.
                 if let Some(trunk) = trunk {
-                    return train_from_trunk(config, corpus, out, trunk, stop, on_progress, lease);
+                    return crate::branch::train_from_trunk(
+                        config,
+                        corpus,
+                        out,
+                        trunk,
+                        stop,
+                        on_progress,
+                        lease,
+                    );
                 }
                 return train_from_scratch(config, corpus, out, stop, on_progress, lease);
             }
@@ -728,57 +448,9 @@ fn train_from_scratch(
     )
 }
 
-/// Starts branch `config` from its trunk's checkpoint at the branch point, with the trunk's
-/// curve rows up to there (renamed to the branch), replacing whatever the folder's curve held.
-fn train_from_trunk(
-    config: &RunConfig,
-    corpus: &Corpus,
-    out: &Path,
-    trunk: &Path,
-    stop: &AtomicBool,
-    on_progress: &mut dyn FnMut(&Progress),
-    lease: isoflop_core::lease::Lease,
-) -> Result<Outcome> {
-    let at = config.branch.as_ref().map_or(0, |b| b.step);
-    if !record::branch_point_ready(trunk, at) {
-        return Err(trunk_problem(trunk, at));
-    }
-    remove_checkpoints(out);
-    let dev = device(&config.device)?;
-    let (vs, model) = init_model(config, dev);
-    let mut state = State::new(&vs);
-    let (step, secs0) = state.load_branch_point(trunk, at)?;
-    let curve = trunk.join(record::CURVE_FILE);
-    let mut rows = record::read_curve(&curve).map_err(|e| folder_err(trunk, e.to_string()))?;
-    rows.retain(|r| r.step <= step);
-    if rows.last().map(|r| r.step) != Some(step) {
-        return Err(folder_err(
-            trunk,
-            format!("its curve does not reach the branch point at step {step}"),
-        ));
-    }
-    for r in &mut rows {
-        r.run = config.run.clone();
-    }
-    run_loop(
-        config,
-        corpus,
-        out,
-        stop,
-        on_progress,
-        lease,
-        dev,
-        model,
-        state,
-        step,
-        secs0,
-        rows,
-    )
-}
-
 /// The training loop from `step` (the state loaded), to the horizon or the stop flag.
 #[allow(clippy::too_many_arguments)]
-fn run_loop(
+pub(crate) fn run_loop(
     config: &RunConfig,
     corpus: &Corpus,
     out: &Path,
