@@ -1,0 +1,139 @@
+//! The learning-rate design end to end, with a stand-in trainer whose final loss is a known
+//! function of the rate and the size (quadratic in ln(rate) around lr*(N) = 0.05 N^-0.3):
+//! `plan --design lr`, a sweep, `lr-fit` recovers the law, and `plan --lr-law` gives each
+//! run the rate the law gives its size (seen by the trainer through `{lr}`).
+
+use std::path::Path;
+
+mod common;
+use common::isoflop;
+
+/// Writes a run record whose final loss is 2 + 0.1 ln(lr / lr*(N))^2.
+const TRAINER: &str = r#"#!/bin/sh
+out=$1; id=$2; n=$3; d=$4; lr=$5
+mkdir -p "$out"
+echo "{\"lr\": $lr}" > "$out/config.json"
+loss=$(awk "BEGIN { b = 0.05 * exp(-0.3 * log($n)); x = log($lr / b); print 2 + 0.1 * x * x }")
+printf 'run,step,params,tokens,flops,loss\n%s,1,%s,%s,%s,%s\n' "$id" "$n" "$d" "$((6 * n * d))" "$loss" > "$out/curve.csv"
+cat > "$out/summary.json" <<JSON
+{"run": "$id", "status": "finished", "reason": null, "failed_at_step": null, "steps": 1, "params": $n, "tokens": $d, "flops": $((6 * n * d)), "final_loss": $loss, "final_eval_loss": null, "secs": 0.1, "tokens_per_sec": 1.0}
+JSON
+"#;
+
+fn ok(args: &[&str]) -> String {
+    let o = isoflop(args);
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn an_lr_sweep_gives_the_law_and_the_law_gives_each_run_its_rate() {
+    let d = common::tmpdir("lr", "law");
+    let script = d.join("trainer.sh");
+    std::fs::write(&script, TRAINER).unwrap();
+    let command = format!(
+        "sh {} {{out}} {{id}} {{params}} {{tokens}} {{lr}}",
+        script.display()
+    );
+    let file = d.join("lr.toml");
+    let f = file.to_str().unwrap();
+    // Rates spanning 64x around 2e-3 bracket lr*(N) = 0.05 N^-0.3 (2.0e-3 at 45k
+    // parameters, 8.6e-4 at 700k).
+    ok(&[
+        "plan",
+        "--design",
+        "lr",
+        "--sizes",
+        "4e4..7e5",
+        "--n-sizes",
+        "4",
+        "--lrs",
+        "7",
+        "--lr-span",
+        "64",
+        "--out",
+        f,
+        "--command",
+        &command,
+    ]);
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(text.matches("[[runs]]").count(), 28);
+    ok(&["sweep", f]);
+    let out = ok(&["lr-fit", f, "--json"]);
+    let fit: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let law = &fit["law"];
+    // The stand-in's loss is quadratic in ln(rate): the parabola through three rates is
+    // exact, up to the rates' three significant digits and awk's six printed digits.
+    let (coef, exponent) = (
+        law["coef"].as_f64().unwrap(),
+        law["exponent"].as_f64().unwrap(),
+    );
+    assert!((exponent + 0.3).abs() < 2e-3, "{fit}");
+    assert!((coef / 0.05 - 1.0).abs() < 0.03, "{fit}");
+    for s in fit["sizes"].as_array().unwrap() {
+        assert!(s["censored"].is_null(), "{s}");
+    }
+    let law_file = d.join("runs/lr-law.json");
+    assert!(Path::new(&law_file).exists());
+    // A plan with the law: each run's rate is the law's for its size.
+    let planned = d.join("iso.toml");
+    ok(&[
+        "plan",
+        "--budgets",
+        "1e12,3e12",
+        "--sizes-per-budget",
+        "3",
+        "--lr-law",
+        law_file.to_str().unwrap(),
+        "--out",
+        planned.to_str().unwrap(),
+        "--command",
+        &command,
+    ]);
+    let sweep: toml::Value = toml::from_str(&std::fs::read_to_string(&planned).unwrap()).unwrap();
+    for r in sweep["runs"].as_array().unwrap() {
+        let n = r["params"].as_integer().unwrap() as f64;
+        let lr = r["lr"].as_float().unwrap();
+        assert!((lr / (coef * n.powf(exponent)) - 1.0).abs() < 1e-3, "{r}");
+    }
+    // The trainer sees each run's own rate.
+    ok(&["sweep", planned.to_str().unwrap()]);
+    for r in sweep["runs"].as_array().unwrap() {
+        let id = r["id"].as_str().unwrap();
+        let cfg: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(d.join("runs").join(id).join("config.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(cfg["lr"].as_f64(), r["lr"].as_float(), "{id}");
+    }
+    // Bad input: the lr design without sizes, a law file that is not one.
+    let o = isoflop(&[
+        "plan",
+        "--design",
+        "lr",
+        "--budgets",
+        "1e12",
+        "--out",
+        f,
+        "--force",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--design lr takes --sizes"));
+    std::fs::write(d.join("bad.json"), r#"{"coef": -1, "exponent": 0}"#).unwrap();
+    let o = isoflop(&[
+        "plan",
+        "--budgets",
+        "1e12",
+        "--lr-law",
+        d.join("bad.json").to_str().unwrap(),
+        "--out",
+        d.join("x.toml").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("bad.json") && e.contains("positive coef"), "{e}");
+}
