@@ -33,13 +33,15 @@ pub struct RunArgs {
     sweep: Option<PathBuf>,
 }
 
-/// The default study: IsoFLOP budgets sized for a 2-core machine (about 10 minutes; quick
-/// about 2). Each size trains at several budgets, so its curves also feed Approach 1.
+/// The default study's IsoFLOP budgets, sized for a 2-core machine (about 10 minutes; quick
+/// about 2). Their points are cooldown branches of one trunk per model (the `wsd` design):
+/// for the FLOPs of the 4-budget cosine study of earlier versions, twice its budgets and
+/// points, and exponents that agree (README: "Our own default study").
 pub fn default_budgets(quick: bool) -> Vec<f64> {
     if quick {
-        vec![2e11, 5e11, 1.2e12]
+        vec![1e11, 2e11, 3e11, 5e11, 8e11, 1.2e12]
     } else {
-        vec![5e11, 1.2e12, 3e12, 7e12]
+        vec![3e11, 5e11, 8e11, 1.2e12, 2e12, 3e12, 5e12, 7e12]
     }
 }
 
@@ -49,7 +51,7 @@ fn default_study(a: &RunArgs) -> Result<(PathBuf, Sweep)> {
     let data = isoflop_core::corpus::resolve(a.data.clone())?;
     let file = a.out.join("sweep.toml");
     let plan_args = PlanArgs {
-        design: Design::Cosine,
+        design: Design::Wsd,
         budgets: default_budgets(a.quick),
         sizes_per_budget: 5,
         spread: 8.0,
