@@ -3,9 +3,11 @@
 # 1. Branch quality: 3 sizes x 3 horizons, each point trained three ways: a dedicated cosine
 #    run, a wsd cooldown branch (1-sqrt, the last 20%) of a constant-rate trunk, and the same
 #    with a linear cooldown. Final held-out losses and their differences.
-# 2. Efficiency: the cosine IsoFLOP design of the default study (4 budgets x 5 sizes) and
-#    the wsd design (8 budgets x 5 sizes on one size ladder, branched from shared trunks):
-#    FLOPs spent, and the exponent a = N_opt's of each approach with its 95% interval.
+# 2. Efficiency: the cosine IsoFLOP design of the default study before this change (4
+#    budgets x 5 sizes, 3e11 to 7e12), the wsd design of today's default (8 budgets x 5 sizes
+#    on one size ladder, branched from shared trunks), and a smaller wsd design (7 budgets,
+#    3e11 to 4e12) that spends under 0.6x the cosine design's FLOPs: FLOPs spent, and the
+#    exponent a (N_opt grows as C^a) of each approach with its 95% bootstrap interval.
 # Usage: bench/sweep_efficiency.sh [quality|efficiency] (default: both). Results stay in
 # bench/out/sweep_efficiency/ (a rerun resumes: finished runs are kept).
 set -euo pipefail
@@ -66,7 +68,8 @@ if [[ $what == both || $what == efficiency ]]; then
   echo "== 2. efficiency: the default study's cosine design against the wsd design"
   plan e-cosine.toml --budgets 5e11,1.2e12,3e12,7e12 --sizes-per-budget 5 --spread 8
   plan e-wsd.toml --design wsd --budgets 3e11,5e11,8e11,1.2e12,2e12,3e12,5e12,7e12 --sizes-per-budget 5 --spread 8
-  for f in e-cosine e-wsd; do
+  plan e-wsd-small.toml --design wsd --budgets 3e11,5e11,8e11,1.2e12,2e12,3e12,4e12 --sizes-per-budget 5 --spread 8
+  for f in e-cosine e-wsd e-wsd-small; do
     t0=$(date +%s)
     "$bin" run --sweep "$out/$f.toml" --out "$out/$f-study" > "$out/$f-study.txt" 2> "$out/$f-study.log" \
       || { tail -5 "$out/$f-study.log"; exit 1; }
@@ -75,7 +78,7 @@ if [[ $what == both || $what == efficiency ]]; then
   python3 - "$out" <<'PY'
 import json, os, re, sys
 out = sys.argv[1]
-for f in ("e-cosine", "e-wsd"):
+for f in ("e-cosine", "e-wsd", "e-wsd-small"):
     text = open(os.path.join(out, f + ".toml")).read()
     spent = re.search(r"([0-9.e+]+) FLOPs spent for ([0-9.e+]+)", text)
     r = json.load(open(os.path.join(out, f + "-study", "fit.json")))
@@ -87,6 +90,6 @@ for f in ("e-cosine", "e-wsd"):
         iv = a["intervals"]["params_exponent"]
         e = a["frontier"]["params_exponent"] if "frontier" in a else a["params_exponent"]
         parts.append(f"{name} a={e:.3f} [{iv['lo']:.3f}, {iv['hi']:.3f}] (width {iv['hi'] - iv['lo']:.3f})")
-    print(f"  {f:<9} {float(spent.group(1)):.3e} FLOPs spent for {float(spent.group(2)):.3e} represented; " + "; ".join(parts))
+    print(f"  {f:<11} {float(spent.group(1)):.3e} FLOPs spent for {float(spent.group(2)):.3e} represented; " + "; ".join(parts))
 PY
 fi

@@ -38,6 +38,16 @@ fn planned(shape: ModelShape, tokens: u64, budget: Option<f64>) -> PlannedRun {
     }
 }
 
+/// The k-th of n points spread evenly over [-1/2, 1/2] (0 for one point): the exponent
+/// that log-spaces n values over a factor around a centre.
+fn centred(k: usize, n: usize) -> f64 {
+    if n == 1 {
+        0.0
+    } else {
+        k as f64 / (n - 1) as f64 - 0.5
+    }
+}
+
 /// Sizes log-spaced over [lo, hi] (`n` of them, the shapes distinct), or the notes of
 /// those below the smallest model.
 fn sizes_between(
@@ -86,11 +96,7 @@ pub fn lr_design(
     for shape in shapes {
         let n = shape.params().total as f64;
         for k in 0..rates {
-            let f = if rates == 1 {
-                0.0
-            } else {
-                k as f64 / (rates - 1) as f64 - 0.5
-            };
+            let f = centred(k, rates);
             // Three significant digits: the id and the file say the same rate.
             let lr: f64 = format!("{:.3e}", d.lr * span.powf(f))
                 .parse()
@@ -219,11 +225,7 @@ pub fn isoflop_design_on(
         let centre = (c / 120.0).sqrt();
         let mut seen = Vec::new();
         for k in 0..sizes {
-            let f = if sizes == 1 {
-                0.0
-            } else {
-                k as f64 / (sizes - 1) as f64 - 0.5
-            };
+            let f = centred(k, sizes);
             let target = snap(centre * spread.powf(f));
             let Ok(shape) = ModelShape::for_params(target, vocab, d.context, false) else {
                 notes.push(format!(
@@ -264,11 +266,7 @@ pub fn horizon_design(
     for shape in shapes {
         let n = shape.params().total as f64;
         for h in 0..horizons {
-            let f = if horizons == 1 {
-                0.0
-            } else {
-                h as f64 / (horizons - 1) as f64 - 0.5
-            };
+            let f = centred(h, horizons);
             let tokens = (20.0 * n * 16f64.powf(f)).round() as u64;
             runs.push(planned(shape, tokens, None));
         }

@@ -5,8 +5,7 @@
 
 use crate::data::Corpus;
 use crate::error::{Result, TrainError};
-use crate::state::{remove_checkpoints, State};
-use crate::trainer::{device, folder_err, init_model, run_loop, train_run, Outcome, Progress};
+use crate::trainer::{folder_err, restart, train_run, Outcome, Progress};
 use isoflop_core::record::{self, RunConfig, RunStatus, RunSummary};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -212,35 +211,29 @@ pub(crate) fn train_from_trunk(
     if !record::branch_point_ready(trunk, at) {
         return Err(trunk_problem(trunk, at));
     }
-    remove_checkpoints(out);
-    let dev = device(&config.device)?;
-    let (vs, model) = init_model(config, dev);
-    let mut state = State::new(&vs);
-    let (step, secs0) = state.load_branch_point(trunk, at)?;
-    let curve = trunk.join(record::CURVE_FILE);
-    let mut rows = record::read_curve(&curve).map_err(|e| folder_err(trunk, e.to_string()))?;
-    rows.retain(|r| r.step <= step);
-    if rows.last().map(|r| r.step) != Some(step) {
-        return Err(folder_err(
-            trunk,
-            format!("its curve does not reach the branch point at step {step}"),
-        ));
-    }
-    for r in &mut rows {
-        r.run = config.run.clone();
-    }
-    run_loop(
+    restart(
         config,
         corpus,
         out,
         stop,
         on_progress,
         lease,
-        dev,
-        model,
-        state,
-        step,
-        secs0,
-        rows,
+        &mut |state| {
+            let (step, secs0) = state.load_branch_point(trunk, at)?;
+            let curve = trunk.join(record::CURVE_FILE);
+            let mut rows =
+                record::read_curve(&curve).map_err(|e| folder_err(trunk, e.to_string()))?;
+            rows.retain(|r| r.step <= step);
+            if rows.last().map(|r| r.step) != Some(step) {
+                return Err(folder_err(
+                    trunk,
+                    format!("its curve does not reach the branch point at step {step}"),
+                ));
+            }
+            for r in &mut rows {
+                r.run = config.run.clone();
+            }
+            Ok((step, secs0, rows))
+        },
     )
 }

@@ -323,6 +323,11 @@ pub(crate) fn train_run(
     if let Start::Done(summary) = start {
         return Ok(Outcome::Ended(summary));
     }
+    let dev = device(&config.device)?;
+    if dev == Device::Cpu && config.threads > 0 {
+        tch::set_num_threads(config.threads as i32);
+    }
+    // A branch starts from its trunk here, at the same thread count as any run.
     if let (Start::Fresh, Some(trunk)) = (&start, trunk) {
         return crate::branch::train_from_trunk(
             config,
@@ -333,10 +338,6 @@ pub(crate) fn train_run(
             on_progress,
             lease,
         );
-    }
-    let dev = device(&config.device)?;
-    if dev == Device::Cpu && config.threads > 0 {
-        tch::set_num_threads(config.threads as i32);
     }
     let (vs, model) = init_model(config, dev);
     let mut state = State::new(&vs);
@@ -428,10 +429,28 @@ fn train_from_scratch(
     on_progress: &mut dyn FnMut(&Progress),
     lease: isoflop_core::lease::Lease,
 ) -> Result<Outcome> {
+    restart(config, corpus, out, stop, on_progress, lease, &mut |_| {
+        Ok((0, 0.0, Vec::new()))
+    })
+}
+
+/// A run's folder cleared of checkpoints, its model built from its seed, then `start`
+/// loads a state into it (or none) and gives the step, the seconds so far and the curve's
+/// rows to train on from.
+pub(crate) fn restart(
+    config: &RunConfig,
+    corpus: &Corpus,
+    out: &Path,
+    stop: &AtomicBool,
+    on_progress: &mut dyn FnMut(&Progress),
+    lease: isoflop_core::lease::Lease,
+    start: &mut dyn FnMut(&mut State) -> Result<(u64, f64, Vec<CurveRow>)>,
+) -> Result<Outcome> {
     remove_checkpoints(out);
     let dev = device(&config.device)?;
     let (vs, model) = init_model(config, dev);
-    let state = State::new(&vs);
+    let mut state = State::new(&vs);
+    let (step, secs0, rows) = start(&mut state)?;
     run_loop(
         config,
         corpus,
@@ -442,9 +461,9 @@ fn train_from_scratch(
         dev,
         model,
         state,
-        0,
-        0.0,
-        Vec::new(),
+        step,
+        secs0,
+        rows,
     )
 }
 
@@ -578,7 +597,9 @@ pub(crate) fn run_loop(
         let last = step == config.steps;
         let eval_loss = (config.eval_every > 0 && (step % config.eval_every == 0 || last))
             .then(|| evaluate(&model, corpus, config, dev));
-        if step % config.log_every == 0 || last || eval_loss.is_some() {
+        let branch_point = config.keep_steps.contains(&step);
+        // A branch point always has its row: a branch starts with the trunk's rows up to it.
+        if step % config.log_every == 0 || last || eval_loss.is_some() || branch_point {
             rows.push(CurveRow {
                 run: config.run.clone(),
                 step,
@@ -591,22 +612,9 @@ pub(crate) fn run_loop(
                 eval_loss,
             });
         }
-        if config.keep_steps.contains(&step) {
-            // A branch point: the curve up to here first, as for any checkpoint, so a branch
-            // that finds the checkpoint finds the rows it starts with.
-            if rows.last().map(|r| r.step) != Some(step) {
-                rows.push(CurveRow {
-                    run: config.run.clone(),
-                    step,
-                    params,
-                    tokens: step * tokens_per_step,
-                    flops: (step * tokens_per_step) as f64 * fpt,
-                    loss: loss_value,
-                    lr,
-                    secs: secs(&clock),
-                    eval_loss,
-                });
-            }
+        if branch_point {
+            // The curve up to here first, as for any checkpoint, so a branch that finds the
+            // checkpoint finds the rows it starts with.
             write_curve(&rows)?;
             state.save_branch_point(out, step, secs(&clock))?;
         }
