@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 mod common;
 use common::{bin, corpus, isoflop, losses};
 
-/// Two budgets, two tiny models: two trunks, three branches, about 20 s on 2 cores.
+/// Two budgets, two tiny models: two trunks, each with two branches, about 20 s on 2 cores.
 fn plan(dir: &Path) -> PathBuf {
     let data = corpus(dir);
     let file = dir.join("sweep.toml");
@@ -21,11 +21,11 @@ fn plan(dir: &Path) -> PathBuf {
         "--design",
         "wsd",
         "--budgets",
-        "6e10,1.2e11",
+        "5e10,1e11",
         "--sizes-per-budget",
         "2",
         "--spread",
-        "2",
+        "3",
         "--context",
         "32",
         "--batch",
@@ -40,7 +40,7 @@ fn plan(dir: &Path) -> PathBuf {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(
-        err.contains("3 runs and 2 trunks") && err.contains("FLOPs spent for"),
+        err.contains("4 runs and 2 trunks") && err.contains("FLOPs spent for"),
         "{err}"
     );
     file
