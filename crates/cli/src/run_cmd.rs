@@ -13,7 +13,7 @@ use std::time::Instant;
 /// Arguments of `isoflop run`.
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// A two-minute study instead of the ten-minute default.
+    /// A study of under two minutes (6 budgets) instead of the default of about eight (8).
     #[arg(long)]
     quick: bool,
     /// Output folder: sweep file, runs, fits, figures, report.
