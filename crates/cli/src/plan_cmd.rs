@@ -305,19 +305,15 @@ pub fn lr_fit(a: LrFitArgs) -> Result<()> {
             left_out.join(", ")
         );
     }
-    let fit = isoflop_fit::lr::fit_lr(&points)
+    let sizes = isoflop_fit::lr::size_optima(&points)
         .with_context(|| format!("fitting the rates of {}", a.sweep.display()))?;
-    let out = a.out.unwrap_or_else(|| results.join("lr-law.json"));
-    write_atomic(&out, &serde_json::to_vec_pretty(&fit.law)?)
-        .with_context(|| format!("writing {}", out.display()))?;
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&fit)?);
-    } else {
+    if !a.json {
+        // Each size's best rate first: where none gives a law, this says which way to look.
         println!(
             "{:>12}  {:>10}  {:>8}  {:>5}",
             "params", "best lr", "loss", "tried"
         );
-        for z in &fit.sizes {
+        for z in &sizes {
             println!(
                 "{:>12.4e}  {:>10.3e}  {:>8.4}  {:>5}{}",
                 z.params,
@@ -330,11 +326,25 @@ pub fn lr_fit(a: LrFitArgs) -> Result<()> {
                     .unwrap_or_default()
             );
         }
+    }
+    let (law, exponent_se) = isoflop_fit::lr::law_through(&sizes)
+        .with_context(|| format!("fitting the rates of {}", a.sweep.display()))?;
+    let out = a.out.unwrap_or_else(|| results.join("lr-law.json"));
+    write_atomic(&out, &serde_json::to_vec_pretty(&law)?)
+        .with_context(|| format!("writing {}", out.display()))?;
+    if a.json {
+        let fit = isoflop_fit::lr::LrFit {
+            sizes,
+            law,
+            exponent_se,
+        };
+        println!("{}", serde_json::to_string_pretty(&fit)?);
+    } else {
         println!(
             "lr(N) = {:.4e} * N^{:.4}{}",
-            fit.law.coef,
-            fit.law.exponent,
-            fit.exponent_se
+            law.coef,
+            law.exponent,
+            exponent_se
                 .map(|se| format!(" (exponent standard error {se:.3})"))
                 .unwrap_or_default()
         );

@@ -110,6 +110,43 @@ fn an_lr_sweep_gives_the_law_and_the_law_gives_each_run_its_rate() {
         .unwrap();
         assert_eq!(cfg["lr"].as_f64(), r["lr"].as_float(), "{id}");
     }
+    // Rates all below every size's best: each size's table row says so, and no law is
+    // written (exit 2).
+    let low = d.join("low.toml");
+    ok(&[
+        "plan",
+        "--design",
+        "lr",
+        "--sizes",
+        "4e4..7e5",
+        "--n-sizes",
+        "3",
+        "--lrs",
+        "3",
+        "--lr",
+        "1e-5",
+        "--lr-span",
+        "4",
+        "--results",
+        "low",
+        "--out",
+        low.to_str().unwrap(),
+        "--command",
+        &command,
+    ]);
+    ok(&["sweep", low.to_str().unwrap()]);
+    let o = isoflop(&["lr-fit", low.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        table
+            .matches("censored: its best rate is the largest tried")
+            .count(),
+        3,
+        "{table}"
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("at least 2"));
+    assert!(!d.join("low/lr-law.json").exists());
     // Bad input: the lr design without sizes, a law file that is not one.
     let o = isoflop(&[
         "plan",

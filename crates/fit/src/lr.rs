@@ -56,6 +56,21 @@ const APPROACH: &str = "learning-rate fit";
 /// (each size needs three rates or more); [`FitError::Unsupported`] for a non-positive or
 /// non-finite value.
 pub fn fit_lr(points: &[LrPoint]) -> Result<LrFit, FitError> {
+    let sizes = size_optima(points)?;
+    let (law, exponent_se) = law_through(&sizes)?;
+    Ok(LrFit {
+        sizes,
+        law,
+        exponent_se,
+    })
+}
+
+/// Each size's best rate (censored where it is the smallest or largest tried, or where
+/// fewer than three rates were tried), smallest size first.
+///
+/// # Errors
+/// [`FitError::Unsupported`] for a non-positive or non-finite value.
+pub fn size_optima(points: &[LrPoint]) -> Result<Vec<SizeOptimum>, FitError> {
     let usable = |p: &LrPoint| {
         p.params > 0.0
             && p.lr > 0.0
@@ -117,7 +132,16 @@ pub fn fit_lr(points: &[LrPoint]) -> Result<LrFit, FitError> {
             censored,
         });
     }
-    let usable: Vec<(f64, f64)> = out
+    Ok(out)
+}
+
+/// The power law lr(N) = coef N^exponent through the sizes that are not censored (least
+/// squares in log-log space), with the exponent's standard error from three sizes on.
+///
+/// # Errors
+/// [`FitError::TooFewPoints`] where fewer than two sizes are not censored.
+pub fn law_through(sizes: &[SizeOptimum]) -> Result<(LrLaw, Option<f64>), FitError> {
+    let usable: Vec<(f64, f64)> = sizes
         .iter()
         .filter(|s| s.censored.is_none())
         .map(|s| (s.params.ln(), s.lr.ln()))
@@ -145,14 +169,13 @@ pub fn fit_lr(points: &[LrPoint]) -> Result<LrFit, FitError> {
             .sum();
         (rss / (m - 2.0) / sxx).sqrt()
     });
-    Ok(LrFit {
-        sizes: out,
-        law: LrLaw {
+    Ok((
+        LrLaw {
             coef: intercept.exp(),
             exponent: slope,
         },
         exponent_se,
-    })
+    ))
 }
 
 /// The x of the vertex of the parabola through three points (x ascending, the middle one
