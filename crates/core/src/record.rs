@@ -128,6 +128,16 @@ pub fn branch_checkpoint_files(step: u64) -> (String, String) {
     (format!("branch-{step}.ot"), format!("branch-{step}.json"))
 }
 
+/// True when the run folder `dir` holds a trunk of cooldown branches (its config lists
+/// `keep_steps`): not a point of a fit, since its constant-rate curve never cooled down.
+/// Read as plain JSON, so an external trainer's config of any shape is simply not a trunk.
+pub fn is_trunk(dir: &Path) -> bool {
+    read_json::<serde_json::Value>(&dir.join(CONFIG_FILE))
+        .ok()
+        .and_then(|c| c.get("keep_steps")?.as_array().map(|k| !k.is_empty()))
+        .unwrap_or(false)
+}
+
 /// True when the trunk in `dir` holds its checkpoint for step `step` (its meta, written
 /// after the checkpoint is in place, exists).
 pub fn branch_point_ready(dir: &Path, step: u64) -> bool {

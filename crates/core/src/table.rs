@@ -235,15 +235,7 @@ impl RunTable {
                     continue;
                 }
             };
-            let trunk = read_json::<serde_json::Value>(&run.join(crate::record::CONFIG_FILE))
-                .ok()
-                .and_then(|c| {
-                    c.get("keep_steps")
-                        .and_then(|k| k.as_array())
-                        .map(|k| !k.is_empty())
-                })
-                .unwrap_or(false);
-            if trunk {
+            if crate::record::is_trunk(&run) {
                 // Its constant-rate curve, never cooled down, lives on in its branches.
                 skipped.push(format!("{name} (a trunk of cooldown branches)"));
                 continue;
