@@ -270,31 +270,27 @@ pub struct LrFitArgs {
 /// rate tried and its neighbours) and the power law lr(N) = coef N^exponent through them,
 /// written as JSON for `plan --lr-law`.
 pub fn lr_fit(a: LrFitArgs) -> Result<()> {
-    use isoflop_core::record::{read_json, RunStatus, RunSummary, SUMMARY_FILE};
+    use isoflop_sweep::exec::{self, RunState};
     let s = Sweep::read(&a.sweep)?;
     let results = s.results_dir(&a.sweep);
     let mut points = Vec::new();
     let mut left_out = Vec::new();
     for r in &s.runs {
-        let dir = isoflop_sweep::exec::run_dir(&results, &r.id)?;
-        let summary: Option<RunSummary> = read_json(&dir.join(SUMMARY_FILE)).ok();
-        match summary
-            .as_ref()
-            .filter(|m| m.status == RunStatus::Finished)
-            .and_then(|m| m.fit_loss())
-        {
-            Some(loss) => points.push(isoflop_fit::lr::LrPoint {
+        // The run's final loss as every reader of runs takes it (its summary's held-out
+        // loss at the end where measured). Runs that did not finish are left out; a
+        // diverged largest rate is then not seen, and the next rate may read as the edge.
+        match exec::state(&results, r) {
+            RunState::Finished { loss: Some(loss) } => points.push(isoflop_fit::lr::LrPoint {
                 params: r.params as f64,
                 lr: r.lr.unwrap_or(s.defaults.lr),
                 loss,
             }),
-            // A diverged run's rate is too large for its size: the loss it would have had is
-            // above every finished one's, which the edge rule below treats alike.
-            None => left_out.push(format!(
+            other => left_out.push(format!(
                 "{} ({})",
                 r.id,
-                summary.map_or("unfinished".to_string(), |m| format!("{:?}", m.status)
-                    .to_lowercase())
+                serde_json::to_value(&other)?["state"]
+                    .as_str()
+                    .unwrap_or("unknown")
             )),
         }
     }

@@ -55,11 +55,15 @@ pub fn run_local(
         let Ok(dir) = exec::run_dir(&runner.results, trunk) else {
             return true;
         };
+        // Cheap checks only (this runs on every poll): the trunk's checkpoint, the branch's
+        // own summary (an ended branch needs no trunk; run_one says what it is), the trunk's
+        // trainer returned and no one holding it.
         record::branch_point_ready(&dir, runner.sweep.defaults.steps(at))
-            || matches!(
-                exec::state(&runner.results, run),
-                RunState::Finished { .. } | RunState::Failed { .. }
-            )
+            || runner
+                .results
+                .join(&run.id)
+                .join(record::SUMMARY_FILE)
+                .exists()
             || (returned.lock().expect("not poisoned").contains(trunk)
                 && isoflop_core::lease::holder(&dir).is_none())
     };
