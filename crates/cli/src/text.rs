@@ -320,26 +320,53 @@ pub fn print_forms(w: &mut impl Write, r: &FitReport) -> Result<()> {
     }
     if !r.comparison.is_empty() {
         writeln!(w)?;
-        writeln!(
+        print_scores(
             w,
-            "Forms compared on the same {} runs (objective per point; held-out error is not measured here):",
-            r.comparison[0].points
+            &format!(
+                "Forms compared on the {} runs they were fitted to:",
+                r.comparison[0].points
+            ),
+            &r.comparison,
         )?;
-        writeln!(
-            w,
-            "  {:<18} {:>14} {:>10} {:>14}",
-            "form", "Huber/point", "rms ln L", "mean |err|/L"
-        )?;
-        for s in &r.comparison {
-            writeln!(
+        match &r.held_out {
+            Some(Outcome::Fitted(h)) => print_scores(
                 w,
-                "  {:<18} {:>14.4e} {:>10.4} {:>13.2}%",
-                s.form,
-                s.objective_per_point,
-                s.rmse_log,
-                100.0 * s.mean_abs_rel_error
-            )?;
+                &format!(
+                    "Forms compared on runs they did not see: each refitted to {} runs and scored on {} held out ({}):",
+                    h.fitted_runs, h.held_runs, h.split
+                ),
+                &h.scores,
+            )?,
+            Some(Outcome::Skipped(why)) => {
+                writeln!(w, "No held-out comparison of forms: {why}")?
+            }
+            _ => {}
         }
+    }
+    Ok(())
+}
+
+/// A table of law forms' scores under a title, best first.
+fn print_scores(
+    w: &mut impl Write,
+    title: &str,
+    scores: &[isoflop_fit::forms::Score],
+) -> Result<()> {
+    writeln!(w, "{title}")?;
+    writeln!(
+        w,
+        "  {:<18} {:>14} {:>10} {:>14}",
+        "form", "Huber/point", "rms ln L", "mean |err|/L"
+    )?;
+    for s in scores {
+        writeln!(
+            w,
+            "  {:<18} {:>14.4e} {:>10.4} {:>13.2}%",
+            s.form,
+            s.objective_per_point,
+            s.rmse_log,
+            100.0 * s.mean_abs_rel_error
+        )?;
     }
     Ok(())
 }
@@ -437,6 +464,14 @@ pub fn print_validation_summary(
         for d in &f.degenerate {
             writeln!(w, "  note: the law fitted to the fitted runs is degenerate ({d}); these are its predictions")?;
         }
+    }
+    if !v.forms.is_empty() {
+        writeln!(w)?;
+        print_scores(
+            w,
+            "  law forms, each fitted to the fitted runs, scored on the held-out runs:",
+            &v.forms,
+        )?;
     }
     if let Some(s) = v.summary.iter().find(|s| s.quantity == "loss") {
         if let Some(i) = &s.bias_interval {

@@ -166,3 +166,101 @@ fn two_forms_are_compared_and_saved_for_allocation() {
         "{saved}"
     );
 }
+
+/// IsoFLOP runs drawn from a Kaplan law (no noise): 5 budgets a decade apart, 6 sizes each.
+fn kaplan_isoflop_runs(d: &std::path::Path) -> PathBuf {
+    let p = d.join("k.csv");
+    let mut s = String::from("params,tokens,loss\n");
+    for b in 0..5 {
+        let c = 1e17 * 10f64.powi(b);
+        for k in 0..6 {
+            let n = (c / 120.0).sqrt() * 10f64.powf(-0.75 + 0.3 * k as f64);
+            let t = c / (6.0 * n);
+            let l = ((3e12f64 / n).powf(0.09 / 0.11) + 2e13 / t).powf(0.11);
+            s += &format!("{n},{t},{l}\n");
+        }
+    }
+    std::fs::write(&p, s).unwrap();
+    p
+}
+
+#[test]
+fn forms_are_compared_on_runs_they_did_not_see() {
+    let d = tmpdir("held-out");
+    let p = kaplan_isoflop_runs(&d);
+    let args = [
+        p.to_str().unwrap(),
+        "--law",
+        "chinchilla,kaplan",
+        "--boot",
+        "0",
+        "--approach",
+        "3",
+        "--json",
+    ];
+    let o = isoflop(&[&["fit"], &args[..]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let h = &v["held_out"]["fitted"];
+    // The largest budget (6 runs) is held out; each form is refitted to the other 24.
+    assert_eq!(h["held_runs"], 6, "{h}");
+    assert_eq!(h["fitted_runs"], 24, "{h}");
+    let scores = h["scores"].as_array().unwrap();
+    assert_eq!(scores.len(), 2, "{h}");
+    // The runs' own form extrapolates them (no noise); Chinchilla's does not.
+    assert_eq!(scores[0]["form"], "kaplan", "{h}");
+    assert!(
+        scores[0]["mean_abs_rel_error"].as_f64().unwrap() < 1e-3,
+        "{h}"
+    );
+    assert!(
+        scores[1]["mean_abs_rel_error"].as_f64().unwrap() > 2e-3,
+        "{h}"
+    );
+    let text = stdout(&isoflop(&[&["fit"], &args[..args.len() - 1]].concat()));
+    assert!(
+        text.contains("Forms compared on runs they did not see: each refitted to 24 runs and scored on 6 held out"),
+        "{text}"
+    );
+    // `validate` scores the forms on its own split, here the two largest budgets.
+    let o = isoflop(&[&["validate"], &args[..], &["--holdout-top-budgets", "2"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let forms = v["forms"].as_array().unwrap();
+    assert_eq!(forms.len(), 2, "{v}");
+    assert_eq!(forms[0]["form"], "kaplan");
+    assert_eq!(forms[0]["points"], 12);
+}
+
+#[test]
+fn a_table_too_small_to_split_says_why_there_is_no_held_out_comparison() {
+    let d = tmpdir("held-out-small");
+    let p = d.join("k.csv");
+    let mut s = String::from("params,tokens,loss\n");
+    for i in 0..3 {
+        for j in 0..3 {
+            let n = 1e7 * 10f64.powi(i);
+            let t = 1e9 * 10f64.powi(j) * 1.7;
+            let l = ((3e12f64 / n).powf(0.09 / 0.11) + 2e13 / t).powf(0.11);
+            s += &format!("{n},{t},{l}\n");
+        }
+    }
+    std::fs::write(&p, s).unwrap();
+    let o = isoflop(&[
+        "fit",
+        p.to_str().unwrap(),
+        "--law",
+        "chinchilla,kaplan",
+        "--boot",
+        "0",
+        "--approach",
+        "3",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("No held-out comparison of forms:")
+            && text.contains("8 runs fitted and 1 held out; the fit needs at least 6 and at least 2 must be held out"),
+        "{text}"
+    );
+}

@@ -120,10 +120,32 @@ pub struct FitReport {
     /// Kaplan et al.'s form, where asked for.
     #[serde(default)]
     pub kaplan: Option<Outcome<crate::kaplan::KaplanFit>>,
-    /// Where two or more forms were fitted: each scored on the same final points, best
-    /// first (objective per point; held-out errors are not measured here).
+    /// Where two or more forms were fitted: each scored on the same final points it was
+    /// fitted to, best first.
     #[serde(default)]
     pub comparison: Vec<crate::forms::Score>,
+    /// Where two or more forms were fitted: each refitted without the runs of `isoflop
+    /// validate`'s default split and scored on them, best first; or why it could not be.
+    #[serde(default)]
+    pub held_out: Option<Outcome<crate::validate::FormsHeldOut>>,
+}
+
+impl FitReport {
+    /// The laws fitted, one per form: Approach 3's where it converged, the data-constrained
+    /// law, Kaplan's.
+    pub fn forms(&self) -> Vec<&dyn crate::forms::LawForm> {
+        let mut laws: Vec<&dyn crate::forms::LawForm> = Vec::new();
+        if let Some(f) = self.approach3.fitted().filter(|f| f.diagnostics.converged) {
+            laws.push(&f.law);
+        }
+        if let Some(f) = self.data_constrained.as_ref().and_then(|o| o.fitted()) {
+            laws.push(&f.law);
+        }
+        if let Some(f) = self.kaplan.as_ref().and_then(|o| o.fitted()) {
+            laws.push(&f.law);
+        }
+        laws
+    }
 }
 
 /// A final loss above this many nats per token warns: ln 262,144, a uniform guess over a
@@ -257,6 +279,16 @@ impl FitReport {
 /// assert!((law.alpha - 0.35).abs() < 1e-3 && (law.e - 1.8).abs() < 1e-3);
 /// ```
 pub fn fit_table(table: &RunTable, settings: &FitSettings) -> Result<FitReport, FitError> {
+    fit_table_with(table, settings, true)
+}
+
+/// [`fit_table`], with the held-out comparison of forms where `held_out` (a fit made for a
+/// held-out comparison or a validation makes none of its own).
+pub(crate) fn fit_table_with(
+    table: &RunTable,
+    settings: &FitSettings,
+    held_out: bool,
+) -> Result<FitReport, FitError> {
     let finals = table.final_rows();
     let (points, dropped) = drop_highest_loss(&finals, settings.drop_top);
     if let Some(bad) = settings
@@ -324,28 +356,21 @@ pub fn fit_table(table: &RunTable, settings: &FitSettings) -> Result<FitReport, 
         data_constrained: dc,
         kaplan,
         comparison: Vec::new(),
+        held_out: None,
     };
     let mut report = report;
-    {
-        use crate::forms::LawForm;
-        let mut laws: Vec<&dyn LawForm> = Vec::new();
-        if let Some(f) = report
-            .approach3
-            .fitted()
-            .filter(|f| f.diagnostics.converged)
-        {
-            laws.push(&f.law);
-        }
-        if let Some(f) = report.data_constrained.as_ref().and_then(|o| o.fitted()) {
-            laws.push(&f.law);
-        }
-        if let Some(f) = report.kaplan.as_ref().and_then(|o| o.fitted()) {
-            laws.push(&f.law);
-        }
-        if laws.len() >= 2 {
-            let scores = crate::forms::compare(&laws, &points);
-            report.comparison = scores;
-        }
+    let laws = report.forms();
+    if laws.len() >= 2 {
+        let scores = crate::forms::compare(&laws, &points);
+        let held =
+            held_out.then(
+                || match crate::validate::forms_held_out(table, &points, settings) {
+                    Ok(h) => Outcome::Fitted(h),
+                    Err(e) => Outcome::Skipped(e.to_string()),
+                },
+            );
+        report.comparison = scores;
+        report.held_out = held;
     }
     let other_forms = report
         .data_constrained

@@ -10,8 +10,9 @@
 //! against the vertex's loss. A rolling-origin backtest repeats this for every origin.
 
 use crate::error::FitError;
+use crate::forms::Score;
 use crate::isoflop::group_budgets;
-use crate::report::{fit_table, FitReport, FitSettings};
+use crate::report::{fit_table_with, FitReport, FitSettings};
 use crate::stats::{percentile_interval, Interval};
 use isoflop_core::{Observation, Rng, RunTable};
 
@@ -170,6 +171,68 @@ pub struct Validation {
     pub backtest: Vec<BacktestRow>,
     /// The fit of the fitted runs.
     pub fit: FitReport,
+    /// Where two or more forms were fitted: each form's law, fitted to the fitted runs,
+    /// scored on the held-out runs, best first.
+    #[serde(default)]
+    pub forms: Vec<Score>,
+}
+
+/// Law forms compared on runs none of them was fitted to.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct FormsHeldOut {
+    /// The rule that chose the held-out runs, in words (validate's default split).
+    pub split: String,
+    /// Runs each form was fitted to.
+    pub fitted_runs: usize,
+    /// Runs held out and scored.
+    pub held_runs: usize,
+    /// Each form's score on the held-out runs, best first.
+    pub scores: Vec<Score>,
+}
+
+/// Refits every form of `settings.laws` on `points` less `validate`'s default hold-out
+/// (without bootstrap: only the point laws are scored) and scores each on the held-out runs.
+///
+/// # Errors
+/// The split's errors (too few runs or budgets on a side); fewer than two forms fitted on
+/// the fitted runs.
+pub(crate) fn forms_held_out(
+    table: &RunTable,
+    points: &[Observation],
+    settings: &FitSettings,
+) -> Result<FormsHeldOut, FitError> {
+    let (held, split) = choose(points, Holdout::Default, settings)?;
+    let keep: std::collections::HashSet<String> = points
+        .iter()
+        .zip(&held)
+        .filter(|(_, h)| !**h)
+        .map(|(o, _)| run_key(o))
+        .collect();
+    let mut light = settings.clone().with_bootstrap(0, settings.parametric.seed);
+    light.approaches = vec![3];
+    light.explicit = false;
+    light.drop_top = 0;
+    let fit = fit_table_with(&subset(table, &keep), &light, false)?;
+    let held_points: Vec<Observation> = points
+        .iter()
+        .zip(&held)
+        .filter(|(_, h)| **h)
+        .map(|(o, _)| o.clone())
+        .collect();
+    let laws = fit.forms();
+    if laws.len() < 2 {
+        return Err(FitError::InvalidOption(format!(
+            "{split}: only {} of the forms could be fitted to the other {} runs",
+            laws.len(),
+            keep.len()
+        )));
+    }
+    Ok(FormsHeldOut {
+        split,
+        fitted_runs: keep.len(),
+        held_runs: held_points.len(),
+        scores: crate::forms::compare(&laws, &held_points),
+    })
 }
 
 fn run_key(o: &Observation) -> String {
@@ -306,7 +369,7 @@ pub fn validate(
         .map(|(o, _)| run_key(o))
         .collect();
     let fitted = subset(table, &keep);
-    let fit = fit_table(&fitted, settings)?;
+    let fit = fit_table_with(&fitted, settings, false)?;
     let max_fitted = finals
         .iter()
         .zip(&held)
@@ -332,6 +395,12 @@ pub fn validate(
     if let Some(s) = summary.iter_mut().find(|s| s.quantity == "loss") {
         s.bias_interval = bias_interval;
     }
+    let laws = fit.forms();
+    let forms = if laws.len() >= 2 {
+        crate::forms::compare(&laws, &held_points)
+    } else {
+        Vec::new()
+    };
     let backtest = if backtest {
         backtest_rows(table, &finals, settings)
     } else {
@@ -346,6 +415,7 @@ pub fn validate(
         budgets,
         summary,
         backtest,
+        forms,
         fit,
     })
 }
@@ -526,7 +596,7 @@ fn backtest_rows(
         if keep.len() < 6 {
             continue;
         }
-        let Ok(fit) = fit_table(&subset(table, &keep), settings) else {
+        let Ok(fit) = fit_table_with(&subset(table, &keep), settings, false) else {
             continue;
         };
         let origin = budgets[k - 1].0.flops;
