@@ -1,13 +1,16 @@
 //! Draws figure specs with plotters, to SVG text or PNG files. The only module that draws.
 
 use crate::spec::{
-    short_count, IsoFlopSlices, IsoLoss, Projection, Projections, Range, TrainingCurves,
+    short_count, FormsFit, IsoFlopSlices, IsoLoss, Projection, Projections, Range, Repetition,
+    TrainingCurves,
 };
 use crate::viridis;
 use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::Path;
+
+mod forms;
 
 const FONT: &str = "sans-serif";
 static FONT_BYTES: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
@@ -43,6 +46,10 @@ pub enum Figure<'a> {
     IsoLoss(&'a IsoLoss),
     /// Figure 4.
     IsoFlopSlices(&'a IsoFlopSlices),
+    /// Figure 5.
+    Forms(&'a FormsFit),
+    /// Figure 6.
+    Repetition(&'a Repetition),
 }
 
 impl Figure<'_> {
@@ -51,6 +58,8 @@ impl Figure<'_> {
         match self {
             Figure::Projections(p) if p.curves.is_some() => (1800, 560),
             Figure::Projections(_) => (1200, 560),
+            Figure::Forms(f) => (170 + 520 * f.panels.len().max(1) as u32, 560),
+            Figure::Repetition(_) => (1400, 560),
             _ => (900, 620),
         }
     }
@@ -62,6 +71,8 @@ impl Figure<'_> {
             Figure::Projections(s) => projections(root, s),
             Figure::IsoLoss(s) => isoloss(root, s),
             Figure::IsoFlopSlices(s) => slices(root, s),
+            Figure::Forms(s) => forms::forms(root, s),
+            Figure::Repetition(s) => forms::repetition(root, s),
         }
     }
 }

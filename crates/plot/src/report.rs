@@ -114,31 +114,50 @@ pub struct FigureDef {
     pub caption: &'static str,
     /// The figure's spec, or why it cannot be drawn.
     pub get: for<'a> fn(&'a Figures) -> Result<Figure<'a>, &'a String>,
+    /// A figure of what only some fits have (another law form): where the fit has none,
+    /// it is left out without a word rather than reported as not drawn.
+    pub optional: bool,
 }
 
 /// The figures, in the report's order. Adding one: its spec type and builder in `spec.rs`
 /// (a field of [`Figures`]), its renderer in `render.rs` (a variant of [`Figure`]), and an
 /// entry here; `write_all`, the report and the plot folder's check all read this list.
-pub const FIGURES: [FigureDef; 4] = [
+pub const FIGURES: [FigureDef; 6] = [
     FigureDef {
         name: "fig1_training_curves",
         caption: "Figure 1. Training curves, the minimum-loss envelope, and the loss each approach predicts along its frontier.",
         get: |f| f.training_curves.as_ref().map(Figure::TrainingCurves),
+        optional: false,
     },
     FigureDef {
         name: "fig2_projections",
         caption: "Figure 2. Training curves and the optimal parameters and tokens projected to the target budget.",
         get: |f| f.projections.as_ref().map(Figure::Projections),
+        optional: false,
     },
     FigureDef {
         name: "fig3_isoloss",
         caption: "Figure 3. IsoLoss contours of the parametric law, the efficient frontier, the runs, and the IsoFLOP slices.",
         get: |f| f.isoloss.as_ref().map(Figure::IsoLoss),
+        optional: false,
     },
     FigureDef {
         name: "fig4_isoflop_slices",
         caption: "Figure 4. Loss against parameters at each budget: Approach 2 parabolas (solid), the Approach 3 law (dashed), vertices (x), the target (triangle).",
         get: |f| f.isoflop_slices.as_ref().map(Figure::IsoFlopSlices),
+        optional: false,
+    },
+    FigureDef {
+        name: "fig5_law_forms",
+        caption: "Figure 5. Observed final loss against each fitted law form's prediction (coloured by FLOPs; dashed: equality).",
+        get: |f| f.forms.as_ref().map(Figure::Forms),
+        optional: true,
+    },
+    FigureDef {
+        name: "fig6_repetition",
+        caption: "Figure 6. The data-constrained law: what repeated tokens (left) and excess parameters (right) are worth in unique ones, fitted (band: 95% interval of R*) and as Muennighoff et al. 2023 released it (dashed); ticks: the runs.",
+        get: |f| f.repetition.as_ref().map(Figure::Repetition),
+        optional: true,
     },
 ];
 
@@ -254,15 +273,12 @@ pub fn write_all_with(
                 written.files.push(png_path);
                 embedded.push((i, Some(base64(&png)), None));
             }
+            Err(why) if FIGURES[i].optional && why == spec::NOT_FITTED => {
+                remove_figure(dir, name)?;
+                embedded.push((i, None, None));
+            }
             Err(why) => {
-                // A figure this plot does not draw must not survive from an earlier one:
-                // the folder would mix two data sets.
-                for ext in ["svg", "png"] {
-                    let old = dir.join(format!("{name}.{ext}"));
-                    if old.exists() {
-                        std::fs::remove_file(&old).map_err(io(&old))?;
-                    }
-                }
+                remove_figure(dir, name)?;
                 written.skipped.push(format!("{name}: {why}"));
                 embedded.push((i, None, Some(why.clone())));
             }
@@ -291,6 +307,18 @@ pub fn write_all_with(
     isoflop_core::record::write_atomic(&html_path, html.as_bytes()).map_err(io(&html_path))?;
     written.files.push(html_path);
     Ok(written)
+}
+
+/// Removes an earlier plot's files of a figure this plot does not draw: the folder would
+/// otherwise mix two data sets.
+fn remove_figure(dir: &Path, name: &str) -> Result<(), PlotError> {
+    for ext in ["svg", "png"] {
+        let old = dir.join(format!("{name}.{ext}"));
+        if old.exists() {
+            std::fs::remove_file(&old).map_err(io(&old))?;
+        }
+    }
+    Ok(())
 }
 
 fn iv(i: Option<&isoflop_fit::stats::Interval>, digits: usize) -> String {

@@ -10,6 +10,10 @@ use isoflop_fit::{Frontier, ParametricLaw};
 
 mod curves;
 pub use curves::training_curves;
+mod forms;
+pub use forms::{
+    effective_ratio, forms_fit, repetition, Decay, FormPanel, FormsFit, Repetition, NOT_FITTED,
+};
 
 /// An (x, y) polyline.
 pub type Polyline = Vec<(f64, f64)>;
@@ -212,7 +216,7 @@ pub struct IsoFlopSlices {
     pub y: Range,
 }
 
-/// All four figures, each present or absent with the reason.
+/// All the figures, each present or absent with the reason.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Figures {
     /// Figure 1.
@@ -223,6 +227,10 @@ pub struct Figures {
     pub isoloss: Result<IsoLoss, String>,
     /// Figure 4.
     pub isoflop_slices: Result<IsoFlopSlices, String>,
+    /// Figure 5 (law forms other than Chinchilla's only).
+    pub forms: Result<FormsFit, String>,
+    /// Figure 6 (the data-constrained law only).
+    pub repetition: Result<Repetition, String>,
 }
 
 /// `n` values log-spaced over [lo, hi].
@@ -647,5 +655,7 @@ pub fn figures(r: &FitReport, table: &isoflop_core::RunTable, target_flops: f64)
         projections: projections(r, table, target_flops),
         isoloss: isoloss(r, table),
         isoflop_slices: isoflop_slices(r, target_flops),
+        forms: forms_fit(r, table),
+        repetition: repetition(r, table),
     }
 }
