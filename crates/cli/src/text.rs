@@ -265,7 +265,7 @@ pub fn print_forms(w: &mut impl Write, r: &FitReport) -> Result<()> {
                 let b = &f.law.base;
                 writeln!(
                     w,
-                    "Chinchilla part from {} single-epoch runs, R_D* and R_N* from all {} runs{}",
+                    "Chinchilla part from {} single-epoch runs, R_D* and R_N* from all {} runs, then all seven refined together{}",
                     f.single_epoch_runs,
                     f.runs,
                     if f.converged {
@@ -279,7 +279,13 @@ pub fn print_forms(w: &mut impl Write, r: &FitReport) -> Result<()> {
                     "  E {:.4}  A {:.1}  B {:.1}  alpha {:.4}  beta {:.4}",
                     b.e, b.a, b.b, b.alpha, b.beta
                 )?;
-                let g3 = |v: f64| format!("{v:.3}");
+                let g3 = |v: f64| {
+                    if v.abs() < 1e4 {
+                        format!("{v:.3}")
+                    } else {
+                        sci(v)
+                    }
+                };
                 writeln!(
                     w,
                     "  R_D* {:>9.3}  {}\n  R_N* {:>9.3}  {}",

@@ -11,10 +11,12 @@
 //! part of the law (N = G (D G)^(beta/alpha), the closed form of [`crate::law`]). With D = U
 //! and N <= N_opt(U) it is the Chinchilla law exactly.
 //!
-//! The fit follows the paper's procedure in two steps: the Chinchilla parameters from the
+//! The fit starts with the paper's procedure in two steps: the Chinchilla parameters from the
 //! single-epoch runs (D = U) by the paper's Approach 3 fit, then R_D* and R_N* from all runs
 //! with those held fixed (where the paper fits R_D* and R_N* one after the other, we fit the
-//! two together, from a grid of starts).
+//! two together, from a grid of starts). A third step refines all seven together on all
+//! runs: a single-epoch run with N > N_opt(U) is shaped by R_N*, so the first step alone is
+//! biased wherever such runs exist (docs/deviations.md).
 
 use crate::error::FitError;
 use crate::forms::{argmin_log, huber, minimize_huber, LawForm};

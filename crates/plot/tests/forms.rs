@@ -95,7 +95,7 @@ fn repetition_curves_are_the_laws_effective_data_and_parameters() {
     let f = r.data_constrained.as_ref().unwrap().fitted().unwrap();
     // Drawn without noise from the released law: the fit finds its decay constants.
     assert!(
-        (f.law.rd_star / 15.387756 - 1.0).abs() < 0.05,
+        (f.law.rd_star / 15.387756 - 1.0).abs() < 1e-3,
         "{:?}",
         f.law
     );
