@@ -150,6 +150,49 @@ fn report(name: &str, pts: &[Observation]) {
     show(&format!("(b) {n} without excess parameters"), &b);
     show("(c) (b) refined jointly", &joint(b, pts));
     show("released law", &DataConstrainedLaw::muennighoff2023());
+    // The profile: the released R_D* and R_N* held, the other five refitted.
+    let d = joint(a, pts);
+    let r = DataConstrainedLaw::muennighoff2023();
+    let f = |x: &[f64; 5]| {
+        let law = DataConstrainedLaw {
+            base: ParametricLaw {
+                a: x[0].exp(),
+                b: x[1].exp(),
+                e: x[2].exp(),
+                alpha: x[3],
+                beta: x[4],
+            },
+            rd_star: r.rd_star,
+            rn_star: r.rn_star,
+        };
+        pts.iter()
+            .map(|o| {
+                huber(
+                    law.loss(o.params, o.tokens, o.unique_tokens.unwrap()).ln() - o.loss.ln(),
+                    HUBER_DELTA,
+                )
+            })
+            .sum::<f64>()
+    };
+    let b = d.base;
+    let (x, _, _) = minimize_huber(
+        f,
+        &[[b.a.ln(), b.b.ln(), b.e.ln(), b.alpha, b.beta]],
+        &Options::default(),
+    )
+    .unwrap();
+    let prof = DataConstrainedLaw {
+        base: ParametricLaw {
+            a: x[0].exp(),
+            b: x[1].exp(),
+            e: x[2].exp(),
+            alpha: x[3],
+            beta: x[4],
+        },
+        rd_star: r.rd_star,
+        rn_star: r.rn_star,
+    };
+    show("released R_D*, R_N*; others refitted", &prof);
 }
 
 fn main() {

@@ -96,3 +96,74 @@ fn forms_compared_on_the_largest_c4_budget_match_a_fit_made_by_hand() {
         );
     }
 }
+
+/// How near the paper's R_D* 15.4 and R_N* 5.3 are to what these runs support. Our point
+/// estimates are not theirs (README: their constants came from a curated subset, their
+/// Chinchilla part from other runs), so "near" is measured two ways: both constants lie
+/// inside our 95% bootstrap intervals, and holding them while refitting the other five
+/// parameters raises the objective by less than 10%.
+#[test]
+fn the_papers_decay_constants_lie_inside_the_intervals_and_fit_almost_as_well() {
+    use isoflop_fit::forms::{huber, minimize_huber};
+    use isoflop_fit::ParametricLaw;
+    let Some(pts) = runs() else { return };
+    let fit = fit_data_constrained(&pts, 100, 0).unwrap();
+    let paper = DataConstrainedLaw::muennighoff2023();
+    let (rd, rn) = (
+        fit.rd_star_interval.clone().unwrap(),
+        fit.rn_star_interval.clone().unwrap(),
+    );
+    eprintln!(
+        "R_D* {:.2} ({:.3e} to {:.3e}), R_N* {:.3} ({:.3e} to {:.3e}) from {} resamples",
+        fit.law.rd_star,
+        rd.lo,
+        rd.hi,
+        fit.law.rn_star,
+        rn.lo,
+        rn.hi,
+        fit.samples.len()
+    );
+    assert!(rd.lo < paper.rd_star && paper.rd_star < rd.hi, "{rd:?}");
+    assert!(rn.lo < paper.rn_star && paper.rn_star < rn.hi, "{rn:?}");
+    // The profile: the paper's constants held, E, A, B, alpha and beta refitted from ours.
+    let law_at = |x: &[f64; 5]| DataConstrainedLaw {
+        base: ParametricLaw {
+            a: x[0].exp(),
+            b: x[1].exp(),
+            e: x[2].exp(),
+            alpha: x[3],
+            beta: x[4],
+        },
+        rd_star: paper.rd_star,
+        rn_star: paper.rn_star,
+    };
+    let objective = |x: &[f64; 5]| {
+        let law = law_at(x);
+        pts.iter()
+            .map(|o| {
+                let p = law.loss(o.params, o.tokens, o.unique_tokens.unwrap());
+                huber(p.ln() - o.loss.ln(), 1e-3)
+            })
+            .sum::<f64>()
+    };
+    let b = fit.law.base;
+    let x0 = [b.a.ln(), b.b.ln(), b.e.ln(), b.alpha, b.beta];
+    let (x, held, _) = minimize_huber(objective, &[x0], &Default::default()).unwrap();
+    let repeated: Vec<_> = pts
+        .iter()
+        .filter(|o| o.tokens > o.unique_tokens.unwrap())
+        .cloned()
+        .collect();
+    eprintln!(
+        "objective {:.4e}, with the paper's constants {held:.4e} (+{:.1}%); repeated runs' error {:.2}% against {:.2}%",
+        fit.objective,
+        100.0 * (held / fit.objective - 1.0),
+        100.0 * score(&law_at(&x), &repeated).mean_abs_rel_error,
+        100.0 * score(&fit.law, &repeated).mean_abs_rel_error,
+    );
+    assert!(
+        held >= fit.objective * (1.0 - 1e-9),
+        "the fit missed a lower objective"
+    );
+    assert!(held < 1.1 * fit.objective);
+}
