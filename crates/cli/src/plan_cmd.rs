@@ -275,16 +275,22 @@ pub fn lr_fit(a: LrFitArgs) -> Result<()> {
     let results = s.results_dir(&a.sweep);
     let mut points = Vec::new();
     let mut left_out = Vec::new();
+    let mut diverged = Vec::new();
     for r in &s.runs {
         // The run's final loss as every reader of runs takes it (its summary's held-out
-        // loss at the end where measured). Runs that did not finish are left out; a
-        // diverged largest rate is then not seen, and the next rate may read as the edge.
+        // loss at the end where measured). A diverged run counts as worse than every run
+        // that finished; runs that did not end, or failed for other reasons, are left out.
+        let point = |loss: f64| isoflop_fit::lr::LrPoint {
+            params: r.params as f64,
+            lr: r.lr.unwrap_or(s.defaults.lr),
+            loss,
+        };
         match exec::state(&results, r) {
-            RunState::Finished { loss: Some(loss) } => points.push(isoflop_fit::lr::LrPoint {
-                params: r.params as f64,
-                lr: r.lr.unwrap_or(s.defaults.lr),
-                loss,
-            }),
+            RunState::Finished { loss: Some(loss) } => points.push(point(loss)),
+            RunState::Failed { status, .. } if status == "diverged" => {
+                diverged.push(r.id.clone());
+                points.push(point(f64::INFINITY));
+            }
             other => left_out.push(format!(
                 "{} ({})",
                 r.id,
@@ -299,6 +305,13 @@ pub fn lr_fit(a: LrFitArgs) -> Result<()> {
             "{} run(s) left out: {}",
             left_out.len(),
             left_out.join(", ")
+        );
+    }
+    if !diverged.is_empty() {
+        eprintln!(
+            "{} run(s) diverged, counted as worse than every finished rate of their size: {}",
+            diverged.len(),
+            diverged.join(", ")
         );
     }
     let sizes = isoflop_fit::lr::size_optima(&points)

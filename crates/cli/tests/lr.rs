@@ -174,3 +174,75 @@ fn an_lr_sweep_gives_the_law_and_the_law_gives_each_run_its_rate() {
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains("bad.json") && e.contains("positive coef"), "{e}");
 }
+
+/// As [`TRAINER`], but a rate above 1.2 lr*(N) diverges (a summary with no loss).
+const DIVERGING: &str = r#"#!/bin/sh
+out=$1; id=$2; n=$3; d=$4; lr=$5
+mkdir -p "$out"
+echo "{\"lr\": $lr}" > "$out/config.json"
+if awk "BEGIN { exit !($lr > 1.2 * 0.05 * exp(-0.3 * log($n))) }"; then
+  cat > "$out/summary.json" <<JSON
+{"run": "$id", "status": "diverged", "reason": "loss is NaN at step 1", "failed_at_step": 1, "steps": 1, "params": $n, "tokens": $d, "flops": $((6 * n * d)), "final_loss": null, "final_eval_loss": null, "secs": 0.1, "tokens_per_sec": 1.0}
+JSON
+  exit 0
+fi
+loss=$(awk "BEGIN { b = 0.05 * exp(-0.3 * log($n)); x = log($lr / b); print 2 + 0.1 * x * x }")
+printf 'run,step,params,tokens,flops,loss\n%s,1,%s,%s,%s,%s\n' "$id" "$n" "$d" "$((6 * n * d))" "$loss" > "$out/curve.csv"
+cat > "$out/summary.json" <<JSON
+{"run": "$id", "status": "finished", "reason": null, "failed_at_step": null, "steps": 1, "params": $n, "tokens": $d, "flops": $((6 * n * d)), "final_loss": $loss, "final_eval_loss": null, "secs": 0.1, "tokens_per_sec": 1.0}
+JSON
+"#;
+
+#[test]
+fn a_diverged_rate_counts_as_worse_than_every_finished_one() {
+    let d = common::tmpdir("lr", "diverged");
+    let script = d.join("trainer.sh");
+    std::fs::write(&script, DIVERGING).unwrap();
+    let command = format!(
+        "sh {} {{out}} {{id}} {{params}} {{tokens}} {{lr}}",
+        script.display()
+    );
+    let file = d.join("lr.toml");
+    let f = file.to_str().unwrap();
+    ok(&[
+        "plan",
+        "--design",
+        "lr",
+        "--sizes",
+        "4e4..7e5",
+        "--n-sizes",
+        "3",
+        "--lrs",
+        "7",
+        "--lr-span",
+        "64",
+        "--out",
+        f,
+        "--command",
+        &command,
+    ]);
+    // The sweep reports the diverged runs as failed (exit 1) and keeps the rest.
+    let o = isoflop(&["sweep", f]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = isoflop(&["lr-fit", f, "--json"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("diverged, counted as worse than every finished rate"),
+        "{err}"
+    );
+    let fit: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    // Each size's best finished rate is its largest finished one, next to a diverged one:
+    // inside the sweep, not censored, and within a rate step (2x) of lr*(N).
+    for s in fit["sizes"].as_array().unwrap() {
+        assert!(s["censored"].is_null(), "{s}");
+        let (n, lr) = (s["params"].as_f64().unwrap(), s["lr"].as_f64().unwrap());
+        let best = 0.05 * n.powf(-0.3);
+        assert!(lr <= 1.2 * best && lr > best / 2.0, "{s}");
+    }
+}

@@ -10,14 +10,15 @@
 use crate::error::FitError;
 use isoflop_core::LrLaw;
 
-/// One finished run of a learning-rate sweep.
+/// One ended run of a learning-rate sweep.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LrPoint {
     /// Total parameters.
     pub params: f64,
     /// Peak learning rate.
     pub lr: f64,
-    /// Final loss.
+    /// Final loss; `f64::INFINITY` for a run that diverged, which counts as worse than every
+    /// run that finished (a diverged largest rate still marks its neighbour as inside).
     pub loss: f64,
 }
 
@@ -76,13 +77,13 @@ pub fn size_optima(points: &[LrPoint]) -> Result<Vec<SizeOptimum>, FitError> {
             && p.lr > 0.0
             && p.params.is_finite()
             && p.lr.is_finite()
-            && p.loss.is_finite()
+            && (p.loss.is_finite() || p.loss == f64::INFINITY)
     };
     if let Some(p) = points.iter().find(|p| !usable(p)) {
         return Err(FitError::Unsupported {
             approach: APPROACH,
             reason: format!(
-                "a run with params {}, lr {}, loss {}: all must be finite, params and lr positive",
+                "a run with params {}, lr {}, loss {}: params and lr must be finite and positive, the loss finite (or infinite for a diverged run)",
                 p.params, p.lr, p.loss
             ),
         });
@@ -97,7 +98,13 @@ pub fn size_optima(points: &[LrPoint]) -> Result<Vec<SizeOptimum>, FitError> {
         let k = (0..mine.len())
             .min_by(|&i, &j| mine[i].loss.total_cmp(&mine[j].loss))
             .expect("a size has a point");
-        let censored = if mine.len() < 3 {
+        let censored = if mine[k].loss.is_infinite() {
+            Some(format!(
+                "every rate tried ({:.3e} to {:.3e}) diverged; try smaller",
+                mine[0].lr,
+                mine[mine.len() - 1].lr
+            ))
+        } else if mine.len() < 3 {
             Some(format!(
                 "only {} rate(s) tried; three are needed",
                 mine.len()
@@ -117,6 +124,8 @@ pub fn size_optima(points: &[LrPoint]) -> Result<Vec<SizeOptimum>, FitError> {
         };
         let lr = match censored {
             Some(_) => mine[k].lr,
+            // A diverged neighbour has no loss to draw a parabola through.
+            None if mine[k - 1].loss.is_infinite() || mine[k + 1].loss.is_infinite() => mine[k].lr,
             None => {
                 let (x, y): (Vec<f64>, Vec<f64>) = (k - 1..=k + 1)
                     .map(|i| (mine[i].lr.ln(), mine[i].loss))
@@ -224,6 +233,37 @@ mod tests {
             assert!((s.lr / (0.05 * s.params.powf(-0.3)) - 1.0).abs() < 1e-9);
         }
         assert!((f.law.at(1e6) - 0.05 * 1e6f64.powf(-0.3)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_diverged_largest_rate_is_worse_than_every_finished_one() {
+        let p = |lr: f64, loss: f64| LrPoint {
+            params: 1e5,
+            lr,
+            loss,
+        };
+        // Without the diverged 8e-3 the best rate, 4e-3, would be the largest tried.
+        let s = size_optima(&[
+            p(1e-3, 3.0),
+            p(2e-3, 2.9),
+            p(4e-3, 2.8),
+            p(8e-3, f64::INFINITY),
+        ])
+        .unwrap();
+        assert_eq!(s[0].censored, None);
+        assert_eq!((s[0].lr, s[0].loss), (4e-3, 2.8));
+        let s = size_optima(&[p(1e-3, 3.0), p(2e-3, 2.9), p(4e-3, 2.8)]).unwrap();
+        assert!(s[0].censored.as_deref().unwrap().contains("largest tried"));
+        // Every rate diverged: censored, and says which way to look.
+        let s = size_optima(&[p(1e-3, f64::INFINITY), p(2e-3, f64::INFINITY)]).unwrap();
+        assert!(s[0]
+            .censored
+            .as_deref()
+            .unwrap()
+            .contains("diverged; try smaller"));
+        // NaN and -inf are still refused.
+        assert!(size_optima(&[p(1e-3, f64::NAN)]).is_err());
+        assert!(size_optima(&[p(1e-3, f64::NEG_INFINITY)]).is_err());
     }
 
     #[test]
