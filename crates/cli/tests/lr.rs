@@ -175,29 +175,24 @@ fn an_lr_sweep_gives_the_law_and_the_law_gives_each_run_its_rate() {
     assert!(e.contains("bad.json") && e.contains("positive coef"), "{e}");
 }
 
-/// As [`TRAINER`], but a rate above 1.2 lr*(N) diverges (a summary with no loss).
-const DIVERGING: &str = r#"#!/bin/sh
-out=$1; id=$2; n=$3; d=$4; lr=$5
-mkdir -p "$out"
-echo "{\"lr\": $lr}" > "$out/config.json"
-if awk "BEGIN { exit !($lr > 1.2 * 0.05 * exp(-0.3 * log($n))) }"; then
+/// Put before [`TRAINER`]'s loss: a rate above 1.2 lr*(N) diverges (a summary, no loss).
+const DIVERGE: &str = r#"if awk "BEGIN { exit !($lr > 1.2 * 0.05 * exp(-0.3 * log($n))) }"; then
   cat > "$out/summary.json" <<JSON
 {"run": "$id", "status": "diverged", "reason": "loss is NaN at step 1", "failed_at_step": 1, "steps": 1, "params": $n, "tokens": $d, "flops": $((6 * n * d)), "final_loss": null, "final_eval_loss": null, "secs": 0.1, "tokens_per_sec": 1.0}
 JSON
   exit 0
 fi
-loss=$(awk "BEGIN { b = 0.05 * exp(-0.3 * log($n)); x = log($lr / b); print 2 + 0.1 * x * x }")
-printf 'run,step,params,tokens,flops,loss\n%s,1,%s,%s,%s,%s\n' "$id" "$n" "$d" "$((6 * n * d))" "$loss" > "$out/curve.csv"
-cat > "$out/summary.json" <<JSON
-{"run": "$id", "status": "finished", "reason": null, "failed_at_step": null, "steps": 1, "params": $n, "tokens": $d, "flops": $((6 * n * d)), "final_loss": $loss, "final_eval_loss": null, "secs": 0.1, "tokens_per_sec": 1.0}
-JSON
 "#;
 
 #[test]
 fn a_diverged_rate_counts_as_worse_than_every_finished_one() {
     let d = common::tmpdir("lr", "diverged");
     let script = d.join("trainer.sh");
-    std::fs::write(&script, DIVERGING).unwrap();
+    std::fs::write(
+        &script,
+        TRAINER.replacen("loss=", &format!("{DIVERGE}loss="), 1),
+    )
+    .unwrap();
     let command = format!(
         "sh {} {{out}} {{id}} {{params}} {{tokens}} {{lr}}",
         script.display()

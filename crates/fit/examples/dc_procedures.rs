@@ -12,6 +12,16 @@ use isoflop_fit::lbfgs::Options;
 use isoflop_fit::objective::HUBER_DELTA;
 use isoflop_fit::{fit_parametric, ParametricLaw, ParametricOptions};
 
+/// The fit's objective: the sum of Huber_1e-3 of the log errors.
+fn total(law: &DataConstrainedLaw, pts: &[Observation]) -> f64 {
+    pts.iter()
+        .map(|o| {
+            let p = law.loss(o.params, o.tokens, o.unique_tokens.unwrap());
+            huber(p.ln() - o.loss.ln(), HUBER_DELTA)
+        })
+        .sum()
+}
+
 fn decays(base: ParametricLaw, pts: &[Observation]) -> DataConstrainedLaw {
     let grid: Vec<[f64; 2]> = (0..6)
         .flat_map(|a| (0..6).map(move |b| [a as f64, b as f64]))
@@ -22,14 +32,7 @@ fn decays(base: ParametricLaw, pts: &[Observation]) -> DataConstrainedLaw {
             rd_star: x[0].exp(),
             rn_star: x[1].exp(),
         };
-        pts.iter()
-            .map(|o| {
-                huber(
-                    law.loss(o.params, o.tokens, o.unique_tokens.unwrap()).ln() - o.loss.ln(),
-                    HUBER_DELTA,
-                )
-            })
-            .sum::<f64>()
+        total(&law, pts)
     };
     let (x, _, _) = minimize_huber(f, &grid, &Options::default()).unwrap();
     DataConstrainedLaw {
@@ -96,14 +99,7 @@ fn joint(start: DataConstrainedLaw, pts: &[Observation]) -> DataConstrainedLaw {
     };
     let f = |x: &[f64; 7]| {
         let law = unpack(x);
-        pts.iter()
-            .map(|o| {
-                huber(
-                    law.loss(o.params, o.tokens, o.unique_tokens.unwrap()).ln() - o.loss.ln(),
-                    HUBER_DELTA,
-                )
-            })
-            .sum::<f64>()
+        total(&law, pts)
     };
     let b = start.base;
     let x0 = [
@@ -150,72 +146,11 @@ fn report(name: &str, pts: &[Observation]) {
     show(&format!("(b) {n} without excess parameters"), &b);
     show("(c) (b) refined jointly", &joint(b, pts));
     show("released law", &DataConstrainedLaw::muennighoff2023());
-    // The profile: the released R_D* and R_N* held, the other five refitted.
-    let d = joint(a, pts);
-    let r = DataConstrainedLaw::muennighoff2023();
-    let f = |x: &[f64; 5]| {
-        let law = DataConstrainedLaw {
-            base: ParametricLaw {
-                a: x[0].exp(),
-                b: x[1].exp(),
-                e: x[2].exp(),
-                alpha: x[3],
-                beta: x[4],
-            },
-            rd_star: r.rd_star,
-            rn_star: r.rn_star,
-        };
-        pts.iter()
-            .map(|o| {
-                huber(
-                    law.loss(o.params, o.tokens, o.unique_tokens.unwrap()).ln() - o.loss.ln(),
-                    HUBER_DELTA,
-                )
-            })
-            .sum::<f64>()
-    };
-    let b = d.base;
-    let (x, _, _) = minimize_huber(
-        f,
-        &[[b.a.ln(), b.b.ln(), b.e.ln(), b.alpha, b.beta]],
-        &Options::default(),
-    )
-    .unwrap();
-    let prof = DataConstrainedLaw {
-        base: ParametricLaw {
-            a: x[0].exp(),
-            b: x[1].exp(),
-            e: x[2].exp(),
-            alpha: x[3],
-            beta: x[4],
-        },
-        rd_star: r.rd_star,
-        rn_star: r.rn_star,
-    };
-    show("released R_D*, R_N*; others refitted", &prof);
 }
 
 fn main() {
     let law = DataConstrainedLaw::muennighoff2023();
-    let mut rows = Vec::new();
-    for n in [1e8, 3e8, 1e9, 3e9] {
-        for u in [1e9, 5e9, 2.5e10] {
-            for epochs in [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0] {
-                let d = u * epochs;
-                rows.push(Observation {
-                    line: 0,
-                    run: None,
-                    step: None,
-                    params: n,
-                    tokens: d,
-                    flops: 6.0 * n * d,
-                    loss: law.loss(n, d, u),
-                    budget: None,
-                    unique_tokens: Some(u),
-                });
-            }
-        }
-    }
+    let rows = isoflop_fit::synthetic::data_constrained_runs(&law);
     for u in [1e9, 5e9, 2.5e10] {
         println!("  U {u:e}: U_N {:.3e}", law.params_for_tokens(u));
     }

@@ -403,25 +403,7 @@ mod tests {
         // runs have more parameters than their data make compute-optimal, so the paper's
         // first step alone (the base law from them) is biased; the joint step removes it.
         let truth = DataConstrainedLaw::muennighoff2023();
-        let mut pts = Vec::new();
-        for n in [1e8, 3e8, 1e9, 3e9] {
-            for u in [1e9, 5e9, 2.5e10] {
-                for epochs in [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0] {
-                    let d = u * epochs;
-                    pts.push(Observation {
-                        line: 0,
-                        run: None,
-                        step: None,
-                        params: n,
-                        tokens: d,
-                        flops: 6.0 * n * d,
-                        loss: truth.loss(n, d, u),
-                        budget: None,
-                        unique_tokens: Some(u),
-                    });
-                }
-            }
-        }
+        let pts = crate::synthetic::data_constrained_runs(&truth);
         let f = fit_data_constrained(&pts, 0, 0).unwrap();
         assert!(f.converged, "{f:?}");
         let (l, t) = (f.law, truth);

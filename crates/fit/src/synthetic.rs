@@ -139,3 +139,31 @@ fn grid(
     }
     v
 }
+
+/// Runs drawn without noise from a data-constrained law: 4 sizes (1e8 to 3e9) x 3 amounts
+/// of unique tokens (1e9 to 2.5e10) x 7 epoch counts (1 to 64), D = epochs x U. Most of the
+/// single-epoch runs have more parameters than their unique tokens make compute-optimal.
+pub fn data_constrained_runs(
+    law: &crate::data_constrained::DataConstrainedLaw,
+) -> Vec<Observation> {
+    let mut rows = Vec::new();
+    for n in [1e8, 3e8, 1e9, 3e9] {
+        for u in [1e9, 5e9, 2.5e10] {
+            for epochs in [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0] {
+                let d = u * epochs;
+                rows.push(Observation {
+                    line: 0,
+                    run: Some(format!("n{n:e}-u{u:e}-x{epochs}")),
+                    step: None,
+                    params: n,
+                    tokens: d,
+                    flops: 6.0 * n * d,
+                    loss: law.loss(n, d, u),
+                    budget: None,
+                    unique_tokens: Some(u),
+                });
+            }
+        }
+    }
+    rows
+}

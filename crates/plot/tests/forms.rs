@@ -30,22 +30,11 @@ fn obs(n: f64, d: f64, u: Option<f64>, loss: f64) -> Observation {
     }
 }
 
-/// Runs drawn without noise from Muennighoff et al.'s released law: 4 sizes x 3 amounts of
-/// unique data x 7 epoch counts.
+/// Runs drawn without noise from Muennighoff et al.'s released law.
 fn data_constrained_table() -> RunTable {
-    let law = DataConstrainedLaw::muennighoff2023();
-    let mut rows = Vec::new();
-    for n in [1e8, 3e8, 1e9, 3e9] {
-        for u in [1e9, 5e9, 2.5e10] {
-            for epochs in [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0] {
-                let d = u * epochs;
-                rows.push(obs(n, d, Some(u), law.loss(n, d, u)));
-            }
-        }
-    }
     RunTable {
         source: "data-constrained".into(),
-        rows,
+        rows: isoflop_fit::synthetic::data_constrained_runs(&DataConstrainedLaw::muennighoff2023()),
         ..Default::default()
     }
 }
