@@ -3,6 +3,7 @@
 binary find it in target/release (or $ISOFLOP_BIN) and skip without it."""
 
 import json
+import re
 import math
 import os
 import subprocess
@@ -109,6 +110,17 @@ def test_a_file_is_named_with_its_line_and_a_missing_column_lists_the_names(tmp_
         isoflop.fit(p, boot=0)
     with pytest.raises(isoflop.InputError, match="no column for loss"):
         isoflop.fit({"params": [1.0, 2.0], "tokens": [3.0, 4.0]}, boot=0)
+
+
+def test_settings_no_fit_can_use_are_refused_as_the_command_line_refuses_them():
+    # One check of fit settings (isoflop_fit's FitSettings::check) serves both.
+    for kwargs, says in [
+        (dict(delta=0.0), "delta (the Huber threshold) must be positive, got 0"),
+        (dict(approaches=[4]), "approach 4 is not 1, 2 or 3"),
+        (dict(budget_tol=-1.0), "budget tolerance must be positive, got -1"),
+    ]:
+        with pytest.raises(isoflop.InputError, match=re.escape(says)):
+            isoflop.fit(synthetic(), boot=0, **kwargs)
 
 
 def test_predictions_are_vectorised_and_presets_allocate_as_published():

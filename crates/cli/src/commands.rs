@@ -240,13 +240,7 @@ fn allocate_cmd(a: AllocateArgs) -> Result<()> {
                 )
             })?
         }
-        None => LawSet::preset(&a.preset).with_context(|| {
-            format!(
-                "unknown preset '{}'; choose one of {}",
-                a.preset,
-                LawSet::PRESETS.join(", ")
-            )
-        })?,
+        None => LawSet::preset(&a.preset)?,
     };
     if let Some(u) = a.unique_tokens {
         return allocate_data_constrained(

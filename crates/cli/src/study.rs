@@ -154,33 +154,12 @@ pub fn settings(a: &FitOpts) -> Result<FitSettings> {
         BudgetFlopsArg::Mean => isoflop_fit::isoflop::BudgetFlops::Mean,
         BudgetFlopsArg::Nominal => isoflop_fit::isoflop::BudgetFlops::Nominal,
     };
-    if let Some(bad) = a
-        .laws
-        .iter()
-        .find(|l| !isoflop_fit::report::LAW_FORMS.contains(&l.as_str()))
-    {
-        bail!(
-            "--law {bad}: unknown form; choose from {}",
-            isoflop_fit::report::LAW_FORMS.join(", ")
-        );
-    }
     s.laws = a.laws.clone();
     s.parametric.progress = Some(progress_line);
     s.envelope.smooth_steps = a.smooth_steps;
-    if !(a.budget_tol > 0.0 && a.budget_tol.is_finite()) {
-        bail!("--budget-tol must be positive, got {}", a.budget_tol);
-    }
-    if !(a.delta > 0.0 && a.delta.is_finite()) {
-        bail!(
-            "--delta (the Huber threshold) must be positive, got {}",
-            a.delta
-        );
-    }
-    if !(a.smooth_steps > 0.0 && a.smooth_steps.is_finite()) {
-        bail!("--smooth-steps must be positive, got {}", a.smooth_steps);
-    }
     s.isoflop.grouping = Grouping::from_spec(a.budgets.as_deref(), a.budget_tol)
         .map_err(|e| anyhow::anyhow!("--budgets: {e}"))?;
+    s.check()?;
     Ok(s)
 }
 

@@ -445,7 +445,10 @@ fn bad_options_are_one_line_errors_with_exit_code_2() {
             vec!["plan", "--budgets", "1e40", "--out", s.to_str().unwrap()],
             "1e40",
         ),
-        (vec!["fit", p.to_str().unwrap(), "--delta", "0"], "--delta"),
+        (
+            vec!["fit", p.to_str().unwrap(), "--delta", "0"],
+            "delta (the Huber threshold) must be positive, got 0",
+        ),
     ];
     for (args, says) in cases {
         let o = isoflop(&args);

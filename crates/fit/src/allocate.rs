@@ -69,16 +69,18 @@ const CHINCHILLA_FLOPS: [f64; 2] = [1.4e18, 1.3e22];
 
 impl LawSet {
     /// A built-in law: `chinchilla`, `chinchilla-unrounded`, `epoch`, `muennighoff2023` (the
-    /// data-constrained law; its Chinchilla part serves plain allocations) or `kaplan2020`;
-    /// `None` for another name ([`LawSet::PRESETS`] lists them).
+    /// data-constrained law; its Chinchilla part serves plain allocations) or `kaplan2020`.
+    ///
+    /// # Errors
+    /// [`FitError::InvalidOption`] for another name, listing [`LawSet::PRESETS`].
     ///
     /// # Example
     /// ```
     /// let laws = isoflop_fit::LawSet::preset("chinchilla").unwrap();
     /// assert_eq!(laws.approach3.unwrap().estimate.alpha, 0.34);
-    /// assert!(isoflop_fit::LawSet::preset("gpt5").is_none());
+    /// assert!(isoflop_fit::LawSet::preset("gpt5").is_err());
     /// ```
-    pub fn preset(name: &str) -> Option<LawSet> {
+    pub fn preset(name: &str) -> Result<LawSet, FitError> {
         let (law, source) = match name {
             "chinchilla" => (
                 ParametricLaw::CHINCHILLA,
@@ -94,7 +96,7 @@ impl LawSet {
             ),
             "muennighoff2023" => {
                 let dc = crate::data_constrained::DataConstrainedLaw::muennighoff2023();
-                return Some(LawSet {
+                return Ok(LawSet {
                     source: format!("preset '{name}': Muennighoff et al. 2023, Scaling Data-Constrained Language Models (released fit)"),
                     approach1: None,
                     approach2: None,
@@ -107,7 +109,7 @@ impl LawSet {
                 });
             }
             "kaplan2020" => {
-                return Some(LawSet {
+                return Ok(LawSet {
                     source: format!(
                         "preset '{name}': Kaplan et al. 2020, eq. 1.5 (N without embeddings)"
                     ),
@@ -115,9 +117,14 @@ impl LawSet {
                     ..LawSet::default()
                 });
             }
-            _ => return None,
+            _ => {
+                return Err(FitError::InvalidOption(format!(
+                    "unknown preset '{name}'; choose one of {}",
+                    LawSet::PRESETS.join(", ")
+                )))
+            }
         };
-        Some(LawSet {
+        Ok(LawSet {
             source: format!("preset '{name}': {source}"),
             approach1: None,
             approach2: None,

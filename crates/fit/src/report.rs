@@ -4,7 +4,7 @@
 use crate::allocate::{LawSet, Sampled};
 use crate::envelope::{fit_envelope, EnvelopeFit, EnvelopeOptions};
 use crate::error::FitError;
-use crate::isoflop::{fit_isoflop, IsoFlopFit, IsoFlopOptions};
+use crate::isoflop::{fit_isoflop, Grouping, IsoFlopFit, IsoFlopOptions};
 use crate::parametric::{fit_parametric, ParametricFit, ParametricOptions};
 use isoflop_core::table::drop_highest_loss;
 use isoflop_core::RunTable;
@@ -52,6 +52,45 @@ impl Default for FitSettings {
 }
 
 impl FitSettings {
+    /// Refuses settings no fit can use, each named as `isoflop fit` and `isoflop.fit` both
+    /// spell it: approaches other than 1, 2 and 3, an unknown law form, a Huber threshold,
+    /// smoothing width or budget tolerance that is not positive. [`fit_table`] checks first.
+    ///
+    /// # Errors
+    /// [`FitError::InvalidOption`] naming the setting and the value.
+    pub fn check(&self) -> Result<(), FitError> {
+        let bad = |m: String| Err(FitError::InvalidOption(m));
+        if let Some(a) = self.approaches.iter().find(|a| !(1..=3).contains(*a)) {
+            return bad(format!("approach {a} is not 1, 2 or 3"));
+        }
+        if let Some(l) = self.laws.iter().find(|l| !LAW_FORMS.contains(&l.as_str())) {
+            return bad(format!(
+                "law form '{l}' is unknown; choose from {}",
+                LAW_FORMS.join(", ")
+            ));
+        }
+        let positive = |v: f64| v > 0.0 && v.is_finite();
+        if !positive(self.parametric.delta) {
+            return bad(format!(
+                "delta (the Huber threshold) must be positive, got {}",
+                self.parametric.delta
+            ));
+        }
+        if !positive(self.envelope.smooth_steps) {
+            return bad(format!(
+                "smooth steps (Approach 1's Gaussian, in training steps) must be positive, got {}",
+                self.envelope.smooth_steps
+            ));
+        }
+        let tol = match &self.isoflop.grouping {
+            Grouping::Auto { tol_decades } | Grouping::Nominal { tol_decades, .. } => *tol_decades,
+        };
+        if !positive(tol) {
+            return bad(format!("budget tolerance must be positive, got {tol}"));
+        }
+        Ok(())
+    }
+
     /// Sets resamples and seed for all three approaches.
     pub fn with_bootstrap(mut self, resamples: usize, seed: u64) -> Self {
         self.envelope.resamples = resamples;
@@ -289,18 +328,9 @@ pub(crate) fn fit_table_with(
     settings: &FitSettings,
     held_out: bool,
 ) -> Result<FitReport, FitError> {
+    settings.check()?;
     let finals = table.final_rows();
     let (points, dropped) = drop_highest_loss(&finals, settings.drop_top);
-    if let Some(bad) = settings
-        .laws
-        .iter()
-        .find(|l| !LAW_FORMS.contains(&l.as_str()))
-    {
-        return Err(FitError::InvalidOption(format!(
-            "unknown law form '{bad}'; choose from {}",
-            LAW_FORMS.join(", ")
-        )));
-    }
     let form = |name: &str| settings.laws.iter().any(|l| l == name);
     let chinchilla = form("chinchilla");
     let want = |k: u8| chinchilla && settings.approaches.contains(&k);

@@ -89,21 +89,14 @@ fn fit(
     let t = table(csv, source, loss_column)?;
     let mut s = FitSettings::default().with_bootstrap(boot, seed);
     s.drop_top = drop_top;
-    if !(delta > 0.0 && delta.is_finite()) {
-        return Err(input(format!(
-            "delta (the Huber threshold) must be positive, got {delta}"
-        )));
-    }
     s.parametric.delta = delta;
     s.isoflop.grouping = Grouping::from_spec(budgets.as_deref(), budget_tol)
         .map_err(|e| input(format!("budgets: {e}")))?;
     if !approaches.is_empty() {
-        if let Some(a) = approaches.iter().find(|a| !(1..=3).contains(*a)) {
-            return Err(input(format!("approaches: {a} is not 1, 2 or 3")));
-        }
         s.approaches = approaches;
         s.explicit = true;
     }
+    s.check().map_err(input)?;
     let report = interruptible(py, move || fit_table(&t, &s))?.map_err(input)?;
     Ok((json(&report)?, json(&report.laws())?))
 }
@@ -184,13 +177,7 @@ fn law_intervals(laws: &str, level: f64) -> PyResult<String> {
 /// `kaplan2020`) as laws JSON.
 #[pyfunction]
 fn preset(name: &str) -> PyResult<String> {
-    match LawSet::preset(name) {
-        Some(l) => json(&l),
-        None => Err(input(format!(
-            "unknown preset '{name}'; choose one of {}",
-            LawSet::PRESETS.join(", ")
-        ))),
-    }
+    json(&LawSet::preset(name).map_err(input)?)
 }
 
 /// The figures of a fit (report JSON, and its table as CSV) as [(name, SVG or None, why not)].
