@@ -31,6 +31,11 @@ pub struct RunArgs {
     /// unfinished, then fits, draws and reports into --out).
     #[arg(long, value_name = "SWEEP.toml", conflicts_with_all = ["quick", "data"])]
     sweep: Option<PathBuf>,
+    /// A larger (or smaller) study: the default's budgets extended upward (1.2e13, 2e13,
+    /// 3e13, 5e13, 7e13, 1.2e14, ...) as far as the plan's time estimate for this machine
+    /// stays within MINUTES (the estimate was 0.9x the measured time of the default study).
+    #[arg(long, value_name = "MINUTES", conflicts_with_all = ["quick", "sweep"])]
+    budget_minutes: Option<f64>,
 }
 
 /// The default study's IsoFLOP budgets, sized for a 2-core machine (about 10 minutes; quick
@@ -45,14 +50,22 @@ pub fn default_budgets(quick: bool) -> Vec<f64> {
     }
 }
 
-/// Plans the default study into `OUT/sweep.toml`, keeping an existing file of the same
-/// design (so a rerun resumes instead of restarting).
-fn default_study(a: &RunArgs) -> Result<(PathBuf, Sweep)> {
+/// The budgets `--budget-minutes` chooses among, smallest first: the default study's, then
+/// 1.2, 2, 3, 5 and 7 times each power of ten from 1e13 to 1e17.
+fn budget_ladder() -> Vec<f64> {
+    let mut v = default_budgets(false);
+    for e in 13..=17 {
+        v.extend([1.2, 2.0, 3.0, 5.0, 7.0].map(|m| m * 10f64.powi(e)));
+    }
+    v
+}
+
+/// The arguments of `plan` for the study `isoflop run` plans on `budgets`, named `name`.
+fn study_plan(a: &RunArgs, budgets: Vec<f64>, name: String, file: PathBuf) -> Result<PlanArgs> {
     let data = isoflop_core::corpus::resolve(a.data.clone())?;
-    let file = a.out.join("sweep.toml");
-    let plan_args = PlanArgs {
+    Ok(PlanArgs {
         design: Design::Wsd,
-        budgets: default_budgets(a.quick),
+        budgets,
         sizes_per_budget: 5,
         spread: 8.0,
         sizes: None,
@@ -62,22 +75,70 @@ fn default_study(a: &RunArgs) -> Result<(PathBuf, Sweep)> {
         lr_span: 16.0,
         tokens_per_param: 20.0,
         lr_law: None,
-        out: file.clone(),
+        out: file,
         results: "runs".into(),
         data: Some(std::fs::canonicalize(&data)?.display().to_string()),
         command: None,
         settings: isoflop_core::TrainSettings::default(),
-        name: if a.quick {
-            "default-quick".into()
-        } else {
-            "default".into()
-        },
+        name,
         force: true,
+    })
+}
+
+/// The longest prefix of [`budget_ladder`] (three budgets at least) whose estimated time,
+/// by `estimate` (seconds), fits in `minutes`.
+fn choose_budgets(minutes: f64, estimate: &dyn Fn(&[f64]) -> Result<f64>) -> Result<Vec<f64>> {
+    if !(minutes > 0.0 && minutes.is_finite()) {
+        anyhow::bail!("--budget-minutes must be a positive number of minutes, got {minutes}");
+    }
+    let ladder = budget_ladder();
+    let mut best = None;
+    for k in 3..=ladder.len() {
+        let secs = estimate(&ladder[..k])?;
+        if secs > 60.0 * minutes {
+            if best.is_none() {
+                anyhow::bail!(
+                    "--budget-minutes {minutes}: the smallest study (budgets {:?}) needs about {:.1} minutes on this machine; `--quick` plans one of under two",
+                    &ladder[..k],
+                    secs / 60.0
+                );
+            }
+            break;
+        }
+        best = Some(ladder[..k].to_vec());
+    }
+    Ok(best.expect("the ladder has more than three budgets"))
+}
+
+/// The plan's estimated seconds on this machine for the study on `budgets`.
+fn estimate(a: &RunArgs, budgets: &[f64], file: &std::path::Path) -> Result<f64> {
+    let plan = make_plan(&study_plan(
+        a,
+        budgets.to_vec(),
+        String::new(),
+        file.into(),
+    )?)?;
+    Ok(plan.estimated_secs(cores()))
+}
+
+/// Plans the default study (or the one `--budget-minutes` sizes) into `OUT/sweep.toml`,
+/// keeping an existing file of the same design (so a rerun resumes instead of restarting).
+fn default_study(a: &RunArgs) -> Result<(PathBuf, Sweep)> {
+    let file = a.out.join("sweep.toml");
+    let (budgets, name) = match a.budget_minutes {
+        Some(m) => (
+            choose_budgets(m, &|b| estimate(a, b, &file))?,
+            format!("budget-{m}min"),
+        ),
+        None if a.quick => (default_budgets(true), "default-quick".into()),
+        None => (default_budgets(false), "default".into()),
     };
-    let planned = make_plan(&plan_args)?;
+    let planned = make_plan(&study_plan(a, budgets, name, file.clone())?)?;
     let s = match Sweep::read(&file) {
         Ok(old) if old.runs == planned.runs && old.defaults == planned.defaults => old,
         _ => {
+            std::fs::create_dir_all(&a.out)
+                .with_context(|| format!("creating {}", a.out.display()))?;
             write_atomic(&file, planned.to_toml(cores()).as_bytes())?;
             planned
         }
@@ -88,11 +149,11 @@ fn default_study(a: &RunArgs) -> Result<(PathBuf, Sweep)> {
 pub fn run(a: RunArgs) -> Result<()> {
     let t0 = Instant::now();
     crate::study::settings(&a.fit)?; // options checked before hours of training
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let (file, s) = match &a.sweep {
         Some(f) => (f.clone(), Sweep::read(f)?),
         None => default_study(&a)?,
     };
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     eprintln!(
         "study: {} runs over budgets {:?} FLOPs ({:.3e} FLOPs in all)",
         s.runs.len(),
@@ -178,4 +239,36 @@ pub fn run(a: RunArgs) -> Result<()> {
         s.total_flops()
     );
     crate::study::usable(&report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stand-in estimate: one minute per budget.
+    fn per_budget(b: &[f64]) -> Result<f64> {
+        Ok(60.0 * b.len() as f64)
+    }
+
+    #[test]
+    fn budget_minutes_take_the_longest_prefix_of_the_ladder_that_fits() {
+        let ladder = budget_ladder();
+        assert_eq!(ladder[..8], default_budgets(false)[..]);
+        assert_eq!(ladder[8..11], [1.2e13, 2e13, 3e13]);
+        assert!(ladder.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(
+            choose_budgets(8.0, &per_budget).unwrap(),
+            default_budgets(false)
+        );
+        assert_eq!(choose_budgets(10.5, &per_budget).unwrap(), ladder[..10]);
+        assert_eq!(choose_budgets(3.0, &per_budget).unwrap(), ladder[..3]);
+        let e = choose_budgets(2.9, &per_budget).unwrap_err().to_string();
+        assert!(
+            e.contains("needs about 3.0 minutes") && e.contains("--quick"),
+            "{e}"
+        );
+        for bad in [0.0, -1.0, f64::NAN] {
+            assert!(choose_budgets(bad, &per_budget).is_err());
+        }
+    }
 }

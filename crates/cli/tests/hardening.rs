@@ -449,6 +449,20 @@ fn bad_options_are_one_line_errors_with_exit_code_2() {
             vec!["fit", p.to_str().unwrap(), "--delta", "0"],
             "delta (the Huber threshold) must be positive, got 0",
         ),
+        (
+            vec![
+                "run",
+                "--budget-minutes",
+                "0.2",
+                "--out",
+                s.to_str().unwrap(),
+            ],
+            "--budget-minutes 0.2: the smallest study",
+        ),
+        (
+            vec!["run", "--budget-minutes", "0", "--out", s.to_str().unwrap()],
+            "--budget-minutes must be a positive number of minutes, got 0",
+        ),
     ];
     for (args, says) in cases {
         let o = isoflop(&args);
