@@ -123,6 +123,30 @@ def test_settings_no_fit_can_use_are_refused_as_the_command_line_refuses_them():
             isoflop.fit(synthetic(), boot=0, **kwargs)
 
 
+def test_other_law_forms_are_fitted_compared_and_drawn():
+    # Runs drawn from Kaplan et al.'s form at 5 budgets x 6 sizes: that form describes them
+    # exactly, on the runs it was fitted to and on the largest budget held out of its refit.
+    n, d = [], []
+    for b in range(5):
+        c = 1e17 * 10.0**b
+        for k in range(6):
+            n.append((c / 120.0) ** 0.5 * 10 ** (-0.75 + 0.3 * k))
+            d.append(c / (6 * n[-1]))
+    n, d = np.array(n), np.array(d)
+    loss = ((3e12 / n) ** (0.09 / 0.11) + 2e13 / d) ** 0.11
+    f = isoflop.fit({"params": n, "tokens": d, "loss": loss}, boot=0, approaches=[3],
+                    laws=["chinchilla", "kaplan"])
+    r = f.to_dict()
+    assert [s["form"] for s in r["comparison"]] == ["kaplan", "chinchilla"]
+    held = r["held_out"]["fitted"]
+    assert held["held_runs"] == 6 and held["scores"][0]["form"] == "kaplan"
+    assert held["scores"][0]["mean_abs_rel_error"] < 1e-3
+    figs = f.figures()
+    assert "law_forms" in figs and "repetition" not in figs
+    with pytest.raises(isoflop.InputError, match="law form 'kaplna' is unknown"):
+        isoflop.fit({"params": n, "tokens": d, "loss": loss}, boot=0, laws=["kaplna"])
+
+
 def test_predictions_are_vectorised_and_presets_allocate_as_published():
     law = isoflop.Law.preset("chinchilla-unrounded")
     n, d = np.array([1e9, 7e10]), np.array([2e10, 1.4e12])

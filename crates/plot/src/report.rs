@@ -40,7 +40,7 @@ pub enum PlotError {
     },
 }
 
-/// Every file name [`write_all`] writes (the four figures' SVG and PNG, the figure data and
+/// Every file name [`write_all`] writes (every figure's SVG and PNG, the figure data and
 /// the report).
 pub fn file_names() -> Vec<String> {
     let mut v: Vec<String> = FIGURES

@@ -69,9 +69,9 @@ fn interruptible<T: Send + 'static>(
 
 /// Fits a table given as CSV text; returns (report JSON, laws JSON). The settings are
 /// `isoflop fit`'s: `approaches` empty for every one the data supports, `budgets` None,
-/// "chinchilla" or a comma-separated list.
+/// "chinchilla" or a comma-separated list; `laws` the forms to fit (`isoflop fit --law`).
 #[pyfunction]
-#[pyo3(signature = (csv, source, drop_top=0, boot=1000, seed=0, budgets=None, budget_tol=0.08, approaches=Vec::new(), delta=1e-3, loss_column=None))]
+#[pyo3(signature = (csv, source, drop_top=0, boot=1000, seed=0, budgets=None, budget_tol=0.08, approaches=Vec::new(), delta=1e-3, loss_column=None, laws=vec!["chinchilla".to_string()]))]
 #[allow(clippy::too_many_arguments)]
 fn fit(
     py: Python<'_>,
@@ -85,9 +85,11 @@ fn fit(
     approaches: Vec<u8>,
     delta: f64,
     loss_column: Option<String>,
+    laws: Vec<String>,
 ) -> PyResult<(String, String)> {
     let t = table(csv, source, loss_column)?;
     let mut s = FitSettings::default().with_bootstrap(boot, seed);
+    s.laws = laws;
     s.drop_top = drop_top;
     s.parametric.delta = delta;
     s.isoflop.grouping = Grouping::from_spec(budgets.as_deref(), budget_tol)

@@ -353,7 +353,8 @@ class Fit:
 
     def figures(self, target_flops: Optional[float] = None) -> Dict[str, Figure]:
         """The figures this fit supports, by short name (``training_curves``,
-        ``projections``, ``isoloss``, ``isoflop_slices``), each a :class:`Figure` (SVG).
+        ``projections``, ``isoloss``, ``isoflop_slices``; ``law_forms`` and ``repetition``
+        where other law forms were fitted), each a :class:`Figure` (SVG).
         ``target_flops``: where to project (default: 100x the largest run's FLOPs)."""
         text, source, _ = self._table
         if target_flops is None:
@@ -414,8 +415,13 @@ def _esc(s: str) -> str:
 def fit(data: Any, drop_top: int = 0, boot: int = 1000, seed: int = 0,
         budgets: Optional[Union[str, Sequence[float]]] = None, budget_tol: float = 0.08,
         approaches: Optional[Iterable[int]] = None, delta: float = 1e-3,
-        loss_column: Optional[str] = None) -> Fit:
-    """Fits Chinchilla's three approaches to runs.
+        loss_column: Optional[str] = None,
+        laws: Iterable[str] = ("chinchilla",)) -> Fit:
+    """Fits Chinchilla's three approaches to runs, and other law forms where ``laws`` names
+    them (``"chinchilla"``, ``"data-constrained"``, ``"kaplan"``, as ``isoflop fit --law``;
+    the data-constrained law needs a ``unique_tokens``/``U`` column). With two forms or
+    more, ``Fit.to_dict()["comparison"]`` scores each on the runs and ``["held_out"]`` on
+    runs held out of its refit.
 
     ``data``: a pandas DataFrame, a dict of column name to array, or a path to a CSV or JSON
     Lines file or to a folder of run folders (read as ``isoflop fit`` reads them). Columns as the command line reads them (``params``/``N``, ``tokens``/``D``,
@@ -432,6 +438,7 @@ def fit(data: Any, drop_top: int = 0, boot: int = 1000, seed: int = 0,
         report, laws = _isoflop.fit(
             text, source, int(drop_top), int(boot), int(seed), budgets, float(budget_tol),
             [int(a) for a in (approaches or [])], float(delta), loss_column,
+            [str(l) for l in laws],
         )
     except ValueError as e:
         raise _input_error(e, labels) from None
