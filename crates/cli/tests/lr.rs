@@ -20,6 +20,16 @@ cat > "$out/summary.json" <<JSON
 JSON
 "#;
 
+/// Writes `script` into `d` and returns the sweep command template that runs it.
+fn trainer_command(d: &Path, script: &str) -> String {
+    let path = d.join("trainer.sh");
+    std::fs::write(&path, script).unwrap();
+    format!(
+        "sh {} {{out}} {{id}} {{params}} {{tokens}} {{lr}}",
+        path.display()
+    )
+}
+
 fn ok(args: &[&str]) -> String {
     let o = isoflop(args);
     assert!(
@@ -33,12 +43,7 @@ fn ok(args: &[&str]) -> String {
 #[test]
 fn an_lr_sweep_gives_the_law_and_the_law_gives_each_run_its_rate() {
     let d = common::tmpdir("lr", "law");
-    let script = d.join("trainer.sh");
-    std::fs::write(&script, TRAINER).unwrap();
-    let command = format!(
-        "sh {} {{out}} {{id}} {{params}} {{tokens}} {{lr}}",
-        script.display()
-    );
+    let command = trainer_command(&d, TRAINER);
     let file = d.join("lr.toml");
     let f = file.to_str().unwrap();
     // Rates spanning 64x around 2e-3 bracket lr*(N) = 0.05 N^-0.3 (2.0e-3 at 45k
@@ -187,15 +192,9 @@ fi
 #[test]
 fn a_diverged_rate_counts_as_worse_than_every_finished_one() {
     let d = common::tmpdir("lr", "diverged");
-    let script = d.join("trainer.sh");
-    std::fs::write(
-        &script,
-        TRAINER.replacen("loss=", &format!("{DIVERGE}loss="), 1),
-    )
-    .unwrap();
-    let command = format!(
-        "sh {} {{out}} {{id}} {{params}} {{tokens}} {{lr}}",
-        script.display()
+    let command = trainer_command(
+        &d,
+        &TRAINER.replacen("loss=", &format!("{DIVERGE}loss="), 1),
     );
     let file = d.join("lr.toml");
     let f = file.to_str().unwrap();
