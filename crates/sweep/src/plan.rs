@@ -13,6 +13,15 @@ use std::path::{Path, PathBuf};
 /// sweep file's `[defaults]` table).
 pub type RunDefaults = TrainSettings;
 
+/// One core's training speed for [`Sweep::estimated_secs`], with [`SECS_PER_STEP`]: the
+/// least-squares fit of time = FLOPs / FLOPS_PER_SEC + steps x SECS_PER_STEP to 25 runs of
+/// 31k to 669k parameters (batch 16, context 64) timed two at a time on this project's
+/// 2-core Intel Xeon (LOG.md, 2026-11-30).
+pub const FLOPS_PER_SEC: f64 = 5.7e10;
+
+/// See [`FLOPS_PER_SEC`].
+pub const SECS_PER_STEP: f64 = 1.6e-3;
+
 /// One planned run.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PlannedRun {
@@ -51,8 +60,12 @@ impl PlannedRun {
     /// FLOPs training it spends (6ND): a branch spends only its cooldown, from its branch
     /// point to its horizon; its trunk spent the rest once for all its branches.
     pub fn spent_flops(&self) -> f64 {
-        6.0 * self.params as f64
-            * (self.tokens - self.at_tokens.unwrap_or(0).min(self.tokens)) as f64
+        6.0 * self.params as f64 * self.spent_tokens() as f64
+    }
+
+    /// Tokens training it spends: a branch's from its branch point to its horizon.
+    pub fn spent_tokens(&self) -> u64 {
+        self.tokens - self.at_tokens.unwrap_or(0).min(self.tokens)
     }
 
     /// FLOPs the run stands for as a point of a fit (6ND over its whole horizon); none for
@@ -222,10 +235,20 @@ impl Sweep {
         self.runs.iter().map(PlannedRun::represented_flops).sum()
     }
 
-    /// Estimated wall time on `cores` cores: total FLOPs over 6e10 FLOP/s per core (measured
-    /// for these small models on this project's 2-core machines, one thread per run).
+    /// Estimated wall time on `cores` cores, one thread per run: each run's FLOPs at
+    /// [`FLOPS_PER_SEC`] plus [`SECS_PER_STEP`] a step (its fixed costs, which dominate
+    /// models under 50k parameters, where FLOPs alone gave half the time taken).
     pub fn estimated_secs(&self, cores: usize) -> f64 {
-        self.total_flops() / (6e10 * cores.max(1) as f64)
+        let tokens_per_step = (self.defaults.batch * self.defaults.context).max(1) as f64;
+        let secs: f64 = self
+            .runs
+            .iter()
+            .map(|r| {
+                r.spent_flops() / FLOPS_PER_SEC
+                    + SECS_PER_STEP * r.spent_tokens() as f64 / tokens_per_step
+            })
+            .sum();
+        secs / cores.max(1) as f64
     }
 
     /// The results folder, resolved against the sweep file's folder.
@@ -373,6 +396,36 @@ impl Sweep {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_time_estimate_counts_each_runs_spent_flops_and_steps() {
+        let d = RunDefaults::default();
+        let (mut runs, _) = isoflop_design(&[1e12], 1, 4.0, 256, &d);
+        let mut branch = runs[0].clone();
+        branch.id = "branch".into();
+        branch.at_tokens = Some(branch.tokens / 4);
+        runs.push(branch);
+        let s = Sweep {
+            name: "t".into(),
+            results: "runs".into(),
+            data: None,
+            vocab: 256,
+            defaults: d.clone(),
+            command: None,
+            runs,
+        };
+        // By hand: the whole run, then the branch's last three quarters only.
+        let r = &s.runs[0];
+        let n = r.params as f64;
+        let steps = |tokens: u64| tokens as f64 / (d.batch * d.context) as f64;
+        let whole = 6.0 * n * r.tokens as f64 / 5.7e10 + 1.6e-3 * steps(r.tokens);
+        let left = r.tokens - r.tokens / 4;
+        let branch = 6.0 * n * left as f64 / 5.7e10 + 1.6e-3 * steps(left);
+        for cores in [1, 2] {
+            let want = (whole + branch) / cores as f64;
+            assert!((s.estimated_secs(cores) / want - 1.0).abs() < 1e-12);
+        }
+    }
 
     #[test]
     fn toml_round_trips_and_bad_files_are_named() {
