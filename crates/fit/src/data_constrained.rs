@@ -160,7 +160,7 @@ pub struct DataConstrainedFit {
     pub runs: usize,
     /// The objective at the fitted law (sum of Huber_1e-3 of log errors over all runs).
     pub objective: f64,
-    /// Whether both steps converged.
+    /// Whether all three steps converged.
     pub converged: bool,
     /// Bootstrap laws (both steps refitted on each resample of the runs).
     pub samples: Vec<DataConstrainedLaw>,

@@ -212,6 +212,7 @@ pub(crate) fn forms_held_out(
     light.approaches = vec![3];
     light.explicit = false;
     light.drop_top = 0;
+    light.parametric.progress = None; // the full fit's progress is the one a user follows
     let fit = fit_table_with(&subset(table, &keep), &light, false)?;
     let held_points: Vec<Observation> = points
         .iter()
