@@ -11,6 +11,29 @@ fn tmpdir(name: &str) -> PathBuf {
     common::tmpdir("forms", name)
 }
 
+/// `fit`'s options for Chinchilla's and Kaplan's forms, Approach 3 alone, no bootstrap.
+const TWO_FORMS: [&str; 6] = [
+    "--law",
+    "chinchilla,kaplan",
+    "--boot",
+    "0",
+    "--approach",
+    "3",
+];
+
+/// Writes `k.csv` in `d`: runs at the (N, D) pairs given, their losses from a Kaplan law
+/// (N_c 3e12, alpha_N 0.09, D_c 2e13, alpha_D 0.11), without noise.
+fn kaplan_runs(d: &std::path::Path, pairs: impl IntoIterator<Item = (f64, f64)>) -> PathBuf {
+    let p = d.join("k.csv");
+    let mut s = String::from("params,tokens,loss\n");
+    for (n, t) in pairs {
+        let l = ((3e12f64 / n).powf(0.09 / 0.11) + 2e13 / t).powf(0.11);
+        s += &format!("{n},{t},{l}\n");
+    }
+    std::fs::write(&p, s).unwrap();
+    p
+}
+
 #[test]
 fn allocation_under_unique_tokens_with_the_released_law() {
     // Muennighoff et al.'s example: the compute of 8.67B parameters on 178B tokens, 25B unique.
@@ -134,31 +157,17 @@ fn bad_targets_and_tables_for_the_new_forms_say_why() {
 fn two_forms_are_compared_and_saved_for_allocation() {
     // Runs from a Kaplan law: the Kaplan form must describe them better than Chinchilla's.
     let d = tmpdir("compare");
-    let p = d.join("k.csv");
-    let mut s = String::from("params,tokens,loss\n");
-    for i in 0..7 {
-        for j in 0..7 {
-            let n = 1e7 * 10f64.powf(i as f64 * 0.5);
-            let t = 1e8 * 10f64.powf(j as f64 * 0.5);
-            let l = ((3e12f64 / n).powf(0.09 / 0.11) + 2e13 / t).powf(0.11);
-            s += &format!("{n},{t},{l}\n");
-        }
-    }
-    std::fs::write(&p, s).unwrap();
+    let grid = (0..49).map(|k| {
+        let (i, j) = (k / 7, k % 7);
+        (
+            1e7 * 10f64.powf(i as f64 * 0.5),
+            1e8 * 10f64.powf(j as f64 * 0.5),
+        )
+    });
+    let p = kaplan_runs(&d, grid);
     let law = d.join("law.json");
-    let o = isoflop(&[
-        "fit",
-        p.to_str().unwrap(),
-        "--law",
-        "chinchilla,kaplan",
-        "--boot",
-        "0",
-        "--approach",
-        "3",
-        "--out",
-        law.to_str().unwrap(),
-        "--json",
-    ]);
+    let (p, l) = (p.to_str().unwrap(), law.to_str().unwrap());
+    let o = isoflop(&[&["fit", p], &TWO_FORMS[..], &["--out", l, "--json"]].concat());
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let cmp = v["comparison"].as_array().unwrap();
@@ -173,35 +182,21 @@ fn two_forms_are_compared_and_saved_for_allocation() {
 
 /// IsoFLOP runs drawn from a Kaplan law (no noise): 5 budgets a decade apart, 6 sizes each.
 fn kaplan_isoflop_runs(d: &std::path::Path) -> PathBuf {
-    let p = d.join("k.csv");
-    let mut s = String::from("params,tokens,loss\n");
-    for b in 0..5 {
-        let c = 1e17 * 10f64.powi(b);
-        for k in 0..6 {
-            let n = (c / 120.0).sqrt() * 10f64.powf(-0.75 + 0.3 * k as f64);
-            let t = c / (6.0 * n);
-            let l = ((3e12f64 / n).powf(0.09 / 0.11) + 2e13 / t).powf(0.11);
-            s += &format!("{n},{t},{l}\n");
-        }
-    }
-    std::fs::write(&p, s).unwrap();
-    p
+    kaplan_runs(
+        d,
+        (0..30).map(|k| {
+            let c = 1e17 * 10f64.powi(k / 6);
+            let n = (c / 120.0).sqrt() * 10f64.powf(-0.75 + 0.3 * (k % 6) as f64);
+            (n, c / (6.0 * n))
+        }),
+    )
 }
 
 #[test]
 fn forms_are_compared_on_runs_they_did_not_see() {
     let d = tmpdir("held-out");
     let p = kaplan_isoflop_runs(&d);
-    let args = [
-        p.to_str().unwrap(),
-        "--law",
-        "chinchilla,kaplan",
-        "--boot",
-        "0",
-        "--approach",
-        "3",
-        "--json",
-    ];
+    let args = [&[p.to_str().unwrap()], &TWO_FORMS[..], &["--json"]].concat();
     let o = isoflop(&[&["fit"], &args[..]].concat());
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -239,27 +234,9 @@ fn forms_are_compared_on_runs_they_did_not_see() {
 #[test]
 fn a_table_too_small_to_split_says_why_there_is_no_held_out_comparison() {
     let d = tmpdir("held-out-small");
-    let p = d.join("k.csv");
-    let mut s = String::from("params,tokens,loss\n");
-    for i in 0..3 {
-        for j in 0..3 {
-            let n = 1e7 * 10f64.powi(i);
-            let t = 1e9 * 10f64.powi(j) * 1.7;
-            let l = ((3e12f64 / n).powf(0.09 / 0.11) + 2e13 / t).powf(0.11);
-            s += &format!("{n},{t},{l}\n");
-        }
-    }
-    std::fs::write(&p, s).unwrap();
-    let o = isoflop(&[
-        "fit",
-        p.to_str().unwrap(),
-        "--law",
-        "chinchilla,kaplan",
-        "--boot",
-        "0",
-        "--approach",
-        "3",
-    ]);
+    let grid = (0..9).map(|k| (1e7 * 10f64.powi(k / 3), 1.7e9 * 10f64.powi(k % 3)));
+    let p = kaplan_runs(&d, grid);
+    let o = isoflop(&[&["fit", p.to_str().unwrap()], &TWO_FORMS[..]].concat());
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
     assert!(
