@@ -30,6 +30,28 @@ fn trainer_command(d: &Path, script: &str) -> String {
     )
 }
 
+/// Plans 4 sizes from 4e4 to 7e5 parameters x 7 rates spanning 64x around 2e-3 into `f`,
+/// each run trained by `command`.
+fn plan_lr(f: &str, command: &str) {
+    ok(&[
+        "plan",
+        "--design",
+        "lr",
+        "--sizes",
+        "4e4..7e5",
+        "--n-sizes",
+        "4",
+        "--lrs",
+        "7",
+        "--lr-span",
+        "64",
+        "--out",
+        f,
+        "--command",
+        command,
+    ]);
+}
+
 fn ok(args: &[&str]) -> String {
     let o = isoflop(args);
     assert!(
@@ -48,23 +70,7 @@ fn an_lr_sweep_gives_the_law_and_the_law_gives_each_run_its_rate() {
     let f = file.to_str().unwrap();
     // Rates spanning 64x around 2e-3 bracket lr*(N) = 0.05 N^-0.3 (2.0e-3 at 45k
     // parameters, 8.6e-4 at 700k).
-    ok(&[
-        "plan",
-        "--design",
-        "lr",
-        "--sizes",
-        "4e4..7e5",
-        "--n-sizes",
-        "4",
-        "--lrs",
-        "7",
-        "--lr-span",
-        "64",
-        "--out",
-        f,
-        "--command",
-        &command,
-    ]);
+    plan_lr(f, &command);
     let text = std::fs::read_to_string(&file).unwrap();
     assert_eq!(text.matches("[[runs]]").count(), 28);
     ok(&["sweep", f]);
@@ -198,23 +204,7 @@ fn a_diverged_rate_counts_as_worse_than_every_finished_one() {
     );
     let file = d.join("lr.toml");
     let f = file.to_str().unwrap();
-    ok(&[
-        "plan",
-        "--design",
-        "lr",
-        "--sizes",
-        "4e4..7e5",
-        "--n-sizes",
-        "3",
-        "--lrs",
-        "7",
-        "--lr-span",
-        "64",
-        "--out",
-        f,
-        "--command",
-        &command,
-    ]);
+    plan_lr(f, &command);
     // The sweep reports the diverged runs as failed (exit 1) and keeps the rest.
     let o = isoflop(&["sweep", f]);
     assert_eq!(
