@@ -48,7 +48,8 @@ pub struct FitOpts {
     smooth_steps: f64,
     /// Law forms to fit, e.g. `chinchilla,kaplan`: `chinchilla` (the three approaches),
     /// `data-constrained` (Muennighoff et al. 2023; the table needs unique_tokens), `kaplan`
-    /// (Kaplan et al. 2020). Two or more are compared on the same runs.
+    /// (Kaplan et al. 2020). Two or more are compared on the runs they were fitted to, and
+    /// each refitted without the largest budget and scored on it.
     #[arg(
         long = "law",
         value_delimiter = ',',
