@@ -291,13 +291,7 @@ pub fn lr_fit(a: LrFitArgs) -> Result<()> {
                 diverged.push(r.id.clone());
                 points.push(point(f64::INFINITY));
             }
-            other => left_out.push(format!(
-                "{} ({})",
-                r.id,
-                serde_json::to_value(&other)?["state"]
-                    .as_str()
-                    .unwrap_or("unknown")
-            )),
+            other => left_out.push(format!("{} ({})", r.id, other.name())),
         }
     }
     if !left_out.is_empty() {

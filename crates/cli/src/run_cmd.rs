@@ -39,8 +39,8 @@ pub struct RunArgs {
     budget_minutes: Option<f64>,
 }
 
-/// The default study's IsoFLOP budgets, sized for a 2-core machine (about 10 minutes; quick
-/// about 2). Their points are cooldown branches of one trunk per model (the `wsd` design):
+/// The default study's IsoFLOP budgets, sized for a 2-core machine (about 8 minutes; quick
+/// under 2). Their points are cooldown branches of one trunk per model (the `wsd` design):
 /// for the FLOPs of the 4-budget cosine study of earlier versions, twice its budgets and
 /// points, and exponents that agree (README: "Our own default study").
 pub fn default_budgets(quick: bool) -> Vec<f64> {
@@ -61,10 +61,10 @@ fn budget_ladder() -> Vec<f64> {
     v
 }
 
-/// The arguments of `plan` for the study `isoflop run` plans on `budgets`, named `name`.
-fn study_plan(a: &RunArgs, budgets: Vec<f64>, name: String, file: PathBuf) -> Result<PlanArgs> {
-    let data = isoflop_core::corpus::resolve(a.data.clone())?;
-    Ok(PlanArgs {
+/// The arguments of `plan` for the study `isoflop run` plans on `budgets` of the corpus
+/// `data` (a resolved path), named `name`, into `file`.
+fn study_plan(budgets: Vec<f64>, name: String, file: PathBuf, data: &str) -> PlanArgs {
+    PlanArgs {
         design: Design::Wsd,
         budgets,
         sizes_per_budget: 5,
@@ -78,12 +78,12 @@ fn study_plan(a: &RunArgs, budgets: Vec<f64>, name: String, file: PathBuf) -> Re
         lr_law: None,
         out: file,
         results: "runs".into(),
-        data: Some(std::fs::canonicalize(&data)?.display().to_string()),
+        data: Some(data.to_string()),
         command: None,
         settings: isoflop_core::TrainSettings::default(),
         name,
         force: true,
-    })
+    }
 }
 
 /// The longest prefix of [`budget_ladder`] (three budgets at least) whose estimated time,
@@ -112,13 +112,13 @@ fn choose_budgets(minutes: f64, estimate: &dyn Fn(&[f64]) -> Result<f64>) -> Res
 }
 
 /// The plan's estimated seconds on this machine for the study on `budgets`.
-fn estimate(a: &RunArgs, budgets: &[f64], file: &std::path::Path) -> Result<f64> {
+fn estimate(budgets: &[f64], file: &std::path::Path, data: &str) -> Result<f64> {
     let plan = make_plan(&study_plan(
-        a,
         budgets.to_vec(),
         String::new(),
         file.into(),
-    )?)?;
+        data,
+    ))?;
     Ok(plan.estimated_secs(cores()))
 }
 
@@ -126,15 +126,17 @@ fn estimate(a: &RunArgs, budgets: &[f64], file: &std::path::Path) -> Result<f64>
 /// keeping an existing file of the same design (so a rerun resumes instead of restarting).
 fn default_study(a: &RunArgs) -> Result<(PathBuf, Sweep)> {
     let file = a.out.join("sweep.toml");
+    let data = isoflop_core::corpus::resolve(a.data.clone())?;
+    let data = std::fs::canonicalize(&data)?.display().to_string();
     let (budgets, name) = match a.budget_minutes {
         Some(m) => (
-            choose_budgets(m, &|b| estimate(a, b, &file))?,
+            choose_budgets(m, &|b| estimate(b, &file, &data))?,
             format!("budget-{m}min"),
         ),
         None if a.quick => (default_budgets(true), "default-quick".into()),
         None => (default_budgets(false), "default".into()),
     };
-    let planned = make_plan(&study_plan(a, budgets, name, file.clone())?)?;
+    let planned = make_plan(&study_plan(budgets, name, file.clone(), &data))?;
     let s = match Sweep::read(&file) {
         Ok(old) if old.runs == planned.runs && old.defaults == planned.defaults => old,
         _ => {

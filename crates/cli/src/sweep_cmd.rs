@@ -438,13 +438,7 @@ pub fn collect(a: StatusArgs) -> Result<PathBuf> {
             missing.len(),
             missing
                 .iter()
-                .map(|(id, st)| format!(
-                    "{id} ({})",
-                    serde_json::to_value(st)
-                        .ok()
-                        .and_then(|v| v["state"].as_str().map(String::from))
-                        .unwrap_or_default()
-                ))
+                .map(|(id, st)| format!("{id} ({})", st.name()))
                 .collect::<Vec<_>>()
                 .join(", ")
         );

@@ -201,38 +201,27 @@ pub(crate) fn forms_held_out(
     points: &[Observation],
     settings: &FitSettings,
 ) -> Result<FormsHeldOut, FitError> {
-    let (held, split) = choose(points, Holdout::Default, settings)?;
-    let keep: std::collections::HashSet<String> = points
-        .iter()
-        .zip(&held)
-        .filter(|(_, h)| !**h)
-        .map(|(o, _)| run_key(o))
-        .collect();
+    let sp = split(table, points, Holdout::Default, settings)?;
     let mut light = settings.clone().with_bootstrap(0, settings.parametric.seed);
     light.approaches = vec![3];
     light.explicit = false;
     light.drop_top = 0;
     light.parametric.progress = None; // the full fit's progress is the one a user follows
-    let fit = fit_table_with(&subset(table, &keep), &light, false)?;
-    let held_points: Vec<Observation> = points
-        .iter()
-        .zip(&held)
-        .filter(|(_, h)| **h)
-        .map(|(o, _)| o.clone())
-        .collect();
+    let fit = fit_table_with(&sp.table, &light, false)?;
     let laws = fit.forms();
     if laws.len() < 2 {
         return Err(FitError::InvalidOption(format!(
-            "{split}: only {} of the forms could be fitted to the other {} runs",
+            "{}: only {} of the forms could be fitted to the other {} runs",
+            sp.rule,
             laws.len(),
-            keep.len()
+            sp.fitted.len()
         )));
     }
     Ok(FormsHeldOut {
-        split,
-        fitted_runs: keep.len(),
-        held_runs: held_points.len(),
-        scores: crate::forms::compare(&laws, &held_points),
+        fitted_runs: sp.fitted.len(),
+        held_runs: sp.held.len(),
+        scores: crate::forms::compare(&laws, &sp.held),
+        split: sp.rule,
     })
 }
 
@@ -246,6 +235,37 @@ fn subset(table: &RunTable, keep: &std::collections::HashSet<String>) -> RunTabl
     t.rows.retain(|o| keep.contains(&run_key(o)));
     t.finals.retain(|k, _| keep.contains(k));
     t
+}
+
+/// A hold-out split of a table's final points, in their order.
+struct Split {
+    /// The rule that chose the held-out runs, in words.
+    rule: String,
+    /// The points fitted.
+    fitted: Vec<Observation>,
+    /// The points held out.
+    held: Vec<Observation>,
+    /// The table restricted to the fitted runs.
+    table: RunTable,
+}
+
+/// Splits `points` (final points of `table`) by `holdout`.
+fn split(
+    table: &RunTable,
+    points: &[Observation],
+    holdout: Holdout,
+    settings: &FitSettings,
+) -> Result<Split, FitError> {
+    let (held, rule) = choose(points, holdout, settings)?;
+    let (held, fitted): (Vec<_>, Vec<_>) = points.iter().cloned().zip(held).partition(|p| p.1);
+    let fitted: Vec<Observation> = fitted.into_iter().map(|(o, _)| o).collect();
+    let keep = fitted.iter().map(run_key).collect();
+    Ok(Split {
+        rule,
+        table: subset(table, &keep),
+        fitted,
+        held: held.into_iter().map(|(o, _)| o).collect(),
+    })
 }
 
 fn split_error(what: String) -> FitError {
@@ -362,33 +382,14 @@ pub fn validate(
     backtest: bool,
 ) -> Result<Validation, FitError> {
     let finals = table.final_rows();
-    let (held, rule) = choose(&finals, holdout, settings)?;
-    let keep: std::collections::HashSet<String> = finals
-        .iter()
-        .zip(&held)
-        .filter(|(_, h)| !**h)
-        .map(|(o, _)| run_key(o))
-        .collect();
-    let fitted = subset(table, &keep);
+    let Split {
+        rule,
+        fitted: fitted_points,
+        held: held_points,
+        table: fitted,
+    } = split(table, &finals, holdout, settings)?;
     let fit = fit_table_with(&fitted, settings, false)?;
-    let max_fitted = finals
-        .iter()
-        .zip(&held)
-        .filter(|(_, h)| !**h)
-        .map(|(o, _)| o.flops)
-        .fold(0.0, f64::max);
-    let held_points: Vec<Observation> = finals
-        .iter()
-        .zip(&held)
-        .filter(|(_, h)| **h)
-        .map(|(o, _)| o.clone())
-        .collect();
-    let fitted_points: Vec<Observation> = finals
-        .iter()
-        .zip(&held)
-        .filter(|(_, h)| !**h)
-        .map(|(o, _)| o.clone())
-        .collect();
+    let max_fitted = fitted_points.iter().map(|o| o.flops).fold(0.0, f64::max);
     let (runs, bias_interval) =
         run_checks(&fit, &fitted_points, &held_points, max_fitted, settings);
     let budgets = budget_checks(&fit, &held_points, max_fitted, settings);

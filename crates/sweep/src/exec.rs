@@ -59,6 +59,19 @@ pub enum RunState {
     },
 }
 
+impl RunState {
+    /// The state's name, as the JSON's `state` field spells it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            RunState::Pending => "pending",
+            RunState::Running { .. } => "running",
+            RunState::Unfinished { .. } => "unfinished",
+            RunState::Finished { .. } => "finished",
+            RunState::Failed { .. } => "failed",
+        }
+    }
+}
+
 /// The folder of run `id` under `results`, refused when the id is not a plain folder name
 /// (see [`crate::plan::id_problem`]), so nothing a sweep writes lies outside `results`.
 ///

@@ -396,7 +396,10 @@ pub(crate) fn train_run(
                         lease,
                     );
                 }
-                return train_from_scratch(config, corpus, out, stop, on_progress, lease);
+                // From step 0, replacing whatever the folder's curve held.
+                return restart(config, corpus, out, stop, on_progress, lease, &mut |_| {
+                    Ok((0, 0.0, Vec::new()))
+                });
             }
         }
         if curve_path.exists() {
@@ -418,20 +421,6 @@ pub(crate) fn train_run(
         secs0,
         rows,
     )
-}
-
-/// Trains `config` from step 0, replacing whatever the folder's curve held.
-fn train_from_scratch(
-    config: &RunConfig,
-    corpus: &Corpus,
-    out: &Path,
-    stop: &AtomicBool,
-    on_progress: &mut dyn FnMut(&Progress),
-    lease: isoflop_core::lease::Lease,
-) -> Result<Outcome> {
-    restart(config, corpus, out, stop, on_progress, lease, &mut |_| {
-        Ok((0, 0.0, Vec::new()))
-    })
 }
 
 /// A run's folder cleared of checkpoints, its model built from its seed, then `start`

@@ -17,7 +17,7 @@ pub struct FormPanel {
     pub form: String,
     /// (predicted, observed, FLOPs) per run.
     pub points: Vec<(f64, f64, f64)>,
-    /// Root mean square of ln predicted - ln observed over the runs drawn.
+    /// Root mean square of ln predicted - ln observed over the runs.
     pub rmse_log: f64,
     /// Mean |error| / L on the runs held out of the form's refit, where that comparison
     /// was made.
@@ -60,13 +60,7 @@ pub fn forms_fit(r: &FitReport, table: &isoflop_core::RunTable) -> Result<FormsF
                 .map(|o| (law.predict(o), o.loss, o.flops))
                 .filter(|p| p.0 > 0.0 && p.0.is_finite() && p.1 > 0.0)
                 .collect();
-            let n = points.len().max(1) as f64;
-            let rmse_log = (points
-                .iter()
-                .map(|p| (p.0.ln() - p.1.ln()).powi(2))
-                .sum::<f64>()
-                / n)
-                .sqrt();
+            let rmse_log = isoflop_fit::forms::score(law, &finals).rmse_log;
             FormPanel {
                 form: law.form().to_string(),
                 held_out_error: held.and_then(|h| {

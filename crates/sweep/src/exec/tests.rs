@@ -164,3 +164,28 @@ fn run_dirs_never_leave_the_results_folder() {
     }
     assert_eq!(run_dir(r, "c1e12-n30k").unwrap(), r.join("c1e12-n30k"));
 }
+
+#[test]
+fn a_states_name_is_its_json_tag() {
+    for st in [
+        RunState::Pending,
+        RunState::Running {
+            host: "h".into(),
+            pid: 1,
+            step: None,
+            steps: None,
+        },
+        RunState::Unfinished {
+            step: None,
+            checkpoint: None,
+            crashed: None,
+        },
+        RunState::Finished { loss: None },
+        RunState::Failed {
+            status: "diverged".into(),
+            reason: String::new(),
+        },
+    ] {
+        assert_eq!(serde_json::to_value(&st).unwrap()["state"], st.name());
+    }
+}

@@ -59,11 +59,8 @@ pub fn run_local(
         // own summary (an ended branch needs no trunk; run_one says what it is), the trunk's
         // trainer returned and no one holding it.
         record::branch_point_ready(&dir, runner.sweep.defaults.steps(at))
-            || runner
-                .results
-                .join(&run.id)
-                .join(record::SUMMARY_FILE)
-                .exists()
+            || exec::run_dir(&runner.results, &run.id)
+                .is_ok_and(|d| d.join(record::SUMMARY_FILE).exists())
             || (returned.lock().expect("not poisoned").contains(trunk)
                 && isoflop_core::lease::holder(&dir).is_none())
     };
