@@ -221,6 +221,30 @@ pub fn print_report(w: &mut impl Write, r: &FitReport) -> Result<()> {
         Outcome::Skipped(why) => writeln!(w, "not fitted: {why}")?,
         Outcome::NotRequested => writeln!(w, "not requested")?,
     }
+    if let Some(d) = &r.design_check {
+        print_design_check(w, d)?;
+    }
+    Ok(())
+}
+
+/// The design check: Approaches 1 and 2 on Approach 3's own losses.
+fn print_design_check(w: &mut impl Write, d: &isoflop_fit::design::DesignCheck) -> Result<()> {
+    writeln!(w)?;
+    writeln!(
+        w,
+        "Design check (Approaches 1 and 2 refitted on losses drawn exactly from Approach 3's law, a = {:.4}, at every row's N and D):",
+        d.law_a
+    )?;
+    for (name, a) in [("Approach 1", d.approach1_a), ("Approach 2", d.approach2_a)] {
+        match a {
+            Some(a) => writeln!(
+                w,
+                "  {name}: a = {a:.4}, a bias of {:+.4} from the design alone",
+                a - d.law_a
+            )?,
+            None => writeln!(w, "  {name}: not fitted on the law's losses")?,
+        }
+    }
     Ok(())
 }
 

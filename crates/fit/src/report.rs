@@ -167,6 +167,11 @@ pub struct FitReport {
     /// validate`'s default split and scored on them, best first; or why it could not be.
     #[serde(default)]
     pub held_out: Option<Outcome<crate::validate::FormsHeldOut>>,
+    /// Approaches 1 and 2 refitted on losses drawn exactly from Approach 3's law at the same
+    /// rows ([`crate::design`]): what the design alone does to their a. Made where
+    /// Approach 3 and one of the others were fitted.
+    #[serde(default)]
+    pub design_check: Option<crate::design::DesignCheck>,
 }
 
 impl FitReport {
@@ -242,6 +247,9 @@ impl FitReport {
         }
         if let Some(f) = self.approach3.fitted() {
             w.extend(f.warnings.iter().cloned());
+        }
+        if let Some(d) = &self.design_check {
+            w.extend(d.warnings());
         }
         w
     }
@@ -321,12 +329,12 @@ pub fn fit_table(table: &RunTable, settings: &FitSettings) -> Result<FitReport, 
     fit_table_with(table, settings, true)
 }
 
-/// [`fit_table`], with the held-out comparison of forms where `held_out` (a fit made for a
-/// held-out comparison or a validation makes none of its own).
+/// [`fit_table`], with the held-out comparison of forms and the design check where
+/// `checks` (a fit made inside one of those, or inside a validation, makes none of its own).
 pub(crate) fn fit_table_with(
     table: &RunTable,
     settings: &FitSettings,
-    held_out: bool,
+    checks: bool,
 ) -> Result<FitReport, FitError> {
     settings.check()?;
     let finals = table.final_rows();
@@ -387,13 +395,19 @@ pub(crate) fn fit_table_with(
         kaplan,
         comparison: Vec::new(),
         held_out: None,
+        design_check: None,
     };
     let mut report = report;
+    if checks && (report.approach1.fitted().is_some() || report.approach2.fitted().is_some()) {
+        if let Some(f) = report.approach3.fitted() {
+            report.design_check = Some(crate::design::design_check(table, &f.law, settings)?);
+        }
+    }
     let laws = report.forms();
     if laws.len() >= 2 {
         let scores = crate::forms::compare(&laws, &points);
         let held =
-            held_out.then(
+            checks.then(
                 || match crate::validate::forms_held_out(table, &points, settings) {
                     Ok(h) => Outcome::Fitted(h),
                     Err(e) => Outcome::Skipped(e.to_string()),
