@@ -311,3 +311,21 @@ def test_each_figure_renders_in_headless_chromium(tmp_path):
     )
     n = len(figs)
     assert f'data-loaded="{n}/{n}"' in o.stdout, (o.stdout[:300], o.stderr[-1500:])
+
+
+def test_warnings_and_the_design_check_are_the_command_lines():
+    df = epoch()
+    f = isoflop.fit(df, drop_top=5, boot=0, budgets="chinchilla")
+    o = subprocess.run([cli(), "fit", EPOCH, "--drop-top", "5", "--boot", "0", "--budgets", "chinchilla"],
+                       capture_output=True, text=True)
+    assert o.returncode == 0, o.stderr
+    # The command line also warns about the file's text columns (the table, not the fit).
+    printed = [l[len("warning: "):] for l in o.stderr.splitlines()
+               if l.startswith("warning: ") and not l.startswith("warning: column ")]
+    assert printed and f.warnings == printed
+    theirs = json.loads(run("fit", EPOCH, "--drop-top", 5, "--boot", 0, "--budgets", "chinchilla", "--json"))
+    check = f.to_dict()["design_check"]
+    assert check == theirs["design_check"]
+    # The law's a is Approach 3's; Approach 1 (no curves here) is not checked.
+    assert check["law_a"] == f.approach3.to_dict()["params_exponent"]
+    assert check["approach1_a"] is None and math.isfinite(check["approach2_a"])

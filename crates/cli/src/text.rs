@@ -222,27 +222,31 @@ pub fn print_report(w: &mut impl Write, r: &FitReport) -> Result<()> {
         Outcome::NotRequested => writeln!(w, "not requested")?,
     }
     if let Some(d) = &r.design_check {
-        print_design_check(w, d)?;
+        print_design_check(w, r, d)?;
     }
     Ok(())
 }
 
 /// The design check: Approaches 1 and 2 on Approach 3's own losses.
-fn print_design_check(w: &mut impl Write, d: &isoflop_fit::design::DesignCheck) -> Result<()> {
+fn print_design_check(
+    w: &mut impl Write,
+    r: &FitReport,
+    d: &isoflop_fit::design::DesignCheck,
+) -> Result<()> {
     writeln!(w)?;
     writeln!(
         w,
-        "Design check (Approaches 1 and 2 refitted on losses drawn exactly from Approach 3's law, a = {:.4}, at every row's N and D):",
+        "Design check: refitted on losses drawn exactly from Approach 3's law (a = {:.4}) at every row's N and D, each approach's a and its bias from the design alone:",
         d.law_a
     )?;
-    for (name, a) in [("Approach 1", d.approach1_a), ("Approach 2", d.approach2_a)] {
+    let fitted = [
+        ("Approach 1", r.approach1.fitted().is_some(), d.approach1_a),
+        ("Approach 2", r.approach2.fitted().is_some(), d.approach2_a),
+    ];
+    for (name, _, a) in fitted.into_iter().filter(|f| f.1) {
         match a {
-            Some(a) => writeln!(
-                w,
-                "  {name}: a = {a:.4}, a bias of {:+.4} from the design alone",
-                a - d.law_a
-            )?,
-            None => writeln!(w, "  {name}: not fitted on the law's losses")?,
+            Some(a) => writeln!(w, "  {name}: a = {a:.4}, bias {:+.4}", a - d.law_a)?,
+            None => writeln!(w, "  {name}: could not be fitted on the law's losses")?,
         }
     }
     Ok(())

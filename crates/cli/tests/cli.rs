@@ -239,3 +239,72 @@ fn plot_writes_figures_and_report_or_names_the_bad_row() {
     );
     assert!(!d.join("x").exists());
 }
+
+#[test]
+fn the_design_check_is_approach_2_on_a_file_of_the_laws_losses() {
+    let d = tmpdir("design");
+    let args = |f: &str| -> Vec<String> {
+        ["fit", f, "--boot", "0", "--budgets", "chinchilla", "--json"]
+            .map(String::from)
+            .to_vec()
+    };
+    let real = embedded();
+    let o = isoflop(
+        &args(real.to_str().unwrap())
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let law = &v["approach3"]["fitted"]["law"];
+    let p = |k: &str| law[k].as_f64().unwrap();
+    let check = &v["design_check"];
+    assert_eq!(
+        check["law_a"].as_f64().unwrap(),
+        v["approach3"]["fitted"]["params_exponent"]
+            .as_f64()
+            .unwrap()
+    );
+    assert!(check["approach1_a"].is_null(), "no curves: {check}");
+    // The same runs written out with the law's losses, fitted as a user would.
+    let text = std::fs::read_to_string(&real).unwrap();
+    let mut csv = String::from("C,N,D,loss\n");
+    for line in text.lines().skip(1) {
+        let f: Vec<f64> = line.split(',').map(|x| x.parse().unwrap()).collect();
+        let l = p("E") + p("A") / f[1].powf(p("alpha")) + p("B") / f[2].powf(p("beta"));
+        csv += &format!("{},{},{},{l}\n", f[0], f[1], f[2]);
+    }
+    let lawfile = d.join("on_law.csv");
+    std::fs::write(&lawfile, csv).unwrap();
+    let o = isoflop(
+        &args(lawfile.to_str().unwrap())
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let w: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let a2 = w["approach2"]["fitted"]["frontier"]["params_exponent"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        (check["approach2_a"].as_f64().unwrap() - a2).abs() < 1e-9,
+        "{check} vs {a2}"
+    );
+    // The text says the same, with the bias.
+    let o = isoflop(&[
+        "fit",
+        real.to_str().unwrap(),
+        "--boot",
+        "0",
+        "--budgets",
+        "chinchilla",
+    ]);
+    let bias = a2 - check["law_a"].as_f64().unwrap();
+    assert!(
+        stdout(&o).contains(&format!("  Approach 2: a = {a2:.4}, bias {bias:+.4}\n")),
+        "{}",
+        stdout(&o)
+    );
+}

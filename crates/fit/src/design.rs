@@ -70,7 +70,8 @@ pub fn on_law(table: &RunTable, law: &ParametricLaw) -> RunTable {
 }
 
 /// Approaches 1 and 2 (those `settings` asks for) refitted without bootstrap on `table`'s
-/// rows with `law`'s losses. An approach that cannot be fitted there is `None`.
+/// rows with `law`'s losses. An approach not asked for, or that cannot be fitted there, is
+/// `None` ([`crate::fit_table`] asks for those it fitted on the real losses).
 ///
 /// # Errors
 /// [`FitError`] from the settings' check.
@@ -200,7 +201,10 @@ mod tests {
         let check = design_check(&table, &LAW, &FitSettings::default()).unwrap();
         let bias = check.approach1_bias().unwrap();
         assert!(bias.abs() < 0.005, "Approach 1 bias {bias}");
-        assert!(check.warnings().iter().all(|w| !w.starts_with("Approach 1")));
+        assert!(check
+            .warnings()
+            .iter()
+            .all(|w| !w.starts_with("Approach 1")));
         // Without a step column, 10 steps of smoothing are 10 rows of these 60: the curves'
         // bend is smoothed into the envelope, and the check shows it.
         let unstepped = csv_without_steps(&csv);
@@ -229,6 +233,9 @@ mod tests {
         };
         let w = d.warnings();
         assert_eq!(w.len(), 1, "{w:?}");
-        assert!(w[0].starts_with("Approach 2") && w[0].contains("-0.0600"), "{w:?}");
+        assert!(
+            w[0].starts_with("Approach 2") && w[0].contains("-0.0600"),
+            "{w:?}"
+        );
     }
 }

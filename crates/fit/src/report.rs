@@ -398,10 +398,18 @@ pub(crate) fn fit_table_with(
         design_check: None,
     };
     let mut report = report;
-    if checks && (report.approach1.fitted().is_some() || report.approach2.fitted().is_some()) {
-        if let Some(f) = report.approach3.fitted() {
-            report.design_check = Some(crate::design::design_check(table, &f.law, settings)?);
-        }
+    let mut check = settings.clone();
+    check.approaches = [(1, report.approach1.fitted().is_some())]
+        .into_iter()
+        .chain([(2, report.approach2.fitted().is_some())])
+        .filter_map(|(k, fitted)| fitted.then_some(k))
+        .collect();
+    if let (true, false, Some(f)) = (
+        checks,
+        check.approaches.is_empty(),
+        report.approach3.fitted(),
+    ) {
+        report.design_check = Some(crate::design::design_check(table, &f.law, &check)?);
     }
     let laws = report.forms();
     if laws.len() >= 2 {

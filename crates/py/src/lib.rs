@@ -86,7 +86,7 @@ fn fit(
     delta: f64,
     loss_column: Option<String>,
     laws: Vec<String>,
-) -> PyResult<(String, String)> {
+) -> PyResult<(String, String, String)> {
     let t = table(csv, source, loss_column)?;
     let mut s = FitSettings::default().with_bootstrap(boot, seed);
     s.laws = laws;
@@ -100,7 +100,11 @@ fn fit(
     }
     s.check().map_err(input)?;
     let report = interruptible(py, move || fit_table(&t, &s))?.map_err(input)?;
-    Ok((json(&report)?, json(&report.laws())?))
+    Ok((
+        json(&report)?,
+        json(&report.laws())?,
+        json(&report.warnings())?,
+    ))
 }
 
 /// The optimal model for a target (`flops`, `params` or `loss`) by every law in `laws`

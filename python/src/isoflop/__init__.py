@@ -300,8 +300,9 @@ class Fit:
     """The result of :func:`fit`: the three approaches, the laws, allocation, figures. Its
     ``to_dict()`` is the JSON of ``isoflop fit --json``."""
 
-    def __init__(self, report: Dict[str, Any], laws: Dict[str, Any], table: "tuple[str, str, Optional[List[Any]]]", loss_column: Optional[str]):
+    def __init__(self, report: Dict[str, Any], laws: Dict[str, Any], warnings: List[str], table: "tuple[str, str, Optional[List[Any]]]", loss_column: Optional[str]):
         self._r = report
+        self._warnings = warnings
         self._laws = Law(laws)
         self._table = table
         self._loss_column = loss_column
@@ -329,13 +330,9 @@ class Fit:
 
     @property
     def warnings(self) -> List[str]:
-        """Every warning of the fit (non-convergence is reported here, never raised)."""
-        w = list(self._r.get("table_warnings", []))
-        for k in ("approach1", "approach2", "approach3"):
-            o = self._r.get(k)
-            if isinstance(o, dict) and "fitted" in o:
-                w.extend(o["fitted"].get("warnings", []))
-        return w
+        """Every warning of the fit, as ``isoflop fit`` prints them (non-convergence is
+        reported here, never raised)."""
+        return list(self._warnings)
 
     @property
     def laws(self) -> Law:
@@ -435,11 +432,11 @@ def fit(data: Any, drop_top: int = 0, boot: int = 1000, seed: int = 0,
     if isinstance(budgets, (list, tuple)):
         budgets = ",".join(repr(float(b)) for b in budgets)
     try:
-        report, laws = _isoflop.fit(
+        report, laws, warnings = _isoflop.fit(
             text, source, int(drop_top), int(boot), int(seed), budgets, float(budget_tol),
             [int(a) for a in (approaches or [])], float(delta), loss_column,
             [str(l) for l in laws],
         )
     except ValueError as e:
         raise _input_error(e, labels) from None
-    return Fit(json.loads(report), json.loads(laws), table, loss_column)
+    return Fit(json.loads(report), json.loads(laws), json.loads(warnings), table, loss_column)
