@@ -243,20 +243,21 @@ fn plot_writes_figures_and_report_or_names_the_bad_row() {
 #[test]
 fn the_design_check_is_approach_2_on_a_file_of_the_laws_losses() {
     let d = tmpdir("design");
-    let args = |f: &str| -> Vec<String> {
-        ["fit", f, "--boot", "0", "--budgets", "chinchilla", "--json"]
-            .map(String::from)
-            .to_vec()
+    let fit_json = |f: &Path| -> serde_json::Value {
+        let o = isoflop(&[
+            "fit",
+            f.to_str().unwrap(),
+            "--boot",
+            "0",
+            "--budgets",
+            "chinchilla",
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
     };
     let real = embedded();
-    let o = isoflop(
-        &args(real.to_str().unwrap())
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = fit_json(&real);
     let law = &v["approach3"]["fitted"]["law"];
     let p = |k: &str| law[k].as_f64().unwrap();
     let check = &v["design_check"];
@@ -277,14 +278,7 @@ fn the_design_check_is_approach_2_on_a_file_of_the_laws_losses() {
     }
     let lawfile = d.join("on_law.csv");
     std::fs::write(&lawfile, csv).unwrap();
-    let o = isoflop(
-        &args(lawfile.to_str().unwrap())
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
-    let w: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let w = fit_json(&lawfile);
     let a2 = w["approach2"]["fitted"]["frontier"]["params_exponent"]
         .as_f64()
         .unwrap();
