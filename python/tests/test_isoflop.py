@@ -329,3 +329,15 @@ def test_warnings_and_the_design_check_are_the_command_lines():
     # The law's a is Approach 3's; Approach 1 (no curves here) is not checked.
     assert check["law_a"] == f.approach3.to_dict()["params_exponent"]
     assert check["approach1_a"] is None and math.isfinite(check["approach2_a"])
+
+
+def test_boot_by_size_is_the_command_lines_and_bad_units_are_refused(tmp_path):
+    df = epoch()
+    f = isoflop.fit(df, drop_top=5, boot=50, budgets="chinchilla", boot_by="size", approaches=[2])
+    theirs = json.loads(run("fit", EPOCH, "--drop-top", 5, "--boot", 50, "--budgets", "chinchilla",
+                            "--approach", 2, "--boot-by", "size", "--json"))
+    assert f.to_dict()["approach2"] == theirs["approach2"]
+    runs = isoflop.fit(df, drop_top=5, boot=50, budgets="chinchilla", approaches=[2]).to_dict()
+    assert runs["approach2"]["fitted"]["intervals"] != theirs["approach2"]["fitted"]["intervals"]
+    with pytest.raises(isoflop.InputError, match="boot_by.*run or size"):
+        isoflop.fit(synthetic(), boot_by="trunk")

@@ -23,6 +23,11 @@ pub struct FitOpts {
     /// Bootstrap seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// What a bootstrap resample draws: `run` (each run on its own, as the paper and Epoch
+    /// do) or `size` (each model size with all its runs; honest where a size's runs are not
+    /// independent: cooldown branches of one trunk, one shape's quirks).
+    #[arg(long, default_value = "run", value_name = "run|size")]
+    boot_by: isoflop_fit::stats::BootUnit,
     /// Approach 2 budgets: `chinchilla` (the paper's nine, 6e18..3e21) or a list of FLOPs;
     /// runs go to the nearest within --budget-tol decades. Default: the `budget` column,
     /// else clusters of FLOPs.
@@ -142,7 +147,9 @@ impl FitOpts {
 
 /// The fit settings of the options (checked).
 pub fn settings(a: &FitOpts) -> Result<FitSettings> {
-    let mut s = FitSettings::default().with_bootstrap(a.boot, a.seed);
+    let mut s = FitSettings::default()
+        .with_bootstrap(a.boot, a.seed)
+        .with_boot_unit(a.boot_by);
     if !a.approach.is_empty() {
         s.approaches = a.approach.clone();
         s.explicit = true;

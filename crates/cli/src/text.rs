@@ -5,6 +5,7 @@ use crate::format::{count, sci};
 use anyhow::Result;
 use isoflop_fit::allocate::Allocation;
 use isoflop_fit::report::{FitReport, Outcome};
+use isoflop_fit::stats::BootUnit;
 use isoflop_fit::stats::Interval;
 use std::io::Write;
 
@@ -42,7 +43,13 @@ pub fn print_report(w: &mut impl Write, r: &FitReport) -> Result<()> {
                 f.runs_on_envelope.len(),
                 f.envelope.len()
             )?;
-            frontier_lines(w, &f.frontier, f.intervals.as_ref(), level)?;
+            frontier_lines(
+                w,
+                &f.frontier,
+                f.intervals.as_ref(),
+                level,
+                r.settings.envelope.unit,
+            )?;
             if !f.thirds.is_empty() {
                 let t: Vec<String> = f
                     .thirds
@@ -107,7 +114,13 @@ pub fn print_report(w: &mut impl Write, r: &FitReport) -> Result<()> {
                     )?,
                 }
             }
-            frontier_lines(w, &f.frontier, f.intervals.as_ref(), level)?;
+            frontier_lines(
+                w,
+                &f.frontier,
+                f.intervals.as_ref(),
+                level,
+                r.settings.isoflop.unit,
+            )?;
             let s = &r.settings.isoflop;
             writeln!(
                 w,
@@ -212,7 +225,7 @@ pub fn print_report(w: &mut impl Write, r: &FitReport) -> Result<()> {
                 )?;
             }
             if let Some(i) = i {
-                writeln!(w, "  intervals: {level}% percentile bootstrap, {} of {} resamples usable, seed {}", i.usable, i.resamples, i.seed)?;
+                writeln!(w, "  intervals: {level}% percentile bootstrap, {} of {} resamples usable, seed {}{}", i.usable, i.resamples, i.seed, unit_words(r.settings.parametric.unit))?;
                 if let Some(m) = i.resample_points {
                     writeln!(w, "  (m-out-of-n bootstrap: resamples of {m} points, deviations scaled by sqrt({m}/{}))", f.points)?;
                 }
@@ -252,11 +265,20 @@ fn print_design_check(
     Ok(())
 }
 
+/// What the intervals line says of the bootstrap's unit (nothing for runs, the default).
+fn unit_words(unit: BootUnit) -> &'static str {
+    match unit {
+        BootUnit::Run => "",
+        BootUnit::Size => "; resampling model sizes, each with all its runs",
+    }
+}
+
 fn frontier_lines(
     w: &mut impl Write,
     f: &isoflop_fit::Frontier,
     i: Option<&isoflop_fit::isoflop::FrontierIntervals>,
     level: f64,
+    unit: BootUnit,
 ) -> Result<()> {
     let g4 = |v: f64| format!("{v:.4}");
     writeln!(
@@ -276,8 +298,11 @@ fn frontier_lines(
     if let Some(i) = i {
         writeln!(
             w,
-            "  intervals: {level}% percentile bootstrap, {} of {} resamples usable, seed {}",
-            i.usable, i.resamples, i.seed
+            "  intervals: {level}% percentile bootstrap, {} of {} resamples usable, seed {}{}",
+            i.usable,
+            i.resamples,
+            i.seed,
+            unit_words(unit)
         )?;
     }
     Ok(())

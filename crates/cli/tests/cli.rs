@@ -302,3 +302,66 @@ fn the_design_check_is_approach_2_on_a_file_of_the_laws_losses() {
         stdout(&o)
     );
 }
+
+/// An IsoFLOP grid from L = 1.8 + 480/N^0.35 + 2100/D^0.37: 4 budgets x 5 sizes, the sizes
+/// `size(k, budget)`, each loss times `offset(size)`.
+fn grid(size: impl Fn(usize, f64) -> f64, offset: impl Fn(f64) -> f64) -> String {
+    let mut csv = String::from("run,params,tokens,loss,budget\n");
+    for c in [1e19, 3e19, 1e20, 3e20] {
+        for k in 0..5 {
+            let n = size(k, c);
+            let d = c / (6.0 * n);
+            let l = (1.8 + 480.0 / n.powf(0.35) + 2100.0 / d.powf(0.37)) * offset(n);
+            csv += &format!("r{c:e}-{k},{n},{d},{l},{c}\n");
+        }
+    }
+    csv
+}
+
+#[test]
+fn boot_by_size_resamples_whole_sizes() {
+    let d = tmpdir("boot_by");
+    let fit = |csv: &str, name: &str, unit: &str| -> serde_json::Value {
+        let f = d.join(name);
+        std::fs::write(&f, csv).unwrap();
+        let o = isoflop(&[
+            "fit",
+            f.to_str().unwrap(),
+            "--boot",
+            "100",
+            "--boot-by",
+            unit,
+            "--approach",
+            "2,3",
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let width = |v: &serde_json::Value, k: &str| {
+        let i = &v[k]["fitted"]["intervals"]["params_exponent"];
+        i["hi"].as_f64().unwrap() - i["lo"].as_f64().unwrap()
+    };
+    // Every run its own size: resampling sizes is resampling runs, digit for digit.
+    let unique = grid(
+        |k, c| 3e8 * (c / 1e19).sqrt() * 2f64.powf(k as f64 - 2.0) * (1.0 + 1e-3 * k as f64),
+        |_| 1.0,
+    );
+    let (run, size) = (fit(&unique, "u.csv", "run"), fit(&unique, "u.csv", "size"));
+    for k in ["approach2", "approach3"] {
+        assert_eq!(run[k], size[k], "{k}");
+    }
+    // Five sizes shared by every budget, each size's runs off the law by its own factor:
+    // resampling sizes sees that a size's runs move together; resampling runs does not.
+    let ladder =
+        |k: usize, c: f64| 4e8 * 2f64.powf(k as f64 - 2.0 + (c / 1e19).log2().round() / 2.0);
+    let shared = grid(ladder, |n| 1.0 + 0.01 * ((n.ln() * 7.0).sin()));
+    let (run, size) = (fit(&shared, "s.csv", "run"), fit(&shared, "s.csv", "size"));
+    for k in ["approach2", "approach3"] {
+        let (wr, ws) = (width(&run, k), width(&size, k));
+        assert!(ws > 1.2 * wr, "{k}: sizes {ws} against runs {wr}");
+    }
+    let o = isoflop(&["fit", "x.csv", "--boot-by", "trunk"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("run or size"), "{}", stderr(&o));
+}

@@ -12,7 +12,7 @@
 use crate::error::FitError;
 use crate::frontier::Frontier;
 use crate::frontier::FrontierIntervals;
-use crate::stats::bootstrap;
+use crate::stats::{bootstrap_clusters, clusters};
 use isoflop_core::Observation;
 use std::collections::BTreeMap;
 
@@ -29,6 +29,9 @@ pub struct EnvelopeOptions {
     pub seed: u64,
     /// Interval coverage.
     pub level: f64,
+    /// What a bootstrap resample draws: runs (the default) or sizes with all their runs.
+    #[serde(default)]
+    pub unit: crate::stats::BootUnit,
 }
 
 impl Default for EnvelopeOptions {
@@ -39,6 +42,7 @@ impl Default for EnvelopeOptions {
             resamples: 1000,
             seed: 0,
             level: 0.95,
+            unit: crate::stats::BootUnit::Run,
         }
     }
 }
@@ -382,7 +386,8 @@ pub fn fit_envelope(
         // Resampling runs with replacement: a duplicated curve does not change a minimum,
         // so each resample is the envelope of a random subset of the runs.
         let pts = (opts.points / 4).max(100);
-        let samples: Vec<Frontier> = bootstrap(prepared.len(), opts.resamples, opts.seed, |idx| {
+        let units = clusters(prepared.iter().map(|c| c.params), opts.unit);
+        let samples: Vec<Frontier> = bootstrap_clusters(&units, opts.resamples, opts.seed, |idx| {
             let mut pick: Vec<usize> = idx.to_vec();
             pick.sort_unstable();
             pick.dedup();

@@ -11,7 +11,7 @@
 
 use crate::error::FitError;
 use crate::frontier::Frontier;
-use crate::stats::bootstrap;
+use crate::stats::{bootstrap_clusters, clusters};
 use isoflop_core::Observation;
 
 /// The nine IsoFLOP budgets of Hoffmann et al. 2022, Figure 3: 6e18 to 3e21 FLOPs.
@@ -100,6 +100,9 @@ pub struct IsoFlopOptions {
     /// What each budget's C is in the power laws across budgets.
     #[serde(default)]
     pub budget_flops: BudgetFlops,
+    /// What a bootstrap resample draws: runs (the default) or sizes with all their runs.
+    #[serde(default)]
+    pub unit: crate::stats::BootUnit,
 }
 
 /// A window for [`IsoFlopOptions::window_decades`] that keeps a 16x band of sizes. Not the
@@ -133,6 +136,7 @@ impl Default for IsoFlopOptions {
             level: 0.95,
             window_decades: default_window(),
             budget_flops: BudgetFlops::Mean,
+            unit: crate::stats::BootUnit::Run,
         }
     }
 }
@@ -554,7 +558,8 @@ pub fn fit_isoflop(points: &[Observation], opts: &IsoFlopOptions) -> Result<IsoF
         warnings,
     };
     if opts.resamples > 0 {
-        let samples: Vec<Frontier> = bootstrap(points.len(), opts.resamples, opts.seed, |idx| {
+        let units = clusters(points.iter().map(|p| p.params), opts.unit);
+        let samples: Vec<Frontier> = bootstrap_clusters(&units, opts.resamples, opts.seed, |idx| {
             let pts: Vec<Observation> = idx.iter().map(|&i| points[i].clone()).collect();
             let g: Vec<Option<usize>> = idx.iter().map(|&i| groups[i]).collect();
             // The vertices' own intervals are not needed here: skipped.

@@ -9,7 +9,9 @@ use crate::lbfgs::{self, Options, Termination};
 pub use crate::objective::{Kernel, Objective, HUBER_DELTA};
 use crate::screen::sample_without_replacement;
 pub use crate::screen::{Screen, Screening, BOOT_POINTS, SCREEN_ABOVE, SCREEN_POINTS};
-use crate::stats::{bootstrap_m, percentile_interval, Interval};
+use crate::stats::{
+    bootstrap_clusters, bootstrap_m, clusters, percentile_interval, BootUnit, Interval,
+};
 use isoflop_core::Observation;
 use rayon::prelude::*;
 
@@ -102,6 +104,11 @@ pub struct ParametricOptions {
     /// [`BOOT_POINTS`] (the m-out-of-n bootstrap).
     #[serde(default)]
     pub boot_points: Option<usize>,
+    /// What a bootstrap resample draws: runs (the default) or sizes with all
+    /// their runs (then every resample is whole: no m-out-of-n).
+    #[serde(default)]
+    pub unit: crate::stats::BootUnit,
+
     /// Called with a line of progress at each phase of a fit of more than
     /// [`SCREEN_ABOVE`] points (the CLI prints it on stderr).
     #[serde(skip)]
@@ -121,6 +128,7 @@ impl Default for ParametricOptions {
             kernel: None,
             screen: Screen::Auto,
             boot_points: None,
+            unit: crate::stats::BootUnit::Run,
             progress: None,
         }
     }
@@ -510,17 +518,18 @@ pub fn fit_parametric(
             .collect();
         // A big table's resamples hold BOOT_POINTS points (m-out-of-n), each one's distance
         // from the full-data optimum scaled by sqrt(m/n): the spread of an n-point estimate.
-        let m = match opts.boot_points {
-            Some(m) => m.clamp(6, n),
-            None if n > SCREEN_ABOVE => BOOT_POINTS.min(n),
-            None => n,
+        let m = match (opts.unit, opts.boot_points) {
+            (BootUnit::Size, _) => n,
+            (_, Some(m)) => m.clamp(6, n),
+            (_, None) if n > SCREEN_ABOVE => BOOT_POINTS.min(n),
+            (_, None) => n,
         };
         let scale = (m as f64 / n as f64).sqrt();
         say(format!(
             "Approach 3: bootstrap, {} resamples of {m} points",
             opts.resamples
         ));
-        let laws = bootstrap_m(n, m, opts.resamples, opts.seed, |idx| {
+        let refit = |idx: &[usize]| {
             let sub = obj.subset(idx);
             let r = run_starts(&sub, &boot_starts, &opts.lbfgs, opts.reach_rtol, false);
             let mut x = r.best.x;
@@ -531,7 +540,16 @@ pub fn fit_parametric(
             }
             let law = ParametricLaw::from_log(&x);
             (r.best.converged() && law.is_valid()).then_some(law)
-        });
+        };
+        let laws = match opts.unit {
+            BootUnit::Run => bootstrap_m(n, m, opts.resamples, opts.seed, refit),
+            BootUnit::Size => bootstrap_clusters(
+                &clusters(points.iter().map(|p| p.params), BootUnit::Size),
+                opts.resamples,
+                opts.seed,
+                refit,
+            ),
+        };
         let usable: Vec<ParametricLaw> = laws.into_iter().flatten().collect();
         if usable.len() < opts.resamples {
             fit.warnings.push(format!(

@@ -91,6 +91,14 @@ impl FitSettings {
         Ok(())
     }
 
+    /// The settings with every approach's bootstrap drawing `unit`s.
+    pub fn with_boot_unit(mut self, unit: crate::stats::BootUnit) -> Self {
+        self.envelope.unit = unit;
+        self.isoflop.unit = unit;
+        self.parametric.unit = unit;
+        self
+    }
+
     /// Sets resamples and seed for all three approaches.
     pub fn with_bootstrap(mut self, resamples: usize, seed: u64) -> Self {
         self.envelope.resamples = resamples;

@@ -112,9 +112,115 @@ where
         .collect()
 }
 
+/// What a bootstrap resample draws with replacement.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BootUnit {
+    /// Runs (points, or curves for Approach 1), each on its own: the paper's and Epoch's
+    /// bootstrap, and the default.
+    #[default]
+    Run,
+    /// Model sizes, each with all its runs. Where a size's runs share more than their size
+    /// (cooldown branches of one trunk; one shape's quirks, which every run of it carries),
+    /// they are not independent draws, and resampling them one by one makes the intervals
+    /// too narrow.
+    Size,
+}
+
+impl std::str::FromStr for BootUnit {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "run" => Ok(BootUnit::Run),
+            "size" => Ok(BootUnit::Size),
+            other => Err(format!("bootstrap unit '{other}': give run or size")),
+        }
+    }
+}
+
+/// The cluster of each item for `unit`: with [`BootUnit::Run`] each item its own (0..n),
+/// with [`BootUnit::Size`] one per distinct parameter count, numbered in order of first
+/// appearance.
+pub fn clusters(params: impl Iterator<Item = f64>, unit: BootUnit) -> Vec<usize> {
+    let mut seen: Vec<f64> = Vec::new();
+    params
+        .enumerate()
+        .map(|(i, n)| match unit {
+            BootUnit::Run => i,
+            BootUnit::Size => match seen.iter().position(|&m| m == n) {
+                Some(c) => c,
+                None => {
+                    seen.push(n);
+                    seen.len() - 1
+                }
+            },
+        })
+        .collect()
+}
+
+/// [`bootstrap`] over clusters (`clusters[i]`: item i's cluster, numbered 0..K): each
+/// resample draws K clusters with replacement and holds every item of each drawn cluster,
+/// in draw order. With every item its own cluster (`0..n`) it is [`bootstrap`], stream for
+/// stream.
+pub fn bootstrap_clusters<T, F>(
+    clusters: &[usize],
+    resamples: usize,
+    seed: u64,
+    refit: F,
+) -> Vec<Option<T>>
+where
+    T: Send,
+    F: Fn(&[usize]) -> Option<T> + Sync,
+{
+    let k = clusters.iter().map(|&c| c + 1).max().unwrap_or(0);
+    let mut members = vec![Vec::new(); k];
+    for (i, &c) in clusters.iter().enumerate() {
+        members[c].push(i);
+    }
+    bootstrap(k, resamples, seed, |draw| {
+        let idx: Vec<usize> = draw
+            .iter()
+            .flat_map(|&c| members[c].iter().copied())
+            .collect();
+        refit(&idx)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cluster_resamples_hold_whole_clusters_and_singletons_are_the_plain_bootstrap() {
+        let plain = bootstrap(7, 50, 3, |idx| Some(idx.to_vec()));
+        let single = bootstrap_clusters(
+            &clusters((0..7).map(f64::from), BootUnit::Run),
+            50,
+            3,
+            |idx| Some(idx.to_vec()),
+        );
+        assert_eq!(plain, single);
+        // Three sizes of 2, 3 and 1 runs, interleaved.
+        let params = [10.0, 20.0, 10.0, 20.0, 30.0, 20.0];
+        let c = clusters(params.iter().copied(), BootUnit::Size);
+        assert_eq!(c, vec![0, 1, 0, 1, 2, 1]);
+        for idx in bootstrap_clusters(&c, 200, 9, |idx| Some(idx.to_vec()))
+            .into_iter()
+            .flatten()
+        {
+            // Every drawn size comes with all its runs: each size's count is a multiple of
+            // its run count, and three sizes are drawn.
+            let count = |n: f64| idx.iter().filter(|&&i| params[i] == n).count();
+            let draws = count(10.0) / 2 + count(20.0) / 3 + count(30.0);
+            assert!(count(10.0) % 2 == 0 && count(20.0) % 3 == 0, "{idx:?}");
+            assert_eq!(draws, 3, "{idx:?}");
+        }
+        assert_eq!("size".parse::<BootUnit>(), Ok(BootUnit::Size));
+        assert!("trunk"
+            .parse::<BootUnit>()
+            .unwrap_err()
+            .contains("run or size"));
+    }
 
     #[test]
     fn line_through_exact_points() {

@@ -71,7 +71,7 @@ fn interruptible<T: Send + 'static>(
 /// `isoflop fit`'s: `approaches` empty for every one the data supports, `budgets` None,
 /// "chinchilla" or a comma-separated list; `laws` the forms to fit (`isoflop fit --law`).
 #[pyfunction]
-#[pyo3(signature = (csv, source, drop_top=0, boot=1000, seed=0, budgets=None, budget_tol=0.08, approaches=Vec::new(), delta=1e-3, loss_column=None, laws=vec!["chinchilla".to_string()]))]
+#[pyo3(signature = (csv, source, drop_top=0, boot=1000, seed=0, budgets=None, budget_tol=0.08, approaches=Vec::new(), delta=1e-3, loss_column=None, laws=vec!["chinchilla".to_string()], boot_by="run"))]
 #[allow(clippy::too_many_arguments)]
 fn fit(
     py: Python<'_>,
@@ -86,9 +86,15 @@ fn fit(
     delta: f64,
     loss_column: Option<String>,
     laws: Vec<String>,
+    boot_by: &str,
 ) -> PyResult<(String, String, String)> {
     let t = table(csv, source, loss_column)?;
-    let mut s = FitSettings::default().with_bootstrap(boot, seed);
+    let unit = boot_by
+        .parse::<isoflop_fit::stats::BootUnit>()
+        .map_err(|e| input(format!("boot_by: {e}")))?;
+    let mut s = FitSettings::default()
+        .with_bootstrap(boot, seed)
+        .with_boot_unit(unit);
     s.laws = laws;
     s.drop_top = drop_top;
     s.parametric.delta = delta;

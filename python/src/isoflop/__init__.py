@@ -413,7 +413,7 @@ def fit(data: Any, drop_top: int = 0, boot: int = 1000, seed: int = 0,
         budgets: Optional[Union[str, Sequence[float]]] = None, budget_tol: float = 0.08,
         approaches: Optional[Iterable[int]] = None, delta: float = 1e-3,
         loss_column: Optional[str] = None,
-        laws: Iterable[str] = ("chinchilla",)) -> Fit:
+        laws: Iterable[str] = ("chinchilla",), boot_by: str = "run") -> Fit:
     """Fits Chinchilla's three approaches to runs, and other law forms where ``laws`` names
     them (``"chinchilla"``, ``"data-constrained"``, ``"kaplan"``, as ``isoflop fit --law``;
     the data-constrained law needs a ``unique_tokens``/``U`` column). With two forms or
@@ -424,6 +424,9 @@ def fit(data: Any, drop_top: int = 0, boot: int = 1000, seed: int = 0,
     Lines file or to a folder of run folders (read as ``isoflop fit`` reads them). Columns as the command line reads them (``params``/``N``, ``tokens``/``D``,
     ``flops``/``C``, ``loss``/``val_loss``; optional ``run``, ``step``, ``budget``).
     ``budgets``: ``"chinchilla"`` (the paper's nine) or a list of FLOPs for Approach 2.
+    ``boot_by``: what a bootstrap resample draws, ``"run"`` (each run on its own, as the
+    paper and Epoch do) or ``"size"`` (each model size with all its runs), as
+    ``isoflop fit --boot-by``.
     Raises :class:`InputError` naming the row and column of bad input; non-convergence is
     reported in the result (``Fit.warnings``, ``approach3.converged``), never raised. The fit
     releases the GIL and uses every core."""
@@ -435,7 +438,7 @@ def fit(data: Any, drop_top: int = 0, boot: int = 1000, seed: int = 0,
         report, laws, warnings = _isoflop.fit(
             text, source, int(drop_top), int(boot), int(seed), budgets, float(budget_tol),
             [int(a) for a in (approaches or [])], float(delta), loss_column,
-            [str(l) for l in laws],
+            [str(l) for l in laws], str(boot_by),
         )
     except ValueError as e:
         raise _input_error(e, labels) from None
