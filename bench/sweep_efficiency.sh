@@ -7,7 +7,8 @@
 #    budgets x 5 sizes, 3e11 to 7e12), the wsd design of today's default (8 budgets x 5 sizes
 #    on one size ladder, branched from shared trunks), and a smaller wsd design (7 budgets,
 #    3e11 to 4e12) that spends under 0.6x the cosine design's FLOPs: FLOPs spent, and the
-#    exponent a (N_opt grows as C^a) of each approach with its 95% bootstrap interval.
+#    exponent a (N_opt grows as C^a) of each approach with its 95% bootstrap interval,
+#    resampling runs (the paper's bootstrap) and resampling model sizes (--boot-by size).
 # Usage: bench/sweep_efficiency.sh [quality|efficiency] (default: both). Results stay in
 # bench/out/sweep_efficiency/ (a rerun resumes: finished runs are kept).
 set -euo pipefail
@@ -74,6 +75,9 @@ if [[ $what == both || $what == efficiency ]]; then
     "$bin" run --sweep "$out/$f.toml" --out "$out/$f-study" > "$out/$f-study.txt" 2> "$out/$f-study.log" \
       || { tail -5 "$out/$f-study.log"; exit 1; }
     echo "  $f: $(( $(date +%s) - t0 )) s"
+    # The same runs with the bootstrap resampling model sizes (a wsd study's branches of one
+    # trunk are not independent runs).
+    "$bin" fit "$out/$f-study/runs.csv" --boot-by size --json > "$out/$f-study/fit-by-size.json" 2>/dev/null
   done
   python3 - "$out" <<'PY'
 import json, os, re, sys
@@ -81,15 +85,17 @@ out = sys.argv[1]
 for f in ("e-cosine", "e-wsd", "e-wsd-small"):
     text = open(os.path.join(out, f + ".toml")).read()
     spent = re.search(r"([0-9.e+]+) FLOPs spent for ([0-9.e+]+)", text)
-    r = json.load(open(os.path.join(out, f + "-study", "fit.json")))
-    parts = []
-    for k, name in (("approach1", "A1"), ("approach2", "A2"), ("approach3", "A3")):
-        a = r[k].get("fitted")
-        if not a:
-            parts.append(f"{name} -"); continue
-        iv = a["intervals"]["params_exponent"]
-        e = a["frontier"]["params_exponent"] if "frontier" in a else a["params_exponent"]
-        parts.append(f"{name} a={e:.3f} [{iv['lo']:.3f}, {iv['hi']:.3f}] (width {iv['hi'] - iv['lo']:.3f})")
-    print(f"  {f:<11} {float(spent.group(1)):.3e} FLOPs spent for {float(spent.group(2)):.3e} represented; " + "; ".join(parts))
+    print(f"  {f:<11} {float(spent.group(1)):.3e} FLOPs spent for {float(spent.group(2)):.3e} represented")
+    for fit, unit in (("fit.json", "runs"), ("fit-by-size.json", "sizes")):
+        r = json.load(open(os.path.join(out, f + "-study", fit)))
+        parts = []
+        for k, name in (("approach1", "A1"), ("approach2", "A2"), ("approach3", "A3")):
+            a = r[k].get("fitted")
+            if not a:
+                parts.append(f"{name} -"); continue
+            iv = a["intervals"]["params_exponent"]
+            e = a["frontier"]["params_exponent"] if "frontier" in a else a["params_exponent"]
+            parts.append(f"{name} a={e:.3f} [{iv['lo']:.3f}, {iv['hi']:.3f}] (width {iv['hi'] - iv['lo']:.3f})")
+        print(f"    resampling {unit:<5}: " + "; ".join(parts))
 PY
 fi
