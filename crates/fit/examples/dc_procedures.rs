@@ -114,7 +114,13 @@ fn report(name: &str, pts: &[Observation]) {
         &decays(b0, pts),
     );
     // (c): the library's fit, which ends by refining (a)'s result jointly.
-    let c = isoflop_fit::data_constrained::fit_data_constrained(pts, 0, 0).unwrap();
+    let c = isoflop_fit::data_constrained::fit_data_constrained(
+        pts,
+        0,
+        0,
+        isoflop_fit::stats::BootUnit::Run,
+    )
+    .unwrap();
     show("(c) (a) refined jointly", &c.law);
     show("released law", &DataConstrainedLaw::muennighoff2023());
 }

@@ -24,7 +24,7 @@ use crate::law::ParametricLaw;
 use crate::lbfgs::Options;
 use crate::objective::HUBER_DELTA;
 use crate::parametric::{fit_parametric, ParametricOptions};
-use crate::stats::{bootstrap, percentile_interval, Interval};
+use crate::stats::{bootstrap_clusters, clusters, percentile_interval, BootUnit, Interval};
 use isoflop_core::Observation;
 
 /// The data-constrained law: the Chinchilla part and the two decay constants.
@@ -247,6 +247,7 @@ pub fn fit_data_constrained(
     points: &[Observation],
     resamples: usize,
     seed: u64,
+    unit: BootUnit,
 ) -> Result<DataConstrainedFit, FitError> {
     const NAME: &str = "data-constrained law";
     if let Some(o) = points.iter().find(|o| o.unique_tokens.is_none()) {
@@ -327,7 +328,8 @@ pub fn fit_data_constrained(
             },
             ..Default::default()
         };
-        let laws = bootstrap(points.len(), resamples, seed, |idx| {
+        let units = clusters(points.iter().map(|p| p.params), unit);
+        let laws = bootstrap_clusters(&units, resamples, seed, |idx| {
             let pts: Vec<Observation> = idx.iter().map(|&i| points[i].clone()).collect();
             let single: Vec<Observation> = pts
                 .iter()
@@ -398,13 +400,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn resampling_sizes_draws_whole_sizes() {
+        // 4 sizes of 21 runs each: a resample by size holds 84 runs in 4 blocks of 21, so
+        // its intervals differ from a resample by run; with every run its own size (N
+        // nudged apart) the two are the same draws.
+        let truth = DataConstrainedLaw::muennighoff2023();
+        let pts = crate::synthetic::data_constrained_runs(&truth);
+        let run = fit_data_constrained(&pts, 20, 1, BootUnit::Run).unwrap();
+        let size = fit_data_constrained(&pts, 20, 1, BootUnit::Size).unwrap();
+        assert_ne!(run.rd_star_interval, size.rd_star_interval);
+        let mut apart = pts.clone();
+        for (i, p) in apart.iter_mut().enumerate() {
+            p.params *= 1.0 + 1e-9 * i as f64;
+        }
+        let run = fit_data_constrained(&apart, 20, 1, BootUnit::Run).unwrap();
+        let size = fit_data_constrained(&apart, 20, 1, BootUnit::Size).unwrap();
+        assert_eq!(run.rd_star_interval, size.rd_star_interval);
+    }
+
+    #[test]
     fn recovers_the_released_law_from_runs_drawn_from_it() {
         // 4 sizes x 3 amounts of unique data x 7 epoch counts, no noise. Most single-epoch
         // runs have more parameters than their data make compute-optimal, so the paper's
         // first step alone (the base law from them) is biased; the joint step removes it.
         let truth = DataConstrainedLaw::muennighoff2023();
         let pts = crate::synthetic::data_constrained_runs(&truth);
-        let f = fit_data_constrained(&pts, 0, 0).unwrap();
+        let f = fit_data_constrained(&pts, 0, 0, BootUnit::Run).unwrap();
         assert!(f.converged, "{f:?}");
         let (l, t) = (f.law, truth);
         for (got, want) in [

@@ -357,6 +357,7 @@ pub(crate) fn fit_table_with(
                 &points,
                 settings.parametric.resamples.min(200),
                 settings.parametric.seed,
+                settings.parametric.unit,
             )),
             true,
             &mut errors,

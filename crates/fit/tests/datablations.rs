@@ -4,6 +4,7 @@
 use isoflop_core::table::RunTable;
 use isoflop_fit::data_constrained::{fit_data_constrained, DataConstrainedLaw};
 use isoflop_fit::forms::score;
+use isoflop_fit::stats::BootUnit;
 use std::path::PathBuf;
 
 fn runs() -> Option<Vec<isoflop_core::Observation>> {
@@ -28,7 +29,7 @@ fn runs() -> Option<Vec<isoflop_core::Observation>> {
 #[test]
 fn fitted_on_the_c4_runs_it_predicts_the_repeated_runs_as_well_as_the_released_law() {
     let Some(pts) = runs() else { return };
-    let fit = fit_data_constrained(&pts, 0, 0).unwrap();
+    let fit = fit_data_constrained(&pts, 0, 0, BootUnit::Run).unwrap();
     assert!(fit.converged, "{fit:?}");
     assert_eq!(fit.single_epoch_runs, 41);
     let repeated: Vec<_> = pts
@@ -70,7 +71,9 @@ fn forms_compared_on_the_largest_c4_budget_match_a_fit_made_by_hand() {
     assert_eq!((h.held_runs, h.fitted_runs), (held.len(), fitted.len()));
     assert_eq!(held.len(), 8);
     assert!(held.iter().all(|o| (o.params / 8.67e9 - 1.0).abs() < 0.01));
-    let dc = fit_data_constrained(&fitted, 0, 0).unwrap().law;
+    let dc = fit_data_constrained(&fitted, 0, 0, BootUnit::Run)
+        .unwrap()
+        .law;
     let a3 = isoflop_fit::fit_parametric(&fitted, &settings.parametric)
         .unwrap()
         .law;
@@ -107,7 +110,7 @@ fn the_papers_decay_constants_lie_inside_the_intervals_and_fit_almost_as_well() 
     use isoflop_fit::forms::{huber, minimize_huber};
     use isoflop_fit::ParametricLaw;
     let Some(pts) = runs() else { return };
-    let fit = fit_data_constrained(&pts, 100, 0).unwrap();
+    let fit = fit_data_constrained(&pts, 100, 0, BootUnit::Run).unwrap();
     let paper = DataConstrainedLaw::muennighoff2023();
     let (rd, rn) = (
         fit.rd_star_interval.clone().unwrap(),
