@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use isoflop_core::record::write_atomic;
 use isoflop_sweep::plan::Sweep;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Arguments of `isoflop run`.
@@ -149,6 +149,16 @@ fn default_study(a: &RunArgs) -> Result<(PathBuf, Sweep)> {
     Ok((file, s))
 }
 
+/// What a study of cooldown branches prints under its intervals when they resample runs;
+/// `None` for a study without branches, or one whose bootstrap resamples sizes.
+fn branch_note(s: &Sweep, unit: isoflop_fit::stats::BootUnit, out: &Path) -> Option<String> {
+    let branches = s.runs.iter().any(|r| r.trunk.is_some());
+    (branches && unit == isoflop_fit::stats::BootUnit::Run).then(|| format!(
+        "note: these intervals resample runs, but a size's runs here are cooldown branches of one trunk, not independent runs; `isoflop fit {} --boot-by size` resamples model sizes instead, each with all its runs (on our default study, intervals two to three times wider: README, \"Our own default study\")",
+        out.join("runs.csv").display()
+    ))
+}
+
 pub fn run(a: RunArgs) -> Result<()> {
     let t0 = Instant::now();
     crate::study::settings(&a.fit)?; // options checked before hours of training
@@ -230,6 +240,9 @@ pub fn run(a: RunArgs) -> Result<()> {
             Err(e) => eprintln!("warning: no allocation at {c:.3e} FLOPs: {e}"),
         }
     }
+    if let Some(note) = branch_note(&s, settings.parametric.unit, &a.out) {
+        println!("{note}");
+    }
     if let Some(v) = &validation {
         println!("Validation (fitted without the largest budget, then predicting it):");
         let mut out = std::io::stdout().lock();
@@ -251,6 +264,33 @@ mod tests {
     /// A stand-in estimate: one minute per budget.
     fn per_budget(b: &[f64]) -> Result<f64> {
         Ok(60.0 * b.len() as f64)
+    }
+
+    #[test]
+    fn only_a_study_of_branches_resampling_runs_gets_the_note() {
+        use isoflop_fit::stats::BootUnit;
+        let d = std::env::temp_dir().join(format!("isoflop-branch-note-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let plan = |design: Design| {
+            let mut p = study_plan(
+                vec![1e12, 3e12, 1e13],
+                "n".into(),
+                d.join("s.toml"),
+                "kjv.txt",
+            );
+            p.design = design;
+            make_plan(&p).unwrap()
+        };
+        let out = Path::new("study");
+        let note = branch_note(&plan(Design::Wsd), BootUnit::Run, out).unwrap();
+        assert!(
+            note.contains("cooldown branches of one trunk")
+                && note.contains("isoflop fit study/runs.csv --boot-by size"),
+            "{note}"
+        );
+        assert_eq!(branch_note(&plan(Design::Wsd), BootUnit::Size, out), None);
+        assert_eq!(branch_note(&plan(Design::Cosine), BootUnit::Run, out), None);
+        std::fs::remove_dir_all(&d).ok();
     }
 
     #[test]
