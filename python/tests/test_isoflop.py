@@ -278,6 +278,11 @@ def test_every_public_name_has_a_docstring_and_a_stub():
             missing.append(n)
         if f"def {n}" not in stubs and f"class {n}" not in stubs:
             missing.append(f"{n} (no stub)")
+        elif inspect.isfunction(obj):
+            # The stub's signature names every parameter of the function's.
+            stub = stubs[stubs.index(f"def {n}("):].split(")", 1)[0]
+            missing += [f"{n}({p}) (not in the stub)" for p in inspect.signature(obj).parameters
+                        if f"{p}:" not in stub and f"{p}=" not in stub and f" {p}," not in stub]
         if inspect.isclass(obj):
             for m, v in vars(obj).items():
                 if m.startswith("_"):
