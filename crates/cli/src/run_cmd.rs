@@ -154,7 +154,7 @@ fn default_study(a: &RunArgs) -> Result<(PathBuf, Sweep)> {
 fn branch_note(s: &Sweep, unit: isoflop_fit::stats::BootUnit, out: &Path) -> Option<String> {
     let branches = s.runs.iter().any(|r| r.trunk.is_some());
     (branches && unit == isoflop_fit::stats::BootUnit::Run).then(|| format!(
-        "note: these intervals resample runs, but a size's runs here are cooldown branches of one trunk, not independent runs; `isoflop fit {} --boot-by size` resamples model sizes instead, each with all its runs (on our default study, intervals two to three times wider: README, \"Our own default study\")",
+        "note: these intervals resample runs; a size's runs here are cooldown branches of one trunk. Retraining our default study at other seeds moved a by less than such intervals imply, but they leave out which model shapes were trained: `isoflop fit {} --boot-by size` resamples model sizes, each with all its runs (two to three times wider on our default study: README, \"Our own default study\")",
         out.join("runs.csv").display()
     ))
 }

@@ -24,8 +24,9 @@ pub struct FitOpts {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// What a bootstrap resample draws: `run` (each run on its own, as the paper and Epoch
-    /// do) or `size` (each model size with all its runs; honest where a size's runs are not
-    /// independent: cooldown branches of one trunk, one shape's quirks).
+    /// do) or `size` (each model size with all its runs: for runs of one size that are not
+    /// independent, such as cooldown branches of one trunk, and to count which model shapes
+    /// were trained).
     #[arg(long, default_value = "run", value_name = "run|size")]
     boot_by: isoflop_fit::stats::BootUnit,
     /// Approach 2 budgets: `chinchilla` (the paper's nine, 6e18..3e21) or a list of FLOPs;

@@ -122,8 +122,8 @@ pub enum BootUnit {
     Run,
     /// Model sizes, each with all its runs. Where a size's runs share more than their size
     /// (cooldown branches of one trunk; one shape's quirks, which every run of it carries),
-    /// they are not independent draws, and resampling them one by one makes the intervals
-    /// too narrow.
+    /// they are not independent draws; resampling sizes also counts the uncertainty of
+    /// which shapes were trained.
     Size,
 }
 
