@@ -252,11 +252,13 @@ fn print_design_check(
         "Design check: refitted on losses drawn exactly from Approach 3's law (a = {:.4}) at every row's N and D, each approach's a and its bias from the design alone:",
         d.law_a
     )?;
-    let fitted = [
+    for (name, fitted, a) in [
         ("Approach 1", r.approach1.fitted().is_some(), d.approach1_a),
         ("Approach 2", r.approach2.fitted().is_some(), d.approach2_a),
-    ];
-    for (name, _, a) in fitted.into_iter().filter(|f| f.1) {
+    ] {
+        if !fitted {
+            continue;
+        }
         match a {
             Some(a) => writeln!(w, "  {name}: a = {a:.4}, bias {:+.4}", a - d.law_a)?,
             None => writeln!(w, "  {name}: could not be fitted on the law's losses")?,

@@ -206,24 +206,19 @@ fn refine(
     start: DataConstrainedLaw,
     points: &[Observation],
 ) -> Option<(DataConstrainedLaw, f64, bool)> {
+    // x = the base law's log coordinates (ParametricLaw::to_log), then ln R_D*, ln R_N*.
     let unpack = |x: &[f64; 7]| DataConstrainedLaw {
-        base: ParametricLaw {
-            a: x[0].exp(),
-            b: x[1].exp(),
-            e: x[2].exp(),
-            alpha: x[3],
-            beta: x[4],
-        },
+        base: ParametricLaw::from_log(&[x[0], x[1], x[2], x[3], x[4]]),
         rd_star: x[5].exp(),
         rn_star: x[6].exp(),
     };
-    let b = start.base;
+    let [la, lb, le, alpha, beta] = start.base.to_log();
     let x0 = [
-        b.a.ln(),
-        b.b.ln(),
-        b.e.ln(),
-        b.alpha,
-        b.beta,
+        la,
+        lb,
+        le,
+        alpha,
+        beta,
         start.rd_star.ln(),
         start.rn_star.ln(),
     ];

@@ -107,8 +107,7 @@ pub struct ParametricOptions {
     /// What a bootstrap resample draws: runs (the default) or sizes with all
     /// their runs (then every resample is whole: no m-out-of-n).
     #[serde(default)]
-    pub unit: crate::stats::BootUnit,
-
+    pub unit: BootUnit,
     /// Called with a line of progress at each phase of a fit of more than
     /// [`SCREEN_ABOVE`] points (the CLI prints it on stderr).
     #[serde(skip)]
@@ -128,7 +127,7 @@ impl Default for ParametricOptions {
             kernel: None,
             screen: Screen::Auto,
             boot_points: None,
-            unit: crate::stats::BootUnit::Run,
+            unit: BootUnit::Run,
             progress: None,
         }
     }
@@ -544,7 +543,7 @@ pub fn fit_parametric(
         let laws = match opts.unit {
             BootUnit::Run => bootstrap_m(n, m, opts.resamples, opts.seed, refit),
             BootUnit::Size => bootstrap_clusters(
-                &clusters(points.iter().map(|p| p.params), BootUnit::Size),
+                &clusters(points.iter().map(|p| p.params), opts.unit),
                 opts.resamples,
                 opts.seed,
                 refit,

@@ -407,18 +407,17 @@ pub(crate) fn fit_table_with(
         design_check: None,
     };
     let mut report = report;
-    let mut check = settings.clone();
-    check.approaches = [(1, report.approach1.fitted().is_some())]
-        .into_iter()
-        .chain([(2, report.approach2.fitted().is_some())])
-        .filter_map(|(k, fitted)| fitted.then_some(k))
-        .collect();
-    if let (true, false, Some(f)) = (
-        checks,
-        check.approaches.is_empty(),
-        report.approach3.fitted(),
-    ) {
-        report.design_check = Some(crate::design::design_check(table, &f.law, &check)?);
+    if let (true, Some(f)) = (checks, report.approach3.fitted()) {
+        // The check refits the approaches fitted here, and only those.
+        let mut check = settings.clone();
+        check.approaches.retain(|&k| match k {
+            1 => report.approach1.fitted().is_some(),
+            2 => report.approach2.fitted().is_some(),
+            _ => false,
+        });
+        if !check.approaches.is_empty() {
+            report.design_check = Some(crate::design::design_check(table, &f.law, &check)?);
+        }
     }
     let laws = report.forms();
     if laws.len() >= 2 {

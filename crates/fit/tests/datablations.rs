@@ -113,8 +113,8 @@ fn the_papers_decay_constants_lie_inside_the_intervals_and_fit_almost_as_well() 
     let fit = fit_data_constrained(&pts, 100, 0, BootUnit::Run).unwrap();
     let paper = DataConstrainedLaw::muennighoff2023();
     let (rd, rn) = (
-        fit.rd_star_interval.clone().unwrap(),
-        fit.rn_star_interval.clone().unwrap(),
+        fit.rd_star_interval.unwrap(),
+        fit.rn_star_interval.unwrap(),
     );
     eprintln!(
         "R_D* {:.2} ({:.3e} to {:.3e}), R_N* {:.3} ({:.3e} to {:.3e}) from {} resamples",
@@ -130,13 +130,7 @@ fn the_papers_decay_constants_lie_inside_the_intervals_and_fit_almost_as_well() 
     assert!(rn.lo < paper.rn_star && paper.rn_star < rn.hi, "{rn:?}");
     // The profile: the paper's constants held, E, A, B, alpha and beta refitted from ours.
     let law_at = |x: &[f64; 5]| DataConstrainedLaw {
-        base: ParametricLaw {
-            a: x[0].exp(),
-            b: x[1].exp(),
-            e: x[2].exp(),
-            alpha: x[3],
-            beta: x[4],
-        },
+        base: ParametricLaw::from_log(x),
         rd_star: paper.rd_star,
         rn_star: paper.rn_star,
     };
@@ -149,8 +143,7 @@ fn the_papers_decay_constants_lie_inside_the_intervals_and_fit_almost_as_well() 
             })
             .sum::<f64>()
     };
-    let b = fit.law.base;
-    let x0 = [b.a.ln(), b.b.ln(), b.e.ln(), b.alpha, b.beta];
+    let x0 = fit.law.base.to_log();
     let (x, held, _) = minimize_huber(objective, &[x0], &Default::default()).unwrap();
     let repeated: Vec<_> = pts
         .iter()

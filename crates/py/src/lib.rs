@@ -67,7 +67,8 @@ fn interruptible<T: Send + 'static>(
     }
 }
 
-/// Fits a table given as CSV text; returns (report JSON, laws JSON). The settings are
+/// Fits a table given as CSV text; returns (report JSON, laws JSON, warnings JSON: the
+/// report's warnings, as `isoflop fit` prints them). The settings are
 /// `isoflop fit`'s: `approaches` empty for every one the data supports, `budgets` None,
 /// "chinchilla" or a comma-separated list; `laws` the forms to fit (`isoflop fit --law`).
 #[pyfunction]
