@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use isoflop_core::record::write_atomic;
 use isoflop_sweep::plan::{
-    check_template, horizon_design, isoflop_design_on, lr_design, wsd_branches, Sweep,
+    check_template, horizon_design, isoflop_design_on, lr_design, replicate, wsd_branches, Sweep,
 };
 use std::path::{Path, PathBuf};
 
@@ -64,6 +64,10 @@ pub struct PlanArgs {
     /// trains at the rate it gives for its model instead of --lr.
     #[arg(long, value_name = "LR-LAW.json")]
     pub(crate) lr_law: Option<PathBuf>,
+    /// Train every run of the design this many times, at seeds --seed, --seed + 1, ...
+    /// (replicates after the first get ids ending in -s1, -s2, ...; a fit pools them).
+    #[arg(long, default_value_t = 1)]
+    pub(crate) seeds: usize,
     /// The sweep file to write.
     #[arg(long, default_value = "sweep.toml")]
     pub(crate) out: PathBuf,
@@ -197,6 +201,10 @@ pub(crate) fn make_plan(a: &PlanArgs) -> Result<Sweep> {
             (runs, notes.into_iter().chain(more).collect())
         }
     };
+    if a.seeds == 0 {
+        bail!("--seeds must be at least 1 (the number of times each run is trained)");
+    }
+    let runs = replicate(runs, a.seeds, d.seed);
     let mut d = d;
     if a.design == Design::Wsd {
         // Runs that are not branches (too short to fork after the warm-up) cool down too.

@@ -37,6 +37,12 @@ pub struct RunArgs {
     /// seconds took on a 2-core machine, and 17% over for one of 1,703 s).
     #[arg(long, value_name = "MINUTES", conflicts_with_all = ["quick", "sweep"])]
     budget_minutes: Option<f64>,
+    /// Train the planned study this many times, at seeds 0, 1, ... (`plan --seeds`), and fit
+    /// all the runs together: each seed costs the study's time again. Three seeds of the
+    /// default study were what brought its three approaches within 0.1 of each other with
+    /// every interval under 0.25 (README: "Our own default study").
+    #[arg(long, default_value_t = 1, conflicts_with = "sweep")]
+    seeds: usize,
 }
 
 /// The default study's IsoFLOP budgets, sized for a 2-core machine (about 8 minutes; quick
@@ -63,7 +69,13 @@ fn budget_ladder() -> Vec<f64> {
 
 /// The arguments of `plan` for the study `isoflop run` plans on `budgets` of the corpus
 /// `data` (a resolved path), named `name`, into `file`.
-fn study_plan(budgets: Vec<f64>, name: String, file: PathBuf, data: &str) -> PlanArgs {
+fn study_plan(
+    budgets: Vec<f64>,
+    seeds: usize,
+    name: String,
+    file: PathBuf,
+    data: &str,
+) -> PlanArgs {
     PlanArgs {
         design: Design::Wsd,
         budgets,
@@ -76,6 +88,7 @@ fn study_plan(budgets: Vec<f64>, name: String, file: PathBuf, data: &str) -> Pla
         lr_span: 16.0,
         tokens_per_param: 20.0,
         lr_law: None,
+        seeds,
         out: file,
         results: "runs".into(),
         data: Some(data.to_string()),
@@ -111,10 +124,11 @@ fn choose_budgets(minutes: f64, estimate: &dyn Fn(&[f64]) -> Result<f64>) -> Res
     Ok(best.expect("the ladder has more than three budgets"))
 }
 
-/// The plan's estimated seconds on this machine for the study on `budgets`.
-fn estimate(budgets: &[f64], file: &std::path::Path, data: &str) -> Result<f64> {
+/// The plan's estimated seconds on this machine for the study on `budgets` at `seeds` seeds.
+fn estimate(budgets: &[f64], seeds: usize, file: &std::path::Path, data: &str) -> Result<f64> {
     let plan = make_plan(&study_plan(
         budgets.to_vec(),
+        seeds,
         String::new(),
         file.into(),
         data,
@@ -130,13 +144,17 @@ fn default_study(a: &RunArgs) -> Result<(PathBuf, Sweep)> {
     let data = std::fs::canonicalize(&data)?.display().to_string();
     let (budgets, name) = match a.budget_minutes {
         Some(m) => (
-            choose_budgets(m, &|b| estimate(b, &file, &data))?,
+            choose_budgets(m, &|b| estimate(b, a.seeds, &file, &data))?,
             format!("budget-{m}min"),
         ),
         None if a.quick => (default_budgets(true), "default-quick".into()),
         None => (default_budgets(false), "default".into()),
     };
-    let planned = make_plan(&study_plan(budgets, name, file.clone(), &data))?;
+    let name = match a.seeds {
+        1 => name,
+        k => format!("{name}-{k}seeds"),
+    };
+    let planned = make_plan(&study_plan(budgets, a.seeds, name, file.clone(), &data))?;
     let s = match Sweep::read(&file) {
         Ok(old) if old.runs == planned.runs && old.defaults == planned.defaults => old,
         _ => {
@@ -274,6 +292,7 @@ mod tests {
         let plan = |design: Design| {
             let mut p = study_plan(
                 vec![1e12, 3e12, 1e13],
+                1,
                 "n".into(),
                 d.join("s.toml"),
                 "kjv.txt",

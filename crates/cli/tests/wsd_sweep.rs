@@ -14,14 +14,19 @@ use common::{bin, corpus, isoflop, losses};
 
 /// Two budgets, two tiny models: two trunks, each with two branches, about 20 s on 2 cores.
 fn plan(dir: &Path) -> PathBuf {
+    plan_with(dir, "5e10,1e11", &[], "4 runs and 2 trunks")
+}
+
+/// A tiny wsd plan on `budgets` with `extra` options, whose summary line says `expect`.
+fn plan_with(dir: &Path, budgets: &str, extra: &[&str], expect: &str) -> PathBuf {
     let data = corpus(dir);
     let file = dir.join("sweep.toml");
-    let o = isoflop(&[
+    let mut args = vec![
         "plan",
         "--design",
         "wsd",
         "--budgets",
-        "5e10,1e11",
+        budgets,
         "--sizes-per-budget",
         "2",
         "--spread",
@@ -36,11 +41,13 @@ fn plan(dir: &Path) -> PathBuf {
         file.to_str().unwrap(),
         "--data",
         data.to_str().unwrap(),
-    ]);
+    ];
+    args.extend(extra);
+    let o = isoflop(&args);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(
-        err.contains("4 runs and 2 trunks") && err.contains("FLOPs spent for"),
+        err.contains(expect) && err.contains("FLOPs spent for"),
         "{err}"
     );
     file
@@ -223,6 +230,63 @@ fn a_branch_whose_trunk_failed_fails_with_the_trunks_reason() {
             assert!(line.contains("finished"), "{line}");
         }
     }
+}
+
+#[test]
+fn replicates_train_at_their_own_seeds_from_their_own_trunks() {
+    let d = common::tmpdir("wsd-sweep", "seeds");
+    let f = plan_with(&d, "5e10", &["--seeds", "2"], "4 runs and 4 trunks");
+    // Replicates count from --seed; the first keeps the defaults' seed.
+    let f2 = plan_with(
+        &common::tmpdir("wsd-sweep", "seeds2"),
+        "5e10",
+        &["--seeds", "2", "--seed", "5"],
+        "4 runs and 4 trunks",
+    );
+    let t = toml(&f2);
+    assert_eq!(t["defaults"]["seed"].as_integer(), Some(5));
+    let seeds: Vec<Option<i64>> = t["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.get("seed").map(|s| s.as_integer().unwrap()))
+        .collect();
+    assert_eq!(seeds, [[None; 4], [Some(6); 4]].concat());
+    let ids = runs(&f);
+    sweep(&f);
+    let json = |id: &str, file: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(d.join("runs").join(id).join(file)).unwrap())
+            .unwrap()
+    };
+    let mut pairs = 0;
+    for (id, trunk, _) in ids
+        .iter()
+        .filter(|r| r.1.is_some() && !r.0.ends_with("-s1"))
+    {
+        let twin = format!("{id}-s1");
+        let (c0, c1) = (json(id, "config.json"), json(&twin, "config.json"));
+        assert_eq!(
+            (c0["seed"].as_u64(), c1["seed"].as_u64()),
+            (Some(0), Some(1))
+        );
+        assert_eq!(c0["branch"]["trunk"].as_str(), trunk.as_deref());
+        assert_eq!(
+            c1["branch"]["trunk"].as_str().map(String::from),
+            trunk.as_ref().map(|t| format!("{t}-s1"))
+        );
+        assert_eq!(
+            json(&format!("{}-s1", trunk.as_ref().unwrap()), "config.json")["seed"].as_u64(),
+            Some(1)
+        );
+        // Another seed: other batches, another model, another loss.
+        let (l0, l1) = (
+            json(id, "summary.json")["final_loss"].as_f64().unwrap(),
+            json(&twin, "summary.json")["final_loss"].as_f64().unwrap(),
+        );
+        assert!((l0 - l1).abs() > 1e-6, "{id}: {l0} {l1}");
+        pairs += 1;
+    }
+    assert_eq!(pairs, 2);
 }
 
 #[test]

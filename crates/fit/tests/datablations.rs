@@ -112,10 +112,7 @@ fn the_papers_decay_constants_lie_inside_the_intervals_and_fit_almost_as_well() 
     let Some(pts) = runs() else { return };
     let fit = fit_data_constrained(&pts, 100, 0, BootUnit::Run).unwrap();
     let paper = DataConstrainedLaw::muennighoff2023();
-    let (rd, rn) = (
-        fit.rd_star_interval.unwrap(),
-        fit.rn_star_interval.unwrap(),
-    );
+    let (rd, rn) = (fit.rd_star_interval.unwrap(), fit.rn_star_interval.unwrap());
     eprintln!(
         "R_D* {:.2} ({:.3e} to {:.3e}), R_N* {:.3} ({:.3e} to {:.3e}) from {} resamples",
         fit.law.rd_star,

@@ -8,6 +8,7 @@
 //!   constant-rate trunk per model.
 //! - Learning rates ([`lr_design`]): each size at several peak rates, for the rate that suits
 //!   each size (`isoflop lr-fit`).
+//! - Replicates ([`replicate`]): any design's runs again at other training seeds.
 //!
 //! The expected optimum is the Chinchilla rule of thumb, 20 tokens per parameter
 //! (N = sqrt(C / 120)). Every shape comes from [`ModelShape::for_params`].
@@ -35,6 +36,7 @@ fn planned(shape: ModelShape, tokens: u64, budget: Option<f64>) -> PlannedRun {
         trunk: None,
         at_tokens: None,
         lr: None,
+        seed: None,
     }
 }
 
@@ -180,6 +182,24 @@ pub fn wsd_branches(runs: Vec<PlannedRun>, d: &RunDefaults) -> (Vec<PlannedRun>,
     (out, notes)
 }
 
+/// `seeds` replicates of every run, the k-th trained with seed `base + k`: replicate 0 is
+/// `runs` unchanged; replicate k > 0 appends `-s{k}` to each id and to each branch's trunk,
+/// so a replicate's branches fork from its own trunk. Replicates are what narrows a study
+/// whose exponents move with the training seed (README, "Our own default study").
+pub fn replicate(runs: Vec<PlannedRun>, seeds: usize, base: u64) -> Vec<PlannedRun> {
+    let mut out = runs.clone();
+    for k in 1..seeds {
+        let tag = |id: &str| format!("{id}-s{k}");
+        out.extend(runs.iter().map(|r| PlannedRun {
+            id: tag(&r.id),
+            trunk: r.trunk.as_deref().map(tag),
+            seed: Some(base + k as u64),
+            ..r.clone()
+        }));
+    }
+    out
+}
+
 /// The IsoFLOP design: for each budget, `sizes` targets log-spaced over a factor `spread`
 /// centred on N = sqrt(C / 120), each with D = C / (6N) for the shape's exact N. Targets
 /// below the smallest model, runs shorter than 20 steps, and shapes repeated within a budget
@@ -318,6 +338,57 @@ mod tests {
         assert!(runs.iter().all(|r| r.tokens == (20 * r.params)));
         let ids: std::collections::HashSet<_> = runs.iter().map(|r| &r.id).collect();
         assert_eq!(ids.len(), 15);
+    }
+
+    #[test]
+    fn replicates_fork_from_their_own_trunks_at_their_own_seeds() {
+        let d = RunDefaults::default();
+        let (runs, _) = isoflop_design(&[1e13, 3e13], 5, 8.0, 256, &d);
+        let (one, _) = wsd_branches(runs, &d);
+        let three = replicate(one.clone(), 3, 7);
+        assert_eq!(three.len(), 3 * one.len());
+        // Replicate 0 is the plan itself.
+        assert_eq!(three[..one.len()], one[..]);
+        let s = Sweep {
+            name: "r".into(),
+            results: "runs".into(),
+            data: None,
+            vocab: 256,
+            defaults: d.clone(),
+            command: None,
+            runs: three.clone(),
+        };
+        s.check(Path::new("r.toml")).unwrap();
+        assert!(
+            (s.total_flops() / 3.0
+                - Sweep {
+                    runs: one.clone(),
+                    ..s.clone()
+                }
+                .total_flops())
+            .abs()
+                < 1.0
+        );
+        for (k, seed) in [(1usize, 8u64), (2, 9)] {
+            for (r, o) in three[k * one.len()..(k + 1) * one.len()].iter().zip(&one) {
+                assert_eq!(r.id, format!("{}-s{k}", o.id));
+                assert_eq!(r.seed, Some(seed));
+                assert_eq!(r.trunk, o.trunk.as_ref().map(|t| format!("{t}-s{k}")));
+                assert_eq!(
+                    (r.params, r.tokens, r.at_tokens, r.budget),
+                    (o.params, o.tokens, o.at_tokens, o.budget)
+                );
+            }
+        }
+        // A branch whose trunk trains at another seed is refused.
+        let mut bad = s.clone();
+        let i = bad.runs.iter().position(|r| r.trunk.is_some()).unwrap();
+        bad.runs[i].seed = Some(99);
+        let e = bad.check(Path::new("r.toml")).unwrap_err().to_string();
+        assert!(
+            e.contains("another seed") && e.contains(&bad.runs[i].id),
+            "{e}"
+        );
     }
 
     #[test]

@@ -171,7 +171,7 @@ pub fn expand(
             "batch" => d.batch.to_string(),
             "context" => d.context.to_string(),
             "lr" => run.lr.unwrap_or(d.lr).to_string(),
-            "seed" => d.seed.to_string(),
+            "seed" => run.seed.unwrap_or(d.seed).to_string(),
             "vocab" => sweep.vocab.to_string(),
             "data" => data.map(|p| p.display().to_string()).unwrap_or_default(),
             _ => return None,
@@ -245,6 +245,7 @@ impl<'a> Runner<'a> {
             None => {
                 let mut settings = sweep.defaults.clone();
                 settings.lr = run.lr.unwrap_or(settings.lr);
+                settings.seed = run.seed.unwrap_or(settings.seed);
                 if run.is_trunk() {
                     settings.schedule = isoflop_core::Schedule::Constant;
                 } else if run.trunk.is_some() {

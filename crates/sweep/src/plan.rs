@@ -2,7 +2,7 @@
 //! can read and edit, and checked when read (the designs that fill one: [`crate::design`]).
 
 pub use crate::design::{
-    horizon_design, isoflop_design, isoflop_design_on, lr_design, wsd_branches,
+    horizon_design, isoflop_design, isoflop_design_on, lr_design, replicate, wsd_branches,
 };
 
 use isoflop_core::shape::ModelShape;
@@ -54,6 +54,10 @@ pub struct PlannedRun {
     /// `plan --lr-law`); absent: the sweep's `[defaults]` rate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lr: Option<f64>,
+    /// Its own training seed (a replicate from `plan --seeds`); absent: the sweep's
+    /// `[defaults]` seed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
 }
 
 impl PlannedRun {
@@ -310,7 +314,7 @@ impl Sweep {
         Ok(())
     }
 
-    /// A branch names a trunk of this sweep, of its model, that keeps its branch point,
+    /// A branch names a trunk of this sweep, of its model, rate and seed, that keeps its branch point,
     /// which lies before its horizon; a branch or trunk trains with isoflop's own trainer.
     fn check_branch(&self, path: &Path, r: &PlannedRun) -> Result<(), PlanError> {
         let bad = |message: String| PlanError::File {
@@ -341,6 +345,12 @@ impl Sweep {
                     return Err(bad(format!(
                         "its trunk '{t}' trains at another learning rate ({:?} against {:?})",
                         trunk.lr, r.lr
+                    )));
+                }
+                if trunk.seed != r.seed {
+                    return Err(bad(format!(
+                        "its trunk '{t}' trains with another seed ({:?} against {:?})",
+                        trunk.seed, r.seed
                     )));
                 }
                 if !trunk.keep_at_tokens.contains(&at) {

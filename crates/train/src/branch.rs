@@ -117,8 +117,9 @@ pub fn branch_config(trunk_dir: &Path, own: &RunConfig, at_tokens: u64) -> Resul
 
 /// Trains the cooldown branch `config` (made by [`branch_config`]) of the trunk in
 /// `trunk`, writing its files to `out`, as [`train`] does. A fresh branch starts from the
-/// checkpoint the trunk kept at the branch point (weights, AdamW moments, step; batches and
-/// evaluation follow from the seed and the step) with the trunk's curve rows up to there;
+/// checkpoint the trunk kept at the branch point (weights, AdamW moments, step; batches
+/// follow from the seed and the step, held-out batches are every run's) with the trunk's
+/// curve rows up to there;
 /// an unfinished one resumes from its own checkpoint, else from the trunk's again.
 ///
 /// # Errors

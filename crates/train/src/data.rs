@@ -3,6 +3,8 @@
 //!
 //! The batch for step k is drawn from stream k of the run's seed, so it depends on nothing
 //! but (seed, k): a resumed run sees exactly the batches the uninterrupted run would have.
+//! The held-out batches are drawn from [`EVAL_SEED`], the same for every run whatever its
+//! seed, so replicates at other seeds are scored on the same held-out text.
 
 use crate::error::{Result, TrainError};
 use isoflop_core::Rng;
@@ -27,6 +29,9 @@ pub const MAX_PASSES: f64 = 4.0;
 
 /// Stream offset separating evaluation batches from training batches.
 const EVAL_STREAM: u64 = 1 << 40;
+/// The seed of every run's held-out batches: 0, the default training seed, so that runs at
+/// seed 0 score on the batches they did when the held-out set followed the training seed.
+pub const EVAL_SEED: u64 = 0;
 
 fn data_err(path: &Path, problem: impl Into<String>) -> TrainError {
     TrainError::Data {
@@ -176,17 +181,11 @@ impl Corpus {
         sample(&self.train, Rng::stream(seed, step), batch, context)
     }
 
-    /// Held-out batch `k` (the same for every evaluation of a run).
-    pub fn eval_batch(
-        &self,
-        seed: u64,
-        k: u64,
-        batch: usize,
-        context: usize,
-    ) -> (Vec<i64>, Vec<i64>) {
+    /// Held-out batch `k`: the same for every evaluation of every run.
+    pub fn eval_batch(&self, k: u64, batch: usize, context: usize) -> (Vec<i64>, Vec<i64>) {
         sample(
             &self.val,
-            Rng::stream(seed, EVAL_STREAM + k),
+            Rng::stream(EVAL_SEED, EVAL_STREAM + k),
             batch,
             context,
         )
@@ -289,6 +288,12 @@ mod tests {
         assert_ne!(a, c.train_batch(1, 6, 4, 8));
         // Targets are inputs shifted by one.
         assert_eq!(a.0[1..8], a.1[0..7]);
+        // Held-out batches: from the held-out part, stream k of seed 0 past the training
+        // streams, whatever the run's seed.
+        let e = c.eval_batch(2, 4, 8);
+        assert_eq!(e, sample(&c.val, Rng::stream(0, (1 << 40) + 2), 4, 8));
+        assert_ne!(e, c.eval_batch(3, 4, 8));
+        assert_ne!(e, sample(&c.val, Rng::stream(1, (1 << 40) + 2), 4, 8));
     }
 
     #[test]

@@ -246,7 +246,7 @@ pub fn evaluate(model: &Gpt, corpus: &Corpus, config: &RunConfig, device: Device
         let (b, t) = (config.batch, config.shape.context);
         let total: f64 = (0..config.eval_batches as u64)
             .map(|k| {
-                let (x, y) = corpus.eval_batch(config.seed, k, b, t);
+                let (x, y) = corpus.eval_batch(k, b, t);
                 model
                     .loss(&to_tensor(&x, b, t, device), &to_tensor(&y, b, t, device))
                     .double_value(&[])

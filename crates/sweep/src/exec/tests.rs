@@ -22,6 +22,7 @@ fn sweep(command: &str) -> Sweep {
             trunk: None,
             at_tokens: None,
             lr: None,
+            seed: None,
         }],
     }
 }
@@ -71,6 +72,34 @@ fn template_values_are_quoted_so_an_id_cannot_run_a_command() {
     );
     assert_eq!(cmd, "awk '{ print }' '{out}'");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_runs_own_seed_and_rate_reach_its_command() {
+    // A template gets the run's own values, else the defaults'.
+    let mut s = sweep("echo {seed} {lr}");
+    let plain = expand("echo {seed} {lr}", &s, &s.runs[0], Path::new("o"), None);
+    assert_eq!(plain, "echo '0' '0.002'");
+    s.runs[0].seed = Some(3);
+    s.runs[0].lr = Some(0.0125);
+    let own = expand("echo {seed} {lr}", &s, &s.runs[0], Path::new("o"), None);
+    assert_eq!(own, "echo '3' '0.0125'");
+    // isoflop's own trainer gets them as options.
+    s.command = None;
+    let runner = Runner::new(&s, Path::new("sweep.toml"), Path::new("isoflop"), 1);
+    let args: Vec<String> = runner
+        .command(&s.runs[0], Path::new("o"))
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let value = |flag: &str| {
+        let i = args.iter().position(|a| a == flag).unwrap();
+        args[i + 1].clone()
+    };
+    assert_eq!(
+        (value("--seed"), value("--lr")),
+        ("3".into(), "0.0125".into())
+    );
 }
 
 #[test]
