@@ -309,6 +309,14 @@ mod tests {
         );
         assert_eq!(branch_note(&plan(Design::Wsd), BootUnit::Size, out), None);
         assert_eq!(branch_note(&plan(Design::Cosine), BootUnit::Run, out), None);
+        // --seeds reaches the plan: three replicates, three times the time estimate.
+        let one = plan(Design::Wsd);
+        let mut p = study_plan(vec![1e12, 3e12, 1e13], 3, "n".into(), d.join("s.toml"), "kjv.txt");
+        p.design = Design::Wsd;
+        let three = make_plan(&p).unwrap();
+        assert_eq!(three.runs.len(), 3 * one.runs.len());
+        assert_eq!(three.runs[..one.runs.len()], one.runs[..]);
+        assert!((three.estimated_secs(2) / one.estimated_secs(2) - 3.0).abs() < 1e-9);
         std::fs::remove_dir_all(&d).ok();
     }
 
