@@ -446,6 +446,18 @@ fn bad_options_are_one_line_errors_with_exit_code_2() {
             "1e40",
         ),
         (
+            vec![
+                "plan",
+                "--budgets",
+                "1e12",
+                "--seeds",
+                "0",
+                "--out",
+                s.to_str().unwrap(),
+            ],
+            "--seeds must be at least 1",
+        ),
+        (
             vec!["fit", p.to_str().unwrap(), "--delta", "0"],
             "delta (the Huber threshold) must be positive, got 0",
         ),
