@@ -101,6 +101,9 @@ const MAX_PARAMS: f64 = 1e13;
 pub(crate) fn make_plan(a: &PlanArgs) -> Result<Sweep> {
     let d = a.settings.clone();
     d.check()?;
+    if a.seeds == 0 {
+        bail!("--seeds must be at least 1 (the number of times each run is trained)");
+    }
     let (runs, notes) = if let Some(range) = &a.sizes {
         let (lo, hi) = range
             .split_once("..")
@@ -201,9 +204,6 @@ pub(crate) fn make_plan(a: &PlanArgs) -> Result<Sweep> {
             (runs, notes.into_iter().chain(more).collect())
         }
     };
-    if a.seeds == 0 {
-        bail!("--seeds must be at least 1 (the number of times each run is trained)");
-    }
     let runs = replicate(runs, a.seeds, d.seed);
     let mut d = d;
     if a.design == Design::Wsd {

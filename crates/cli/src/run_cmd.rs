@@ -126,7 +126,7 @@ fn choose_budgets(minutes: f64, estimate: &dyn Fn(&[f64]) -> Result<f64>) -> Res
 }
 
 /// The plan's estimated seconds on this machine for the study on `budgets` at `seeds` seeds.
-fn estimate(budgets: &[f64], seeds: usize, file: &std::path::Path, data: &str) -> Result<f64> {
+fn estimate(budgets: &[f64], seeds: usize, file: &Path, data: &str) -> Result<f64> {
     let plan = make_plan(&study_plan(
         budgets.to_vec(),
         seeds,
@@ -290,10 +290,10 @@ mod tests {
         use isoflop_fit::stats::BootUnit;
         let d = std::env::temp_dir().join(format!("isoflop-branch-note-{}", std::process::id()));
         std::fs::create_dir_all(&d).unwrap();
-        let plan = |design: Design| {
+        let plan_at = |design: Design, seeds: usize| {
             let mut p = study_plan(
                 vec![1e12, 3e12, 1e13],
-                1,
+                seeds,
                 "n".into(),
                 d.join("s.toml"),
                 "kjv.txt",
@@ -301,6 +301,7 @@ mod tests {
             p.design = design;
             make_plan(&p).unwrap()
         };
+        let plan = |design: Design| plan_at(design, 1);
         let out = Path::new("study");
         let note = branch_note(&plan(Design::Wsd), BootUnit::Run, out).unwrap();
         assert!(
@@ -312,15 +313,7 @@ mod tests {
         assert_eq!(branch_note(&plan(Design::Cosine), BootUnit::Run, out), None);
         // --seeds reaches the plan: three replicates, three times the time estimate.
         let one = plan(Design::Wsd);
-        let mut p = study_plan(
-            vec![1e12, 3e12, 1e13],
-            3,
-            "n".into(),
-            d.join("s.toml"),
-            "kjv.txt",
-        );
-        p.design = Design::Wsd;
-        let three = make_plan(&p).unwrap();
+        let three = plan_at(Design::Wsd, 3);
         assert_eq!(three.runs.len(), 3 * one.runs.len());
         assert_eq!(three.runs[..one.runs.len()], one.runs[..]);
         assert!((three.estimated_secs(2) / one.estimated_secs(2) - 3.0).abs() < 1e-9);
