@@ -237,12 +237,28 @@ pub(crate) fn sweep_local(
                     }
                     return;
                 }
+                Event::Waiting => {
+                    let line =
+                        format!("run {id} is being trained by another process; waiting for it");
+                    if plain {
+                        eprintln!("{line}");
+                    } else {
+                        overall.println(line);
+                    }
+                    return;
+                }
                 Event::Ended(o) => o,
             };
-            overall.inc(matches!(o, RunOutcome::Finished | RunOutcome::Failed(_)) as u64);
+            overall.inc(matches!(
+                o,
+                RunOutcome::Finished | RunOutcome::Failed(_) | RunOutcome::HeldElsewhere
+            ) as u64);
             let line = match o {
                 RunOutcome::Failed(why) => Some(format!("run {id} failed: {why}")),
                 RunOutcome::Finished if plain => Some(format!("run {id} finished")),
+                RunOutcome::HeldElsewhere if plain => {
+                    Some(format!("run {id} ended in the process that held it"))
+                }
                 _ => None,
             };
             if let Some(line) = line {
@@ -288,7 +304,7 @@ pub(crate) fn sweep_local(
         })
         .collect();
     eprintln!(
-        "{fin} runs trained, {failed} failed, {held} held by another process, {} had already ended; {:.3e} FLOPs planned; {wall:.1} s wall, CPU utilisation {:.0}% of {} cores",
+        "{fin} runs trained, {failed} failed, {held} ended in another process, {} had already ended; {:.3e} FLOPs planned; {wall:.1} s wall, CPU utilisation {:.0}% of {} cores",
         count(&|o| *o == RunOutcome::AlreadyEnded),
         s.total_flops(),
         if wall > 0.0 { 100.0 * cpu / (wall * cores() as f64) } else { 0.0 },

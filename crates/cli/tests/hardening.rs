@@ -224,6 +224,49 @@ fn a_trainer_killed_by_a_signal_is_retried_by_the_next_sweep() {
 }
 
 #[test]
+fn a_sweep_waits_for_a_run_another_process_holds_and_trains_it_if_the_holder_dies() {
+    let d = tmpdir("held");
+    let f = fake_plan(&d, "1e12", &[]);
+    let all = ids(&f);
+    let victim = all[1].clone();
+    // A live process on this host holds the run's lease and dies without finishing it, as a
+    // trainer of a killed sweep may still be dying when the next sweep starts.
+    let mut holder = std::process::Command::new("sleep")
+        .arg("2")
+        .spawn()
+        .unwrap();
+    let dir = d.join("runs").join(&victim);
+    std::fs::create_dir_all(&dir).unwrap();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    std::fs::write(
+        dir.join(".lease"),
+        format!("{} {}\n", host.trim(), holder.id()),
+    )
+    .unwrap();
+    let o = isoflop(&["sweep", f.to_str().unwrap()]);
+    let waited = holder.try_wait().unwrap();
+    holder.wait().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains(&format!(
+            "run {victim} is being trained by another process; waiting for it"
+        )),
+        "{e}"
+    );
+    // The sweep returned only after the holder had ended, having trained every run itself.
+    assert!(
+        waited.is_some(),
+        "the sweep returned while the holder lived"
+    );
+    assert!(e.contains(&format!("{} runs trained", all.len())), "{e}");
+    let calls = std::fs::read_to_string(d.join("calls.log")).unwrap();
+    assert_eq!(calls.lines().filter(|l| *l == victim).count(), 1, "{calls}");
+    let st = stdout(&isoflop(&["status", f.to_str().unwrap()]));
+    assert_eq!(st.matches("finished").count(), all.len(), "{st}");
+}
+
+#[test]
 fn a_run_failed_on_its_own_terms_stays_failed_unless_retry_failed() {
     let d = tmpdir("diverged");
     let f = fake_plan(&d, "1e12", &[]);

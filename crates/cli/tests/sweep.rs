@@ -135,6 +135,11 @@ fn sigkill_at_random_moments_then_restart_equals_an_uninterrupted_sweep() {
     let o = isoflop(&["sweep", fb.to_str().unwrap(), "--jobs", "2"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     for id in &ids {
+        assert!(
+            b.join("runs").join(id).join("curve.csv").exists(),
+            "{id} has no curve after the last sweep:\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         let (ca, cb) = (curve(&a.join("runs"), id), curve(&b.join("runs"), id));
         assert_eq!(ca.len(), cb.len(), "{id}");
         for ((s1, l1), (s2, l2)) in ca.iter().zip(&cb) {

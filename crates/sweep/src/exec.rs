@@ -332,11 +332,17 @@ impl<'a> Runner<'a> {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        // SAFETY: prctl, getppid and _exit are async-signal-safe and touch no memory of the
+        // parent. A parent that died between the fork and the prctl sent no signal: the child
+        // sees a new parent and leaves at once, before it takes the run's lease.
+        let parent = std::process::id() as libc::pid_t;
         unsafe {
             use std::os::unix::process::CommandExt;
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if libc::getppid() != parent {
+                    libc::_exit(1);
+                }
                 Ok(())
             });
         }
@@ -473,7 +479,8 @@ pub fn exit_reason(status: std::process::ExitStatus, stderr: &str) -> String {
 pub enum RunOutcome {
     /// Ended earlier; not run again.
     AlreadyEnded,
-    /// Someone else holds it.
+    /// Someone else holds it (from [`crate::executor::local`]'s pool, which waits for
+    /// the holder: it ended there).
     HeldElsewhere,
     /// Trained to its end now.
     Finished,

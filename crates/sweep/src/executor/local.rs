@@ -2,7 +2,9 @@
 //! time as its own process: trunks first, then the other runs largest first; a cooldown
 //! branch as soon as its trunk has written the checkpoint it starts from (so branches train
 //! beside their trunk), or once its trunk's trainer has returned without it (the branch's
-//! trainer then says why: the trunk failed, or stopped short and resumes next time).
+//! trainer then says why: the trunk failed, or stopped short and resumes next time). A run
+//! that another process holds is taken up again when its lease is free: the pool returns
+//! when every run has ended here or elsewhere, or its trainer has returned.
 
 use super::{Dispatched, Event, Executor};
 use crate::error::SweepError;
@@ -47,8 +49,16 @@ pub fn run_local(
     });
     let queue = Mutex::new(order);
     let returned: Mutex<HashSet<String>> = Mutex::new(HashSet::new());
+    // Runs another process was training when we looked: taken up again once its lease is
+    // free, so the sweep ends only when every run has (a killed sweep's trainer may still
+    // be dying when the next one starts; a second sweep waits for the first's runs).
+    let held: Mutex<HashSet<String>> = Mutex::new(HashSet::new());
     let done = Mutex::new(Vec::new());
     let may_start = |run: &PlannedRun| -> bool {
+        if held.lock().expect("not poisoned").contains(&run.id) {
+            return exec::run_dir(&runner.results, &run.id)
+                .map_or(true, |d| isoflop_core::lease::holder(&d).is_none());
+        }
         let (Some(trunk), Some(at)) = (&run.trunk, run.at_tokens) else {
             return true;
         };
@@ -79,7 +89,7 @@ pub fn run_local(
                     continue;
                 };
                 let trains = match exec::state(&runner.results, run) {
-                    RunState::Finished { .. } => false,
+                    RunState::Finished { .. } | RunState::Running { .. } => false,
                     RunState::Failed { .. } => runner.retry_failed,
                     _ => true,
                 };
@@ -87,12 +97,28 @@ pub fn run_local(
                     on_event(&run.id, Event::Started);
                 }
                 let o = runner.run_one(run);
+                if o == RunOutcome::HeldElsewhere {
+                    // Said once; then back in the queue until its holder lets go.
+                    if held.lock().expect("not poisoned").insert(run.id.clone()) {
+                        on_event(&run.id, Event::Waiting);
+                    }
+                    queue.lock().expect("not poisoned").push(run);
+                    continue;
+                }
                 if run.is_trunk() {
                     returned
                         .lock()
                         .expect("not poisoned")
                         .insert(run.id.clone());
                 }
+                // A run we waited for that then ended elsewhere was trained by its holder.
+                let o = if o == RunOutcome::AlreadyEnded
+                    && held.lock().expect("not poisoned").contains(&run.id)
+                {
+                    RunOutcome::HeldElsewhere
+                } else {
+                    o
+                };
                 on_event(&run.id, Event::Ended(&o));
                 done.lock().expect("not poisoned").push((run.id.clone(), o));
             });

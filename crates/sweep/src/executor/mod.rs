@@ -39,7 +39,10 @@ pub enum Event<'a> {
     /// A run that had not ended is being started (a trainer will train or resume it,
     /// unless another process holds it).
     Started,
-    /// A run's trainer returned.
+    /// Another process is training a run: the pool waits for it, then takes it up again.
+    Waiting,
+    /// A run's trainer returned (or, [`crate::exec::RunOutcome::HeldElsewhere`], a run
+    /// waited for ended in its holder).
     Ended(&'a RunOutcome),
 }
 
