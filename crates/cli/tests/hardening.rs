@@ -225,14 +225,15 @@ fn a_trainer_killed_by_a_signal_is_retried_by_the_next_sweep() {
 
 #[test]
 fn a_sweep_waits_for_a_run_another_process_holds_and_trains_it_if_the_holder_dies() {
+    use std::io::BufRead;
     let d = tmpdir("held");
     let f = fake_plan(&d, "1e12", &[]);
     let all = ids(&f);
     let victim = all[1].clone();
-    // A live process on this host holds the run's lease and dies without finishing it, as a
-    // trainer of a killed sweep may still be dying when the next sweep starts.
+    // A live process on this host holds the run's lease; it dies without finishing the run,
+    // as a trainer of a killed sweep may still be dying when the next sweep starts.
     let mut holder = std::process::Command::new("sleep")
-        .arg("2")
+        .arg("600")
         .spawn()
         .unwrap();
     let dir = d.join("runs").join(&victim);
@@ -243,22 +244,39 @@ fn a_sweep_waits_for_a_run_another_process_holds_and_trains_it_if_the_holder_die
         format!("{} {}\n", host.trim(), holder.id()),
     )
     .unwrap();
-    let o = isoflop(&["sweep", f.to_str().unwrap()]);
-    let waited = holder.try_wait().unwrap();
+    let mut sweep = std::process::Command::new(common::bin())
+        .args(["sweep", f.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(sweep.stderr.take().unwrap()).lines();
+    let mut e = String::new();
+    let waiting = format!("run {victim} is being trained by another process; waiting for it");
+    for l in lines.by_ref() {
+        let l = l.unwrap();
+        e.push_str(&l);
+        e.push('\n');
+        if l.contains(&waiting) {
+            break;
+        }
+    }
+    if !e.contains(&waiting) {
+        let _ = holder.kill();
+        panic!("no line saying it waits: {e}");
+    }
+    // While the holder lives the sweep neither trains the run nor returns.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let calls = std::fs::read_to_string(d.join("calls.log")).unwrap_or_default();
+    assert!(!calls.lines().any(|l| l == victim), "{calls}");
+    assert!(sweep.try_wait().unwrap().is_none(), "it returned: {e}");
+    holder.kill().unwrap();
     holder.wait().unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
-    let e = stderr(&o);
-    assert!(
-        e.contains(&format!(
-            "run {victim} is being trained by another process; waiting for it"
-        )),
-        "{e}"
-    );
-    // The sweep returned only after the holder had ended, having trained every run itself.
-    assert!(
-        waited.is_some(),
-        "the sweep returned while the holder lived"
-    );
+    for l in lines {
+        e.push_str(&l.unwrap());
+        e.push('\n');
+    }
+    assert!(sweep.wait().unwrap().success(), "{e}");
+    // Then it trained the run itself, once, and every other run.
     assert!(e.contains(&format!("{} runs trained", all.len())), "{e}");
     let calls = std::fs::read_to_string(d.join("calls.log")).unwrap();
     assert_eq!(calls.lines().filter(|l| *l == victim).count(), 1, "{calls}");
