@@ -77,6 +77,8 @@ fn loss_falls_on_a_corpus() {
         6.0 * cfg.params.total as f64 * last.tokens as f64
     );
     assert!(!out.join("checkpoint.ot").exists());
+    // The run's thread count reached libtorch (every test here trains at 1 thread).
+    assert_eq!(tch::get_num_threads(), 1);
 }
 
 #[test]

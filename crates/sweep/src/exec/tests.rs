@@ -86,7 +86,7 @@ fn a_runs_own_seed_and_rate_reach_its_command() {
     assert_eq!(own, "echo '3' '0.0125'");
     // isoflop's own trainer gets them as options.
     s.command = None;
-    let runner = Runner::new(&s, Path::new("sweep.toml"), Path::new("isoflop"), 1);
+    let runner = Runner::new(&s, Path::new("sweep.toml"), Path::new("isoflop"), 3);
     let args: Vec<String> = runner
         .command(&s.runs[0], Path::new("o"))
         .get_args()
@@ -100,6 +100,8 @@ fn a_runs_own_seed_and_rate_reach_its_command() {
         (value("--seed"), value("--lr")),
         ("3".into(), "0.0125".into())
     );
+    // And the sweep's thread count (`--threads`), whatever the defaults say.
+    assert_eq!(value("--threads"), "3");
 }
 
 #[test]
