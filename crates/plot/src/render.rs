@@ -260,25 +260,20 @@ fn training_curves<DB: DrawingBackend>(
     mesh(&mut chart, "FLOPs", "Training loss", &flops_label, None)?;
     let scale = s.colour_unit.1;
     if a5 {
-        for c in &s.raw {
+        let raw: Vec<_> = s.raw.iter().collect();
+        for (c, pts) in raw.iter().zip(crate::spec::unshared(&raw)) {
             let col = colour(c.params / scale, s.colour, true).mix(0.18);
             chart
-                .draw_series(LineSeries::new(
-                    c.points.iter().copied(),
-                    col.stroke_width(1),
-                ))
+                .draw_series(LineSeries::new(pts, col.stroke_width(1)))
                 .ctx()?;
         }
     }
     let mut runs: Vec<_> = s.runs.iter().collect();
     runs.sort_by(|a, b| a.params.total_cmp(&b.params));
-    for c in runs {
+    for (c, pts) in runs.iter().zip(crate::spec::unshared(&runs)) {
         let col = colour(c.params / scale, s.colour, true);
         chart
-            .draw_series(LineSeries::new(
-                c.points.iter().copied(),
-                col.stroke_width(2),
-            ))
+            .draw_series(LineSeries::new(pts, col.stroke_width(2)))
             .ctx()?;
     }
     if a5 {

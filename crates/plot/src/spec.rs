@@ -9,7 +9,7 @@ use isoflop_fit::report::FitReport;
 use isoflop_fit::{Frontier, ParametricLaw};
 
 mod curves;
-pub use curves::training_curves;
+pub use curves::{training_curves, unshared};
 mod forms;
 pub use forms::{
     effective_ratio, forms_fit, repetition, Decay, FormPanel, FormsFit, Repetition, NOT_FITTED,

@@ -128,3 +128,57 @@ pub fn training_curves(
         colour,
     })
 }
+
+/// The part of each curve to draw so that no stretch is drawn twice: a cooldown branch's
+/// curve holds its trunk's rows up to the branch point, as do its sibling branches, so after
+/// the first curve of a size the others start at the last point they share with one drawn
+/// before them (the curves themselves stay whole in `figures.json`).
+pub fn unshared(curves: &[&RunCurve]) -> Vec<Polyline> {
+    let mut drawn: Vec<&RunCurve> = Vec::new();
+    curves
+        .iter()
+        .map(|c| {
+            let shared = drawn
+                .iter()
+                .filter(|d| d.params == c.params)
+                .map(|d| {
+                    d.points
+                        .iter()
+                        .zip(&c.points)
+                        .take_while(|(a, b)| a == b)
+                        .count()
+                })
+                .max()
+                .unwrap_or(0);
+            drawn.push(c);
+            c.points[shared.saturating_sub(1)..].to_vec()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn branches_of_one_trunk_draw_their_shared_prefix_once() {
+        let curve = |run: &str, params: f64, pts: &[(f64, f64)]| RunCurve {
+            run: run.into(),
+            params,
+            points: pts.to_vec(),
+        };
+        let trunk = [(1.0, 5.0), (2.0, 4.0), (3.0, 3.5)];
+        let a = curve("a", 10.0, &[trunk[0], trunk[1], (3.0, 3.4)]);
+        let b = curve("b", 10.0, &[trunk[0], trunk[1], trunk[2], (4.0, 3.0)]);
+        // Another size with the same first points is a different model: drawn whole.
+        let c = curve("c", 20.0, &[trunk[0], trunk[1], (3.0, 3.3)]);
+        // A shorter branch of the same trunk, wholly inside b: only its last point remains.
+        let d = curve("d", 10.0, &[trunk[0], trunk[1], trunk[2]]);
+        let got = unshared(&[&a, &b, &c, &d]);
+        assert_eq!(got[0], a.points);
+        assert_eq!(got[1], vec![trunk[1], trunk[2], (4.0, 3.0)]);
+        assert_eq!(got[2], c.points);
+        assert_eq!(got[3], vec![trunk[2]]);
+        assert!(unshared(&[]).is_empty());
+    }
+}
