@@ -238,10 +238,9 @@ fn a_sweep_waits_for_a_run_another_process_holds_and_trains_it_if_the_holder_die
         .unwrap();
     let dir = d.join("runs").join(&victim);
     std::fs::create_dir_all(&dir).unwrap();
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     std::fs::write(
-        dir.join(".lease"),
-        format!("{} {}\n", host.trim(), holder.id()),
+        dir.join(isoflop_core::lease::LEASE_FILE),
+        format!("{} {}\n", isoflop_core::lease::host(), holder.id()),
     )
     .unwrap();
     let mut sweep = std::process::Command::new(common::bin())
