@@ -233,12 +233,7 @@ fn allocate_cmd(a: AllocateArgs) -> Result<()> {
         Some(p) => {
             let text = std::fs::read_to_string(p)
                 .with_context(|| format!("reading law from {}", p.display()))?;
-            serde_json::from_str(&text).with_context(|| {
-                format!(
-                    "{}: not a law file written by `isoflop fit --out`",
-                    p.display()
-                )
-            })?
+            LawSet::from_json(&text, &p.display().to_string())?
         }
         None => LawSet::preset(&a.preset)?,
     };

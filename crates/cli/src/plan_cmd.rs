@@ -153,16 +153,10 @@ pub(crate) fn make_plan(a: &PlanArgs) -> Result<Sweep> {
     } else if a.design == Design::Lr {
         bail!("--design lr takes --sizes LO..HI (and --n-sizes, --lrs, --lr-span)");
     } else if !a.budgets.is_empty() {
-        if let Some(b) = a.budgets.iter().find(|b| !(b.is_finite() && **b > 0.0)) {
-            bail!("--budgets must be positive numbers, got {b}");
-        }
+        isoflop_core::units::check_budgets(&a.budgets)
+            .map_err(|e| anyhow::anyhow!("--budgets: {e}"))?;
         if let Some(b) = a.budgets.iter().find(|b| **b > MAX_BUDGET) {
             bail!("--budgets {b:e}: above {MAX_BUDGET:e} FLOPs the models and token counts no longer fit the planner's integers; plan at most {MAX_BUDGET:e}");
-        }
-        let mut sorted = a.budgets.clone();
-        sorted.sort_by(f64::total_cmp);
-        if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
-            bail!("--budgets lists {:e} twice", w[0]);
         }
         if a.sizes_per_budget == 0 {
             bail!("--sizes-per-budget must be at least 1");
@@ -294,7 +288,10 @@ pub fn lr_fit(a: LrFitArgs) -> Result<()> {
             loss,
         };
         match exec::state(&results, r) {
-            RunState::Finished { loss: Some(loss) } => points.push(point(loss)),
+            RunState::Finished {
+                loss: Some(loss),
+                left_out: None,
+            } => points.push(point(loss)),
             RunState::Failed { status, .. } if status == "diverged" => {
                 diverged.push(r.id.clone());
                 points.push(point(f64::INFINITY));

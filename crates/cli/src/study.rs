@@ -192,10 +192,17 @@ pub fn warn_mixed(table: &RunTable, opts: &FitOpts) {
         return;
     }
     for (col, n, values) in &table.varying_text {
+        let col = isoflop_core::error::clip(col);
+        let limit = isoflop_core::error::LIST_MAX;
+        let shown: Vec<String> = values.iter().take(limit).map(|v| isoflop_core::error::clip(v)).collect();
+        let more = if *n > shown.len() {
+            format!(", and {} more", n - shown.len())
+        } else {
+            String::new()
+        };
+        let shown = shown.join(", ");
         eprintln!(
-            "warning: column '{col}' holds {n} different values ({}{}): the runs are fitted as one study; --group-by {col} fits each separately, --where '{col}=VALUE' picks one",
-            values.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
-            if *n > 5 { ", ..." } else { "" }
+            "warning: column '{col}' holds {n} different values ({shown}{more}): the runs are fitted as one study; --group-by {col} fits each separately, --where '{col}=VALUE' picks one"
         );
     }
 }

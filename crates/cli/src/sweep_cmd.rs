@@ -83,11 +83,7 @@ fn isoflop_bin() -> Result<PathBuf> {
     std::env::current_exe().context("locating the isoflop binary")
 }
 
-pub(crate) fn cores() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-}
+pub(crate) use isoflop_core::machine::cores;
 
 fn cpu_secs_children() -> f64 {
     // SAFETY: getrusage writes into the struct we pass.
@@ -324,10 +320,24 @@ fn runs_failed(file: &Path, results: &Path, failures: &[(String, String)]) -> an
     )))
 }
 
+/// Refuses `--jobs` or `--threads` far above this machine's cores and warns above them
+/// ([`isoflop_core::machine::check_parallelism`]).
+pub(crate) fn check_local_parallelism(jobs: usize, threads: usize) -> Result<()> {
+    for (option, v) in [("--jobs", jobs), ("--threads", threads)] {
+        if let Some(w) = isoflop_core::machine::check_parallelism(option, v, cores())
+            .map_err(anyhow::Error::msg)?
+        {
+            eprintln!("warning: {w}");
+        }
+    }
+    Ok(())
+}
+
 pub fn sweep(a: SweepArgs) -> Result<()> {
     let s = Sweep::read(&a.sweep)?;
     match a.executor {
         Executor::Local => {
+            check_local_parallelism(a.jobs, a.threads)?;
             let failures = sweep_local(&s, &a.sweep, a.jobs, a.threads, a.retry_failed)?;
             if !failures.is_empty() {
                 return Err(runs_failed(&a.sweep, &s.results_dir(&a.sweep), &failures));
@@ -418,9 +428,13 @@ pub fn status(a: StatusArgs) -> Result<()> {
                     None => ", no checkpoint: will restart from step 0".into(),
                 }
             ),
-            RunState::Finished { loss } => format!(
-                "finished{}",
-                loss.map(|l| format!(", loss {l:.4}")).unwrap_or_default()
+            RunState::Finished { loss, left_out } => format!(
+                "finished{}{}",
+                loss.map(|l| format!(", loss {l:.4}")).unwrap_or_default(),
+                left_out
+                    .as_ref()
+                    .map(|w| format!("; but {w}"))
+                    .unwrap_or_default()
             ),
             RunState::Failed { status, reason } => format!("{status}: {reason}"),
         };
@@ -452,11 +466,16 @@ pub fn collect(a: StatusArgs) -> Result<PathBuf> {
         eprintln!(
             "{} run(s) not in the table: {}",
             missing.len(),
-            missing
-                .iter()
-                .map(|(id, st)| format!("{id} ({})", st.name()))
-                .collect::<Vec<_>>()
-                .join(", ")
+            isoflop_core::error::list_runs(missing.iter().map(|(id, st)| format!(
+                "{id} ({})",
+                match st {
+                    RunState::Finished {
+                        left_out: Some(w), ..
+                    } => format!("finished, but {w}"),
+                    RunState::Failed { status, reason } => format!("{status}: {reason}"),
+                    other => other.name().to_string(),
+                }
+            )))
         );
     }
     let trunks: Vec<&str> = s

@@ -88,6 +88,24 @@ pub struct TrainArgs {
     /// branches that fork there.
     #[arg(long, value_delimiter = ',')]
     keep_at_tokens: Vec<f64>,
+    /// Train even where the model's estimated memory exceeds this machine's free memory.
+    #[arg(long)]
+    force: bool,
+}
+
+/// Marks an error as "stopped by Ctrl-C (SIGINT)": exit code [`EXIT_INTERRUPTED`], and the
+/// run's summary says `transient`, so the next sweep resumes it from its checkpoint.
+#[derive(Debug)]
+pub struct Interrupted;
+
+/// The exit status of a trainer stopped by Ctrl-C, as shells report a process ended by
+/// SIGINT (128 + 2).
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("interrupted; `--resume` (or the next `isoflop sweep`) continues it")
+    }
 }
 
 /// Marks an error as "another process holds this run" (exit code [`record::EXIT_HELD`]).
@@ -137,6 +155,12 @@ fn write_failure(
 pub fn run(a: TrainArgs) -> Result<()> {
     if !(a.tokens.is_finite() && a.tokens >= 1.0) {
         bail!("--tokens must be a positive number, got {}", a.tokens);
+    }
+    if let Some(w) =
+        isoflop_core::machine::check_parallelism("--threads", a.threads, isoflop_core::machine::cores())
+            .map_err(anyhow::Error::msg)?
+    {
+        eprintln!("warning: {w}");
     }
     let data = isoflop_core::corpus::resolve(a.data.clone())?;
     let corpus = Corpus::load(&data, a.vocab, a.settings.context).context("reading the corpus")?;
@@ -190,6 +214,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     s.data = corpus.description.clone();
     s.device = a.device.clone();
     s.keep_tokens = a.keep_at_tokens.iter().map(|t| t.ceil() as u64).collect();
+    check_memory(&shape, s.train.batch, &a.device, a.force)?;
     let mut cfg = s.config()?;
     if let (Some(dir), Some(at)) = (&a.branch_from, a.at_tokens) {
         cfg = isoflop_train::branch::branch_config(dir, &cfg, at.ceil() as u64)?;
@@ -276,10 +301,42 @@ pub fn run(a: TrainArgs) -> Result<()> {
             }
         }
         Outcome::Stopped { step } => {
-            bail!(
-                "stopped at step {step}; checkpoint saved in {}; continue with --resume",
+            let reason = format!("interrupted (Ctrl-C) at step {step}; checkpoint saved");
+            write_failure(&a.out, &cfg, &reason, true);
+            Err(anyhow::anyhow!(
+                "{reason} in {}; continue with --resume",
                 a.out.display()
             )
+            .context(Interrupted))
         }
     }
+}
+
+/// Refuses, before anything is allocated or written, a model whose estimated training
+/// memory ([`ModelShape::training_memory`]) exceeds this machine's free memory, unless
+/// `force`. On a GPU the estimate is not checked (libtorch reports a device's memory, and
+/// this binary has not loaded it yet).
+fn check_memory(shape: &ModelShape, batch: usize, device: &str, force: bool) -> Result<()> {
+    if device != "cpu" {
+        return Ok(());
+    }
+    let need = shape.training_memory(batch);
+    let Some(free) = isoflop_core::machine::available_memory() else {
+        return Ok(());
+    };
+    if need > free as f64 {
+        let msg = format!(
+            "this model ({} parameters, batch {batch}, context {}) needs about {} to train, and this machine has {} free",
+            shape.params().total,
+            shape.context,
+            isoflop_core::machine::bytes(need),
+            isoflop_core::machine::bytes(free as f64)
+        );
+        if force {
+            eprintln!("warning: {msg}; training anyway (--force)");
+        } else {
+            bail!("{msg}; nothing was written (--force tries anyway)");
+        }
+    }
+    Ok(())
 }

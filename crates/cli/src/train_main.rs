@@ -29,6 +29,10 @@ fn main() -> ExitCode {
             eprintln!("error: {}", e.root_cause());
             return ExitCode::from(isoflop_core::record::EXIT_HELD as u8);
         }
+        if e.downcast_ref::<train_cmd::Interrupted>().is_some() {
+            eprintln!("error: {}", e.root_cause());
+            return ExitCode::from(train_cmd::EXIT_INTERRUPTED);
+        }
         if e.downcast_ref::<train_cmd::Transient>().is_some() {
             eprintln!("error: {}", e.root_cause());
             eprintln!("hint: {}", train_cmd::Transient);

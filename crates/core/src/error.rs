@@ -2,6 +2,83 @@
 
 use std::path::PathBuf;
 
+/// The most items a message lists before it says how many more there are.
+pub const LIST_MAX: usize = 5;
+/// The most characters of one quoted value a message shows.
+pub const QUOTE_MAX: usize = 80;
+
+/// A problem's text (which may quote a line of the file) cut to 400 characters.
+fn clip_long(text: &str) -> String {
+    if text.chars().count() <= 400 {
+        text.to_string()
+    } else {
+        format!("{}...", text.chars().take(400).collect::<String>())
+    }
+}
+
+/// `text` cut to [`QUOTE_MAX`] characters, with the count of the rest where it was cut: a
+/// message quotes what it must, never a whole file.
+pub fn clip(text: &str) -> String {
+    let n = text.chars().count();
+    if n <= QUOTE_MAX {
+        text.to_string()
+    } else {
+        format!(
+            "{}... ({} more characters)",
+            text.chars().take(QUOTE_MAX).collect::<String>(),
+            n - QUOTE_MAX
+        )
+    }
+}
+
+/// The items joined by `sep`, at most [`LIST_MAX`] of them (each [`clip`]ped), then
+/// "and N more": the bounded list every message that names columns or values uses.
+pub fn list<I, T>(items: I, sep: &str) -> String
+where
+    I: IntoIterator<Item = T>,
+    T: std::fmt::Display,
+{
+    list_n(items, sep, LIST_MAX, QUOTE_MAX)
+}
+
+/// The most runs a message names before it says how many more there are.
+pub const RUNS_MAX: usize = 20;
+
+/// Runs with what is wrong with each: at most [`RUNS_MAX`], each cut to 300 characters.
+pub fn list_runs<I, T>(items: I) -> String
+where
+    I: IntoIterator<Item = T>,
+    T: std::fmt::Display,
+{
+    list_n(items, ", ", RUNS_MAX, 300)
+}
+
+fn list_n<I, T>(items: I, sep: &str, max: usize, chars: usize) -> String
+where
+    I: IntoIterator<Item = T>,
+    T: std::fmt::Display,
+{
+    let mut shown = Vec::new();
+    let mut more = 0usize;
+    for item in items {
+        if shown.len() < max {
+            let t = item.to_string();
+            shown.push(if t.chars().count() > chars {
+                format!("{}...", t.chars().take(chars).collect::<String>())
+            } else {
+                t
+            });
+        } else {
+            more += 1;
+        }
+    }
+    let mut out = shown.join(sep);
+    if more > 0 {
+        out.push_str(&format!("{sep}and {more} more"));
+    }
+    out
+}
+
 /// A result with [`CoreError`].
 pub type Result<T, E = CoreError> = std::result::Result<T, E>;
 
@@ -77,7 +154,7 @@ pub enum CoreError {
         columns: String,
     },
     /// A cell could not be parsed or holds an impossible value.
-    #[error("{path}:{line}: column '{column}': {problem} (value '{value}')")]
+    #[error("{path}:{line}: column '{}': {problem} (value '{}')", clip(column), clip(value))]
     BadCell {
         /// The file.
         path: PathBuf,
@@ -91,7 +168,7 @@ pub enum CoreError {
         problem: &'static str,
     },
     /// A row is malformed as a whole (wrong field count, invalid JSON).
-    #[error("{path}:{line}: {problem}")]
+    #[error("{path}:{line}: {}", clip_long(problem))]
     BadRow {
         /// The file.
         path: PathBuf,
@@ -120,6 +197,9 @@ pub enum CoreError {
     /// A training setting no run could use.
     #[error("invalid setting: {0}")]
     Setting(String),
+    /// A run folder is a symbolic link leading outside the folder of runs.
+    #[error("{0}")]
+    Outside(String),
     /// Every row was filtered out.
     #[error("{path}: no row passes {filters}")]
     NoRowsLeft {

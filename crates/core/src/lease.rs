@@ -29,6 +29,40 @@ pub struct Holder {
 #[derive(Debug)]
 pub struct Lease {
     path: PathBuf,
+    /// For a lease handed down by the process that dispatched us ([`HANDED_DIR`]): its
+    /// holder line, written back on drop (the dispatcher releases the lease itself).
+    handed_from: Option<String>,
+}
+
+/// The environment variable a dispatcher that holds a run's lease (a sweep, around any
+/// command it starts) sets for its child: the run folder, as the dispatcher named it.
+pub const HANDED_DIR: &str = "ISOFLOP_LEASE_DIR";
+/// With [`HANDED_DIR`]: the holder line (`host pid`) of the dispatcher's lease.
+pub const HANDED_HOLDER: &str = "ISOFLOP_LEASE_HOLDER";
+
+/// The holder line this process writes into a lease.
+pub fn holder_line() -> String {
+    format!("{} {}", host(), std::process::id())
+}
+
+/// True when the environment says our dispatcher holds the lease on `dir`, and the lease
+/// file still names it: we were started to train this run, under its lease.
+fn handed_to_us(dir: &Path, text: &str) -> bool {
+    let (Some(d), Some(h)) = (std::env::var_os(HANDED_DIR), std::env::var(HANDED_HOLDER).ok()) else {
+        return false;
+    };
+    let same_dir = match (std::fs::canonicalize(&d), std::fs::canonicalize(dir)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    same_dir && text.trim() == h.trim()
+}
+
+/// Writes `line` into the lease file at `path` whole (a temporary file renamed over it).
+fn rewrite(path: &Path, line: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, format!("{line}\n"))?;
+    std::fs::rename(&tmp, path)
 }
 
 /// This machine's host name.
@@ -93,13 +127,27 @@ impl Lease {
                 .open(&path)
             {
                 Ok(mut f) => {
-                    if let Err(e) = writeln!(f, "{} {}", host(), std::process::id()) {
+                    if let Err(e) = writeln!(f, "{}", holder_line()) {
                         let _ = std::fs::remove_file(&path);
                         return Err(LeaseError::Io(e));
                     }
-                    return Ok(Lease { path });
+                    return Ok(Lease {
+                        path,
+                        handed_from: None,
+                    });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    // Our dispatcher took it for us: train under it, naming ourselves (so
+                    // a reader sees the process that trains, alive or dead), and give it
+                    // back on drop.
+                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                    if handed_to_us(dir, &text) {
+                        rewrite(&path, &holder_line()).map_err(LeaseError::Io)?;
+                        return Ok(Lease {
+                            path,
+                            handed_from: Some(text.trim().to_string()),
+                        });
+                    }
                     if let Some(h) = holder(dir) {
                         return Err(LeaseError::Held(h));
                     }
@@ -125,9 +173,32 @@ impl Lease {
     }
 }
 
+impl Lease {
+    /// The environment a child started to train this lease's run needs to take the lease
+    /// over from us ([`HANDED_DIR`], [`HANDED_HOLDER`]).
+    pub fn hand_down(&self) -> [(&'static str, String); 2] {
+        // Absolute, so a command that changes folder still names the same run folder.
+        let dir = self
+            .path
+            .parent()
+            .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()))
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let line = std::fs::read_to_string(&self.path).unwrap_or_default();
+        [(HANDED_DIR, dir), (HANDED_HOLDER, line.trim().to_string())]
+    }
+}
+
 impl Drop for Lease {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        match &self.handed_from {
+            Some(line) => {
+                let _ = rewrite(&self.path, line);
+            }
+            None => {
+                let _ = std::fs::remove_file(&self.path);
+            }
+        }
     }
 }
 
@@ -153,6 +224,33 @@ mod tests {
         b.refresh();
         assert!(holder(&d).is_some());
         drop(b);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_lease_handed_down_is_taken_over_named_after_the_child_and_given_back() {
+        let d = std::env::temp_dir().join(format!("isoflop-lease-hand-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let path = d.join(LEASE_FILE);
+        // A dispatcher (here: pid 1 on this host, alive) holds the lease.
+        let parent = format!("{} 1", host());
+        std::fs::write(&path, format!("{parent}\n")).unwrap();
+        // Without the environment, the lease is held.
+        assert!(matches!(Lease::acquire(&d), Err(LeaseError::Held(h)) if h.pid == 1));
+        std::env::set_var(HANDED_DIR, &d);
+        std::env::set_var(HANDED_HOLDER, &parent);
+        let child = Lease::acquire(&d).unwrap();
+        assert_eq!(holder(&d).unwrap().pid, std::process::id());
+        drop(child);
+        assert_eq!(std::fs::read_to_string(&path).unwrap().trim(), parent);
+        // A lease held by someone else than the environment names stays held.
+        std::fs::write(&path, format!("{} 2\n", host())).unwrap();
+        let held = Lease::acquire(&d);
+        std::env::remove_var(HANDED_DIR);
+        std::env::remove_var(HANDED_HOLDER);
+        if alive(2) {
+            assert!(matches!(held, Err(LeaseError::Held(_))));
+        }
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

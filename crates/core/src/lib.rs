@@ -10,6 +10,7 @@
 pub mod corpus;
 pub mod error;
 pub mod lease;
+pub mod machine;
 pub mod record;
 pub mod rng;
 pub mod settings;

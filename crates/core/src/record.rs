@@ -443,6 +443,14 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, CoreE
     })
 }
 
+/// True when `dir` holds any of a run's three files: a run folder, finished or not (one
+/// with a summary and no curve is a run too, named where it is left out).
+pub fn is_run_dir(dir: &Path) -> bool {
+    [CONFIG_FILE, CURVE_FILE, SUMMARY_FILE]
+        .iter()
+        .any(|f| dir.join(f).exists())
+}
+
 /// The run folders under `dir` (itself, if it is one), sorted.
 pub fn run_dirs(dir: &Path) -> Vec<PathBuf> {
     if dir.join(CONFIG_FILE).exists() || dir.join(CURVE_FILE).exists() {
@@ -453,10 +461,36 @@ pub fn run_dirs(dir: &Path) -> Vec<PathBuf> {
         .flatten()
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.is_dir() && p.join(CURVE_FILE).exists())
+        .filter(|p| p.is_dir() && is_run_dir(p))
         .collect();
     v.sort();
     v
+}
+
+/// Refuses a run folder `run` under `parent` that is a symbolic link leading outside
+/// `parent` (as a run id holding `..` is refused): nothing isoflop reads or writes for a
+/// run lies outside its results folder. `None` when `run` is a plain folder, absent, or a
+/// link that stays inside; else what is wrong, naming the target.
+pub fn outside_problem(parent: &Path, run: &Path) -> Option<String> {
+    let meta = std::fs::symlink_metadata(run).ok()?;
+    if !meta.file_type().is_symlink() {
+        return None;
+    }
+    let target = std::fs::canonicalize(run);
+    let base = std::fs::canonicalize(parent).unwrap_or_else(|_| parent.to_path_buf());
+    match target {
+        Ok(t) if t.starts_with(&base) && t != base => None,
+        Ok(t) => Some(format!(
+            "{} is a symbolic link to {}, outside {}; a run folder must lie inside its results folder",
+            run.display(),
+            t.display(),
+            base.display()
+        )),
+        Err(e) => Some(format!(
+            "{} is a symbolic link that cannot be followed ({e})",
+            run.display()
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -272,6 +272,35 @@ impl ModelShape {
         self.d_model / self.heads
     }
 
+    /// Bytes of memory training this model at `batch` sequences per step needs on CPU in
+    /// fp32, estimated before anything is allocated: 16 bytes a parameter (weights, their
+    /// gradients, AdamW's two moments), and the activations the backward pass keeps, about
+    /// 2 x (34 + 5 h T / d) T d bytes a sequence per layer (Korthikanti et al. 2022, eq. 2,
+    /// which counts 16-bit activations; ours are 32-bit, hence the 2), plus the logits and
+    /// their gradient, 3 x 4 T V bytes a sequence. An estimate to refuse the impossible
+    /// (`--params 1e12` on a laptop), not a budget: libtorch's allocator adds its own.
+    ///
+    /// # Example
+    /// ```
+    /// let s = isoflop_core::shape::ModelShape::new(2, 64, 2, 256, 64, false).unwrap();
+    /// let bytes = s.training_memory(16);
+    /// assert!(bytes > 16.0 * s.params().total as f64);
+    /// ```
+    pub fn training_memory(&self, batch: usize) -> f64 {
+        let (t, d, h, v, l, b) = (
+            self.context as f64,
+            self.d_model as f64,
+            self.heads as f64,
+            self.vocab as f64,
+            self.layers as f64,
+            batch as f64,
+        );
+        let weights = 16.0 * self.params().total as f64;
+        let per_layer = 2.0 * (34.0 + 5.0 * h * t / d) * t * d;
+        let logits = 3.0 * 4.0 * t * v;
+        weights + b * (l * per_layer + logits)
+    }
+
     /// Parameter counts by component.
     pub fn params(&self) -> ParamCount {
         let (l, d, f, v, t) = (

@@ -95,10 +95,36 @@ pub struct RunTable {
 
 mod columns;
 
+/// What any model of any lab can be: a cell outside these bounds is an error naming its
+/// file, line and column (a value in the wrong units, a typo, or a hostile file), never a
+/// point that moves the law silently.
+pub mod limits {
+    /// Fewest parameters of a model.
+    pub const MIN_PARAMS: f64 = 1.0;
+    /// Most parameters (1e15: a thousand times the largest models trained).
+    pub const MAX_PARAMS: f64 = 1e15;
+    /// Fewest tokens a run has seen.
+    pub const MIN_TOKENS: f64 = 1.0;
+    /// Most tokens (1e16: far above any corpus).
+    pub const MAX_TOKENS: f64 = 1e16;
+    /// The lowest loss in nats per token (a cross-entropy below it is not a language
+    /// model's; 1e-320 is a subnormal, not a loss).
+    pub const MIN_LOSS: f64 = 1e-3;
+    pub(super) const PARAMS_PROBLEM: &str =
+        "parameters outside what any model has (1 to 1e15); are the units right?";
+    pub(super) const TOKENS_PROBLEM: &str =
+        "tokens outside what any run sees (1 to 1e16; derived as C/(6N) where the table has no tokens); are the units right?";
+    pub(super) const LOSS_PROBLEM: &str =
+        "a loss below 1e-3 nats per token is no language model's";
+}
+
 /// The values of the columns no quantity uses, to find text columns that vary.
 struct TextColumns {
     unused: Vec<usize>,
+    /// The first 20 distinct values of each, in order of appearance.
     values: Vec<Vec<String>>,
+    /// Every distinct value of each, so the count printed is exact.
+    distinct: Vec<std::collections::HashSet<String>>,
     numeric: Vec<bool>,
 }
 
@@ -109,6 +135,7 @@ impl TextColumns {
         TextColumns {
             unused,
             values: vec![Vec::new(); n],
+            distinct: vec![std::collections::HashSet::new(); n],
             numeric: vec![true; n],
         }
     }
@@ -123,7 +150,7 @@ impl TextColumns {
             if v.parse::<f64>().is_err() {
                 self.numeric[k] = false;
             }
-            if self.values[k].len() < 21 && !self.values[k].iter().any(|x| x == v) {
+            if self.distinct[k].insert(v.to_string()) && self.values[k].len() < 20 {
                 self.values[k].push(v.to_string());
             }
         }
@@ -133,11 +160,13 @@ impl TextColumns {
         self.unused
             .iter()
             .enumerate()
-            .filter(|(k, _)| !self.numeric[*k] && self.values[*k].len() >= 2)
+            .filter(|(k, _)| !self.numeric[*k] && self.distinct[*k].len() >= 2)
             .map(|(k, &i)| {
-                let mut v = self.values[k].clone();
-                v.truncate(20);
-                (cols.names[i].clone(), self.values[k].len(), v)
+                (
+                    cols.names[i].clone(),
+                    self.distinct[k].len(),
+                    self.values[k].clone(),
+                )
             })
             .collect()
     }
@@ -220,7 +249,11 @@ impl RunTable {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let summary = match read_json::<RunSummary>(&run.join(SUMMARY_FILE)) {
+            if let Some(problem) = crate::record::outside_problem(dir, &run) {
+                return Err(CoreError::Outside(problem));
+            }
+            let summary_path = run.join(SUMMARY_FILE);
+            let summary = match read_json::<RunSummary>(&summary_path) {
                 Ok(s) if s.status == RunStatus::Finished => s,
                 Ok(s) => {
                     skipped.push(format!(
@@ -230,11 +263,21 @@ impl RunTable {
                     ));
                     continue;
                 }
-                Err(_) => {
+                Err(_) if !summary_path.exists() => {
                     skipped.push(format!("{name} (unfinished: no summary.json)"));
                     continue;
                 }
+                Err(e) => {
+                    skipped.push(format!("{name} (its summary.json cannot be read: {e})"));
+                    continue;
+                }
             };
+            if !run.join(CURVE_FILE).exists() {
+                skipped.push(format!(
+                    "{name} (finished, but its {CURVE_FILE} is missing)"
+                ));
+                continue;
+            }
             if crate::record::is_trunk(&run) {
                 // Its constant-rate curve, never cooled down, lives on in its branches.
                 skipped.push(format!("{name} (a trunk of cooldown branches)"));
@@ -260,7 +303,7 @@ impl RunTable {
             notes.push(format!(
                 "{} run(s) left out: {}",
                 skipped.len(),
-                skipped.join(", ")
+                crate::error::list_runs(&skipped)
             ));
         }
         if rows.is_empty() {
@@ -270,7 +313,7 @@ impl RunTable {
                 left_out: if skipped.is_empty() {
                     String::new()
                 } else {
-                    format!("; left out: {}", skipped.join(", "))
+                    format!("; left out: {}", crate::error::list_runs(&skipped))
                 },
             });
         }
@@ -475,12 +518,7 @@ impl RunTable {
         if rows.is_empty() && !cols.filters.is_empty() {
             return Err(CoreError::NoRowsLeft {
                 path: path.to_path_buf(),
-                filters: cols
-                    .filters
-                    .iter()
-                    .map(|(_, f)| f.to_string())
-                    .collect::<Vec<_>>()
-                    .join(" and "),
+                filters: crate::error::list(cols.filters.iter().map(|(_, f)| f), " and "),
             });
         }
         if rows.is_empty() {

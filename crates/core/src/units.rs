@@ -37,6 +37,29 @@ pub fn count_short(x: f64) -> String {
     }
 }
 
+/// Checks a list of FLOP budgets (`plan --budgets`, `fit --budgets`): each a positive finite
+/// number, none given twice. One check, so what `plan` refuses `fit` refuses too.
+///
+/// # Errors
+/// The first budget that is not positive and finite, or the first repeated one.
+///
+/// # Example
+/// ```
+/// assert!(isoflop_core::units::check_budgets(&[6e18, 1e19]).is_ok());
+/// assert!(isoflop_core::units::check_budgets(&[6e18, 6e18, 1e19]).unwrap_err().contains("twice"));
+/// ```
+pub fn check_budgets(budgets: &[f64]) -> Result<(), String> {
+    if let Some(b) = budgets.iter().find(|b| !(b.is_finite() && **b > 0.0)) {
+        return Err(format!("budgets must be positive numbers, got {b}"));
+    }
+    let mut sorted = budgets.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+        return Err(format!("lists {:e} twice", w[0]));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -54,8 +54,8 @@ impl Grouping {
                 budgets: CHINCHILLA_BUDGETS.to_vec(),
                 tol_decades,
             },
-            Some(list) => Grouping::Nominal {
-                budgets: list
+            Some(list) => {
+                let budgets = list
                     .split(',')
                     .map(|t| {
                         t.trim()
@@ -64,9 +64,13 @@ impl Grouping {
                             .filter(|v| v.is_finite() && *v > 0.0)
                             .ok_or_else(|| format!("'{t}' is not a positive number"))
                     })
-                    .collect::<Result<Vec<f64>, String>>()?,
-                tol_decades,
-            },
+                    .collect::<Result<Vec<f64>, String>>()?;
+                isoflop_core::units::check_budgets(&budgets)?;
+                Grouping::Nominal {
+                    budgets,
+                    tol_decades,
+                }
+            }
         })
     }
 }

@@ -88,7 +88,8 @@ impl FitSettings {
         if !positive(tol) {
             return bad(format!("budget tolerance must be positive, got {tol}"));
         }
-        Ok(())
+        check_resamples(self.parametric.resamples, isoflop_core::machine::available_memory())
+            .map_err(FitError::InvalidOption)
     }
 
     /// The settings with every approach's bootstrap drawing `unit`s.
@@ -110,6 +111,32 @@ impl FitSettings {
         self
     }
 }
+
+/// Bytes the results of one bootstrap resample take, generously: each approach keeps its
+/// refit (a frontier of 4 numbers, a law of 5 to 7) and its summary statistics, and the
+/// percentile intervals sort copies of them.
+pub const BYTES_PER_RESAMPLE: u64 = 512;
+
+/// Refuses, before any work, a bootstrap whose results would not fit in half of the
+/// `available` memory (assumed 8 GB where the system does not say): `--boot 1000000000`
+/// is a clear error, not an abort allocating 40 GB.
+///
+/// # Errors
+/// The count asked for, the memory it needs and the largest count that fits.
+pub fn check_resamples(resamples: usize, available: Option<u64>) -> Result<(), String> {
+    let budget = available.unwrap_or(8 << 30) / 2;
+    let need = (resamples as u64).saturating_mul(BYTES_PER_RESAMPLE);
+    if need > budget {
+        return Err(format!(
+            "--boot {resamples}: the bootstrap's results alone would take about {}, more than half of this machine's {} free; at most {} resamples fit",
+            isoflop_core::machine::bytes(need as f64),
+            isoflop_core::machine::bytes((2 * budget) as f64),
+            budget / BYTES_PER_RESAMPLE
+        ));
+    }
+    Ok(())
+}
+
 
 /// A fitted approach, or why it was not fitted.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -265,6 +292,7 @@ impl FitReport {
     /// The laws, with their bootstrap samples, for allocation.
     pub fn laws(&self) -> LawSet {
         LawSet {
+            format: crate::allocate::LawFormat::default(),
             source: self.source.clone(),
             approach1: self.approach1.fitted().map(|f| Sampled {
                 estimate: f.frontier,
@@ -347,6 +375,21 @@ pub(crate) fn fit_table_with(
     settings.check()?;
     let finals = table.final_rows();
     let (points, dropped) = drop_highest_loss(&finals, settings.drop_top);
+    let after_drop = if dropped > 0 {
+        format!(
+            " (--drop-top {} dropped {dropped} of the table's {} runs, leaving {})",
+            settings.drop_top,
+            finals.len(),
+            points.len()
+        )
+    } else {
+        String::new()
+    };
+    if points.is_empty() && dropped > 0 {
+        return Err(FitError::InvalidOption(format!(
+            "nothing is left to fit{after_drop}; give a --drop-top below the number of runs"
+        )));
+    }
     let form = |name: &str| settings.laws.iter().any(|l| l == name);
     let chinchilla = form("chinchilla");
     let want = |k: u8| chinchilla && settings.approaches.contains(&k);
@@ -453,7 +496,7 @@ pub(crate) fn fit_table_with(
         .collect();
         return Err(FitError::Unsupported {
             approach: "every approach",
-            reason: format!("nothing could be fitted: {}", why.join("; ")),
+            reason: format!("nothing could be fitted{after_drop}: {}", why.join("; ")),
         });
     }
     Ok(report)

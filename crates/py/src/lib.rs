@@ -135,7 +135,7 @@ fn allocate(laws: &str, target: &str, value: f64, level: f64) -> PyResult<String
 }
 
 fn law_set(laws: &str) -> PyResult<LawSet> {
-    serde_json::from_str(laws).map_err(|e| input(format!("not a law set written by isoflop: {e}")))
+    LawSet::from_json(laws, "the law set").map_err(input)
 }
 
 fn check_level(level: f64) -> PyResult<()> {

@@ -21,6 +21,14 @@ pub enum SweepError {
         /// What is wrong with it.
         problem: &'static str,
     },
+    /// A run folder that is a symbolic link leading outside the results folder.
+    #[error("run {id}: {problem}")]
+    Outside {
+        /// The run.
+        id: String,
+        /// What is wrong, naming the link's target.
+        problem: String,
+    },
     /// An array task's index beyond the sweep's runs.
     #[error("{path}: no run at index {index} (it has {runs})")]
     NoSuchIndex {

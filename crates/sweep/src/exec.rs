@@ -49,6 +49,9 @@ pub enum RunState {
     Finished {
         /// Final loss (held-out where measured).
         loss: Option<f64>,
+        /// Why a fit cannot use it (its curve is missing), where one cannot.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        left_out: Option<String>,
     },
     /// Ended without finishing (diverged or failed on its own terms), with the reason.
     Failed {
@@ -83,23 +86,53 @@ pub fn run_dir(results: &Path, id: &str) -> Result<PathBuf, SweepError> {
             id: id.to_string(),
             problem,
         }),
-        None => Ok(results.join(id)),
+        None => {
+            let dir = results.join(id);
+            match record::outside_problem(results, &dir) {
+                Some(problem) => Err(SweepError::Outside {
+                    id: id.to_string(),
+                    problem,
+                }),
+                None => Ok(dir),
+            }
+        }
     }
 }
 
 /// The state of `run` under `results`.
 pub fn state(results: &Path, run: &PlannedRun) -> RunState {
-    let Ok(dir) = run_dir(results, &run.id) else {
-        return RunState::Failed {
-            status: "failed".into(),
-            reason: format!("run id {:?} is not a folder name", run.id),
-        };
+    let dir = match run_dir(results, &run.id) {
+        Ok(d) => d,
+        Err(e) => {
+            return RunState::Failed {
+                status: "failed".into(),
+                reason: e.to_string(),
+            }
+        }
     };
-    let summary = record::read_json::<RunSummary>(&dir.join(record::SUMMARY_FILE)).ok();
+    let summary_path = dir.join(record::SUMMARY_FILE);
+    let summary = match record::read_json::<RunSummary>(&summary_path) {
+        Ok(s) => Some(s),
+        Err(_) if !summary_path.exists() => None,
+        // A summary that is there but unreadable (truncated, not JSON) is not "unfinished":
+        // retraining would hide it. It stays as it is until the user looks (or
+        // --retry-failed, which moves it aside to logs/).
+        Err(e) => {
+            return RunState::Failed {
+                status: "unreadable".into(),
+                reason: format!("{e}; not retrained (--retry-failed moves it aside and trains the run again)"),
+            }
+        }
+    };
     let crashed = match summary {
         Some(s) if !(s.status == RunStatus::Failed && s.transient) => {
             return match s.status {
-                RunStatus::Finished => RunState::Finished { loss: s.fit_loss() },
+                RunStatus::Finished => RunState::Finished {
+                    loss: s.fit_loss(),
+                    left_out: (!dir.join(record::CURVE_FILE).exists()).then(|| {
+                        format!("its {} is missing: left out of fits", record::CURVE_FILE)
+                    }),
+                },
                 other => RunState::Failed {
                     status: format!("{other:?}").to_lowercase(),
                     reason: s.reason.unwrap_or_default(),
@@ -123,6 +156,15 @@ pub fn state(results: &Path, run: &PlannedRun) -> RunState {
         };
     }
     RunState::Pending
+}
+
+/// The state of `run` read by the process that holds its lease: as [`state`], but its own
+/// lease does not make the run "running".
+fn state_after_lease(results: &Path, run: &PlannedRun) -> RunState {
+    match state(results, run) {
+        RunState::Running { .. } => RunState::Pending,
+        other => other,
+    }
 }
 
 /// [`RunState::Running`] when a live process holds `run`'s lease, with its progress; reads
@@ -325,8 +367,30 @@ impl<'a> Runner<'a> {
             }
             _ => {}
         }
+        // The run's lease, held here around whatever command trains it, so two sweeps never
+        // start one run twice, whatever the trainer does; a trainer that takes the lease too
+        // (ours) takes it over from us through the environment (`Lease::hand_down`).
+        if let Err(e) = std::fs::create_dir_all(&out) {
+            return fail(&out, run, format!("could not create the run folder: {e}"), true);
+        }
+        let lease = match lease::Lease::acquire(&out) {
+            Ok(l) => l,
+            Err(lease::LeaseError::Held(_)) => return RunOutcome::HeldElsewhere,
+            Err(lease::LeaseError::Io(e)) => {
+                return fail(&out, run, format!("could not take the run's lease: {e}"), true)
+            }
+        };
+        // Ended while we took it (another sweep finished it between our look and now).
+        if matches!(
+            state_after_lease(results, run),
+            RunState::Finished { .. } | RunState::Failed { .. }
+        ) && !self.retry_failed
+        {
+            return RunOutcome::AlreadyEnded;
+        }
         let log = logs.join(format!("{}.log", run.id));
         let mut cmd = self.command(run, &out);
+        cmd.envs(lease.hand_down());
         // Standard error is read here and copied to the log, so its last words reach the
         // summary and the sweep's output even where the log cannot be written.
         cmd.stdin(Stdio::null())
@@ -349,6 +413,30 @@ impl<'a> Runner<'a> {
         let started = std::time::SystemTime::now();
         let (status, text) = match cmd.spawn() {
             Ok(mut child) => {
+                // Keeps the lease fresh while the command runs (a holder on another node
+                // is judged by the lease's age).
+                let running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+                let refresher = {
+                    let running = running.clone();
+                    let path = out.join(lease::LEASE_FILE);
+                    std::thread::spawn(move || {
+                        let mut waited = std::time::Duration::ZERO;
+                        while running.load(std::sync::atomic::Ordering::SeqCst) {
+                            std::thread::sleep(std::time::Duration::from_millis(200));
+                            waited += std::time::Duration::from_millis(200);
+                            if waited >= lease::STALE_AFTER / 10 {
+                                waited = std::time::Duration::ZERO;
+                                if let Ok(f) = std::fs::OpenOptions::new().append(true).open(&path) {
+                                    let _ = f.set_modified(std::time::SystemTime::now());
+                                }
+                            }
+                        }
+                    })
+                };
+                let stop_refresh = move || {
+                    running.store(false, std::sync::atomic::Ordering::SeqCst);
+                    let _ = refresher.join();
+                };
                 let mut text = String::new();
                 let mut file = std::fs::File::create(&log).ok();
                 if let Some(mut err) = child.stderr.take() {
@@ -372,7 +460,9 @@ impl<'a> Runner<'a> {
                         }
                     }
                 }
-                match child.wait() {
+                let waited = child.wait();
+                stop_refresh();
+                match waited {
                     Ok(s) => (s, text),
                     Err(e) => {
                         return fail(&out, run, format!("waiting for the trainer: {e}"), true)
@@ -380,10 +470,10 @@ impl<'a> Runner<'a> {
                 }
             }
             Err(e) => {
-                let _ = std::fs::create_dir_all(&out);
                 return fail(&out, run, format!("could not start the trainer: {e}"), true);
             }
         };
+        drop(lease);
         if status.code() == Some(record::EXIT_HELD) {
             return RunOutcome::HeldElsewhere;
         }
@@ -535,7 +625,15 @@ pub fn collect(
         .runs
         .iter()
         .map(|r| (r.id.clone(), state(results, r)))
-        .filter(|(_, st)| !matches!(st, RunState::Finished { .. }))
+        .filter(|(_, st)| {
+            !matches!(
+                st,
+                RunState::Finished {
+                    left_out: None,
+                    ..
+                }
+            )
+        })
         .collect();
     let mut table = RunTable::read_runs(results)?;
     let planned: std::collections::HashSet<&str> =

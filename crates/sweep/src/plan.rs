@@ -399,9 +399,91 @@ impl Sweep {
             message: e.to_string(),
         })?;
         s.check(path)?;
+        s.check_results(path)?;
         Ok(s)
     }
+
+    /// Refuses a results folder that is a system folder (`/`, `/etc`, `/usr`, the home
+    /// folder itself...) or that holds files a sweep did not write: a sweep writes run folders,
+    /// and it moves and replaces files there, so it never shares a folder with the user's own.
+    ///
+    /// # Errors
+    /// [`PlanError::File`] naming the folder and, for a folder of other files, the first of them.
+    pub fn check_results(&self, path: &Path) -> Result<(), PlanError> {
+        let results = self.results_dir(path);
+        let bad = |message: String| PlanError::File {
+            path: path.into(),
+            message: format!("results = {:?}: {message}", self.results),
+        };
+        let resolved = std::fs::canonicalize(&results).unwrap_or_else(|_| results.clone());
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        if resolved.parent().is_none()
+            || SYSTEM_FOLDERS.iter().any(|f| resolved == Path::new(f))
+            || home.is_some_and(|h| resolved == h)
+        {
+            return Err(bad(format!(
+                "{} is a system folder; a sweep writes run folders into its results folder, so give it a folder of its own",
+                resolved.display()
+            )));
+        }
+        let Ok(entries) = std::fs::read_dir(&results) else {
+            return Ok(());
+        };
+        for r in &self.runs {
+            if let Some(problem) = isoflop_core::record::outside_problem(&results, &results.join(&r.id)) {
+                return Err(PlanError::File {
+                    path: path.into(),
+                    message: format!("run {}: {problem}", r.id),
+                });
+            }
+        }
+        let planned: std::collections::HashSet<&str> =
+            self.runs.iter().map(|r| r.id.as_str()).collect();
+        let sweep_file = std::fs::canonicalize(path).ok();
+        let mut foreign = Vec::new();
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let p = e.path();
+            let ours = name.starts_with('.')
+                || RESULTS_FILES.contains(&name.as_str())
+                || planned.contains(name.as_str())
+                || (p.is_dir() && isoflop_core::record::is_run_dir(&p))
+                || std::fs::canonicalize(&p).ok() == sweep_file;
+            if !ours {
+                foreign.push(name);
+            }
+        }
+        if foreign.is_empty() {
+            return Ok(());
+        }
+        foreign.sort();
+        Err(bad(format!(
+            "{} holds {} file(s) or folder(s) a sweep did not write ({}); a sweep moves and replaces files in its results folder, so give it a folder of its own",
+            results.display(),
+            foreign.len(),
+            isoflop_core::error::list(&foreign, ", ")
+        )))
+    }
 }
+
+/// Folders no sweep may write into as its results folder.
+const SYSTEM_FOLDERS: &[&str] = &[
+    "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/opt", "/proc", "/root", "/run",
+    "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var",
+];
+
+/// What a sweep and the commands that read it write into a results folder, beside the run
+/// folders: the trainers' logs, the Slurm scripts, the plan index, the collected table and
+/// the fit of a chained Slurm job, the learning-rate law.
+pub const RESULTS_FILES: &[&str] = &[
+    crate::exec::LOGS_DIR,
+    "slurm",
+    isoflop_core::table::PLAN_FILE,
+    "runs.csv",
+    "law.json",
+    "fit.txt",
+    "lr-law.json",
+];
 
 #[cfg(test)]
 mod tests {

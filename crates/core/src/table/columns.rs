@@ -174,7 +174,7 @@ pub(super) fn named(
             path: path.to_path_buf(),
             option,
             name: name.to_string(),
-            columns: headers.join(", "),
+            columns: crate::error::list(headers, ", "),
         })
 }
 
@@ -205,11 +205,7 @@ fn one_of(
         many => Err(CoreError::Ambiguous {
             path: path.to_path_buf(),
             what,
-            names: many
-                .iter()
-                .map(|&i| format!("'{}'", headers[i]))
-                .collect::<Vec<_>>()
-                .join(" and "),
+            names: crate::error::list(many.iter().map(|&i| format!("'{}'", headers[i])), " and "),
             option,
         }),
     }
@@ -272,12 +268,13 @@ impl Columns {
             what,
             accepted: accepted(al),
             losses: if what == "loss" {
-                headers
-                    .iter()
-                    .filter(|h| norm(h).contains("loss") || norm(h).contains("ppl"))
-                    .map(|h| format!("'{h}'"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                crate::error::list(
+                    headers
+                        .iter()
+                        .filter(|h| norm(h).contains("loss") || norm(h).contains("ppl"))
+                        .map(|h| format!("'{h}'")),
+                    ", ",
+                )
             } else {
                 String::new()
             },
@@ -285,14 +282,13 @@ impl Columns {
         let mut normed: Vec<String> = headers.iter().map(|h| norm(h)).collect();
         normed.sort();
         if let Some(w) = normed.windows(2).find(|w| w[0] == w[1] && !w[0].is_empty()) {
-            let names: Vec<String> = headers
+            let names = headers
                 .iter()
                 .filter(|h| norm(h) == w[0])
-                .map(|h| format!("'{h}'"))
-                .collect();
+                .map(|h| format!("'{h}'"));
             return Err(CoreError::DuplicateColumn {
                 path: path.to_path_buf(),
-                names: names.join(" and "),
+                names: crate::error::list(names, " and "),
             });
         }
         let h = &headers;
@@ -441,10 +437,24 @@ impl RowParser<'_> {
         Ok(obs)
     }
 
+    /// `v`, read from column `col`, unless it lies outside `[lo, hi]`: a value no model can
+    /// have is an error naming the line and column, not a point that moves the law.
+    fn within(&self, raw: &RawRow, line: usize, col: usize, v: f64, lo: f64, hi: f64, problem: &'static str) -> Result<f64> {
+        if (lo..=hi).contains(&v) {
+            Ok(v)
+        } else {
+            let text = raw.get(col).cloned().flatten().unwrap_or_default();
+            Err(self.bad(line, col, text.trim(), problem))
+        }
+    }
+
     fn parse(&self, raw: &RawRow, line: usize) -> Result<Observation> {
+        use super::limits::*;
         let c = self.cols;
         let params = self.positive(raw, line, c.params)?;
+        let params = self.within(raw, line, c.params, params, MIN_PARAMS, MAX_PARAMS, PARAMS_PROBLEM)?;
         let loss = self.positive(raw, line, c.loss)?;
+        let loss = self.within(raw, line, c.loss, loss, MIN_LOSS, f64::MAX, LOSS_PROBLEM)?;
         let tokens = match c.tokens {
             Some(col) => Some(self.positive(raw, line, col)?),
             None => None,
@@ -472,6 +482,9 @@ impl RowParser<'_> {
             (None, Some(f)) => (f / (6.0 * params), f),
             (None, None) => unreachable!("Columns::locate requires tokens or flops"),
         };
+        // Tokens given, or derived from the FLOPs (then the FLOPs column is the one named).
+        let tokens_col = c.tokens.or(c.flops).expect("tokens or flops");
+        let tokens = self.within(raw, line, tokens_col, tokens, MIN_TOKENS, MAX_TOKENS, TOKENS_PROBLEM)?;
         let step = match c.step {
             None => None,
             Some(col) => {

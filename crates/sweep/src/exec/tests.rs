@@ -211,7 +211,10 @@ fn a_states_name_is_its_json_tag() {
             checkpoint: None,
             crashed: None,
         },
-        RunState::Finished { loss: None },
+        RunState::Finished {
+            loss: None,
+            left_out: None,
+        },
         RunState::Failed {
             status: "diverged".into(),
             reason: String::new(),
