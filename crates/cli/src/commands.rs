@@ -66,6 +66,9 @@ struct FitArgs {
     /// Save the fitted laws (with bootstrap samples) for `isoflop allocate --law`.
     #[arg(long, value_name = "LAW.json")]
     out: Option<PathBuf>,
+    /// Replace an --out file that isoflop did not write (or that changed since).
+    #[arg(long, requires = "out")]
+    force: bool,
     #[command(flatten)]
     opts: FitOpts,
 }
@@ -187,11 +190,17 @@ fn fit(a: FitArgs) -> Result<()> {
     if !a.opts.group_by.is_empty() {
         return fit_groups(&a);
     }
+    if let Some(out) = a.out.as_ref().filter(|o| !a.force && isoflop_core::manifest::foreign(o)) {
+        bail!(
+            "--out {}: the file exists and isoflop did not write it (or it changed since); give another --out, or pass --force",
+            out.display()
+        );
+    }
     let (table, report) = study::read_and_fit(&a.runs, &a.opts)?;
     study::warn_mixed(&table, &a.opts);
     if let Some(out) = &a.out {
         let json = serde_json::to_vec_pretty(&report.laws())?;
-        isoflop_core::record::write_atomic(out, &json)?;
+        isoflop_core::manifest::write(out, &json)?;
         eprintln!("laws saved to {}", out.display());
     }
     let mut w = std::io::stdout().lock();
@@ -401,14 +410,28 @@ fn validate_cmd(a: ValidateArgs) -> Result<()> {
         (_, _, Some(k)) => Holdout::TopBudgets(k),
         _ => Holdout::Default,
     };
+    // The extension chooses the format; checked before any work.
+    let png = match &a.figure {
+        None => false,
+        Some(fig) => match fig
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            Some("png") => true,
+            Some("svg") => false,
+            _ => bail!(
+                "--figure {}: the extension chooses the format; name a .svg or a .png file",
+                fig.display()
+            ),
+        },
+    };
     let table = isoflop_core::RunTable::read_with(&a.runs, &a.opts.columns())
         .with_context(|| format!("reading runs from {}", a.runs.display()))?;
     let v = validate(&table, &s, holdout, a.backtest)
         .with_context(|| format!("validating {}", a.runs.display()))?;
     if let Some(fig) = &a.figure {
-        let png = fig
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("png"));
         if png {
             isoflop_plot::render::backtest_png(&v.backtest, fig).map_err(anyhow::Error::msg)
         } else {

@@ -212,11 +212,14 @@ pub(crate) fn make_plan(a: &PlanArgs) -> Result<Sweep> {
     }
     if let Some(t) = &a.command {
         check_template(t, Path::new("--command"))?;
+        for w in isoflop_sweep::plan::template_warnings(t) {
+            eprintln!("warning: --command: {w}");
+        }
         if a.design == Design::Wsd {
             bail!("--design wsd trains trunks and branches with isoflop's own trainer; it takes no --command");
         }
     }
-    Ok(Sweep {
+    let s = Sweep {
         name: a.name.clone(),
         results: a.results.clone(),
         data: a.data.clone(),
@@ -224,7 +227,11 @@ pub(crate) fn make_plan(a: &PlanArgs) -> Result<Sweep> {
         defaults: d,
         command: a.command.clone(),
         runs,
-    })
+    };
+    // What `Sweep::read` will check of the file, checked before it is written: plan never
+    // writes a file its own reader refuses.
+    s.check(&a.out)?;
+    Ok(s)
 }
 
 pub fn plan(a: PlanArgs) -> Result<()> {

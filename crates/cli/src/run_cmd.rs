@@ -5,7 +5,6 @@ use crate::plan_cmd::{make_plan, Design, PlanArgs};
 use crate::sweep_cmd::*;
 use anyhow::{Context, Result};
 use clap::Args;
-use isoflop_core::record::write_atomic;
 use isoflop_sweep::plan::Sweep;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -44,6 +43,36 @@ pub struct RunArgs {
     /// study"). A rerun with more seeds on the same --out trains only the new replicates.
     #[arg(long, default_value_t = 1, conflicts_with = "sweep")]
     seeds: usize,
+    /// Replace files in --out that isoflop did not write (or that changed since it did).
+    #[arg(long)]
+    force: bool,
+}
+
+/// The files `run` writes into its output folder (the figures and report beside them).
+const STUDY_FILES: [&str; 4] = ["runs.csv", "law.json", "fit.json", "validation.json"];
+
+/// Refuses an output folder holding, under a name `run` writes, a file isoflop did not
+/// write (the user's `sweep.toml`, `law.json` or `report.html`), unless `--force`.
+fn check_out(a: &RunArgs) -> Result<()> {
+    if a.force {
+        return Ok(());
+    }
+    let mut names: Vec<String> = STUDY_FILES.iter().map(|n| n.to_string()).collect();
+    names.extend(isoflop_plot::report::file_names());
+    if a.sweep.is_none() {
+        names.push("sweep.toml".into());
+    }
+    let paths: Vec<PathBuf> = names.iter().map(|n| a.out.join(n)).collect();
+    let foreign = isoflop_core::manifest::foreign_among(&paths);
+    if !foreign.is_empty() {
+        anyhow::bail!(
+            "--out {}: {} file(s) there that isoflop did not write, or that changed since it did ({}); `run` would replace them: choose another --out, or pass --force",
+            a.out.display(),
+            foreign.len(),
+            isoflop_core::error::list(foreign.iter().map(|p| p.display()), ", ")
+        );
+    }
+    Ok(())
 }
 
 /// The default study's IsoFLOP budgets, sized for a 2-core machine (about 8 minutes; quick
@@ -161,7 +190,7 @@ fn default_study(a: &RunArgs) -> Result<(PathBuf, Sweep)> {
         _ => {
             std::fs::create_dir_all(&a.out)
                 .with_context(|| format!("creating {}", a.out.display()))?;
-            write_atomic(&file, planned.to_toml(cores()).as_bytes())?;
+            isoflop_core::manifest::write(&file, planned.to_toml(cores()).as_bytes())?;
             planned
         }
     };
@@ -181,6 +210,7 @@ fn branch_note(s: &Sweep, unit: isoflop_fit::stats::BootUnit, out: &Path) -> Opt
 pub fn run(a: RunArgs) -> Result<()> {
     let t0 = Instant::now();
     crate::study::settings(&a.fit)?; // options checked before hours of training
+    check_out(&a)?;
     let (file, s) = match &a.sweep {
         Some(f) => (f.clone(), Sweep::read(f)?),
         None => default_study(&a)?,
@@ -208,11 +238,12 @@ pub fn run(a: RunArgs) -> Result<()> {
         sweep: file.clone(),
         json: false,
         out: Some(a.out.join("runs.csv")),
+        force: a.force,
     })?;
     let (t, report) = crate::study::read_and_fit(&table, &a.fit)?;
     let laws = report.laws();
-    write_atomic(&a.out.join("law.json"), &serde_json::to_vec_pretty(&laws)?)?;
-    write_atomic(
+    isoflop_core::manifest::write(&a.out.join("law.json"), &serde_json::to_vec_pretty(&laws)?)?;
+    isoflop_core::manifest::write(
         &a.out.join("fit.json"),
         &serde_json::to_vec_pretty(&report)?,
     )?;
@@ -230,7 +261,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         false,
     ) {
         Ok(v) => {
-            write_atomic(
+            isoflop_core::manifest::write(
                 &a.out.join("validation.json"),
                 &serde_json::to_vec_pretty(&v)?,
             )?;

@@ -2,7 +2,6 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use isoflop_core::record::write_atomic;
 use isoflop_sweep::exec::{self, RunOutcome, RunState, Runner};
 use isoflop_sweep::executor::{Dispatched, Event, Executor as _};
 use isoflop_sweep::plan::Sweep;
@@ -77,6 +76,9 @@ pub struct StatusArgs {
     /// Where collect writes the table (default: runs.csv in the results folder).
     #[arg(long)]
     pub(crate) out: Option<PathBuf>,
+    /// Collect: replace an --out file that isoflop did not write (or that changed since).
+    #[arg(long)]
+    pub(crate) force: bool,
 }
 
 fn isoflop_bin() -> Result<PathBuf> {
@@ -335,6 +337,9 @@ pub(crate) fn check_local_parallelism(jobs: usize, threads: usize) -> Result<()>
 
 pub fn sweep(a: SweepArgs) -> Result<()> {
     let s = Sweep::read(&a.sweep)?;
+    for w in s.command.as_deref().map(isoflop_sweep::plan::template_warnings).unwrap_or_default() {
+        eprintln!("warning: {}: {w}", a.sweep.display());
+    }
     match a.executor {
         Executor::Local => {
             check_local_parallelism(a.jobs, a.threads)?;
@@ -452,6 +457,12 @@ pub fn collect(a: StatusArgs) -> Result<PathBuf> {
     let s = Sweep::read(&a.sweep)?;
     let results = s.results_dir(&a.sweep);
     let out = a.out.clone().unwrap_or_else(|| results.join("runs.csv"));
+    if !a.force && isoflop_core::manifest::foreign(&out) {
+        bail!(
+            "{} exists and isoflop did not write it (or it changed since); collect would replace it: give another --out, or pass --force",
+            out.display()
+        );
+    }
     let (table, missing) = match exec::collect(&s, &results) {
         Ok(t) => t,
         Err(isoflop_core::CoreError::Empty { .. } | isoflop_core::CoreError::NoRuns { .. }) => {
@@ -491,7 +502,7 @@ pub fn collect(a: StatusArgs) -> Result<PathBuf> {
             trunks.join(", ")
         );
     }
-    write_atomic(&out, table.to_csv().as_bytes())
+    isoflop_core::manifest::write(&out, table.to_csv().as_bytes())
         .with_context(|| format!("writing {}", out.display()))?;
     println!("{}", out.display());
     Ok(out)

@@ -11,6 +11,7 @@ pub mod corpus;
 pub mod error;
 pub mod lease;
 pub mod machine;
+pub mod manifest;
 pub mod record;
 pub mod rng;
 pub mod settings;

@@ -27,6 +27,21 @@ pub fn count(x: f64) -> String {
     format!("{v:.digits$}{s}")
 }
 
+/// [`count`] with `sig` significant figures (at least 3): `1.000448M` at 7. Enough figures
+/// write any count below 1e17 exactly, so ids built from counts can always be made distinct.
+pub fn count_sig(x: f64, sig: usize) -> String {
+    let (v, s) = split(x);
+    let int_digits = if v >= 100.0 {
+        3
+    } else if v >= 10.0 {
+        2
+    } else {
+        1
+    };
+    let digits = sig.max(3).saturating_sub(int_digits);
+    format!("{v:.digits$}{s}")
+}
+
 /// As the Chinchilla paper writes a projection on a figure: `67B`, `1.5T`, `1B`.
 pub fn count_short(x: f64) -> String {
     let (v, s) = split(x);

@@ -59,30 +59,24 @@ pub fn file_names() -> Vec<String> {
 /// [`PlotError::Foreign`] naming up to five of the other entries.
 pub fn check_folder(dir: &Path) -> Result<(), PlotError> {
     let ours = file_names();
+    let manifest = isoflop_core::manifest::MANIFEST_FILE;
     let mut other: Vec<String> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !ours.contains(n) && !(n.starts_with('.') && n.contains(".tmp")))
+        .filter(|n| n != manifest && !(n.starts_with('.') && n.contains(".tmp")))
+        // A file of a plot's name that a plot did not write (or that changed since) is
+        // the user's too: the manifest says which files a plot wrote.
+        .filter(|n| !ours.contains(n) || isoflop_core::manifest::foreign(&dir.join(n)))
         .collect();
     if other.is_empty() {
         return Ok(());
     }
     other.sort();
-    let more = other.len().saturating_sub(5);
-    other.truncate(5);
     Err(PlotError::Foreign {
         path: dir.to_path_buf(),
-        names: format!(
-            "'{}'{}",
-            other.join("', '"),
-            if more > 0 {
-                format!(" and {more} more")
-            } else {
-                String::new()
-            }
-        ),
+        names: isoflop_core::error::list(other.iter().map(|n| format!("'{n}'")), ", "),
     })
 }
 
@@ -261,13 +255,14 @@ pub fn write_all_with(
                     message,
                 })?;
                 let svg_path = dir.join(format!("{name}.svg"));
-                isoflop_core::record::write_atomic(&svg_path, svg.as_bytes())
+                isoflop_core::manifest::write(&svg_path, svg.as_bytes())
                     .map_err(io(&svg_path))?;
                 let png_path = dir.join(format!("{name}.png"));
                 render::png(fig, &png_path).map_err(|message| PlotError::Draw {
                     figure: name.into(),
                     message,
                 })?;
+                isoflop_core::manifest::record(&png_path).map_err(io(&png_path))?;
                 let png = std::fs::read(&png_path).map_err(io(&png_path))?;
                 written.files.push(svg_path);
                 written.files.push(png_path);
@@ -285,7 +280,7 @@ pub fn write_all_with(
         }
     }
     let json_path = dir.join("figures.json");
-    isoflop_core::record::write_atomic(
+    isoflop_core::manifest::write(
         &json_path,
         serde_json::to_string_pretty(&figs)
             .expect("specs serialise")
@@ -304,7 +299,7 @@ pub fn write_all_with(
         sections,
     );
     let html_path = dir.join("report.html");
-    isoflop_core::record::write_atomic(&html_path, html.as_bytes()).map_err(io(&html_path))?;
+    isoflop_core::manifest::write(&html_path, html.as_bytes()).map_err(io(&html_path))?;
     written.files.push(html_path);
     Ok(written)
 }
@@ -316,6 +311,7 @@ fn remove_figure(dir: &Path, name: &str) -> Result<(), PlotError> {
         let old = dir.join(format!("{name}.{ext}"));
         if old.exists() {
             std::fs::remove_file(&old).map_err(io(&old))?;
+            isoflop_core::manifest::forget(&old);
         }
     }
     Ok(())

@@ -15,17 +15,71 @@
 
 use crate::plan::{PlannedRun, RunDefaults};
 use isoflop_core::shape::ModelShape;
-use isoflop_core::units::count as short;
+use isoflop_core::units::count_sig;
+
+/// The id of a run of `params` and `tokens` (planned for `budget`), its counts written to
+/// `sig` significant figures: `c1e12-n2.05M`, `n1.00M-d20.0M`.
+fn run_id(params: u64, tokens: u64, budget: Option<f64>, sig: usize) -> String {
+    match budget {
+        Some(c) => format!("c{c:e}-n{}", count_sig(params as f64, sig)),
+        None => format!(
+            "n{}-d{}",
+            count_sig(params as f64, sig),
+            count_sig(tokens as f64, sig)
+        ),
+    }
+    .replace('+', "")
+}
+
+/// Makes the ids of `runs` distinct by construction: ids that collide at three significant
+/// figures are written again by `id_of` with more (up to 17, which writes any count
+/// exactly); runs that still collide (two shapes of the same size) get their shape, then a
+/// counter. Returns the renames (old id, new id) in run order.
+pub fn distinct_ids(
+    runs: &mut [PlannedRun],
+    id_of: impl Fn(&PlannedRun, usize) -> String,
+) -> Vec<(String, String)> {
+    use std::collections::HashMap;
+    let before: Vec<String> = runs.iter().map(|r| r.id.clone()).collect();
+    let counts = |runs: &[PlannedRun]| {
+        let mut c: HashMap<String, usize> = HashMap::new();
+        for r in runs {
+            *c.entry(r.id.clone()).or_default() += 1;
+        }
+        c
+    };
+    for sig in 4..=17 {
+        let c = counts(runs);
+        if c.values().all(|&n| n == 1) {
+            break;
+        }
+        for r in runs.iter_mut().filter(|r| c[&r.id] > 1) {
+            r.id = id_of(r, sig);
+        }
+    }
+    let c = counts(runs);
+    for r in runs.iter_mut().filter(|r| c[&r.id] > 1) {
+        r.id = format!("{}-{}x{}", r.id, r.layers, r.d_model);
+    }
+    let c = counts(runs);
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for r in runs.iter_mut().filter(|r| c[&r.id] > 1) {
+        let k = seen.entry(r.id.clone()).or_default();
+        *k += 1;
+        r.id = format!("{}-{k}", r.id);
+    }
+    before
+        .into_iter()
+        .zip(runs.iter())
+        .filter(|(old, r)| *old != r.id)
+        .map(|(old, r)| (old, r.id.clone()))
+        .collect()
+}
 
 fn planned(shape: ModelShape, tokens: u64, budget: Option<f64>) -> PlannedRun {
     let params = shape.params().total as u64;
-    let id = match budget {
-        Some(c) => format!("c{c:e}-n{}", short(params as f64)),
-        None => format!("n{}-d{}", short(params as f64), short(tokens as f64)),
-    }
-    .replace('+', "");
     PlannedRun {
-        id,
+        id: run_id(params, tokens, budget, 3),
         layers: shape.layers,
         d_model: shape.d_model,
         heads: shape.heads,
@@ -78,6 +132,16 @@ fn sizes_between(
     (shapes, notes)
 }
 
+/// The id of an lr design's run: its size to `sig` figures and its rate.
+fn lr_id(params: u64, lr: f64, sig: usize) -> String {
+    format!("n{}-lr{lr:e}", count_sig(params as f64, sig)).replace('+', "")
+}
+
+/// The id of the trunk of a model of `params`, its size to `sig` figures.
+fn trunk_id(params: u64, sig: usize) -> String {
+    format!("n{}-trunk", count_sig(params as f64, sig)).replace('+', "")
+}
+
 /// The learning-rate design: `n_sizes` sizes log-spaced over [lo, hi], each trained for
 /// `tokens_per_param` tokens per parameter at `rates` peak rates log-spaced over a factor
 /// `span` centred on the defaults' rate; `isoflop lr-fit` finds each size's best rate and
@@ -104,11 +168,12 @@ pub fn lr_design(
                 .parse()
                 .expect("a number");
             let mut r = planned(shape, (tokens_per_param * n).round() as u64, None);
-            r.id = format!("n{}-lr{lr:e}", short(n)).replace('+', "");
+            r.id = lr_id(r.params, lr, 3);
             r.lr = Some(lr);
             runs.push(r);
         }
     }
+    distinct_ids(&mut runs, |r, sig| lr_id(r.params, r.lr.unwrap_or(d.lr), sig));
     (runs, notes)
 }
 
@@ -129,7 +194,23 @@ pub fn wsd_branches(runs: Vec<PlannedRun>, d: &RunDefaults) -> (Vec<PlannedRun>,
             shapes.push(key);
         }
     }
-    for key in shapes {
+    // One trunk per model, their ids distinct (two models of nearly one size would
+    // share a three-figure id).
+    let mut trunk_ids: Vec<PlannedRun> = shapes
+        .iter()
+        .map(|key| {
+            let first = runs
+                .iter()
+                .find(|r| (r.layers, r.d_model, r.heads) == *key)
+                .expect("a run of each shape");
+            PlannedRun {
+                id: trunk_id(first.params, 3),
+                ..first.clone()
+            }
+        })
+        .collect();
+    distinct_ids(&mut trunk_ids, |r, sig| trunk_id(r.params, sig));
+    for (key, tid) in shapes.into_iter().zip(trunk_ids.into_iter().map(|t| t.id)) {
         let mine: Vec<&PlannedRun> = runs
             .iter()
             .filter(|r| (r.layers, r.d_model, r.heads) == key)
@@ -142,7 +223,7 @@ pub fn wsd_branches(runs: Vec<PlannedRun>, d: &RunDefaults) -> (Vec<PlannedRun>,
         let last = mine.iter().map(|r| point(r).1).max().unwrap_or(0);
         let warmup = d.warmup.unwrap_or((last / 10).clamp(1, 100));
         let mut trunk = PlannedRun {
-            id: format!("n{}-trunk", short(mine[0].params as f64)).replace('+', ""),
+            id: tid,
             tokens: last * per_step,
             budget: None,
             keep_at_tokens: Vec::new(),
@@ -268,6 +349,7 @@ pub fn isoflop_design_on(
             runs.push(planned(shape, tokens, Some(c)));
         }
     }
+    distinct_ids(&mut runs, |r, sig| run_id(r.params, r.tokens, r.budget, sig));
     (runs, notes)
 }
 
@@ -291,6 +373,7 @@ pub fn horizon_design(
             runs.push(planned(shape, tokens, None));
         }
     }
+    distinct_ids(&mut runs, |r, sig| run_id(r.params, r.tokens, r.budget, sig));
     (runs, notes)
 }
 

@@ -218,6 +218,42 @@ pub fn check_template(template: &str, path: &Path) -> Result<(), PlanError> {
     }
 }
 
+/// Warnings for placeholders written inside quotes in `template` (`"{out}"`, `'{id}'`):
+/// every value is already quoted for `sh`, so inside double quotes its single quotes
+/// become part of the word (a run writing to a folder named `'/path'`), and inside single
+/// quotes it is split. One warning per such placeholder, naming it.
+pub fn template_warnings(template: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let (mut single, mut double, mut escaped) = (false, false, false);
+    let chars: Vec<char> = template.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if escaped {
+            escaped = false;
+        } else if c == '\\' && !single {
+            escaped = true;
+        } else if c == '\'' && !double {
+            single = !single;
+        } else if c == '"' && !single {
+            double = !double;
+        } else if c == '{' && (single || double) {
+            if let Some(len) = chars[i + 1..].iter().position(|&c| c == '}') {
+                let name: String = chars[i + 1..i + 1 + len].iter().collect();
+                if PLACEHOLDERS.contains(&name.as_str()) {
+                    out.push(format!(
+                        "the command template writes {{{name}}} inside {} quotes; isoflop quotes every value for sh itself, so write {{{name}}} without quotes (as it stands the value's own quotes become part of it)",
+                        if single { "single" } else { "double" }
+                    ));
+                }
+                i += len + 1;
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
 /// `p` as given when absolute, else relative to the folder of `file`.
 fn resolve_beside(file: &Path, p: &Path) -> PathBuf {
     if p.is_absolute() {
