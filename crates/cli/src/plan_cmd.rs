@@ -226,6 +226,7 @@ pub(crate) fn make_plan(a: &PlanArgs) -> Result<Sweep> {
         vocab: 256,
         defaults: d,
         command: a.command.clone(),
+        slurm: Default::default(),
         runs,
     };
     // What `Sweep::read` will check of the file, checked before it is written: plan never

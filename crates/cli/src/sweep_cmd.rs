@@ -38,6 +38,75 @@ pub struct SweepArgs {
     /// machine (a signal, an I/O error) are retried without it.
     #[arg(long)]
     retry_failed: bool,
+    /// What each Slurm task asks for; each option overrides the sweep file's `[slurm]`.
+    #[command(flatten)]
+    slurm: SlurmOpts,
+}
+
+/// `isoflop sweep --executor slurm`'s resources (the sweep file's `[slurm]` table's fields).
+#[derive(Args, Debug, Default)]
+struct SlurmOpts {
+    /// Slurm: partition.
+    #[arg(long, help_heading = "Slurm")]
+    partition: Option<String>,
+    /// Slurm: account.
+    #[arg(long, help_heading = "Slurm")]
+    account: Option<String>,
+    /// Slurm: QOS.
+    #[arg(long, help_heading = "Slurm")]
+    qos: Option<String>,
+    /// Slurm: GPUs per task.
+    #[arg(long, help_heading = "Slurm")]
+    gpus_per_task: Option<u32>,
+    /// Slurm: a gres string instead (gpu:a100:4).
+    #[arg(long, help_heading = "Slurm")]
+    gres: Option<String>,
+    /// Slurm: nodes per task.
+    #[arg(long, help_heading = "Slurm")]
+    nodes: Option<u32>,
+    /// Slurm: tasks per node.
+    #[arg(long, help_heading = "Slurm")]
+    ntasks_per_node: Option<u32>,
+    /// Slurm: CPUs per task (default: --threads).
+    #[arg(long, help_heading = "Slurm")]
+    cpus_per_task: Option<u32>,
+    /// Slurm: memory (16G).
+    #[arg(long, help_heading = "Slurm")]
+    mem: Option<String>,
+    /// Slurm: time limit per run (HH:MM:SS, D-HH:MM:SS), or `auto`: each run's estimate
+    /// times --time-factor, rounded up; runs of one limit share an array.
+    #[arg(long, help_heading = "Slurm")]
+    time: Option<String>,
+    /// Slurm: the safety factor of --time auto (default 3).
+    #[arg(long, help_heading = "Slurm")]
+    time_factor: Option<f64>,
+    /// Slurm: the training speed --time auto assumes, FLOPs per second per run (for GPUs).
+    #[arg(long, help_heading = "Slurm")]
+    flops_per_sec: Option<f64>,
+    /// Slurm: requeue a task preempted or stopped by --signal; the run resumes.
+    #[arg(long, help_heading = "Slurm")]
+    requeue: bool,
+    /// Slurm: a signal before the time limit (B:USR1@120): the trainer checkpoints and the
+    /// run is transient.
+    #[arg(long, help_heading = "Slurm")]
+    signal: Option<String>,
+    /// Slurm: a further sbatch argument (repeatable): --sbatch-arg=--constraint=a100.
+    #[arg(long, help_heading = "Slurm", allow_hyphen_values = true)]
+    sbatch_arg: Vec<String>,
+}
+
+impl SlurmOpts {
+    /// The sweep file's table with these options over it.
+    fn over(&self, t: &isoflop_sweep::executor::resources::SlurmResources) -> isoflop_sweep::executor::resources::SlurmResources {
+        let mut r = t.clone();
+        macro_rules! take {
+            ($($f:ident),*) => { $( if self.$f.is_some() { r.$f = self.$f.clone(); } )* };
+        }
+        take!(partition, account, qos, gpus_per_task, gres, nodes, ntasks_per_node, cpus_per_task, mem, time, time_factor, flops_per_sec, signal);
+        r.requeue |= self.requeue;
+        r.extra.extend(self.sbatch_arg.iter().cloned());
+        r
+    }
 }
 
 /// Arguments of `isoflop sweep-task` (a Slurm array task).
@@ -54,6 +123,21 @@ pub struct TaskArgs {
     /// See `isoflop sweep --retry-failed`.
     #[arg(long)]
     retry_failed: bool,
+    /// Stopped by a signal (the job's `--signal`, or SIGTERM), requeue this array task with
+    /// `scontrol requeue` once the trainer has checkpointed: the run resumes when it starts again.
+    #[arg(long)]
+    requeue: bool,
+}
+
+extern "C" fn pass_on(sig: libc::c_int) {
+    isoflop_sweep::exec::PASS_ON.store(sig, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// The Slurm job id of this array task (`ARRAYJOB_TASK`), from Slurm's environment.
+fn array_task_id() -> Option<String> {
+    let job = std::env::var("SLURM_ARRAY_JOB_ID").ok()?;
+    let task = std::env::var("SLURM_ARRAY_TASK_ID").ok()?;
+    Some(format!("{job}_{task}"))
 }
 
 /// A count of at least 1 (`--jobs 0` would run nothing and say nothing).
@@ -355,6 +439,7 @@ pub fn sweep(a: SweepArgs) -> Result<()> {
             let slurm = isoflop_sweep::executor::Slurm {
                 sweep_file: a.sweep.clone(),
                 throttle: a.throttle,
+                resources: a.slurm.over(&s.slurm),
             };
             if let Dispatched::Submitted { summary } = slurm.dispatch(&runner, &|_, _| {})? {
                 println!("{summary}");
@@ -367,6 +452,10 @@ pub fn sweep(a: SweepArgs) -> Result<()> {
 
 pub fn task(a: TaskArgs) -> Result<()> {
     let s = Sweep::read(&a.sweep)?;
+    for sig in [libc::SIGUSR1, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe { libc::signal(sig, pass_on as *const () as libc::sighandler_t) };
+    }
     let (id, o) = exec::run_index(
         &s,
         &a.sweep,
@@ -375,6 +464,25 @@ pub fn task(a: TaskArgs) -> Result<()> {
         a.threads,
         a.retry_failed,
     )?;
+    let signal = exec::PASS_ON.load(std::sync::atomic::Ordering::SeqCst);
+    if signal != 0 && a.requeue {
+        if let Some(job) = array_task_id() {
+            let r = std::process::Command::new("scontrol")
+                .args(["requeue", &job])
+                .output();
+            match r {
+                Ok(out) if out.status.success() => {
+                    eprintln!("run {id}: stopped by signal {signal}; checkpointed; task {job} requeued");
+                    return Ok(());
+                }
+                Ok(out) => eprintln!(
+                    "warning: run {id}: scontrol requeue {job} failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+                Err(e) => eprintln!("warning: run {id}: could not run scontrol: {e}"),
+            }
+        }
+    }
     match o {
         RunOutcome::Failed(why) => bail!("run {id} failed: {why}"),
         other => {

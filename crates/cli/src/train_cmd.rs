@@ -11,7 +11,6 @@ use isoflop_train::error::TrainError;
 use isoflop_train::trainer::{train, Outcome, Settings};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Count {
@@ -93,18 +92,42 @@ pub struct TrainArgs {
     force: bool,
 }
 
-/// Marks an error as "stopped by Ctrl-C (SIGINT)": exit code [`EXIT_INTERRUPTED`], and the
-/// run's summary says `transient`, so the next sweep resumes it from its checkpoint.
+/// Marks an error as "stopped by a signal it caught" (Ctrl-C's SIGINT, SIGTERM, SIGUSR1):
+/// exit code 128 + the signal (130 for Ctrl-C, as shells report it), and the run's summary
+/// says `transient`, so the next sweep resumes it from its checkpoint.
 #[derive(Debug)]
-pub struct Interrupted;
+pub struct Interrupted(pub i32);
 
-/// The exit status of a trainer stopped by Ctrl-C, as shells report a process ended by
-/// SIGINT (128 + 2).
-pub const EXIT_INTERRUPTED: u8 = 130;
+impl Interrupted {
+    /// The exit status: 128 + the signal.
+    pub fn code(&self) -> u8 {
+        (128 + self.0).clamp(0, 255) as u8
+    }
+}
 
 impl std::fmt::Display for Interrupted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("interrupted; `--resume` (or the next `isoflop sweep`) continues it")
+    }
+}
+
+/// Raised by the stop signals; the training loop checks it after each step.
+static STOP: AtomicBool = AtomicBool::new(false);
+/// The stop signal caught, 0 before one.
+static CAUGHT: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn on_stop_signal(sig: libc::c_int) {
+    CAUGHT.store(sig, Ordering::SeqCst);
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// A signal's name for a summary's reason.
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGINT => "Ctrl-C (SIGINT)",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGUSR1 => "SIGUSR1 (a scheduler's warning before its time limit)",
+        _ => "a signal",
     }
 }
 
@@ -228,11 +251,13 @@ pub fn run(a: TrainArgs) -> Result<()> {
     if let Some(w) = corpus.repetition_warning(cfg.tokens, cfg.batch, shape.context) {
         eprintln!("warning: {run}: {w}");
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        // Ctrl-C finishes the current step, writes a checkpoint and exits.
-        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst));
+    // Ctrl-C (SIGINT), SIGTERM and SIGUSR1 (a Slurm job's `--signal` before its time
+    // limit, passed on by `isoflop sweep-task`) finish the current step, write a checkpoint
+    // and exit: the run is transient, and resumes.
+    let stop: &'static AtomicBool = &STOP;
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGUSR1] {
+        // SAFETY: the handler only stores to atomics, which is async-signal-safe.
+        unsafe { libc::signal(sig, on_stop_signal as *const () as libc::sighandler_t) };
     }
     let bar = if a.quiet {
         ProgressBar::hidden()
@@ -301,13 +326,20 @@ pub fn run(a: TrainArgs) -> Result<()> {
             }
         }
         Outcome::Stopped { step } => {
-            let reason = format!("interrupted (Ctrl-C) at step {step}; checkpoint saved");
+            let sig = match CAUGHT.load(Ordering::SeqCst) {
+                0 => libc::SIGINT,
+                s => s,
+            };
+            let reason = format!(
+                "interrupted by {} at step {step}; checkpoint saved",
+                signal_name(sig)
+            );
             write_failure(&a.out, &cfg, &reason, true);
             Err(anyhow::anyhow!(
                 "{reason} in {}; continue with --resume",
                 a.out.display()
             )
-            .context(Interrupted))
+            .context(Interrupted(sig)))
         }
     }
 }

@@ -29,9 +29,9 @@ fn main() -> ExitCode {
             eprintln!("error: {}", e.root_cause());
             return ExitCode::from(isoflop_core::record::EXIT_HELD as u8);
         }
-        if e.downcast_ref::<train_cmd::Interrupted>().is_some() {
+        if let Some(i) = e.downcast_ref::<train_cmd::Interrupted>() {
             eprintln!("error: {}", e.root_cause());
-            return ExitCode::from(train_cmd::EXIT_INTERRUPTED);
+            return ExitCode::from(i.code());
         }
         if e.downcast_ref::<train_cmd::Transient>().is_some() {
             eprintln!("error: {}", e.root_cause());

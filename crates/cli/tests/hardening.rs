@@ -577,13 +577,28 @@ fn plot_refuses_a_folder_of_other_files_and_leaves_no_stale_figure() {
         stderr(&o)
     );
     assert_eq!(std::fs::read_dir(&figs).unwrap().count(), 1);
-    // A figure an earlier plot drew and this one cannot is removed.
+    // A figure an earlier plot drew and this one cannot is removed: a table of training
+    // curves draws Figure 1, one of final points cannot.
     std::fs::remove_file(figs.join("thesis.tex")).unwrap();
-    std::fs::write(
-        figs.join("fig1_training_curves.svg"),
-        "<svg>an old study</svg>",
-    )
-    .unwrap();
+    let mut curves = String::from("run,step,params,tokens,loss\n");
+    for (k, (n, t, _)) in rows.iter().enumerate() {
+        for s in 1..=4 {
+            let ts = t * s as f64 / 4.0;
+            curves += &format!("r{k},{s},{n},{ts},{}\n", law(*n, ts));
+        }
+    }
+    let c = d.join("curves.csv");
+    std::fs::write(&c, curves).unwrap();
+    let o = isoflop(&[
+        "plot",
+        c.to_str().unwrap(),
+        "--out",
+        figs.to_str().unwrap(),
+        "--boot",
+        "0",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(figs.join("fig1_training_curves.svg").exists(), "{}", stderr(&o));
     let o = isoflop(&[
         "plot",
         p.to_str().unwrap(),

@@ -190,3 +190,106 @@ fn a_read_only_run_folder_is_one_readable_line_in_the_sweep_output() {
         "{line}"
     );
 }
+
+#[test]
+fn an_impossible_model_is_refused_before_anything_is_written() {
+    let d = tmpdir("huge");
+    let data = corpus(&d);
+    let out = d.join("huge");
+    let o = isoflop(&[
+        "train",
+        "--params",
+        "1e12",
+        "--tokens",
+        "1e6",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("needs about") && stderr(&o).contains("--force"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        !out.exists() || std::fs::read_dir(&out).unwrap().next().is_none(),
+        "files left behind"
+    );
+}
+
+#[test]
+fn trainer_threads_far_above_the_cores_are_refused() {
+    let d = tmpdir("threads");
+    let data = corpus(&d);
+    let out = d.join("r");
+    let o = isoflop(&[
+        "train",
+        "--params",
+        "1e5",
+        "--tokens",
+        "1e4",
+        "--threads",
+        "100000",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--threads 100000"), "{}", stderr(&o));
+    assert!(!out.exists());
+}
+
+#[test]
+fn ctrl_c_of_a_trainer_inside_a_sweep_is_transient_and_the_next_sweep_resumes_it() {
+    let a = tmpdir("int-ref");
+    let fa = one_run(&a, &a.join("runs"));
+    assert!(isoflop(&["sweep", fa.to_str().unwrap()]).status.success());
+    let b = tmpdir("int");
+    let fb = one_run(&b, &b.join("runs"));
+    let sweep = Command::new(common::bin())
+        .args(["sweep", fb.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let run = loop {
+        if let Some(r) = std::fs::read_dir(b.join("runs")).ok().and_then(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .find(|p| p.join("checkpoint.json").exists())
+        }) {
+            break r;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "no checkpoint appeared");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    // The lease names the trainer (it took the lease over from the sweep).
+    let lease = std::fs::read_to_string(run.join(".lease")).unwrap();
+    let pid: i32 = lease.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert_ne!(pid as u32, sweep.id(), "the lease names the sweep, not the trainer");
+    // SAFETY: a signal to the trainer this test's sweep started.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    let o = sweep.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["transient"], true, "{s}");
+    assert!(s["reason"].as_str().unwrap().contains("interrupted"), "{s}");
+    let st = stdout(&isoflop(&["status", fb.to_str().unwrap()]));
+    assert!(
+        st.contains("the next sweep retries it") && st.contains("resumes from its checkpoint"),
+        "{st}"
+    );
+    let o = isoflop(&["sweep", fb.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("1 runs trained"), "{}", stderr(&o));
+    let (la, lb) = (losses(&the_run(&a.join("runs"))), losses(&run));
+    assert_eq!(la.len(), lb.len());
+    for ((s1, l1), (s2, l2)) in la.iter().zip(&lb) {
+        assert_eq!(s1, s2);
+        assert!((l1 - l2).abs() < 1e-5, "step {s1}: {l1} vs {l2}");
+    }
+}

@@ -439,6 +439,7 @@ mod tests {
             vocab: 256,
             defaults: d.clone(),
             command: None,
+            slurm: Default::default(),
             runs: three.clone(),
         };
         s.check(Path::new("r.toml")).unwrap();
@@ -501,6 +502,7 @@ mod tests {
                 vocab: 256,
                 defaults: d.clone(),
                 command: None,
+                slurm: Default::default(),
                 runs: planned.clone(),
             };
             s.check(Path::new("w.toml")).unwrap();

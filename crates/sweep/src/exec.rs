@@ -17,6 +17,12 @@ use isoflop_core::RunTable;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+/// A signal this process received that the run's trainer must get too (a Slurm task's
+/// `--signal` before its time limit, SIGTERM at preemption): `isoflop sweep-task` stores it
+/// from its handler; [`Runner::run_one`] passes it on to the trainer it started, which
+/// checkpoints and stops (transient). 0: none.
+pub static PASS_ON: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
 /// Where a run stands.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 #[serde(rename_all = "snake_case", tag = "state")]
@@ -377,7 +383,15 @@ impl<'a> Runner<'a> {
             Ok(l) => l,
             Err(lease::LeaseError::Held(_)) => return RunOutcome::HeldElsewhere,
             Err(lease::LeaseError::Io(e)) => {
-                return fail(&out, run, format!("could not take the run's lease: {e}"), true)
+                return fail(
+                    &out,
+                    run,
+                    format!(
+                        "could not take the run's lease {}: {e}",
+                        out.join(lease::LEASE_FILE).display()
+                    ),
+                    true,
+                )
             }
         };
         // Ended while we took it (another sweep finished it between our look and now).
@@ -419,10 +433,19 @@ impl<'a> Runner<'a> {
                 let refresher = {
                     let running = running.clone();
                     let path = out.join(lease::LEASE_FILE);
+                    let pid = child.id() as libc::pid_t;
                     std::thread::spawn(move || {
                         let mut waited = std::time::Duration::ZERO;
+                        let mut passed = false;
                         while running.load(std::sync::atomic::Ordering::SeqCst) {
                             std::thread::sleep(std::time::Duration::from_millis(200));
+                            let sig = PASS_ON.load(std::sync::atomic::Ordering::SeqCst);
+                            if sig != 0 && !passed {
+                                // SAFETY: a signal to the child this process started and has
+                                // not yet waited for (its pid cannot have been reused).
+                                unsafe { libc::kill(pid, sig) };
+                                passed = true;
+                            }
                             waited += std::time::Duration::from_millis(200);
                             if waited >= lease::STALE_AFTER / 10 {
                                 waited = std::time::Duration::ZERO;

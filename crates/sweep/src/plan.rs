@@ -103,8 +103,16 @@ pub struct Sweep {
     pub defaults: RunDefaults,
     /// An external trainer's command template (see [`crate::exec::expand`]); absent: isoflop's own.
     pub command: Option<String>,
+    /// What each Slurm task asks for (the `[slurm]` table; `sweep --executor slurm`'s
+    /// options override it).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub slurm: crate::executor::resources::SlurmResources,
     /// The runs.
     pub runs: Vec<PlannedRun>,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 /// Why a plan cannot be made or read.
@@ -279,16 +287,16 @@ impl Sweep {
     /// [`FLOPS_PER_SEC`] plus [`SECS_PER_STEP`] a step (its fixed costs, which dominate
     /// models under 50k parameters, where FLOPs alone gave half the time taken).
     pub fn estimated_secs(&self, cores: usize) -> f64 {
-        let tokens_per_step = (self.defaults.batch * self.defaults.context).max(1) as f64;
-        let secs: f64 = self
-            .runs
-            .iter()
-            .map(|r| {
-                r.spent_flops() / FLOPS_PER_SEC
-                    + SECS_PER_STEP * r.spent_tokens() as f64 / tokens_per_step
-            })
-            .sum();
+        let secs: f64 = self.runs.iter().map(|r| self.run_secs(r, None, 1)).sum();
         secs / cores.max(1) as f64
+    }
+
+    /// Estimated seconds one run takes: its spent FLOPs at `flops_per_sec` (default
+    /// [`FLOPS_PER_SEC`] per thread, times `threads`) plus [`SECS_PER_STEP`] a step.
+    pub fn run_secs(&self, r: &PlannedRun, flops_per_sec: Option<f64>, threads: usize) -> f64 {
+        let tokens_per_step = (self.defaults.batch * self.defaults.context).max(1) as f64;
+        let speed = flops_per_sec.unwrap_or(FLOPS_PER_SEC * threads.max(1) as f64);
+        r.spent_flops() / speed + SECS_PER_STEP * r.spent_tokens() as f64 / tokens_per_step
     }
 
     /// The results folder, resolved against the sweep file's folder.
@@ -318,6 +326,10 @@ impl Sweep {
         if let Some(t) = &self.command {
             check_template(t, path)?;
         }
+        self.slurm.check().map_err(|message| PlanError::File {
+            path: path.into(),
+            message,
+        })?;
         let mut ids = std::collections::HashSet::new();
         for r in &self.runs {
             if let Some(problem) = id_problem(&r.id) {
@@ -540,6 +552,7 @@ mod tests {
             vocab: 256,
             defaults: d.clone(),
             command: None,
+            slurm: Default::default(),
             runs,
         };
         // By hand: the whole run, then the branch's last three quarters only.
@@ -566,6 +579,7 @@ mod tests {
             vocab: 256,
             defaults: d,
             command: None,
+            slurm: Default::default(),
             runs,
         };
         let dir = std::env::temp_dir().join(format!("isoflop-plan-{}", std::process::id()));
@@ -598,6 +612,7 @@ mod tests {
             vocab: 256,
             defaults: d,
             command: Some("train.sh {out} {bogus} awk '{ print $1 }'".into()),
+            slurm: Default::default(),
             runs,
         };
         let dir = std::env::temp_dir().join(format!("isoflop-plan-bad-{}", std::process::id()));
@@ -639,6 +654,7 @@ mod tests {
             vocab: 256,
             defaults: d,
             command: None,
+            slurm: Default::default(),
             runs,
         };
         let b = s.runs.iter().position(|r| r.trunk.is_some()).unwrap();

@@ -99,3 +99,52 @@ pub fn fake_template(script: &Path) -> String {
         script.display()
     )
 }
+
+/// Starts a single-node Slurm on this machine (scripts/slurm-local.sh), or says why not.
+pub fn slurm() -> Option<()> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/slurm-local.sh");
+    let o = Command::new("bash")
+        .arg(&script)
+        .arg("start")
+        .output()
+        .ok()?;
+    if !o.status.success() {
+        eprintln!(
+            "skipped: a local Slurm could not start: {}",
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        );
+        return None;
+    }
+    Some(())
+}
+
+/// The array job ids `isoflop sweep --executor slurm` printed (`array job N`, or `array jobs
+/// by time limit (N, M)`), in order.
+pub fn array_jobs(out: &str) -> Vec<String> {
+    let line = out
+        .lines()
+        .find(|l| l.contains("array job"))
+        .unwrap_or_else(|| panic!("no array job in: {out}"));
+    if let Some(rest) = line.split("array jobs by time limit (").nth(1) {
+        let list = rest.split(')').next().unwrap_or("");
+        return list.split(", ").map(str::to_string).collect();
+    }
+    let id = line
+        .split("array job ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no job id in: {line}"));
+    vec![id.to_string()]
+}
+
+/// `scontrol show job JOB` (every task of an array), as text.
+pub fn scontrol_show(job: &str) -> String {
+    let o = Command::new("scontrol")
+        .args(["show", "job", job])
+        .output()
+        .expect("scontrol");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}

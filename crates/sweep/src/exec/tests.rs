@@ -10,6 +10,7 @@ fn sweep(command: &str) -> Sweep {
         vocab: 256,
         defaults: RunDefaults::default(),
         command: Some(command.into()),
+        slurm: Default::default(),
         runs: vec![PlannedRun {
             id: "x$(touch PWNED)y 'q'".into(),
             layers: 2,

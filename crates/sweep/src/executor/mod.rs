@@ -13,6 +13,7 @@
 //! [`Executor`], and one variant of the CLI's `--executor`.
 
 pub mod local;
+pub mod resources;
 pub mod slurm;
 
 use crate::error::SweepError;

@@ -17,8 +17,10 @@ use std::process::Command;
 pub struct Slurm {
     /// The sweep file, which every array task reads.
     pub sweep_file: PathBuf,
-    /// Array tasks at once (`%throttle`).
+    /// Array tasks at once (`%throttle`), in each array.
     pub throttle: usize,
+    /// What each task asks for (the sweep's `[slurm]` table with the options over it).
+    pub resources: super::resources::SlurmResources,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SweepError + '_ {
@@ -35,6 +37,8 @@ impl Executor for Slurm {
         _on_event: &(dyn Fn(&str, Event) + Sync),
     ) -> Result<Dispatched, SweepError> {
         let s = runner.sweep;
+        let res = &self.resources;
+        res.check().map_err(SweepError::Slurm)?;
         let results = &runner.results;
         let logs = results.join("slurm");
         std::fs::create_dir_all(&logs).map_err(io(&logs))?;
@@ -52,20 +56,42 @@ impl Executor for Slurm {
         let script = logs.join("sweep.sbatch");
         write_atomic(
             &script,
-            slurm_script(
-                s,
-                &file,
-                bin,
-                self.throttle,
-                runner.threads,
-                &logs,
-                runner.retry_failed,
-            )
-            .as_bytes(),
+            slurm_script(s, &file, bin, runner.threads, &logs, runner.retry_failed, res).as_bytes(),
         )
         .map_err(io(&script))?;
-        let job = sbatch(&[], Some(&script))?;
-        let mut jobs = vec![job.clone()];
+        let cpus = res.cpus_per_task.map_or(runner.threads, |c| c as usize);
+        let time_arg = |indices: &[usize]| -> Option<String> {
+            indices
+                .iter()
+                .filter_map(|&i| res.minutes_for(s, &s.runs[i], cpus))
+                .max()
+                .map(|m| format!("--time={}", super::resources::slurm_time(m)))
+        };
+        // The runs that are not branches, one array per time limit (a ladder of sizes
+        // spans 100x in time: one limit for all would hold the small runs' slots or kill
+        // the large ones).
+        let own: Vec<usize> = (0..s.runs.len()).filter(|&i| s.runs[i].trunk.is_none()).collect();
+        let mut groups: std::collections::BTreeMap<Option<u64>, Vec<usize>> = Default::default();
+        for &i in &own {
+            groups
+                .entry(res.minutes_for(s, &s.runs[i], cpus))
+                .or_default()
+                .push(i);
+        }
+        let mut jobs = Vec::new();
+        let mut job_of = std::collections::HashMap::new();
+        for indices in groups.values() {
+            let array = format!("--array={}%{}", array_spec(indices), self.throttle);
+            let mut args = vec![array];
+            args.extend(time_arg(indices));
+            let a: Vec<&str> = args.iter().map(String::as_str).collect();
+            let job = sbatch(&a, Some(&script))?;
+            for &i in indices {
+                job_of.insert(i, job.clone());
+            }
+            jobs.push(job);
+        }
+        let main_jobs = jobs.len();
         for (t, trunk) in s.runs.iter().enumerate().filter(|r| r.1.is_trunk()) {
             let branches: Vec<usize> = (0..s.runs.len())
                 .filter(|&i| s.runs[i].trunk.as_deref() == Some(trunk.id.as_str()))
@@ -73,38 +99,30 @@ impl Executor for Slurm {
             if branches.is_empty() {
                 continue;
             }
-            let array = format!("--array={}%{}", array_spec(&branches), self.throttle);
-            let dep = format!("--dependency=afterany:{job}_{t}");
-            jobs.push(sbatch(&[&array, &dep], Some(&script))?);
+            let mut args = vec![
+                format!("--array={}%{}", array_spec(&branches), self.throttle),
+                format!("--dependency=afterany:{}_{t}", job_of[&t]),
+            ];
+            args.extend(time_arg(&branches));
+            let a: Vec<&str> = args.iter().map(String::as_str).collect();
+            jobs.push(sbatch(&a, Some(&script))?);
         }
-        let table = std::fs::canonicalize(results)
-            .map_err(io(results))?
-            .join("runs.csv");
-        let q = |p: &Path| sh_quote(&p.display().to_string());
-        let fit = format!(
-            "{bin} collect {file} --out {table} && {bin} fit {table} --out {law} > {txt}",
-            bin = q(bin),
-            file = q(&file),
-            table = q(&table),
-            law = q(&table.with_file_name("law.json")),
-            txt = q(&table.with_file_name("fit.txt"))
-        );
-        let out_log = format!("--output={}/fit_%j.out", logs.display());
-        let dep = format!("--dependency=afterany:{}", jobs.join(":"));
-        let fit_job = sbatch(
-            &["--job-name=isoflop-fit", &dep, &out_log, "--wrap", &fit],
-            None,
-        )?;
+        let fit_job = submit_fit(s, &file, bin, results, &logs, &jobs, res)?;
         Ok(Dispatched::Submitted {
             summary: format!(
-                "array job {job} ({} runs, %{}){}; fit job {fit_job} after it; script {}",
-                s.runs.len() - s.runs.iter().filter(|r| r.trunk.is_some()).count(),
+                "{} ({} runs, %{} each){}; fit job {fit_job} after them; script {}",
+                if main_jobs == 1 {
+                    format!("array job {}", jobs[0])
+                } else {
+                    format!("{main_jobs} array jobs by time limit ({})", jobs[..main_jobs].join(", "))
+                },
+                s.runs.len(),
                 self.throttle,
-                if jobs.len() > 1 {
+                if jobs.len() > main_jobs {
                     format!(
                         "; {} branch arrays ({}) after their trunks' tasks",
-                        jobs.len() - 1,
-                        jobs[1..].join(", ")
+                        jobs.len() - main_jobs,
+                        jobs[main_jobs..].join(", ")
                     )
                 } else {
                     String::new()
@@ -113,6 +131,45 @@ impl Executor for Slurm {
             ),
         })
     }
+}
+
+/// The fit job, after every array (`afterany`): `isoflop collect` then `isoflop fit` of the
+/// collected table, on the partition and account the runs use.
+fn submit_fit(
+    s: &Sweep,
+    file: &Path,
+    bin: &Path,
+    results: &Path,
+    logs: &Path,
+    jobs: &[String],
+    res: &super::resources::SlurmResources,
+) -> Result<String, SweepError> {
+    let _ = s;
+    let table = std::fs::canonicalize(results)
+        .map_err(io(results))?
+        .join("runs.csv");
+    let q = |p: &Path| sh_quote(&p.display().to_string());
+    let fit = format!(
+        "{bin} collect {file} --out {table} && {bin} fit {table} --out {law} > {txt}",
+        bin = q(bin),
+        file = q(file),
+        table = q(&table),
+        law = q(&table.with_file_name("law.json")),
+        txt = q(&table.with_file_name("fit.txt"))
+    );
+    let out_log = format!("--output={}/fit_%j.out", logs.display());
+    let dep = format!("--dependency=afterany:{}", jobs.join(":"));
+    let mut args = vec!["--job-name=isoflop-fit".to_string(), dep, out_log];
+    if let Some(p) = &res.partition {
+        args.push(format!("--partition={p}"));
+    }
+    if let Some(a) = &res.account {
+        args.push(format!("--account={a}"));
+    }
+    args.push("--wrap".into());
+    args.push(fit);
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    sbatch(&a, None)
 }
 
 /// Indices as a Slurm `--array` list: runs of consecutive indices as ranges (`0-3,7,9-10`).
@@ -143,16 +200,23 @@ pub fn slurm_script(
     sweep: &Sweep,
     sweep_file: &Path,
     isoflop: &Path,
-    throttle: usize,
-    cpus: usize,
+    threads: usize,
     logs: &Path,
     retry_failed: bool,
+    res: &super::resources::SlurmResources,
 ) -> String {
     let n = sweep.runs.len();
-    let own: Vec<usize> = (0..n).filter(|&i| sweep.runs[i].trunk.is_none()).collect();
+    let cpus = res.cpus_per_task.map_or(threads, |c| c as usize);
+    let directives: String = res
+        .directives(threads)
+        .into_iter()
+        .map(|d| d + "\n")
+        .collect();
     format!(
-        "#!/bin/bash\n#SBATCH --job-name=isoflop-{name}\n#SBATCH --array={array}%{throttle}\n#SBATCH --cpus-per-task={cpus}\n#SBATCH --output={logs}/%A_%a.out\n#SBATCH --error={logs}/%A_%a.out\n# One array index per run of {file} ({n} runs). A task whose run has ended exits at once;\n# an unfinished one resumes from its checkpoint.\nexec {bin} sweep-task {file} --index \"$SLURM_ARRAY_TASK_ID\" --threads {cpus}{retry}\n",
+        "#!/bin/bash\n#SBATCH --job-name=isoflop-{name}\n{directives}#SBATCH --output={logs}/%A_%a.out\n#SBATCH --error={logs}/%A_%a.out\n# One array index per run of {file} ({n} runs; sbatch is given --array and --time). A task\n# whose run has ended exits at once; an unfinished one resumes from its checkpoint. On the\n# --signal, the task has the trainer checkpoint and stop (transient){requeue_note}.\nexec {bin} sweep-task {file} --index \"$SLURM_ARRAY_TASK_ID\" --threads {cpus}{retry}{requeue}\n",
         retry = if retry_failed { " --retry-failed" } else { "" },
+        requeue = if res.requeue { " --requeue" } else { "" },
+        requeue_note = if res.requeue { ", then requeues itself" } else { "" },
         // The name and paths reach sbatch's directives and bash: the name is cut to safe
         // characters, the paths quoted (and a path holding a line break is refused by
         // the caller, since no quoting survives it in a directive).
@@ -161,7 +225,6 @@ pub fn slurm_script(
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '-' })
             .collect::<String>(),
-        array = array_spec(&own),
         logs = logs.display(),
         file = sh_quote(&sweep_file.display().to_string()),
         bin = sh_quote(&isoflop.display().to_string()),
