@@ -119,7 +119,8 @@ fn a_preempted_slurm_task_checkpoints_requeues_and_resumes_to_the_uninterrupted_
     };
     let sc = Command::new("scancel").args(["--batch", "--signal=USR1", &job]).output().unwrap();
     assert!(sc.status.success(), "{}", String::from_utf8_lossy(&sc.stderr));
-    // The trainer checkpoints and stops (a transient summary), the task requeues itself;
+    // The task passes it on (as SIGTERM); the trainer checkpoints and stops (a transient
+    // summary), the task requeues itself;
     // Slurm holds a requeued job for two minutes, which the test skips.
     let release = || {
         let _ = Command::new("scontrol").args(["update", &format!("JobId={job}"), "StartTime=now"]).output();
@@ -132,7 +133,7 @@ fn a_preempted_slurm_task_checkpoints_requeues_and_resumes_to_the_uninterrupted_
         .filter(|p| p.to_string_lossy().contains(".failed-"))
         .map(|p| std::fs::read_to_string(p).unwrap())
         .collect::<String>();
-    assert!(retried.contains("interrupted by SIGUSR1") && retried.contains("\"transient\": true"), "{retried}");
+    assert!(retried.contains("interrupted by SIGTERM") && retried.contains("\"transient\": true"), "{retried}");
     let first = |dir: &Path| {
         std::fs::read_dir(dir.join("runs"))
             .unwrap()

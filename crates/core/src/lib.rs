@@ -18,6 +18,7 @@ pub mod settings;
 pub mod shape;
 pub mod table;
 pub mod units;
+pub mod writer;
 
 pub use error::{CoreError, Result};
 pub use rng::Rng;

@@ -290,13 +290,17 @@ impl RunTable {
             })?;
             let t = Self::from_csv_with(&p, &text, &ColumnChoice::curve())?;
             let budget = plan.get(&name).and_then(|b| b.budget);
+            // The run's name is its curve's (a trainer may name it other than its folder);
+            // its final loss goes under the same name.
+            let mut run_name = name.clone();
             for mut r in t.rows {
                 r.run = Some(r.run.unwrap_or_else(|| name.clone()));
+                run_name = r.run.clone().unwrap_or_default();
                 r.budget = r.budget.or(budget);
                 rows.push(r);
             }
             if let Some(l) = summary.fit_loss().filter(|l| l.is_finite() && *l > 0.0) {
-                finals.insert(name.clone(), l);
+                finals.insert(run_name, l);
             }
         }
         if !skipped.is_empty() {

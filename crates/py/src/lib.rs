@@ -226,14 +226,132 @@ fn figures(
     })
 }
 
+pyo3::create_exception!(
+    _isoflop,
+    RunHeldError,
+    pyo3::exceptions::PyException,
+    "Another live process holds the run (its lease): nothing was written."
+);
+pyo3::create_exception!(
+    _isoflop,
+    RunEndedError,
+    pyo3::exceptions::PyException,
+    "The run has ended (finished, diverged, or failed on its own terms)."
+);
+
+fn writer_err(e: isoflop_core::writer::WriterError) -> PyErr {
+    use isoflop_core::writer::WriterError;
+    match e {
+        WriterError::Held { .. } => RunHeldError::new_err(e.to_string()),
+        WriterError::Ended { .. } => RunEndedError::new_err(e.to_string()),
+        WriterError::Io { .. } => pyo3::exceptions::PyOSError::new_err(e.to_string()),
+        WriterError::Bad(_) => input(e),
+    }
+}
+
+/// The one writer of run records (`isoflop_core::writer::RunWriter`), for Python's
+/// `isoflop.Recorder`: the same files, lease, divergence and `final_loss` rules as
+/// `isoflop train`.
+#[pyclass(module = "isoflop._isoflop")]
+struct RunRecorder {
+    w: Option<isoflop_core::writer::RunWriter>,
+}
+
+impl RunRecorder {
+    fn writer(&mut self) -> PyResult<&mut isoflop_core::writer::RunWriter> {
+        self.w
+            .as_mut()
+            .ok_or_else(|| RunEndedError::new_err("the recorder was closed"))
+    }
+}
+
+#[pymethods]
+impl RunRecorder {
+    /// Opens run `run` in folder `out` (config: JSON text), taking its lease.
+    #[new]
+    fn new(out: &str, run: &str, params: u64, config: &str) -> PyResult<Self> {
+        let config: serde_json::Value =
+            serde_json::from_str(config).map_err(|e| input(format!("config: {e}")))?;
+        let w = isoflop_core::writer::RunWriter::open(Path::new(out), run, params, &config)
+            .map_err(writer_err)?;
+        Ok(RunRecorder { w: Some(w) })
+    }
+
+    /// Logs one step; returns the divergence reason where this row ends the run.
+    #[pyo3(signature = (step, tokens, loss, lr, eval_loss=None, flops=None))]
+    fn log(
+        &mut self,
+        step: u64,
+        tokens: u64,
+        loss: f64,
+        lr: f64,
+        eval_loss: Option<f64>,
+        flops: Option<f64>,
+    ) -> PyResult<Option<String>> {
+        self.writer()?
+            .log(step, tokens, loss, lr, eval_loss, flops)
+            .map_err(writer_err)
+    }
+
+    /// Writes the curve now.
+    fn flush(&mut self) -> PyResult<()> {
+        self.writer()?.flush().map_err(writer_err)
+    }
+
+    /// Ends the run as finished; the summary as JSON.
+    #[pyo3(signature = (eval_loss=None))]
+    fn finish(&mut self, eval_loss: Option<f64>) -> PyResult<String> {
+        let s = self.writer()?.finish(eval_loss).map_err(writer_err)?;
+        self.w = None;
+        json(&s)
+    }
+
+    /// Ends the run as failed (`transient`: the next sweep resumes it); the summary as JSON.
+    fn fail(&mut self, reason: &str, transient: bool) -> PyResult<String> {
+        let s = self.writer()?.fail(reason, transient).map_err(writer_err)?;
+        self.w = None;
+        json(&s)
+    }
+
+    /// Releases the lease without ending the run (it stays unfinished).
+    fn close(&mut self) {
+        self.w = None;
+    }
+
+    /// The last step an earlier session logged, if any.
+    #[getter]
+    fn resume_step(&self) -> Option<u64> {
+        self.w.as_ref().and_then(|w| w.resume_step())
+    }
+
+    /// True once the run has ended (finished, diverged, failed) or the recorder closed.
+    #[getter]
+    fn ended(&self) -> bool {
+        self.w.as_ref().is_none_or(|w| w.has_ended())
+    }
+}
+
+/// A run table read by the command line's one reader (a CSV or JSON Lines file, or a
+/// folder of run folders), as CSV text (`RunTable::to_csv`) and its notes.
+#[pyfunction]
+fn read_table(path: &str) -> PyResult<(String, Vec<String>)> {
+    let t = RunTable::read(Path::new(path)).map_err(input)?;
+    Ok((t.to_csv(), t.notes))
+}
+
 /// The Rust half of the `isoflop` Python package.
 #[pymodule]
 fn _isoflop(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<RunRecorder>()?;
+    m.add("RunHeldError", m.py().get_type::<RunHeldError>())?;
+    m.add("RunEndedError", m.py().get_type::<RunEndedError>())?;
+    m.add("EXIT_HELD", isoflop_core::record::EXIT_HELD)?;
     m.add_function(wrap_pyfunction!(fit, m)?)?;
     m.add_function(wrap_pyfunction!(allocate, m)?)?;
     m.add_function(wrap_pyfunction!(preset, m)?)?;
     m.add_function(wrap_pyfunction!(law_intervals, m)?)?;
     m.add_function(wrap_pyfunction!(figures, m)?)?;
+    m.add_function(wrap_pyfunction!(read_table, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

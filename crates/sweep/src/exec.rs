@@ -19,8 +19,8 @@ use std::process::{Command, Stdio};
 
 /// A signal this process received that the run's trainer must get too (a Slurm task's
 /// `--signal` before its time limit, SIGTERM at preemption): `isoflop sweep-task` stores it
-/// from its handler; [`Runner::run_one`] passes it on to the trainer it started, which
-/// checkpoints and stops (transient). 0: none.
+/// from its handler; [`Runner::run_one`] passes it on to the trainer it started as SIGTERM,
+/// on which the trainer checkpoints and stops (transient). 0: none.
 pub static PASS_ON: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 
 /// Where a run stands.
@@ -441,9 +441,13 @@ impl<'a> Runner<'a> {
                             std::thread::sleep(std::time::Duration::from_millis(200));
                             let sig = PASS_ON.load(std::sync::atomic::Ordering::SeqCst);
                             if sig != 0 && !passed {
+                                // Passed on as SIGTERM, whatever arrived: every trainer
+                                // knows it (isoflop's, torchrun, which hands it to its
+                                // workers, a Recorder's loop), and a template should `exec`
+                                // its trainer so that it reaches it.
                                 // SAFETY: a signal to the child this process started and has
                                 // not yet waited for (its pid cannot have been reused).
-                                unsafe { libc::kill(pid, sig) };
+                                unsafe { libc::kill(pid, libc::SIGTERM) };
                                 passed = true;
                             }
                             waited += std::time::Duration::from_millis(200);

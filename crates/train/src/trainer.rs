@@ -24,27 +24,8 @@ use tch::{nn, Device, Tensor};
 pub const ADAM_BETAS: (f64, f64) = (0.9, 0.95);
 /// AdamW's epsilon.
 pub const ADAM_EPS: f64 = 1e-8;
-/// A step's loss above both this many times the median of the run's recent losses and that
-/// median plus [`JUMP_NATS`] marks the run diverged ([`loss_jump`]).
-pub const JUMP_FACTOR: f64 = 3.0;
-/// See [`JUMP_FACTOR`].
-pub const JUMP_NATS: f64 = 3.0;
-/// How many recent losses [`loss_jump`] compares with (it needs at least half of them).
-pub const JUMP_WINDOW: usize = 40;
-
-/// Whether `loss` jumped far above the run's own `recent` losses: above [`JUMP_FACTOR`]
-/// times their median and above the median plus [`JUMP_NATS`] nats (a byte-level model that
-/// predicts uniformly has a loss of ln 256 = 5.5; a healthy run's spikes stay well under
-/// both bounds). Returns the median it compared with. Needs [`JUMP_WINDOW`]/2 recent losses.
-pub fn loss_jump(recent: &[f64], loss: f64) -> Option<f64> {
-    if recent.len() < JUMP_WINDOW / 2 {
-        return None;
-    }
-    let mut v = recent.to_vec();
-    v.sort_by(f64::total_cmp);
-    let m = v[v.len() / 2];
-    (loss > JUMP_FACTOR * m && loss > m + JUMP_NATS).then_some(m)
-}
+// The divergence rule lives with the one writer of run records, which every trainer uses.
+pub use isoflop_core::writer::{loss_jump, JUMP_FACTOR, JUMP_NATS, JUMP_WINDOW};
 
 /// What one step of progress looks like to a caller (for a progress bar).
 #[derive(Clone, Debug)]
@@ -490,9 +471,8 @@ pub(crate) fn run_loop(
     let mut last_progress = Instant::now();
     let mut last_refresh = Instant::now();
     let secs = |clock: &Instant| secs0 + clock.elapsed().as_secs_f64();
-    let write_curve = |rows: &[CurveRow]| {
-        write_atomic(&curve_path, record::curve_csv(rows).as_bytes()).map_err(io(&curve_path))
-    };
+    let write_curve =
+        |rows: &[CurveRow]| isoflop_core::writer::write_curve(out, rows).map_err(io(&curve_path));
     let finish = |status: RunStatus,
                   reason: Option<String>,
                   at: Option<u64>,
@@ -502,36 +482,27 @@ pub(crate) fn run_loop(
                   eval: Option<f64>|
      -> Result<RunSummary> {
         write_curve(rows)?;
-        let ended: Vec<(f64, f64)> = rows
-            .iter()
-            .filter(|r| status == RunStatus::Finished || r.step <= step)
-            .map(|r| (r.tokens as f64, r.loss))
-            .collect();
-        let summary = RunSummary {
-            run: config.run.clone(),
+        let mut summary = isoflop_core::writer::ended_summary(
+            &config.run,
+            params,
             status,
             reason,
-            failed_at_step: at,
-            steps: step,
-            params,
-            tokens: step * tokens_per_step,
-            flops: (step * tokens_per_step) as f64 * fpt,
-            final_loss: record::final_loss(&ended),
-            final_eval_loss: eval,
+            at,
+            step,
+            rows,
             secs,
-            tokens_per_sec: if secs > 0.0 {
-                (step * tokens_per_step) as f64 / secs
-            } else {
-                0.0
-            },
-            transient: false,
+            eval,
+        );
+        // Every step's tokens are known here, logged or not.
+        summary.tokens = step * tokens_per_step;
+        summary.flops = summary.tokens as f64 * fpt;
+        summary.tokens_per_sec = if secs > 0.0 {
+            summary.tokens as f64 / secs
+        } else {
+            0.0
         };
         let p = out.join(record::SUMMARY_FILE);
-        write_atomic(
-            &p,
-            &serde_json::to_vec_pretty(&summary).expect("summary serialises"),
-        )
-        .map_err(io(&p))?;
+        isoflop_core::writer::write_summary(out, &summary).map_err(io(&p))?;
         remove_checkpoints(out);
         let _ = std::fs::remove_file(out.join(PROGRESS_FILE));
         Ok(summary)
@@ -543,8 +514,7 @@ pub(crate) fn run_loop(
         let loss = model.loss(&to_tensor(&x, b, t, dev), &to_tensor(&y, b, t, dev));
         let loss_value = loss.double_value(&[]);
         let recent_v: Vec<f64> = recent.iter().copied().collect();
-        let jumped = loss_jump(&recent_v, loss_value);
-        if !loss_value.is_finite() || jumped.is_some() {
+        if let Some(why) = isoflop_core::writer::divergence(&recent_v, loss_value, step + 1) {
             rows.push(CurveRow {
                 run: config.run.clone(),
                 step: step + 1,
@@ -558,14 +528,7 @@ pub(crate) fn run_loop(
             });
             let s = finish(
                 RunStatus::Diverged,
-                Some(match jumped {
-                    Some(m) => format!(
-                        "loss jumped to {loss_value:.4} at step {}, above {JUMP_FACTOR}x the median {m:.4} of its {} recent losses",
-                        step + 1,
-                        recent_v.len()
-                    ),
-                    None => format!("loss became {loss_value} at step {}", step + 1),
-                }),
+                Some(why),
                 Some(step + 1),
                 step,
                 &rows,

@@ -24,7 +24,10 @@ import numpy as np
 
 from . import _isoflop
 
-__all__ = ["fit", "Fit", "Law", "InputError", "Figure", "__version__"]
+from .recorder import Interrupted, Recorder, RunHeld
+
+__all__ = ["fit", "Fit", "Law", "InputError", "Figure", "read_table", "Recorder", "RunHeld",
+           "Interrupted", "__version__"]
 __version__ = _isoflop.__version__
 
 
@@ -443,3 +446,32 @@ def fit(data: Any, drop_top: int = 0, boot: int = 1000, seed: int = 0,
     except ValueError as e:
         raise _input_error(e, labels) from None
     return Fit(json.loads(report), json.loads(laws), json.loads(warnings), table, loss_column)
+
+
+def read_table(path: Union[str, os.PathLike]) -> Any:
+    """The rows ``isoflop fit`` would read from ``path`` (a CSV or JSON Lines table, or a
+    folder of run folders: each finished run's curve, its final loss from its summary, its
+    planned budget), by the command line's one reader: a DataFrame with columns
+    ``run, step, params, tokens, flops, loss, budget, final_loss`` (a dict of lists without
+    pandas). Runs left out (unfinished, failed) are named in ``.attrs["notes"]`` (the
+    dict's ``"notes"``)."""
+    try:
+        text, notes = _isoflop.read_table(os.fspath(path))
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    rows = list(csv.DictReader(io.StringIO(text)))
+    cols: Dict[str, List[Any]] = {k: [] for k in (rows[0].keys() if rows else [])}
+    for r in rows:
+        for k, v in r.items():
+            if k == "run":
+                cols[k].append(v)
+            else:
+                cols[k].append(float(v) if v != "" else math.nan)
+    try:
+        import pandas as pd
+    except ImportError:
+        cols["notes"] = list(notes)  # type: ignore[assignment]
+        return cols
+    df = pd.DataFrame(cols)
+    df.attrs["notes"] = list(notes)
+    return df

@@ -77,3 +77,39 @@ def fit(data: Any, drop_top: int = ..., boot: int = ..., seed: int = ...,
         boot_by: str = ...) -> Fit:
     """Fits Chinchilla's three approaches (and the law forms ``laws`` names) to a DataFrame,
     a dict of arrays or a file."""
+
+
+def read_table(path: Union[str, os.PathLike]) -> Any: ...
+
+class RunHeld(SystemExit):
+    message: str
+    def __init__(self, message: str) -> None: ...
+
+class Interrupted(BaseException):
+    signal: int
+    def __init__(self, signum: int) -> None: ...
+
+def global_rank() -> int: ...
+
+class Recorder:
+    out_dir: str
+    run: str
+    params: int
+    config: Dict[str, Any]
+    flops_per_token: Optional[float]
+    active: bool
+    graceful: bool
+    diverged: Optional[str]
+    stop_requested: Optional[int]
+    summary: Optional[dict]
+    def __init__(self, out_dir: Union[str, os.PathLike], run: Optional[str] = ..., params: Optional[int] = ...,
+                 config: Optional[Mapping[str, Any]] = ..., flops_per_token: Optional[float] = ...,
+                 graceful: bool = ...) -> None: ...
+    def __enter__(self) -> "Recorder": ...
+    def __exit__(self, et: Any, ev: Any, tb: Any) -> bool: ...
+    @property
+    def resume_step(self) -> Optional[int]: ...
+    def log(self, step: int, tokens: int, loss: float, lr: float = ..., eval_loss: Optional[float] = ...,
+            flops: Optional[float] = ...) -> Optional[str]: ...
+    def flush(self) -> None: ...
+    def stop(self, reason: str) -> None: ...

@@ -1,0 +1,1 @@
+"""Example trainers that record through isoflop.Recorder (torch is needed to run them)."""
