@@ -22,5 +22,5 @@ pub mod writer;
 
 pub use error::{CoreError, Result};
 pub use rng::Rng;
-pub use settings::{CooldownShape, LrLaw, Schedule, TrainSettings};
+pub use settings::{Attention, CooldownShape, Dtype, LrLaw, Schedule, TrainSettings};
 pub use table::{ColumnChoice, Filter, Observation, RunTable};

@@ -93,6 +93,12 @@ pub struct RunConfig {
     pub eval_batches: usize,
     /// Checkpoint every this many steps.
     pub checkpoint_every: u64,
+    /// The precision of the forward and backward pass (configs written before it: fp32).
+    #[serde(default)]
+    pub dtype: crate::settings::Dtype,
+    /// How attention was computed (configs written before it: written out).
+    #[serde(default)]
+    pub attention: crate::settings::Attention,
     /// The corpus and how it was tokenised.
     pub data: String,
     /// Device ("cpu", "cuda").

@@ -37,6 +37,54 @@ pub enum CooldownShape {
     OneMinusSqrt,
 }
 
+/// The precision of a run's forward and backward pass. Master weights, gradients and
+/// AdamW's moments stay fp32 either way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum Dtype {
+    /// Everything in fp32.
+    #[default]
+    F32,
+    /// Autocast-style mixed precision: matrix products and attention in bfloat16 (weights
+    /// cast from their fp32 masters each step), LayerNorms, the residual stream, the loss
+    /// and the optimizer in fp32.
+    Bf16,
+}
+
+/// How attention is computed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum Attention {
+    /// Softmax(QK^T / sqrt(d) + mask) V written out (the reference; fp32 runs' default).
+    #[default]
+    Math,
+    /// libtorch's scaled_dot_product_attention (fused kernels where the device has them:
+    /// flash or memory-efficient attention on CUDA).
+    Fused,
+}
+
+impl Dtype {
+    /// The name the options and files use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dtype::F32 => "f32",
+            Dtype::Bf16 => "bf16",
+        }
+    }
+}
+
+impl Attention {
+    /// The name the options and files use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Attention::Math => "math",
+            Attention::Fused => "fused",
+        }
+    }
+}
+
 impl Schedule {
     /// The name the options and files use.
     pub fn name(self) -> &'static str {
@@ -115,6 +163,13 @@ pub struct TrainSettings {
     /// Checkpoint every N steps (0: only on Ctrl-C).
     #[cfg_attr(feature = "clap", arg(long, default_value_t = TrainSettings::default().checkpoint_every))]
     pub checkpoint_every: u64,
+    /// The precision of the forward and backward pass: `f32`, or `bf16` (mixed precision,
+    /// fp32 master weights and AdamW state).
+    #[cfg_attr(feature = "clap", arg(long, value_enum, default_value_t = TrainSettings::default().dtype))]
+    pub dtype: Dtype,
+    /// Attention: `math` (written out) or `fused` (libtorch's scaled_dot_product_attention).
+    #[cfg_attr(feature = "clap", arg(long, value_enum, default_value_t = TrainSettings::default().attention))]
+    pub attention: Attention,
 }
 
 impl Default for TrainSettings {
@@ -139,6 +194,8 @@ impl Default for TrainSettings {
             eval_every: 100,
             eval_batches: 8,
             checkpoint_every: 50,
+            dtype: Dtype::F32,
+            attention: Attention::Math,
         }
     }
 }
@@ -161,6 +218,8 @@ impl TrainSettings {
             ("--eval-every", self.eval_every.to_string()),
             ("--eval-batches", self.eval_batches.to_string()),
             ("--checkpoint-every", self.checkpoint_every.to_string()),
+            ("--dtype", self.dtype.name().to_string()),
+            ("--attention", self.attention.name().to_string()),
         ];
         if let Some(w) = self.warmup {
             v.push(("--warmup", w.to_string()));

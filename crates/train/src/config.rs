@@ -106,6 +106,8 @@ impl Settings {
             eval_every: t.eval_every,
             eval_batches: t.eval_batches,
             checkpoint_every: t.checkpoint_every,
+            dtype: t.dtype,
+            attention: t.attention,
             data: self.data.clone(),
             device: self.device.clone(),
             threads: self.threads,

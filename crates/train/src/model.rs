@@ -11,6 +11,7 @@
 //! counted by [`isoflop_core::shape::ModelShape::params`]; a test checks the two agree.
 
 use isoflop_core::shape::ModelShape;
+use isoflop_core::{Attention, Dtype};
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
 
@@ -35,6 +36,18 @@ pub struct Gpt {
     mask: Tensor,
     /// Rotary tables (cos, sin), each (T, hs/2).
     rope: Option<(Tensor, Tensor)>,
+    /// The precision of the matrix products and attention.
+    dtype: Dtype,
+    /// How attention is computed.
+    attention: Attention,
+}
+
+/// `x W^T + b` with `x`, `W` and `b` cast to `k` (the weights' fp32 masters keep their
+/// gradients: the cast is part of the graph).
+fn linear_in(x: &Tensor, l: &nn::Linear, k: Kind) -> Tensor {
+    let w = l.ws.to_kind(k);
+    let b = l.bs.as_ref().map(|b| b.to_kind(k));
+    x.to_kind(k).linear(&w, b.as_ref())
 }
 
 fn linear(p: nn::Path, d_in: usize, d_out: usize, std: f64, bias: bool) -> nn::Linear {
@@ -99,7 +112,17 @@ impl Gpt {
             head,
             mask,
             rope,
+            dtype: Dtype::F32,
+            attention: Attention::Math,
         }
+    }
+
+    /// The model computing in `dtype` with `attention` (`Dtype::F32` and `Attention::Math`
+    /// at construction).
+    pub fn with_precision(mut self, dtype: Dtype, attention: Attention) -> Gpt {
+        self.dtype = dtype;
+        self.attention = attention;
+        self
     }
 
     /// The shape.
@@ -112,6 +135,69 @@ impl Gpt {
     // tensor that autograd keeps for the backward pass.
     #[allow(clippy::assign_op_pattern)]
     pub fn forward(&self, idx: &Tensor) -> Tensor {
+        if self.dtype == Dtype::F32 && self.attention == Attention::Math {
+            return self.forward_f32(idx);
+        }
+        self.forward_mixed(idx)
+    }
+
+    /// Attention of (B, H, T, hs) heads in `k`: written out, or fused.
+    fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, kind: Kind, t: i64) -> Tensor {
+        let (q, k, v) = (q.to_kind(kind), k.to_kind(kind), v.to_kind(kind));
+        match self.attention {
+            Attention::Fused => {
+                Tensor::scaled_dot_product_attention(&q, &k, &v, None::<&Tensor>, 0.0, true, None, false)
+            }
+            Attention::Math => {
+                let hs = q.size()[3];
+                let mask = self.mask.narrow(0, 0, t).narrow(1, 0, t);
+                let att = (q.matmul(&k.transpose(-2, -1)).to_kind(Kind::Float)
+                    * (1.0 / (hs as f64).sqrt())
+                    + &mask)
+                    .softmax(-1, Kind::Float);
+                att.to_kind(kind).matmul(&v)
+            }
+        }
+    }
+
+    /// The forward pass of `--dtype bf16` or `--attention fused`, autocast's way: matrix
+    /// products and attention in the compute kind, LayerNorms, the residual stream and the
+    /// logits in fp32.
+    #[allow(clippy::assign_op_pattern)]
+    fn forward_mixed(&self, idx: &Tensor) -> Tensor {
+        let kind = match self.dtype {
+            Dtype::F32 => Kind::Float,
+            Dtype::Bf16 => Kind::BFloat16,
+        };
+        let (b, t) = idx.size2().expect("idx is (B, T)");
+        let c = self.shape.d_model as i64;
+        let h = self.shape.heads as i64;
+        let hs = c / h;
+        let mut x = self.wte.forward(idx);
+        if let Some(wpe) = &self.wpe {
+            let pos = Tensor::arange(t, (Kind::Int64, idx.device()));
+            x = x + wpe.forward(&pos);
+        }
+        for blk in &self.blocks {
+            let qkv = linear_in(&blk.ln1.forward(&x), &blk.qkv, kind);
+            let parts = qkv.split(c, 2);
+            let heads = |z: &Tensor| z.view([b, t, h, hs]).transpose(1, 2);
+            let (mut q, mut k, v) = (heads(&parts[0]), heads(&parts[1]), heads(&parts[2]));
+            if let Some((cos, sin)) = &self.rope {
+                q = apply_rope(&q.to_kind(Kind::Float), cos, sin, t);
+                k = apply_rope(&k.to_kind(Kind::Float), cos, sin, t);
+            }
+            let y = self.attend(&q, &k, &v, kind, t).transpose(1, 2).reshape([b, t, c]);
+            x = x + linear_in(&y, &blk.proj, kind).to_kind(Kind::Float);
+            let m = linear_in(&blk.ln2.forward(&x), &blk.fc, kind).gelu("tanh");
+            x = x + linear_in(&m, &blk.fc_proj, kind).to_kind(Kind::Float);
+        }
+        linear_in(&self.lnf.forward(&x), &self.head, kind).to_kind(Kind::Float)
+    }
+
+    /// The fp32 forward pass with attention written out (the reference).
+    #[allow(clippy::assign_op_pattern)]
+    fn forward_f32(&self, idx: &Tensor) -> Tensor {
         let (b, t) = idx.size2().expect("idx is (B, T)");
         let c = self.shape.d_model as i64;
         let h = self.shape.heads as i64;

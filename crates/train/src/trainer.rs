@@ -86,7 +86,7 @@ pub use crate::config::Settings;
 pub fn init_model(config: &RunConfig, device: Device) -> (nn::VarStore, Gpt) {
     tch::manual_seed(config.seed as i64);
     let vs = nn::VarStore::new(device);
-    let model = Gpt::new(&vs.root(), config.shape);
+    let model = Gpt::new(&vs.root(), config.shape).with_precision(config.dtype, config.attention);
     (vs, model)
 }
 
