@@ -90,6 +90,54 @@ pub struct TrainArgs {
     /// Train even where the model's estimated memory exceeds this machine's free memory.
     #[arg(long)]
     force: bool,
+    /// The device's peak FLOPs per second in TFLOPS, for the MFU printed at the end
+    /// (default: from the GPU's name, for the GPUs `isoflop_core::machine::peak_flops` knows).
+    #[arg(long)]
+    peak_tflops: Option<f64>,
+}
+
+/// The GPU's name as `nvidia-smi` prints it, for device `cuda` or `cuda:N`.
+fn gpu_name(device: &str) -> Option<String> {
+    let index = device.strip_prefix("cuda:").unwrap_or("0");
+    let o = std::process::Command::new("nvidia-smi")
+        .args(["--query-gpu=name", "--format=csv,noheader", "-i", index])
+        .output()
+        .ok()?;
+    let name = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    (o.status.success() && !name.is_empty()).then_some(name)
+}
+
+/// The run's throughput, and on a GPU its MFU against the device's peak.
+fn throughput_line(a: &TrainArgs, cfg: &record::RunConfig, sum: &record::RunSummary) -> String {
+    let fpt = cfg.flops_per_token.get(cfg.flop_count);
+    let mut line = format!(
+        "{}: {:.0} tokens/s ({:.3e} FLOPs/s by the {:?} count)",
+        sum.run,
+        sum.tokens_per_sec,
+        sum.tokens_per_sec * fpt,
+        cfg.flop_count
+    );
+    if a.device.starts_with("cuda") {
+        let name = gpu_name(&a.device);
+        let peak = a.peak_tflops.map(|t| t * 1e12).or_else(|| {
+            name.as_deref()
+                .and_then(|n| isoflop_core::machine::peak_flops(n, cfg.dtype))
+        });
+        match peak {
+            Some(p) => line += &format!(
+                "; MFU {:.1}% of {:.1} TFLOPS ({}, {})",
+                100.0 * isoflop_core::machine::mfu(sum.tokens_per_sec, fpt, p),
+                p / 1e12,
+                name.as_deref().unwrap_or("peak given"),
+                cfg.dtype.name()
+            ),
+            None => line += &format!(
+                "; MFU unknown: no peak for {} (give --peak-tflops)",
+                name.as_deref().unwrap_or("this GPU")
+            ),
+        }
+    }
+    line
 }
 
 /// Marks an error as "stopped by a signal it caught" (Ctrl-C's SIGINT, SIGTERM, SIGUSR1):
@@ -314,6 +362,9 @@ pub fn run(a: TrainArgs) -> Result<()> {
     bar.finish_and_clear();
     match outcome {
         Outcome::Ended(sum) => {
+            if !a.quiet || a.device.starts_with("cuda") {
+                eprintln!("{}", throughput_line(&a, &cfg, &sum));
+            }
             println!("{}", serde_json::to_string(&sum)?);
             match sum.status {
                 isoflop_core::record::RunStatus::Finished => Ok(()),
