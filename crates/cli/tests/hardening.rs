@@ -7,38 +7,14 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 mod common;
-use common::{fake_template, fake_trainer, isoflop, stderr, stdout};
+use common::{fake_trainer, isoflop, stderr, stdout};
 
 fn tmpdir(name: &str) -> PathBuf {
     common::tmpdir("hard", name)
 }
 
-/// A small IsoFLOP plan run by the fake trainer: `budgets` x 5 sizes.
 fn fake_plan(dir: &Path, budgets: &str, extra: &[&str]) -> PathBuf {
-    let script = fake_trainer(dir);
-    let file = dir.join("sweep.toml");
-    let template = fake_template(&script);
-    let mut args = vec![
-        "plan",
-        "--budgets",
-        budgets,
-        "--sizes-per-budget",
-        "5",
-        "--spread",
-        "8",
-        "--context",
-        "32",
-        "--batch",
-        "8",
-        "--out",
-        file.to_str().unwrap(),
-        "--command",
-        &template,
-    ];
-    args.extend_from_slice(extra);
-    let o = isoflop(&args);
-    assert!(o.status.success(), "{}", stderr(&o));
-    file
+    common::fake_plan(dir, budgets, extra)
 }
 
 fn ids(file: &Path) -> Vec<String> {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 mod common;
-use common::{fake_template, fake_trainer, isoflop, stderr, stdout};
+use common::{isoflop, stderr, stdout};
 
 fn tmpdir(name: &str) -> PathBuf {
     common::tmpdir("hostile", name)
@@ -50,25 +50,7 @@ fn finished_sweep(dir: &Path) -> PathBuf {
 
 /// A fake-trainer plan of `budgets` x 5 sizes in `dir`.
 fn planned(dir: &Path, budgets: &str) -> PathBuf {
-    let script = fake_trainer(dir);
-    let file = dir.join("sweep.toml");
-    let o = isoflop(&[
-        "plan",
-        "--budgets",
-        budgets,
-        "--sizes-per-budget",
-        "5",
-        "--context",
-        "32",
-        "--batch",
-        "8",
-        "--out",
-        s(&file),
-        "--command",
-        &fake_template(&script),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    file
+    common::fake_plan(dir, budgets, &[])
 }
 
 fn ids(file: &Path) -> Vec<String> {

@@ -78,6 +78,38 @@ fn the_run(results: &Path) -> PathBuf {
         .unwrap()
 }
 
+/// Waits (at most a minute) for a run folder under `results` with a checkpoint.
+fn wait_for_checkpoint(results: &Path) -> PathBuf {
+    let t0 = Instant::now();
+    loop {
+        if let Some(r) = std::fs::read_dir(results).ok().and_then(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .find(|p| p.join("checkpoint.json").exists())
+        }) {
+            return r;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "no checkpoint appeared");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The trainer's pid, from the lease it holds on `run`.
+fn lease_pid(run: &Path) -> i32 {
+    let lease = std::fs::read_to_string(run.join(".lease")).unwrap();
+    lease.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// The two runs' curves are equal (to 1e-5 a loss) step for step.
+fn assert_same_curve(a: &Path, b: &Path) {
+    let (la, lb) = (losses(a), losses(b));
+    assert_eq!(la.len(), lb.len());
+    for ((s1, l1), (s2, l2)) in la.iter().zip(&lb) {
+        assert_eq!(s1, s2);
+        assert!((l1 - l2).abs() < 1e-5, "step {s1}: {l1} vs {l2}");
+    }
+}
+
 #[test]
 fn a_trainer_killed_mid_run_resumes_from_its_checkpoint_on_the_next_sweep() {
     let a = tmpdir("ref");
@@ -91,23 +123,8 @@ fn a_trainer_killed_mid_run_resumes_from_its_checkpoint_on_the_next_sweep() {
         .spawn()
         .unwrap();
     // Wait for a checkpoint, then kill the trainer (not the sweep), as the OOM killer would.
-    let t0 = Instant::now();
-    let run = loop {
-        if let Some(r) = std::fs::read_dir(b.join("runs")).ok().and_then(|rd| {
-            rd.flatten()
-                .map(|e| e.path())
-                .find(|p| p.join("checkpoint.json").exists())
-        }) {
-            break r;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "no checkpoint appeared"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let lease = std::fs::read_to_string(run.join(".lease")).unwrap();
-    let pid: i32 = lease.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let run = wait_for_checkpoint(&b.join("runs"));
+    let pid = lease_pid(&run);
     // SAFETY: a signal to the trainer this test's sweep started.
     unsafe { libc::kill(pid, libc::SIGKILL) };
     let o = sweep.wait_with_output().unwrap();
@@ -127,12 +144,7 @@ fn a_trainer_killed_mid_run_resumes_from_its_checkpoint_on_the_next_sweep() {
     let o = isoflop(&["sweep", fb.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("1 runs trained"), "{}", stderr(&o));
-    let (la, lb) = (losses(&the_run(&a.join("runs"))), losses(&run));
-    assert_eq!(la.len(), lb.len());
-    for ((s1, l1), (s2, l2)) in la.iter().zip(&lb) {
-        assert_eq!(s1, s2);
-        assert!((l1 - l2).abs() < 1e-5, "step {s1}: {l1} vs {l2}");
-    }
+    assert_same_curve(&the_run(&a.join("runs")), &run);
 }
 
 #[test]
@@ -254,21 +266,9 @@ fn ctrl_c_of_a_trainer_inside_a_sweep_is_transient_and_the_next_sweep_resumes_it
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let t0 = Instant::now();
-    let run = loop {
-        if let Some(r) = std::fs::read_dir(b.join("runs")).ok().and_then(|rd| {
-            rd.flatten()
-                .map(|e| e.path())
-                .find(|p| p.join("checkpoint.json").exists())
-        }) {
-            break r;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(60), "no checkpoint appeared");
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let run = wait_for_checkpoint(&b.join("runs"));
     // The lease names the trainer (it took the lease over from the sweep).
-    let lease = std::fs::read_to_string(run.join(".lease")).unwrap();
-    let pid: i32 = lease.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let pid = lease_pid(&run);
     assert_ne!(pid as u32, sweep.id(), "the lease names the sweep, not the trainer");
     // SAFETY: a signal to the trainer this test's sweep started.
     unsafe { libc::kill(pid, libc::SIGINT) };
@@ -286,10 +286,5 @@ fn ctrl_c_of_a_trainer_inside_a_sweep_is_transient_and_the_next_sweep_resumes_it
     let o = isoflop(&["sweep", fb.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("1 runs trained"), "{}", stderr(&o));
-    let (la, lb) = (losses(&the_run(&a.join("runs"))), losses(&run));
-    assert_eq!(la.len(), lb.len());
-    for ((s1, l1), (s2, l2)) in la.iter().zip(&lb) {
-        assert_eq!(s1, s2);
-        assert!((l1 - l2).abs() < 1e-5, "step {s1}: {l1} vs {l2}");
-    }
+    assert_same_curve(&the_run(&a.join("runs")), &run);
 }

@@ -35,6 +35,17 @@ pub fn loss_jump(recent: &[f64], loss: f64) -> Option<f64> {
     (loss > JUMP_FACTOR * m && loss > m + JUMP_NATS).then_some(m)
 }
 
+/// The losses the divergence rule compares a new one with: the last [`JUMP_WINDOW`] finite
+/// losses of `rows`, newest first.
+pub fn recent_losses(rows: &[CurveRow]) -> VecDeque<f64> {
+    rows.iter()
+        .rev()
+        .map(|r| r.loss)
+        .filter(|l| l.is_finite())
+        .take(JUMP_WINDOW)
+        .collect()
+}
+
 /// Why `loss` at `step` ends the run as diverged, by the divergence rule: not finite, or
 /// a [`loss_jump`] above the `recent` losses. `None`: it goes on.
 pub fn divergence(recent: &[f64], loss: f64, step: u64) -> Option<String> {
@@ -220,13 +231,7 @@ impl RunWriter {
             Vec::new()
         };
         let secs0 = rows.last().map_or(0.0, |r| r.secs);
-        let recent = rows
-            .iter()
-            .rev()
-            .map(|r| r.loss)
-            .filter(|l| l.is_finite())
-            .take(JUMP_WINDOW)
-            .collect();
+        let recent = recent_losses(&rows);
         Ok(RunWriter {
             out: out.to_path_buf(),
             run: run.to_string(),
@@ -283,14 +288,7 @@ impl RunWriter {
         // A resumed loop logs a step an earlier session logged: the later rows go.
         if self.rows.last().is_some_and(|r| r.step >= step) {
             self.rows.retain(|r| r.step < step);
-            self.recent = self
-                .rows
-                .iter()
-                .rev()
-                .map(|r| r.loss)
-                .filter(|l| l.is_finite())
-                .take(JUMP_WINDOW)
-                .collect();
+            self.recent = recent_losses(&self.rows);
         }
         let row = CurveRow {
             run: self.run.clone(),

@@ -454,13 +454,7 @@ pub(crate) fn run_loop(
     mut rows: Vec<CurveRow>,
 ) -> Result<Outcome> {
     let curve_path = out.join(record::CURVE_FILE);
-    let mut recent: std::collections::VecDeque<f64> = rows
-        .iter()
-        .rev()
-        .map(|r| r.loss)
-        .filter(|l| l.is_finite())
-        .take(JUMP_WINDOW)
-        .collect();
+    let mut recent = isoflop_core::writer::recent_losses(&rows);
     let (b, t) = (config.batch, config.shape.context);
     let tokens_per_step = (b * t) as u64;
     let fpt = config.flops_per_token.get(config.flop_count);

@@ -148,3 +148,19 @@ pub fn scontrol_show(job: &str) -> String {
         .expect("scontrol");
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
+
+/// A small IsoFLOP plan run by [`fake_trainer`] in `dir`: `budgets` x 5 sizes (spread 8,
+/// context 32, batch 8), with `extra` options; its sweep file.
+pub fn fake_plan(dir: &Path, budgets: &str, extra: &[&str]) -> PathBuf {
+    let script = fake_trainer(dir);
+    let file = dir.join("sweep.toml");
+    let template = fake_template(&script);
+    let mut args = vec![
+        "plan", "--budgets", budgets, "--sizes-per-budget", "5", "--spread", "8", "--context", "32",
+        "--batch", "8", "--out", file.to_str().unwrap(), "--command", &template,
+    ];
+    args.extend_from_slice(extra);
+    let o = isoflop(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    file
+}
