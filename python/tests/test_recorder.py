@@ -49,6 +49,12 @@ def summary(run_dir: Path):
     return json.loads((run_dir / "summary.json").read_text())
 
 
+def test_importing_isoflop_imports_neither_torch_nor_transformers():
+    code = "import sys, isoflop; print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    o = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert o.returncode == 0 and o.stdout.strip() == "[]", (o.stdout, o.stderr)
+
+
 def test_a_loop_recording_what_isoflop_train_logged_writes_the_same_record(tmp_path):
     data = corpus(tmp_path)
     ours = tmp_path / "ours" / "r1"
@@ -268,6 +274,9 @@ def test_a_torchrun_sweep_resumes_a_killed_and_a_preempted_run_to_uninterrupted_
         assert_same_curves(ref / "runs" / i, work / "runs" / i)
     t = isoflop.read_table(work / "runs")
     assert sorted(set(t["run"])) == sorted(ids(fw))
+    # collect writes the same rows the folder reads as.
+    table = Path(run("collect", fw).stdout.strip())
+    assert isoflop.read_table(table)["loss"].tolist() == t["loss"].tolist()
 
 
 def slurm_up():
