@@ -303,3 +303,15 @@ def test_the_torchrun_sweep_runs_under_slurm_with_its_resources(tmp_path):
     assert subprocess.run([binary(), "sweep", fr, "--jobs", "1"], env=env).returncode == 0
     for i in ids(f):
         assert_same_curves(ref / "runs" / i, d / "runs" / i)
+
+
+def test_a_law_file_no_fit_can_give_is_refused_by_law_load(tmp_path):
+    p = tmp_path / "neg.json"
+    p.write_text(json.dumps({"source": "by hand", "approach3": {"estimate": {
+        "E": 1.8, "A": 482.0, "B": 2085.0, "alpha": -0.3, "beta": 0.37}, "samples": []}}))
+    with pytest.raises(isoflop.InputError) as e:
+        isoflop.Law.load(p)
+    assert "neg.json" in str(e.value) and "approach3.estimate.alpha" in str(e.value)
+    good = tmp_path / "epoch.json"
+    isoflop.Law.preset("epoch").save(good)
+    assert isoflop.Law.load(good).alpha == 0.3478

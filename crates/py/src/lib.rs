@@ -331,6 +331,13 @@ impl RunRecorder {
     }
 }
 
+/// Checks a law file's text as `isoflop allocate --law` does (`LawSet::from_json`), `name`
+/// starting the message.
+#[pyfunction]
+fn check_laws(text: &str, name: &str) -> PyResult<()> {
+    LawSet::from_json(text, name).map(|_| ()).map_err(input)
+}
+
 /// A run table read by the command line's one reader (a CSV or JSON Lines file, or a
 /// folder of run folders), as CSV text (`RunTable::to_csv`) and its notes.
 #[pyfunction]
@@ -352,6 +359,7 @@ fn _isoflop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(law_intervals, m)?)?;
     m.add_function(wrap_pyfunction!(figures, m)?)?;
     m.add_function(wrap_pyfunction!(read_table, m)?)?;
+    m.add_function(wrap_pyfunction!(check_laws, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

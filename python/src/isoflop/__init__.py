@@ -213,9 +213,16 @@ class Law:
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike]) -> "Law":
-        """A law file written by ``isoflop fit --out`` or :meth:`Fit.save`."""
+        """A law file written by ``isoflop fit --out`` or :meth:`Fit.save`, checked as the
+        command line checks it (every parameter finite, E, A, B and the exponents positive,
+        a format this version reads); else :class:`InputError` naming the file and field."""
         with open(path, encoding="utf-8") as f:
-            return cls(json.load(f))
+            text = f.read()
+        try:
+            _isoflop.check_laws(text, os.fspath(path))
+        except ValueError as e:
+            raise InputError(str(e)) from None
+        return cls(json.loads(text))
 
     @property
     def E(self) -> float:
