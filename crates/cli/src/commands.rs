@@ -190,7 +190,11 @@ fn fit(a: FitArgs) -> Result<()> {
     if !a.opts.group_by.is_empty() {
         return fit_groups(&a);
     }
-    if let Some(out) = a.out.as_ref().filter(|o| !a.force && isoflop_core::manifest::foreign(o)) {
+    if let Some(out) = a
+        .out
+        .as_ref()
+        .filter(|o| !a.force && isoflop_core::manifest::foreign(o))
+    {
         bail!(
             "--out {}: the file exists and isoflop did not write it (or it changed since); give another --out, or pass --force",
             out.display()

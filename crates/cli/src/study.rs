@@ -194,7 +194,11 @@ pub fn warn_mixed(table: &RunTable, opts: &FitOpts) {
     for (col, n, values) in &table.varying_text {
         let col = isoflop_core::error::clip(col);
         let limit = isoflop_core::error::LIST_MAX;
-        let shown: Vec<String> = values.iter().take(limit).map(|v| isoflop_core::error::clip(v)).collect();
+        let shown: Vec<String> = values
+            .iter()
+            .take(limit)
+            .map(|v| isoflop_core::error::clip(v))
+            .collect();
         let more = if *n > shown.len() {
             format!(", and {} more", n - shown.len())
         } else {

@@ -97,12 +97,29 @@ struct SlurmOpts {
 
 impl SlurmOpts {
     /// The sweep file's table with these options over it.
-    fn over(&self, t: &isoflop_sweep::executor::resources::SlurmResources) -> isoflop_sweep::executor::resources::SlurmResources {
+    fn over(
+        &self,
+        t: &isoflop_sweep::executor::resources::SlurmResources,
+    ) -> isoflop_sweep::executor::resources::SlurmResources {
         let mut r = t.clone();
         macro_rules! take {
             ($($f:ident),*) => { $( if self.$f.is_some() { r.$f = self.$f.clone(); } )* };
         }
-        take!(partition, account, qos, gpus_per_task, gres, nodes, ntasks_per_node, cpus_per_task, mem, time, time_factor, flops_per_sec, signal);
+        take!(
+            partition,
+            account,
+            qos,
+            gpus_per_task,
+            gres,
+            nodes,
+            ntasks_per_node,
+            cpus_per_task,
+            mem,
+            time,
+            time_factor,
+            flops_per_sec,
+            signal
+        );
         r.requeue |= self.requeue;
         r.extra.extend(self.sbatch_arg.iter().cloned());
         r
@@ -421,7 +438,12 @@ pub(crate) fn check_local_parallelism(jobs: usize, threads: usize) -> Result<()>
 
 pub fn sweep(a: SweepArgs) -> Result<()> {
     let s = Sweep::read(&a.sweep)?;
-    for w in s.command.as_deref().map(isoflop_sweep::plan::template_warnings).unwrap_or_default() {
+    for w in s
+        .command
+        .as_deref()
+        .map(isoflop_sweep::plan::template_warnings)
+        .unwrap_or_default()
+    {
         eprintln!("warning: {}: {w}", a.sweep.display());
     }
     match a.executor {
@@ -472,7 +494,9 @@ pub fn task(a: TaskArgs) -> Result<()> {
                 .output();
             match r {
                 Ok(out) if out.status.success() => {
-                    eprintln!("run {id}: stopped by signal {signal}; checkpointed; task {job} requeued");
+                    eprintln!(
+                        "run {id}: stopped by signal {signal}; checkpointed; task {job} requeued"
+                    );
                     return Ok(());
                 }
                 Ok(out) => eprintln!(

@@ -124,17 +124,21 @@ fn throughput_line(a: &TrainArgs, cfg: &record::RunConfig, sum: &record::RunSumm
                 .and_then(|n| isoflop_core::machine::peak_flops(n, cfg.dtype))
         });
         match peak {
-            Some(p) => line += &format!(
-                "; MFU {:.1}% of {:.1} TFLOPS ({}, {})",
-                100.0 * isoflop_core::machine::mfu(sum.tokens_per_sec, fpt, p),
-                p / 1e12,
-                name.as_deref().unwrap_or("peak given"),
-                cfg.dtype.name()
-            ),
-            None => line += &format!(
-                "; MFU unknown: no peak for {} (give --peak-tflops)",
-                name.as_deref().unwrap_or("this GPU")
-            ),
+            Some(p) => {
+                line += &format!(
+                    "; MFU {:.1}% of {:.1} TFLOPS ({}, {})",
+                    100.0 * isoflop_core::machine::mfu(sum.tokens_per_sec, fpt, p),
+                    p / 1e12,
+                    name.as_deref().unwrap_or("peak given"),
+                    cfg.dtype.name()
+                )
+            }
+            None => {
+                line += &format!(
+                    "; MFU unknown: no peak for {} (give --peak-tflops)",
+                    name.as_deref().unwrap_or("this GPU")
+                )
+            }
         }
     }
     line
@@ -227,9 +231,12 @@ pub fn run(a: TrainArgs) -> Result<()> {
     if !(a.tokens.is_finite() && a.tokens >= 1.0) {
         bail!("--tokens must be a positive number, got {}", a.tokens);
     }
-    if let Some(w) =
-        isoflop_core::machine::check_parallelism("--threads", a.threads, isoflop_core::machine::cores())
-            .map_err(anyhow::Error::msg)?
+    if let Some(w) = isoflop_core::machine::check_parallelism(
+        "--threads",
+        a.threads,
+        isoflop_core::machine::cores(),
+    )
+    .map_err(anyhow::Error::msg)?
     {
         eprintln!("warning: {w}");
     }
@@ -386,11 +393,10 @@ pub fn run(a: TrainArgs) -> Result<()> {
                 signal_name(sig)
             );
             write_failure(&a.out, &cfg, &reason, true);
-            Err(anyhow::anyhow!(
-                "{reason} in {}; continue with --resume",
-                a.out.display()
+            Err(
+                anyhow::anyhow!("{reason} in {}; continue with --resume", a.out.display())
+                    .context(Interrupted(sig)),
             )
-            .context(Interrupted(sig)))
         }
     }
 }

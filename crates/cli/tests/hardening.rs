@@ -574,7 +574,11 @@ fn plot_refuses_a_folder_of_other_files_and_leaves_no_stale_figure() {
         "0",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(figs.join("fig1_training_curves.svg").exists(), "{}", stderr(&o));
+    assert!(
+        figs.join("fig1_training_curves.svg").exists(),
+        "{}",
+        stderr(&o)
+    );
     let o = isoflop(&[
         "plot",
         p.to_str().unwrap(),

@@ -77,11 +77,23 @@ fn error_text_is_bounded_for_a_ten_megabyte_header() {
     assert!(err.contains("twice") && err.contains("more"), "{err}");
     // A cell of a megabyte is quoted cut, with the count of the rest.
     let p = d.join("cell.csv");
-    std::fs::write(&p, format!("params,tokens,loss\n1e6,1e8,{}\n", "9".repeat(1 << 20) + "x")).unwrap();
+    std::fs::write(
+        &p,
+        format!(
+            "params,tokens,loss\n1e6,1e8,{}\n",
+            "9".repeat(1 << 20) + "x"
+        ),
+    )
+    .unwrap();
     let o = isoflop(&["fit", s(&p)]);
     assert_eq!(code(&o), 2);
     let err = stderr(&o);
-    assert!(err.len() < 2_000 && err.contains("more characters"), "{} bytes: {}", err.len(), &err[..err.len().min(300)]);
+    assert!(
+        err.len() < 2_000 && err.contains("more characters"),
+        "{} bytes: {}",
+        err.len(),
+        &err[..err.len().min(300)]
+    );
 }
 
 #[test]
@@ -102,7 +114,9 @@ fn a_cell_no_model_can_have_is_refused_naming_its_line_and_column() {
         assert_eq!(code(&o), 2, "{row}: {}", stderr(&o));
         let err = stderr(&o);
         assert!(
-            err.contains("bad.csv:5") && err.contains(&format!("column '{column}'")) && err.contains(what),
+            err.contains("bad.csv:5")
+                && err.contains(&format!("column '{column}'"))
+                && err.contains(what),
             "{row}: {err}"
         );
     }
@@ -110,7 +124,10 @@ fn a_cell_no_model_can_have_is_refused_naming_its_line_and_column() {
     let p = d.join("flops.csv");
     std::fs::write(&p, "params,flops,loss\n1e6,6e40,3.0\n2e6,6e15,2.9\n").unwrap();
     let err = stderr(&isoflop(&["fit", s(&p)]));
-    assert!(err.contains("flops.csv:2") && err.contains("column 'flops'"), "{err}");
+    assert!(
+        err.contains("flops.csv:2") && err.contains("column 'flops'"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -151,10 +168,26 @@ fn impossible_laws_are_refused_naming_the_file_and_the_field() {
         )
     };
     for (name, body, field) in [
-        ("neg-alpha.json", a3(1.8, 482.0, -0.35, 0.37), "approach3.estimate.alpha = -0.35"),
-        ("zero.json", a3(1.8, 482.0, 0.0, 0.0), "approach3.estimate.alpha = 0"),
-        ("neg-e.json", a3(-1.0, 482.0, 0.35, 0.37), "approach3.estimate.E = -1"),
-        ("neg-a.json", a3(1.8, -482.0, 0.35, 0.37), "approach3.estimate.A = -482"),
+        (
+            "neg-alpha.json",
+            a3(1.8, 482.0, -0.35, 0.37),
+            "approach3.estimate.alpha = -0.35",
+        ),
+        (
+            "zero.json",
+            a3(1.8, 482.0, 0.0, 0.0),
+            "approach3.estimate.alpha = 0",
+        ),
+        (
+            "neg-e.json",
+            a3(-1.0, 482.0, 0.35, 0.37),
+            "approach3.estimate.E = -1",
+        ),
+        (
+            "neg-a.json",
+            a3(1.8, -482.0, 0.35, 0.37),
+            "approach3.estimate.A = -482",
+        ),
     ] {
         let p = law_file(name, &body);
         let o = isoflop(&["allocate", "--flops", "1e21", "--law", s(&p)]);
@@ -164,16 +197,24 @@ fn impossible_laws_are_refused_naming_the_file_and_the_field() {
         assert!(!stdout(&o).contains("NaN"), "{}", stdout(&o));
     }
     // A law file of a newer format is refused with the version named.
-    let p = law_file("future.json", &a3(1.8, 482.0, 0.35, 0.37).replacen('{', r#"{"format": 99, "#, 1));
+    let p = law_file(
+        "future.json",
+        &a3(1.8, 482.0, 0.35, 0.37).replacen('{', r#"{"format": 99, "#, 1),
+    );
     let err = stderr(&isoflop(&["allocate", "--flops", "1e21", "--law", s(&p)]));
-    assert!(err.contains("future.json") && err.contains("format 99"), "{err}");
+    assert!(
+        err.contains("future.json") && err.contains("format 99"),
+        "{err}"
+    );
     // What `fit --out` writes carries the format and reads back.
     let out = d.join("law.json");
     let o = isoflop(&["fit", s(&good_table(&d)), "--boot", "0", "--out", s(&out)]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     assert_eq!(v["format"], 1);
-    assert!(isoflop(&["allocate", "--flops", "1e21", "--law", s(&out)]).status.success());
+    assert!(isoflop(&["allocate", "--flops", "1e21", "--law", s(&out)])
+        .status
+        .success());
 }
 
 #[test]
@@ -183,14 +224,24 @@ fn a_bootstrap_larger_than_memory_is_refused_before_any_work() {
     let o = isoflop(&["fit", s(&good_table(&d)), "--boot", "1000000000"]);
     assert_eq!(code(&o), 2);
     let err = stderr(&o);
-    assert!(err.contains("--boot 1000000000") && err.contains("at most"), "{err}");
+    assert!(
+        err.contains("--boot 1000000000") && err.contains("at most"),
+        "{err}"
+    );
     assert!(t0.elapsed().as_secs() < 10);
 }
 
 #[test]
 fn drop_top_larger_than_the_table_names_the_option_and_the_counts() {
     let d = tmpdir("droptop");
-    let o = isoflop(&["fit", s(&good_table(&d)), "--drop-top", "100", "--boot", "0"]);
+    let o = isoflop(&[
+        "fit",
+        s(&good_table(&d)),
+        "--drop-top",
+        "100",
+        "--boot",
+        "0",
+    ]);
     assert_eq!(code(&o), 2);
     let err = stderr(&o);
     assert!(
@@ -204,10 +255,24 @@ fn repeated_budgets_are_refused_by_fit_as_by_plan() {
     let d = tmpdir("budgets");
     let o = isoflop(&["fit", s(&good_table(&d)), "--budgets", "6e18,6e18,1e19"]);
     assert_eq!(code(&o), 2);
-    assert!(stderr(&o).contains("--budgets: lists 6e18 twice"), "{}", stderr(&o));
-    let o = isoflop(&["plan", "--budgets", "6e18,6e18,1e19", "--out", s(&d.join("p.toml"))]);
+    assert!(
+        stderr(&o).contains("--budgets: lists 6e18 twice"),
+        "{}",
+        stderr(&o)
+    );
+    let o = isoflop(&[
+        "plan",
+        "--budgets",
+        "6e18,6e18,1e19",
+        "--out",
+        s(&d.join("p.toml")),
+    ]);
     assert_eq!(code(&o), 2);
-    assert!(stderr(&o).contains("--budgets: lists 6e18 twice"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--budgets: lists 6e18 twice"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -216,7 +281,15 @@ fn plan_ids_are_unique_by_construction_and_the_plan_reads_back() {
     for design in ["cosine", "wsd"] {
         let f = d.join(format!("{design}.toml"));
         let o = isoflop(&[
-            "plan", "--design", design, "--sizes", "0.2e6..2e6", "--horizons", "300", "--out", s(&f),
+            "plan",
+            "--design",
+            design,
+            "--sizes",
+            "0.2e6..2e6",
+            "--horizons",
+            "300",
+            "--out",
+            s(&f),
         ]);
         assert!(o.status.success(), "{design}: {}", stderr(&o));
         let ids = ids(&f);
@@ -241,7 +314,11 @@ fn two_sweeps_with_an_external_trainer_start_each_run_once() {
     let file = planned(&d, "1e12");
     // A slower trainer, so the two sweeps overlap: each start is logged before it sleeps.
     let text = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(&file, text.replace("command = \"exec sh", "command = \"sleep 0.5; exec sh")).unwrap();
+    std::fs::write(
+        &file,
+        text.replace("command = \"exec sh", "command = \"sleep 0.5; exec sh"),
+    )
+    .unwrap();
     let start = || {
         std::process::Command::new(common::bin())
             .args(["sweep", s(&file), "--jobs", "2"])
@@ -251,7 +328,12 @@ fn two_sweeps_with_an_external_trainer_start_each_run_once() {
     };
     let (a, b) = (start(), start());
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
-    assert!(a.status.success() && b.status.success(), "{}\n{}", stderr(&a), stderr(&b));
+    assert!(
+        a.status.success() && b.status.success(),
+        "{}\n{}",
+        stderr(&a),
+        stderr(&b)
+    );
     let calls = std::fs::read_to_string(d.join("calls.log")).unwrap();
     let mut started: Vec<&str> = calls.lines().collect();
     started.sort();
@@ -270,17 +352,36 @@ fn run_collect_fit_and_plot_refuse_files_isoflop_did_not_write() {
     std::fs::write(out.join("law.json"), "my own notes").unwrap();
     let o = isoflop(&["run", "--sweep", s(&file), "--out", s(&out), "--boot", "0"]);
     assert_eq!(code(&o), 2, "{}", stderr(&o));
-    assert!(stderr(&o).contains("law.json") && stderr(&o).contains("--force"), "{}", stderr(&o));
-    assert_eq!(std::fs::read_to_string(out.join("law.json")).unwrap(), "my own notes");
+    assert!(
+        stderr(&o).contains("law.json") && stderr(&o).contains("--force"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("law.json")).unwrap(),
+        "my own notes"
+    );
     // `run --out DIR` with the user's sweep.toml: refused before any planning.
     let mine = d.join("mine");
     std::fs::create_dir_all(&mine).unwrap();
     std::fs::write(mine.join("sweep.toml"), "# my sweep\n").unwrap();
     let o = isoflop(&["run", "--quick", "--out", s(&mine)]);
     assert_eq!(code(&o), 2, "{}", stderr(&o));
-    assert_eq!(std::fs::read_to_string(mine.join("sweep.toml")).unwrap(), "# my sweep\n");
+    assert_eq!(
+        std::fs::read_to_string(mine.join("sweep.toml")).unwrap(),
+        "# my sweep\n"
+    );
     // With --force, and then again without it: its own files are replaced freely.
-    let o = isoflop(&["run", "--sweep", s(&file), "--out", s(&out), "--boot", "0", "--force"]);
+    let o = isoflop(&[
+        "run",
+        "--sweep",
+        s(&file),
+        "--out",
+        s(&out),
+        "--boot",
+        "0",
+        "--force",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let o = isoflop(&["run", "--sweep", s(&file), "--out", s(&out), "--boot", "0"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -291,20 +392,44 @@ fn run_collect_fit_and_plot_refuse_files_isoflop_did_not_write() {
     assert_eq!(code(&o), 2, "{}", stderr(&o));
     assert_eq!(std::fs::read_to_string(&table).unwrap(), "keep me");
     // fit --out onto the user's file.
-    let o = isoflop(&["fit", s(&out.join("runs.csv")), "--boot", "0", "--out", s(&table)]);
+    let o = isoflop(&[
+        "fit",
+        s(&out.join("runs.csv")),
+        "--boot",
+        "0",
+        "--out",
+        s(&table),
+    ]);
     assert_eq!(code(&o), 2, "{}", stderr(&o));
     assert_eq!(std::fs::read_to_string(&table).unwrap(), "keep me");
     // plot --out holding a report.html of the user's (a plot's file name, not a plot's file).
     let figs = d.join("figs");
     std::fs::create_dir_all(&figs).unwrap();
     std::fs::write(figs.join("report.html"), "<p>mine</p>").unwrap();
-    let o = isoflop(&["plot", s(&out.join("runs.csv")), "--boot", "0", "--out", s(&figs)]);
+    let o = isoflop(&[
+        "plot",
+        s(&out.join("runs.csv")),
+        "--boot",
+        "0",
+        "--out",
+        s(&figs),
+    ]);
     assert_eq!(code(&o), 2, "{}", stderr(&o));
-    assert_eq!(std::fs::read_to_string(figs.join("report.html")).unwrap(), "<p>mine</p>");
+    assert_eq!(
+        std::fs::read_to_string(figs.join("report.html")).unwrap(),
+        "<p>mine</p>"
+    );
     // A folder a plot wrote is written again without --force.
     let figs2 = d.join("figs2");
     for _ in 0..2 {
-        let o = isoflop(&["plot", s(&out.join("runs.csv")), "--boot", "0", "--out", s(&figs2)]);
+        let o = isoflop(&[
+            "plot",
+            s(&out.join("runs.csv")),
+            "--boot",
+            "0",
+            "--out",
+            s(&figs2),
+        ]);
         assert!(o.status.success(), "{}", stderr(&o));
     }
 }
@@ -316,7 +441,11 @@ fn threads_and_jobs_far_above_the_cores_are_refused() {
     for opt in ["--threads", "--jobs"] {
         let o = isoflop(&["sweep", s(&file), opt, "100000"]);
         assert_eq!(code(&o), 2, "{opt}: {}", stderr(&o));
-        assert!(stderr(&o).contains(&format!("{opt} 100000")) && stderr(&o).contains("cores"), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!("{opt} 100000")) && stderr(&o).contains("cores"),
+            "{}",
+            stderr(&o)
+        );
     }
     assert!(!d.join("calls.log").exists(), "a run was started");
 }
@@ -332,16 +461,26 @@ fn an_unreadable_summary_is_named_and_not_retrained() {
     let st = stdout(&isoflop(&["status", s(&file)]));
     let line = st.lines().find(|l| l.starts_with(&id)).unwrap();
     assert!(
-        line.contains("unreadable") && line.contains("summary.json") && line.contains("EOF") && line.contains("not retrained"),
+        line.contains("unreadable")
+            && line.contains("summary.json")
+            && line.contains("EOF")
+            && line.contains("not retrained"),
         "{line}"
     );
     let calls = std::fs::read_to_string(d.join("calls.log")).unwrap();
     let o = isoflop(&["sweep", s(&file)]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(std::fs::read_to_string(d.join("calls.log")).unwrap(), calls, "retrained");
+    assert_eq!(
+        std::fs::read_to_string(d.join("calls.log")).unwrap(),
+        calls,
+        "retrained"
+    );
     let o = isoflop(&["fit", s(&d.join("runs")), "--boot", "0"]);
     let all = stdout(&o) + &stderr(&o);
-    assert!(all.contains(&format!("{id} (its summary.json cannot be read")), "{all}");
+    assert!(
+        all.contains(&format!("{id} (its summary.json cannot be read")),
+        "{all}"
+    );
     // --retry-failed moves it aside and trains the run again.
     let o = isoflop(&["sweep", s(&file), "--retry-failed"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -373,13 +512,26 @@ fn a_results_folder_that_is_a_system_folder_or_holds_other_files_is_refused() {
 fn a_placeholder_inside_quotes_warns_naming_it() {
     let d = tmpdir("quoted");
     let o = isoflop(&[
-        "plan", "--budgets", "1e12", "--out", s(&d.join("p.toml")), "--command", "train --out \"{out}\" --id {id}",
+        "plan",
+        "--budgets",
+        "1e12",
+        "--out",
+        s(&d.join("p.toml")),
+        "--command",
+        "train --out \"{out}\" --id {id}",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let err = stderr(&o);
-    assert!(err.contains("{out} inside double quotes") && !err.contains("{id} inside"), "{err}");
+    assert!(
+        err.contains("{out} inside double quotes") && !err.contains("{id} inside"),
+        "{err}"
+    );
     let o = isoflop(&["sweep", s(&d.join("p.toml")), "--threads", "100000"]);
-    assert!(stderr(&o).contains("{out} inside double quotes"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("{out} inside double quotes"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -393,10 +545,21 @@ fn a_run_folder_linking_outside_the_results_folder_is_refused() {
     std::os::unix::fs::symlink(&elsewhere, d.join("runs").join(&id)).unwrap();
     let o = isoflop(&["sweep", s(&file)]);
     assert_eq!(code(&o), 2, "{}", stderr(&o));
-    assert!(stderr(&o).contains(&id) && stderr(&o).contains("outside"), "{}", stderr(&o));
-    assert!(std::fs::read_dir(&elsewhere).unwrap().next().is_none(), "wrote outside");
+    assert!(
+        stderr(&o).contains(&id) && stderr(&o).contains("outside"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        std::fs::read_dir(&elsewhere).unwrap().next().is_none(),
+        "wrote outside"
+    );
     // The reader of run folders refuses it too.
-    std::fs::write(elsewhere.join("curve.csv"), "run,step,params,tokens,flops,loss\n").unwrap();
+    std::fs::write(
+        elsewhere.join("curve.csv"),
+        "run,step,params,tokens,flops,loss\n",
+    )
+    .unwrap();
     let o = isoflop(&["fit", s(&d.join("runs"))]);
     assert_eq!(code(&o), 2);
     assert!(stderr(&o).contains("outside"), "{}", stderr(&o));
@@ -407,7 +570,15 @@ fn the_figures_extension_chooses_its_format_or_is_refused() {
     let d = tmpdir("figext");
     let t = good_table(&d);
     let fig = d.join("backtest.txt");
-    let o = isoflop(&["validate", s(&t), "--backtest", "--figure", s(&fig), "--boot", "0"]);
+    let o = isoflop(&[
+        "validate",
+        s(&t),
+        "--backtest",
+        "--figure",
+        s(&fig),
+        "--boot",
+        "0",
+    ]);
     assert_eq!(code(&o), 2);
     assert!(stderr(&o).contains(".svg or a .png"), "{}", stderr(&o));
     assert!(!fig.exists());

@@ -28,7 +28,10 @@ fn wait_finished(file: &Path, runs: usize, limit: Duration, also: &dyn Fn()) {
             return;
         }
         also();
-        assert!(t0.elapsed() < limit, "Slurm did not finish in {limit:?}:\n{st}");
+        assert!(
+            t0.elapsed() < limit,
+            "Slurm did not finish in {limit:?}:\n{st}"
+        );
         std::thread::sleep(Duration::from_secs(1));
     }
 }
@@ -42,8 +45,19 @@ fn slurm_resources_reach_every_task_and_time_limits_split_arrays() {
     let script = fake_trainer(&d);
     let file = d.join("sweep.toml");
     let o = isoflop(&[
-        "plan", "--budgets", "1e12,2e13", "--sizes-per-budget", "2", "--context", "32", "--batch", "8",
-        "--out", s(&file), "--command", &fake_template(&script),
+        "plan",
+        "--budgets",
+        "1e12,2e13",
+        "--sizes-per-budget",
+        "2",
+        "--context",
+        "32",
+        "--batch",
+        "8",
+        "--out",
+        s(&file),
+        "--command",
+        &fake_template(&script),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     // The [slurm] table, with the options over part of it.
@@ -54,13 +68,28 @@ fn slurm_resources_reach_every_task_and_time_limits_split_arrays() {
         1,
     );
     std::fs::write(&file, text).unwrap();
-    let o = isoflop(&["sweep", s(&file), "--executor", "slurm", "--mem", "100M", "--cpus-per-task", "1"]);
+    let o = isoflop(&[
+        "sweep",
+        s(&file),
+        "--executor",
+        "slurm",
+        "--mem",
+        "100M",
+        "--cpus-per-task",
+        "1",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let jobs = common::array_jobs(&stdout(&o));
     assert_eq!(jobs.len(), 2, "one array per time limit: {}", stdout(&o));
     let shows: Vec<String> = jobs.iter().map(|j| common::scontrol_show(j)).collect();
     for show in &shows {
-        for want in ["Partition=debug", "Account=lab1", "MinMemoryNode=100M", "CPUs/Task=1", "Requeue=1"] {
+        for want in [
+            "Partition=debug",
+            "Account=lab1",
+            "MinMemoryNode=100M",
+            "CPUs/Task=1",
+            "Requeue=1",
+        ] {
             assert!(show.contains(want), "{want} missing:\n{show}");
         }
     }
@@ -69,15 +98,35 @@ fn slurm_resources_reach_every_task_and_time_limits_split_arrays() {
     // min (one week, 10,080), each from its own runs' spent FLOPs.
     let limits: Vec<&str> = shows
         .iter()
-        .map(|t| t.split("TimeLimit=").nth(1).unwrap().split_whitespace().next().unwrap())
+        .map(|t| {
+            t.split("TimeLimit=")
+                .nth(1)
+                .unwrap()
+                .split_whitespace()
+                .next()
+                .unwrap()
+        })
         .collect();
     assert_eq!(limits, ["12:00:00", "7-00:00:00"], "{shows:?}");
     let sbatch = std::fs::read_to_string(d.join("runs/slurm/sweep.sbatch")).unwrap();
-    assert!(sbatch.contains("#SBATCH --signal=B:USR1@60") && sbatch.contains("--requeue"), "{sbatch}");
-    let runs = std::fs::read_to_string(&file).unwrap().matches("[[runs]]").count();
+    assert!(
+        sbatch.contains("#SBATCH --signal=B:USR1@60") && sbatch.contains("--requeue"),
+        "{sbatch}"
+    );
+    let runs = std::fs::read_to_string(&file)
+        .unwrap()
+        .matches("[[runs]]")
+        .count();
     wait_finished(&file, runs, Duration::from_secs(180), &|| {});
     // A value that cannot reach sbatch safely is refused before anything is submitted.
-    let o = isoflop(&["sweep", s(&file), "--executor", "slurm", "--partition", "debug\n#SBATCH --wrap=x"]);
+    let o = isoflop(&[
+        "sweep",
+        s(&file),
+        "--executor",
+        "slurm",
+        "--partition",
+        "debug\n#SBATCH --wrap=x",
+    ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("partition"), "{}", stderr(&o));
 }
@@ -92,8 +141,21 @@ fn a_preempted_slurm_task_checkpoints_requeues_and_resumes_to_the_uninterrupted_
         let data = common::corpus(dir);
         let f = dir.join("sweep.toml");
         let o = isoflop(&[
-            "plan", "--budgets", "1e12", "--sizes-per-budget", "1", "--context", "32", "--batch", "8",
-            "--checkpoint-every", "50", "--out", s(&f), "--data", s(&data),
+            "plan",
+            "--budgets",
+            "1e12",
+            "--sizes-per-budget",
+            "1",
+            "--context",
+            "32",
+            "--batch",
+            "8",
+            "--checkpoint-every",
+            "50",
+            "--out",
+            s(&f),
+            "--data",
+            s(&data),
         ]);
         assert!(o.status.success(), "{}", stderr(&o));
         f
@@ -103,37 +165,65 @@ fn a_preempted_slurm_task_checkpoints_requeues_and_resumes_to_the_uninterrupted_
     assert!(isoflop(&["sweep", s(&fa)]).status.success());
     let b = tmpdir("preempted");
     let fb = plan(&b);
-    let o = isoflop(&["sweep", s(&fb), "--executor", "slurm", "--requeue", "--signal", "B:USR1@30"]);
+    let o = isoflop(&[
+        "sweep",
+        s(&fb),
+        "--executor",
+        "slurm",
+        "--requeue",
+        "--signal",
+        "B:USR1@30",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let job = format!("{}_0", common::array_jobs(&stdout(&o))[0]);
     // Once the run has a checkpoint, send the task the signal Slurm sends before a time limit.
     let t0 = Instant::now();
     let run = loop {
         if let Some(r) = std::fs::read_dir(b.join("runs")).ok().and_then(|rd| {
-            rd.flatten().map(|e| e.path()).find(|p| p.join("checkpoint.json").exists())
+            rd.flatten()
+                .map(|e| e.path())
+                .find(|p| p.join("checkpoint.json").exists())
         }) {
             break r;
         }
-        assert!(t0.elapsed() < Duration::from_secs(120), "no checkpoint appeared");
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "no checkpoint appeared"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
-    let sc = Command::new("scancel").args(["--batch", "--signal=USR1", &job]).output().unwrap();
-    assert!(sc.status.success(), "{}", String::from_utf8_lossy(&sc.stderr));
+    let sc = Command::new("scancel")
+        .args(["--batch", "--signal=USR1", &job])
+        .output()
+        .unwrap();
+    assert!(
+        sc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sc.stderr)
+    );
     // The task passes it on (as SIGTERM); the trainer checkpoints and stops (a transient
     // summary), the task requeues itself;
     // Slurm holds a requeued job for two minutes, which the test skips.
     let release = || {
-        let _ = Command::new("scontrol").args(["update", &format!("JobId={job}"), "StartTime=now"]).output();
+        let _ = Command::new("scontrol")
+            .args(["update", &format!("JobId={job}"), "StartTime=now"])
+            .output();
     };
     wait_finished(&fb, 1, Duration::from_secs(240), &release);
     let show = common::scontrol_show(&job);
     assert!(show.contains("Restarts=1"), "{show}");
-    let logs = std::fs::read_dir(b.join("runs/logs")).unwrap().flatten().map(|e| e.path());
+    let logs = std::fs::read_dir(b.join("runs/logs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path());
     let retried = logs
         .filter(|p| p.to_string_lossy().contains(".failed-"))
         .map(|p| std::fs::read_to_string(p).unwrap())
         .collect::<String>();
-    assert!(retried.contains("interrupted by SIGTERM") && retried.contains("\"transient\": true"), "{retried}");
+    assert!(
+        retried.contains("interrupted by SIGTERM") && retried.contains("\"transient\": true"),
+        "{retried}"
+    );
     let first = |dir: &Path| {
         std::fs::read_dir(dir.join("runs"))
             .unwrap()

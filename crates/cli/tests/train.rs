@@ -257,7 +257,10 @@ fn ctrl_c_leaves_a_checkpoint_and_resume_finishes_the_same_run() {
     // Interrupted, not finished: a transient failure (the next sweep resumes it), exit 130.
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(b.join("summary.json")).unwrap()).unwrap();
-    assert_eq!(summary["status"], "failed", "the run finished before Ctrl-C arrived");
+    assert_eq!(
+        summary["status"], "failed",
+        "the run finished before Ctrl-C arrived"
+    );
     assert_eq!(summary["transient"], true, "{summary}");
     assert_eq!(o.status.code(), Some(130), "{err}");
     assert!(

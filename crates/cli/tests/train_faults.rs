@@ -89,7 +89,10 @@ fn wait_for_checkpoint(results: &Path) -> PathBuf {
         }) {
             return r;
         }
-        assert!(t0.elapsed() < Duration::from_secs(60), "no checkpoint appeared");
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no checkpoint appeared"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -269,7 +272,11 @@ fn ctrl_c_of_a_trainer_inside_a_sweep_is_transient_and_the_next_sweep_resumes_it
     let run = wait_for_checkpoint(&b.join("runs"));
     // The lease names the trainer (it took the lease over from the sweep).
     let pid = lease_pid(&run);
-    assert_ne!(pid as u32, sweep.id(), "the lease names the sweep, not the trainer");
+    assert_ne!(
+        pid as u32,
+        sweep.id(),
+        "the lease names the sweep, not the trainer"
+    );
     // SAFETY: a signal to the trainer this test's sweep started.
     unsafe { libc::kill(pid, libc::SIGINT) };
     let o = sweep.wait_with_output().unwrap();

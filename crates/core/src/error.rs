@@ -154,7 +154,11 @@ pub enum CoreError {
         columns: String,
     },
     /// A cell could not be parsed or holds an impossible value.
-    #[error("{path}:{line}: column '{}': {problem} (value '{}')", clip(column), clip(value))]
+    #[error(
+        "{path}:{line}: column '{}': {problem} (value '{}')",
+        clip(column),
+        clip(value)
+    )]
     BadCell {
         /// The file.
         path: PathBuf,

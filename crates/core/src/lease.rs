@@ -48,7 +48,10 @@ pub fn holder_line() -> String {
 /// True when the environment says our dispatcher holds the lease on `dir`, and the lease
 /// file still names it: we were started to train this run, under its lease.
 fn handed_to_us(dir: &Path, text: &str) -> bool {
-    let (Some(d), Some(h)) = (std::env::var_os(HANDED_DIR), std::env::var(HANDED_HOLDER).ok()) else {
+    let (Some(d), Some(h)) = (
+        std::env::var_os(HANDED_DIR),
+        std::env::var(HANDED_HOLDER).ok(),
+    ) else {
         return false;
     };
     let same_dir = match (std::fs::canonicalize(&d), std::fs::canonicalize(dir)) {

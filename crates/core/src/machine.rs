@@ -36,7 +36,11 @@ pub const FAR_ABOVE_CORES: usize = 8;
 /// assert!(check_parallelism("--threads", 8, 4).unwrap().is_some());
 /// assert!(check_parallelism("--threads", 100_000, 4).is_err());
 /// ```
-pub fn check_parallelism(option: &str, value: usize, cores: usize) -> Result<Option<String>, String> {
+pub fn check_parallelism(
+    option: &str,
+    value: usize,
+    cores: usize,
+) -> Result<Option<String>, String> {
     let cores = cores.max(1);
     if value > FAR_ABOVE_CORES * cores {
         Err(format!(
@@ -81,12 +85,15 @@ pub fn peak_flops(gpu_name: &str, dtype: crate::Dtype) -> Option<f64> {
         ("A10", 125.0, 31.2),
         ("GH200", 989.4, 66.9),
     ];
-    table.iter().find(|(k, _, _)| n.contains(k)).map(|&(_, bf16, fp32)| {
-        1e12 * match dtype {
-            crate::Dtype::Bf16 => bf16,
-            crate::Dtype::F32 => fp32,
-        }
-    })
+    table
+        .iter()
+        .find(|(k, _, _)| n.contains(k))
+        .map(|&(_, bf16, fp32)| {
+            1e12 * match dtype {
+                crate::Dtype::Bf16 => bf16,
+                crate::Dtype::F32 => fp32,
+            }
+        })
 }
 
 /// Model FLOPs utilisation: the FLOPs the model's count says a second of training did
@@ -108,12 +115,28 @@ mod tests {
 
     #[test]
     fn peaks_come_from_the_gpus_name_and_the_runs_precision() {
-        let near = |got: Option<f64>, want: f64| got.is_some_and(|g| (g / want - 1.0).abs() < 1e-12);
-        assert!(near(peak_flops("NVIDIA H200", crate::Dtype::Bf16), 989.4e12));
-        assert!(near(peak_flops("NVIDIA H100 PCIe", crate::Dtype::Bf16), 756.0e12));
-        assert!(near(peak_flops("NVIDIA H100 80GB HBM3", crate::Dtype::F32), 66.9e12));
-        assert!(near(peak_flops("NVIDIA A100-SXM4-80GB", crate::Dtype::Bf16), 312e12));
+        let near =
+            |got: Option<f64>, want: f64| got.is_some_and(|g| (g / want - 1.0).abs() < 1e-12);
+        assert!(near(
+            peak_flops("NVIDIA H200", crate::Dtype::Bf16),
+            989.4e12
+        ));
+        assert!(near(
+            peak_flops("NVIDIA H100 PCIe", crate::Dtype::Bf16),
+            756.0e12
+        ));
+        assert!(near(
+            peak_flops("NVIDIA H100 80GB HBM3", crate::Dtype::F32),
+            66.9e12
+        ));
+        assert!(near(
+            peak_flops("NVIDIA A100-SXM4-80GB", crate::Dtype::Bf16),
+            312e12
+        ));
         assert_eq!(peak_flops("Tesla T4", crate::Dtype::Bf16), None);
-        assert!(check_parallelism("--jobs", 3, 2).unwrap().unwrap().contains("2 cores"));
+        assert!(check_parallelism("--jobs", 3, 2)
+            .unwrap()
+            .unwrap()
+            .contains("2 cores"));
     }
 }

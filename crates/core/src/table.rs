@@ -114,8 +114,7 @@ pub mod limits {
         "parameters outside what any model has (1 to 1e15); are the units right?";
     pub(super) const TOKENS_PROBLEM: &str =
         "tokens outside what any run sees (1 to 1e16; derived as C/(6N) where the table has no tokens); are the units right?";
-    pub(super) const LOSS_PROBLEM: &str =
-        "a loss below 1e-3 nats per token is no language model's";
+    pub(super) const LOSS_PROBLEM: &str = "a loss below 1e-3 nats per token is no language model's";
 }
 
 /// The values of the columns no quantity uses, to find text columns that vary.

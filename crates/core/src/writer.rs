@@ -118,7 +118,11 @@ pub fn ended_summary(
         ),
         final_eval_loss,
         secs,
-        tokens_per_sec: if secs > 0.0 { tokens as f64 / secs } else { 0.0 },
+        tokens_per_sec: if secs > 0.0 {
+            tokens as f64 / secs
+        } else {
+            0.0
+        },
         transient: false,
     }
 }
@@ -305,7 +309,11 @@ impl RunWriter {
         if let Some(reason) = divergence(&recent, loss, step) {
             self.rows.push(row);
             let before = self.rows.len().saturating_sub(1);
-            let last_good = if before > 0 { self.rows[before - 1].step } else { 0 };
+            let last_good = if before > 0 {
+                self.rows[before - 1].step
+            } else {
+                0
+            };
             let s = ended_summary(
                 &self.run,
                 self.params,
@@ -428,19 +436,31 @@ mod tests {
         let d = dir("finish");
         let mut w = RunWriter::open(&d, "r1", 1000, &serde_json::json!({"n": 1})).unwrap();
         for s in 1..=10u64 {
-            assert_eq!(w.log(s, 100 * s, 5.0 - 0.1 * s as f64, 1e-3, None, None).unwrap(), None);
+            assert_eq!(
+                w.log(s, 100 * s, 5.0 - 0.1 * s as f64, 1e-3, None, None)
+                    .unwrap(),
+                None
+            );
         }
         let s = w.finish(Some(3.9)).unwrap();
         assert_eq!(s.status, RunStatus::Finished);
-        assert_eq!((s.steps, s.tokens, s.flops), (10, 1000, 6.0 * 1000.0 * 1000.0));
+        assert_eq!(
+            (s.steps, s.tokens, s.flops),
+            (10, 1000, 6.0 * 1000.0 * 1000.0)
+        );
         // final_loss by the one rule: the line through the last 10% (at least 3 rows).
-        let rows: Vec<(f64, f64)> = (1..=10).map(|s| (100.0 * s as f64, 5.0 - 0.1 * s as f64)).collect();
+        let rows: Vec<(f64, f64)> = (1..=10)
+            .map(|s| (100.0 * s as f64, 5.0 - 0.1 * s as f64))
+            .collect();
         assert_eq!(s.final_loss, final_loss(&rows));
         let t = crate::RunTable::read_runs(&d).unwrap();
         assert_eq!(t.rows.len(), 10);
         assert_eq!(t.finals["r1"], 3.9);
         // A finished run is not opened again.
-        assert!(matches!(RunWriter::open(&d, "r1", 1000, &serde_json::json!({})), Err(WriterError::Ended { .. })));
+        assert!(matches!(
+            RunWriter::open(&d, "r1", 1000, &serde_json::json!({})),
+            Err(WriterError::Ended { .. })
+        ));
         std::fs::remove_dir_all(&d).unwrap();
     }
 
@@ -448,7 +468,10 @@ mod tests {
     fn a_held_run_is_refused_and_a_resumed_one_drops_the_rows_after_its_step() {
         let d = dir("resume");
         let mut w = RunWriter::open(&d, "r", 10, &serde_json::json!({})).unwrap();
-        assert!(matches!(RunWriter::open(&d, "r", 10, &serde_json::json!({})), Err(WriterError::Held { .. })));
+        assert!(matches!(
+            RunWriter::open(&d, "r", 10, &serde_json::json!({})),
+            Err(WriterError::Held { .. })
+        ));
         for s in 1..=8u64 {
             w.log(s, s, 3.0, 1e-3, None, None).unwrap();
         }
@@ -461,7 +484,11 @@ mod tests {
             w.log(s, s, 2.0, 1e-3, None, None).unwrap();
         }
         w.finish(None).unwrap();
-        let steps: Vec<u64> = record::read_curve(&d.join(CURVE_FILE)).unwrap().iter().map(|r| r.step).collect();
+        let steps: Vec<u64> = record::read_curve(&d.join(CURVE_FILE))
+            .unwrap()
+            .iter()
+            .map(|r| r.step)
+            .collect();
         assert_eq!(steps, (1..=10).collect::<Vec<_>>());
         std::fs::remove_dir_all(&d).unwrap();
     }
@@ -476,11 +503,18 @@ mod tests {
         let why = w.log(31, 31, 9.0, 1e-3, None, None).unwrap().unwrap();
         assert!(why.contains("jumped"), "{why}");
         let s: RunSummary = record::read_json(&d.join(SUMMARY_FILE)).unwrap();
-        assert_eq!((s.status, s.steps, s.failed_at_step), (RunStatus::Diverged, 30, Some(31)));
+        assert_eq!(
+            (s.status, s.steps, s.failed_at_step),
+            (RunStatus::Diverged, 30, Some(31))
+        );
         assert!(w.log(32, 32, 2.0, 1e-3, None, None).is_err());
         let d2 = dir("nan");
         let mut w = RunWriter::open(&d2, "r", 10, &serde_json::json!({})).unwrap();
-        assert!(w.log(1, 1, f64::NAN, 1e-3, None, None).unwrap().unwrap().contains("NaN"));
+        assert!(w
+            .log(1, 1, f64::NAN, 1e-3, None, None)
+            .unwrap()
+            .unwrap()
+            .contains("NaN"));
         std::fs::remove_dir_all(&d).unwrap();
         std::fs::remove_dir_all(&d2).unwrap();
     }

@@ -205,7 +205,9 @@ impl LawSet {
             positive("fitted_flops[0]", lo)?;
             positive("fitted_flops[1]", hi)?;
             if lo > hi {
-                return Err(format!("fitted_flops = [{lo}, {hi}]: the smallest exceeds the largest"));
+                return Err(format!(
+                    "fitted_flops = [{lo}, {hi}]: the smallest exceeds the largest"
+                ));
             }
         }
         for (i, r) in self.residuals.iter().enumerate() {
@@ -217,7 +219,10 @@ impl LawSet {
             && self.data_constrained.is_none()
             && self.kaplan.is_none()
         {
-            return Err("holds no law (no approach1, approach2, approach3, data_constrained or kaplan)".into());
+            return Err(
+                "holds no law (no approach1, approach2, approach3, data_constrained or kaplan)"
+                    .into(),
+            );
         }
         Ok(())
     }

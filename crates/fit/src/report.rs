@@ -88,8 +88,11 @@ impl FitSettings {
         if !positive(tol) {
             return bad(format!("budget tolerance must be positive, got {tol}"));
         }
-        check_resamples(self.parametric.resamples, isoflop_core::machine::available_memory())
-            .map_err(FitError::InvalidOption)
+        check_resamples(
+            self.parametric.resamples,
+            isoflop_core::machine::available_memory(),
+        )
+        .map_err(FitError::InvalidOption)
     }
 
     /// The settings with every approach's bootstrap drawing `unit`s.
@@ -136,7 +139,6 @@ pub fn check_resamples(resamples: usize, available: Option<u64>) -> Result<(), S
     }
     Ok(())
 }
-
 
 /// A fitted approach, or why it was not fitted.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]

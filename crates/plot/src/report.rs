@@ -255,8 +255,7 @@ pub fn write_all_with(
                     message,
                 })?;
                 let svg_path = dir.join(format!("{name}.svg"));
-                isoflop_core::manifest::write(&svg_path, svg.as_bytes())
-                    .map_err(io(&svg_path))?;
+                isoflop_core::manifest::write(&svg_path, svg.as_bytes()).map_err(io(&svg_path))?;
                 let png_path = dir.join(format!("{name}.png"));
                 render::png(fig, &png_path).map_err(|message| PlotError::Draw {
                     figure: name.into(),

@@ -173,7 +173,9 @@ pub fn lr_design(
             runs.push(r);
         }
     }
-    distinct_ids(&mut runs, |r, sig| lr_id(r.params, r.lr.unwrap_or(d.lr), sig));
+    distinct_ids(&mut runs, |r, sig| {
+        lr_id(r.params, r.lr.unwrap_or(d.lr), sig)
+    });
     (runs, notes)
 }
 
@@ -349,7 +351,9 @@ pub fn isoflop_design_on(
             runs.push(planned(shape, tokens, Some(c)));
         }
     }
-    distinct_ids(&mut runs, |r, sig| run_id(r.params, r.tokens, r.budget, sig));
+    distinct_ids(&mut runs, |r, sig| {
+        run_id(r.params, r.tokens, r.budget, sig)
+    });
     (runs, notes)
 }
 
@@ -373,7 +377,9 @@ pub fn horizon_design(
             runs.push(planned(shape, tokens, None));
         }
     }
-    distinct_ids(&mut runs, |r, sig| run_id(r.params, r.tokens, r.budget, sig));
+    distinct_ids(&mut runs, |r, sig| {
+        run_id(r.params, r.tokens, r.budget, sig)
+    });
     (runs, notes)
 }
 

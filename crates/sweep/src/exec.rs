@@ -126,7 +126,9 @@ pub fn state(results: &Path, run: &PlannedRun) -> RunState {
         Err(e) => {
             return RunState::Failed {
                 status: "unreadable".into(),
-                reason: format!("{e}; not retrained (--retry-failed moves it aside and trains the run again)"),
+                reason: format!(
+                    "{e}; not retrained (--retry-failed moves it aside and trains the run again)"
+                ),
             }
         }
     };
@@ -377,7 +379,12 @@ impl<'a> Runner<'a> {
         // start one run twice, whatever the trainer does; a trainer that takes the lease too
         // (ours) takes it over from us through the environment (`Lease::hand_down`).
         if let Err(e) = std::fs::create_dir_all(&out) {
-            return fail(&out, run, format!("could not create the run folder: {e}"), true);
+            return fail(
+                &out,
+                run,
+                format!("could not create the run folder: {e}"),
+                true,
+            );
         }
         let lease = match lease::Lease::acquire(&out) {
             Ok(l) => l,
@@ -453,7 +460,8 @@ impl<'a> Runner<'a> {
                             waited += std::time::Duration::from_millis(200);
                             if waited >= lease::STALE_AFTER / 10 {
                                 waited = std::time::Duration::ZERO;
-                                if let Ok(f) = std::fs::OpenOptions::new().append(true).open(&path) {
+                                if let Ok(f) = std::fs::OpenOptions::new().append(true).open(&path)
+                                {
                                     let _ = f.set_modified(std::time::SystemTime::now());
                                 }
                             }
@@ -652,15 +660,7 @@ pub fn collect(
         .runs
         .iter()
         .map(|r| (r.id.clone(), state(results, r)))
-        .filter(|(_, st)| {
-            !matches!(
-                st,
-                RunState::Finished {
-                    left_out: None,
-                    ..
-                }
-            )
-        })
+        .filter(|(_, st)| !matches!(st, RunState::Finished { left_out: None, .. }))
         .collect();
     let mut table = RunTable::read_runs(results)?;
     let planned: std::collections::HashSet<&str> =

@@ -478,7 +478,9 @@ impl Sweep {
             return Ok(());
         };
         for r in &self.runs {
-            if let Some(problem) = isoflop_core::record::outside_problem(&results, &results.join(&r.id)) {
+            if let Some(problem) =
+                isoflop_core::record::outside_problem(&results, &results.join(&r.id))
+            {
                 return Err(PlanError::File {
                     path: path.into(),
                     message: format!("run {}: {problem}", r.id),

@@ -145,9 +145,16 @@ impl Gpt {
     fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, kind: Kind, t: i64) -> Tensor {
         let (q, k, v) = (q.to_kind(kind), k.to_kind(kind), v.to_kind(kind));
         match self.attention {
-            Attention::Fused => {
-                Tensor::scaled_dot_product_attention(&q, &k, &v, None::<&Tensor>, 0.0, true, None, false)
-            }
+            Attention::Fused => Tensor::scaled_dot_product_attention(
+                &q,
+                &k,
+                &v,
+                None::<&Tensor>,
+                0.0,
+                true,
+                None,
+                false,
+            ),
             Attention::Math => {
                 let hs = q.size()[3];
                 let mask = self.mask.narrow(0, 0, t).narrow(1, 0, t);
@@ -187,7 +194,10 @@ impl Gpt {
                 q = apply_rope(&q.to_kind(Kind::Float), cos, sin, t);
                 k = apply_rope(&k.to_kind(Kind::Float), cos, sin, t);
             }
-            let y = self.attend(&q, &k, &v, kind, t).transpose(1, 2).reshape([b, t, c]);
+            let y = self
+                .attend(&q, &k, &v, kind, t)
+                .transpose(1, 2)
+                .reshape([b, t, c]);
             x = x + linear_in(&y, &blk.proj, kind).to_kind(Kind::Float);
             let m = linear_in(&blk.ln2.forward(&x), &blk.fc, kind).gelu("tanh");
             x = x + linear_in(&m, &blk.fc_proj, kind).to_kind(Kind::Float);

@@ -59,7 +59,13 @@ fn fused_attention_computes_the_written_out_attention() {
     let b = run(&d, "fused", &config(Dtype::F32, Attention::Fused, 40));
     assert_eq!(a.len(), b.len());
     for (x, y) in a.iter().zip(&b) {
-        assert!((x.loss - y.loss).abs() < 1e-4, "step {}: {} vs {}", x.step, x.loss, y.loss);
+        assert!(
+            (x.loss - y.loss).abs() < 1e-4,
+            "step {}: {} vs {}",
+            x.step,
+            x.loss,
+            y.loss
+        );
     }
 }
 
@@ -76,11 +82,21 @@ fn a_bf16_runs_loss_tracks_the_fp32_runs() {
     for (x, y) in a.iter().zip(&b) {
         let gap = (y.loss - x.loss).abs();
         worst = worst.max(gap);
-        assert!(gap < 0.02, "step {}: fp32 {} bf16 {}", x.step, x.loss, y.loss);
+        assert!(
+            gap < 0.02,
+            "step {}: fp32 {} bf16 {}",
+            x.step,
+            x.loss,
+            y.loss
+        );
     }
     let (fa, fb) = (a.last().unwrap().loss, b.last().unwrap().loss);
     assert!((fb - fa).abs() / fa < 0.01, "end: fp32 {fa} bf16 {fb}");
     // It trained: the loss fell by far more than the largest gap.
-    assert!(a[0].loss - fa > 50.0 * worst, "{} -> {fa}, worst gap {worst}", a[0].loss);
+    assert!(
+        a[0].loss - fa > 50.0 * worst,
+        "{} -> {fa}, worst gap {worst}",
+        a[0].loss
+    );
     eprintln!("bf16 against fp32: largest gap {worst:.4} nats; end {fa:.4} vs {fb:.4}");
 }

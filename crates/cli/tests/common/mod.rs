@@ -156,8 +156,21 @@ pub fn fake_plan(dir: &Path, budgets: &str, extra: &[&str]) -> PathBuf {
     let file = dir.join("sweep.toml");
     let template = fake_template(&script);
     let mut args = vec![
-        "plan", "--budgets", budgets, "--sizes-per-budget", "5", "--spread", "8", "--context", "32",
-        "--batch", "8", "--out", file.to_str().unwrap(), "--command", &template,
+        "plan",
+        "--budgets",
+        budgets,
+        "--sizes-per-budget",
+        "5",
+        "--spread",
+        "8",
+        "--context",
+        "32",
+        "--batch",
+        "8",
+        "--out",
+        file.to_str().unwrap(),
+        "--command",
+        &template,
     ];
     args.extend_from_slice(extra);
     let o = isoflop(&args);

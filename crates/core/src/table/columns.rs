@@ -439,7 +439,16 @@ impl RowParser<'_> {
 
     /// `v`, read from column `col`, unless it lies outside `[lo, hi]`: a value no model can
     /// have is an error naming the line and column, not a point that moves the law.
-    fn within(&self, raw: &RawRow, line: usize, col: usize, v: f64, lo: f64, hi: f64, problem: &'static str) -> Result<f64> {
+    fn within(
+        &self,
+        raw: &RawRow,
+        line: usize,
+        col: usize,
+        v: f64,
+        lo: f64,
+        hi: f64,
+        problem: &'static str,
+    ) -> Result<f64> {
         if (lo..=hi).contains(&v) {
             Ok(v)
         } else {
@@ -452,7 +461,15 @@ impl RowParser<'_> {
         use super::limits::*;
         let c = self.cols;
         let params = self.positive(raw, line, c.params)?;
-        let params = self.within(raw, line, c.params, params, MIN_PARAMS, MAX_PARAMS, PARAMS_PROBLEM)?;
+        let params = self.within(
+            raw,
+            line,
+            c.params,
+            params,
+            MIN_PARAMS,
+            MAX_PARAMS,
+            PARAMS_PROBLEM,
+        )?;
         let loss = self.positive(raw, line, c.loss)?;
         let loss = self.within(raw, line, c.loss, loss, MIN_LOSS, f64::MAX, LOSS_PROBLEM)?;
         let tokens = match c.tokens {
@@ -484,7 +501,15 @@ impl RowParser<'_> {
         };
         // Tokens given, or derived from the FLOPs (then the FLOPs column is the one named).
         let tokens_col = c.tokens.or(c.flops).expect("tokens or flops");
-        let tokens = self.within(raw, line, tokens_col, tokens, MIN_TOKENS, MAX_TOKENS, TOKENS_PROBLEM)?;
+        let tokens = self.within(
+            raw,
+            line,
+            tokens_col,
+            tokens,
+            MIN_TOKENS,
+            MAX_TOKENS,
+            TOKENS_PROBLEM,
+        )?;
         let step = match c.step {
             None => None,
             Some(col) => {

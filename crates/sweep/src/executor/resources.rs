@@ -133,7 +133,10 @@ impl SlurmResources {
         ];
         for (field, v) in named {
             if let Some(p) = v.as_deref().and_then(value_problem) {
-                return Err(format!("slurm {field} = {:?} {p}", v.as_deref().unwrap_or("")));
+                return Err(format!(
+                    "slurm {field} = {:?} {p}",
+                    v.as_deref().unwrap_or("")
+                ));
             }
         }
         for (field, v) in [
@@ -143,7 +146,9 @@ impl SlurmResources {
             ("cpus_per_task", self.cpus_per_task),
         ] {
             if v == Some(0) {
-                return Err(format!("slurm {field} = 0: give at least 1, or leave it out"));
+                return Err(format!(
+                    "slurm {field} = 0: give at least 1, or leave it out"
+                ));
             }
         }
         if self.gpus_per_task.is_some() && self.gres.is_some() {
@@ -158,7 +163,10 @@ impl SlurmResources {
                 ))
             }
         }
-        for (field, v) in [("time_factor", self.time_factor), ("flops_per_sec", self.flops_per_sec)] {
+        for (field, v) in [
+            ("time_factor", self.time_factor),
+            ("flops_per_sec", self.flops_per_sec),
+        ] {
             if let Some(v) = v.filter(|v| !(v.is_finite() && *v > 0.0)) {
                 return Err(format!("slurm {field} = {v}: must be a positive number"));
             }
@@ -261,15 +269,43 @@ mod tests {
         };
         assert_eq!(ok.check(), Ok(()));
         for bad in [
-            SlurmResources { partition: Some("gpu\n#SBATCH --wrap=rm".into()), ..Default::default() },
-            SlurmResources { account: Some("a b".into()), ..Default::default() },
-            SlurmResources { qos: Some("'x'".into()), ..Default::default() },
-            SlurmResources { mem: Some("-1".into()), ..Default::default() },
-            SlurmResources { time: Some("soon".into()), ..Default::default() },
-            SlurmResources { extra: vec!["--wrap=rm -rf /".into()], ..Default::default() },
-            SlurmResources { extra: vec!["constraint=a100".into()], ..Default::default() },
-            SlurmResources { gpus_per_task: Some(1), gres: Some("gpu:1".into()), ..Default::default() },
-            SlurmResources { nodes: Some(0), ..Default::default() },
+            SlurmResources {
+                partition: Some("gpu\n#SBATCH --wrap=rm".into()),
+                ..Default::default()
+            },
+            SlurmResources {
+                account: Some("a b".into()),
+                ..Default::default()
+            },
+            SlurmResources {
+                qos: Some("'x'".into()),
+                ..Default::default()
+            },
+            SlurmResources {
+                mem: Some("-1".into()),
+                ..Default::default()
+            },
+            SlurmResources {
+                time: Some("soon".into()),
+                ..Default::default()
+            },
+            SlurmResources {
+                extra: vec!["--wrap=rm -rf /".into()],
+                ..Default::default()
+            },
+            SlurmResources {
+                extra: vec!["constraint=a100".into()],
+                ..Default::default()
+            },
+            SlurmResources {
+                gpus_per_task: Some(1),
+                gres: Some("gpu:1".into()),
+                ..Default::default()
+            },
+            SlurmResources {
+                nodes: Some(0),
+                ..Default::default()
+            },
         ] {
             assert!(bad.check().is_err(), "{bad:?}");
         }

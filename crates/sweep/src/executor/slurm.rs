@@ -56,7 +56,16 @@ impl Executor for Slurm {
         let script = logs.join("sweep.sbatch");
         write_atomic(
             &script,
-            slurm_script(s, &file, bin, runner.threads, &logs, runner.retry_failed, res).as_bytes(),
+            slurm_script(
+                s,
+                &file,
+                bin,
+                runner.threads,
+                &logs,
+                runner.retry_failed,
+                res,
+            )
+            .as_bytes(),
         )
         .map_err(io(&script))?;
         let cpus = res.cpus_per_task.map_or(runner.threads, |c| c as usize);
@@ -70,7 +79,9 @@ impl Executor for Slurm {
         // The runs that are not branches, one array per time limit (a ladder of sizes
         // spans 100x in time: one limit for all would hold the small runs' slots or kill
         // the large ones).
-        let own: Vec<usize> = (0..s.runs.len()).filter(|&i| s.runs[i].trunk.is_none()).collect();
+        let own: Vec<usize> = (0..s.runs.len())
+            .filter(|&i| s.runs[i].trunk.is_none())
+            .collect();
         let mut groups: std::collections::BTreeMap<Option<u64>, Vec<usize>> = Default::default();
         for &i in &own {
             groups
@@ -114,7 +125,10 @@ impl Executor for Slurm {
                 if main_jobs == 1 {
                     format!("array job {}", jobs[0])
                 } else {
-                    format!("{main_jobs} array jobs by time limit ({})", jobs[..main_jobs].join(", "))
+                    format!(
+                        "{main_jobs} array jobs by time limit ({})",
+                        jobs[..main_jobs].join(", ")
+                    )
                 },
                 s.runs.len(),
                 self.throttle,
