@@ -7,6 +7,7 @@ mod exit;
 mod format;
 mod plan_cmd;
 mod run_cmd;
+mod slurm_opts;
 mod study;
 mod sweep_cmd;
 mod text;

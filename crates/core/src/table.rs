@@ -94,84 +94,15 @@ pub struct RunTable {
 }
 
 mod columns;
+mod runs;
+mod text_columns;
 
-/// What any model of any lab can be: a cell outside these bounds is an error naming its
-/// file, line and column (a value in the wrong units, a typo, or a hostile file), never a
-/// point that moves the law silently.
-pub mod limits {
-    /// Fewest parameters of a model.
-    pub const MIN_PARAMS: f64 = 1.0;
-    /// Most parameters (1e15: a thousand times the largest models trained).
-    pub const MAX_PARAMS: f64 = 1e15;
-    /// Fewest tokens a run has seen.
-    pub const MIN_TOKENS: f64 = 1.0;
-    /// Most tokens (1e16: far above any corpus).
-    pub const MAX_TOKENS: f64 = 1e16;
-    /// The lowest loss in nats per token (a cross-entropy below it is not a language
-    /// model's; 1e-320 is a subnormal, not a loss).
-    pub const MIN_LOSS: f64 = 1e-3;
-    pub(super) const PARAMS_PROBLEM: &str =
-        "parameters outside what any model has (1 to 1e15); are the units right?";
-    pub(super) const TOKENS_PROBLEM: &str =
-        "tokens outside what any run sees (1 to 1e16; derived as C/(6N) where the table has no tokens); are the units right?";
-    pub(super) const LOSS_PROBLEM: &str = "a loss below 1e-3 nats per token is no language model's";
-}
+/// The bounds a cell must lie in.
+pub mod limits;
 
-/// The values of the columns no quantity uses, to find text columns that vary.
-struct TextColumns {
-    unused: Vec<usize>,
-    /// The first 20 distinct values of each, in order of appearance.
-    values: Vec<Vec<String>>,
-    /// Every distinct value of each, so the count printed is exact.
-    distinct: Vec<std::collections::HashSet<String>>,
-    numeric: Vec<bool>,
-}
-
-impl TextColumns {
-    fn new(cols: &Columns) -> Self {
-        let unused = cols.unused();
-        let n = unused.len();
-        TextColumns {
-            unused,
-            values: vec![Vec::new(); n],
-            distinct: vec![std::collections::HashSet::new(); n],
-            numeric: vec![true; n],
-        }
-    }
-
-    fn see(&mut self, raw: &RawRow) {
-        for (k, &i) in self.unused.iter().enumerate() {
-            let v = raw.get(i).cloned().flatten().unwrap_or_default();
-            let v = v.trim();
-            if v.is_empty() {
-                continue;
-            }
-            if v.parse::<f64>().is_err() {
-                self.numeric[k] = false;
-            }
-            if self.distinct[k].insert(v.to_string()) && self.values[k].len() < 20 {
-                self.values[k].push(v.to_string());
-            }
-        }
-    }
-
-    fn varying(self, cols: &Columns) -> Vec<(String, usize, Vec<String>)> {
-        self.unused
-            .iter()
-            .enumerate()
-            .filter(|(k, _)| !self.numeric[*k] && self.distinct[*k].len() >= 2)
-            .map(|(k, &i)| {
-                (
-                    cols.names[i].clone(),
-                    self.distinct[k].len(),
-                    self.values[k].clone(),
-                )
-            })
-            .collect()
-    }
-}
 pub use columns::{ColumnChoice, Filter};
 use columns::{Columns, RawRow, RowParser};
+use text_columns::TextColumns;
 
 impl RunTable {
     /// Reads a run table, choosing the format by extension: `.jsonl`/`.ndjson`/`.json` are
@@ -218,121 +149,6 @@ impl RunTable {
         } else {
             Self::from_csv_with(path, &text, choice)
         }
-    }
-
-    /// The one reader of run folders (see [`crate::record`]): every finished run under
-    /// `dir` (or `dir` itself, if it is a run folder), one table. Each run's rows are its
-    /// `curve.csv` (its `loss` column: the training loss of each logged step); its final
-    /// loss is its summary's ([`RunSummary::fit_loss`]: held-out at the end where measured);
-    /// its planned budget comes from the sweep's [`PLAN_FILE`] in `dir`, where there is
-    /// one. Runs without a `summary.json` (unfinished) or whose summary says they did not
-    /// finish are left out and named in the notes. `isoflop collect` writes this table
-    /// ([`RunTable::to_csv`]), so a fit of the folder and of the collected file are one fit.
-    ///
-    /// # Errors
-    /// As [`RunTable::read`], for the first bad curve; [`CoreError::NoRuns`] when no run
-    /// folder holds a finished run.
-    ///
-    /// [`RunSummary::fit_loss`]: crate::record::RunSummary::fit_loss
-    pub fn read_runs(dir: &Path) -> Result<RunTable> {
-        use crate::record::{read_json, run_dirs, RunStatus, RunSummary, CURVE_FILE, SUMMARY_FILE};
-        let plan: BTreeMap<String, PlannedBudget> = read_json::<PlanIndex>(&dir.join(PLAN_FILE))
-            .map(|p| p.runs)
-            .unwrap_or_default();
-        let mut rows = Vec::new();
-        let mut notes = Vec::new();
-        let mut skipped = Vec::new();
-        let mut finals = BTreeMap::new();
-        for run in run_dirs(dir) {
-            let name = run
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            if let Some(problem) = crate::record::outside_problem(dir, &run) {
-                return Err(CoreError::Outside(problem));
-            }
-            let summary_path = run.join(SUMMARY_FILE);
-            let summary = match read_json::<RunSummary>(&summary_path) {
-                Ok(s) if s.status == RunStatus::Finished => s,
-                Ok(s) => {
-                    skipped.push(format!(
-                        "{name} ({:?}{})",
-                        s.status,
-                        s.reason.map(|r| format!(": {r}")).unwrap_or_default()
-                    ));
-                    continue;
-                }
-                Err(_) if !summary_path.exists() => {
-                    skipped.push(format!("{name} (unfinished: no summary.json)"));
-                    continue;
-                }
-                Err(e) => {
-                    skipped.push(format!("{name} (its summary.json cannot be read: {e})"));
-                    continue;
-                }
-            };
-            if !run.join(CURVE_FILE).exists() {
-                skipped.push(format!(
-                    "{name} (finished, but its {CURVE_FILE} is missing)"
-                ));
-                continue;
-            }
-            if crate::record::is_trunk(&run) {
-                // Its constant-rate curve, never cooled down, lives on in its branches.
-                skipped.push(format!("{name} (a trunk of cooldown branches)"));
-                continue;
-            }
-            let p = run.join(CURVE_FILE);
-            let text = std::fs::read_to_string(&p).map_err(|source| CoreError::Io {
-                path: p.clone(),
-                source,
-            })?;
-            let t = Self::from_csv_with(&p, &text, &ColumnChoice::curve())?;
-            let budget = plan.get(&name).and_then(|b| b.budget);
-            // The run's name is its curve's (a trainer may name it other than its folder);
-            // its final loss goes under the same name.
-            let mut run_name = name.clone();
-            for mut r in t.rows {
-                r.run = Some(r.run.unwrap_or_else(|| name.clone()));
-                run_name = r.run.clone().unwrap_or_default();
-                r.budget = r.budget.or(budget);
-                rows.push(r);
-            }
-            if let Some(l) = summary.fit_loss().filter(|l| l.is_finite() && *l > 0.0) {
-                finals.insert(run_name, l);
-            }
-        }
-        if !skipped.is_empty() {
-            notes.push(format!(
-                "{} run(s) left out: {}",
-                skipped.len(),
-                crate::error::list_runs(&skipped)
-            ));
-        }
-        if rows.is_empty() {
-            return Err(CoreError::NoRuns {
-                path: dir.to_path_buf(),
-                curve: CURVE_FILE,
-                left_out: if skipped.is_empty() {
-                    String::new()
-                } else {
-                    format!("; left out: {}", crate::error::list_runs(&skipped))
-                },
-            });
-        }
-        if !finals.is_empty() {
-            notes.push(format!(
-                "final points of {} runs take their loss from the runs' summaries (held-out loss at the end where measured)",
-                finals.len()
-            ));
-        }
-        Ok(RunTable {
-            source: dir.to_path_buf(),
-            rows,
-            notes,
-            finals,
-            varying_text: Vec::new(),
-        })
     }
 
     /// The table as CSV, columns `run,step,params,tokens,flops,loss,budget,final_loss`

@@ -18,6 +18,7 @@ pub mod forms;
 pub mod inference;
 pub mod kaplan;
 pub mod law;
+pub mod law_file;
 pub mod lbfgs;
 pub mod lr;
 pub mod objective;

@@ -12,8 +12,6 @@ use crate::error::SweepError;
 use crate::plan::{PlannedRun, Sweep};
 use isoflop_core::lease;
 use isoflop_core::record::{self, RunStatus, RunSummary};
-use isoflop_core::table::{PlanIndex, PlannedBudget, PLAN_FILE};
-use isoflop_core::RunTable;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -433,77 +431,12 @@ impl<'a> Runner<'a> {
         }
         let started = std::time::SystemTime::now();
         let (status, text) = match cmd.spawn() {
-            Ok(mut child) => {
-                // Keeps the lease fresh while the command runs (a holder on another node
-                // is judged by the lease's age).
-                let running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-                let refresher = {
-                    let running = running.clone();
-                    let path = out.join(lease::LEASE_FILE);
-                    let pid = child.id() as libc::pid_t;
-                    std::thread::spawn(move || {
-                        let mut waited = std::time::Duration::ZERO;
-                        let mut passed = false;
-                        while running.load(std::sync::atomic::Ordering::SeqCst) {
-                            std::thread::sleep(std::time::Duration::from_millis(200));
-                            let sig = PASS_ON.load(std::sync::atomic::Ordering::SeqCst);
-                            if sig != 0 && !passed {
-                                // Passed on as SIGTERM, whatever arrived: every trainer
-                                // knows it (isoflop's, torchrun, which hands it to its
-                                // workers, a Recorder's loop), and a template should `exec`
-                                // its trainer so that it reaches it.
-                                // SAFETY: a signal to the child this process started and has
-                                // not yet waited for (its pid cannot have been reused).
-                                unsafe { libc::kill(pid, libc::SIGTERM) };
-                                passed = true;
-                            }
-                            waited += std::time::Duration::from_millis(200);
-                            if waited >= lease::STALE_AFTER / 10 {
-                                waited = std::time::Duration::ZERO;
-                                if let Ok(f) = std::fs::OpenOptions::new().append(true).open(&path)
-                                {
-                                    let _ = f.set_modified(std::time::SystemTime::now());
-                                }
-                            }
-                        }
-                    })
-                };
-                let stop_refresh = move || {
-                    running.store(false, std::sync::atomic::Ordering::SeqCst);
-                    let _ = refresher.join();
-                };
-                let mut text = String::new();
-                let mut file = std::fs::File::create(&log).ok();
-                if let Some(mut err) = child.stderr.take() {
-                    use std::io::{Read, Write};
-                    let mut buf = [0u8; 8192];
-                    while let Ok(n) = err.read(&mut buf) {
-                        if n == 0 {
-                            break;
-                        }
-                        if let Some(f) = file.as_mut() {
-                            let _ = f.write_all(&buf[..n]);
-                        }
-                        // Keep the tail only: a chatty trainer's log can be long.
-                        text.push_str(&String::from_utf8_lossy(&buf[..n]));
-                        if text.len() > 64 * 1024 {
-                            let cut = text.len() - 32 * 1024;
-                            let cut = (cut..text.len())
-                                .find(|&i| text.is_char_boundary(i))
-                                .unwrap_or(0);
-                            text.drain(..cut);
-                        }
-                    }
+            Ok(child) => match child::supervise(child, &lease, &log) {
+                (Ok(status), text) => (status, text),
+                (Err(e), _) => {
+                    return fail(&out, run, format!("waiting for the trainer: {e}"), true)
                 }
-                let waited = child.wait();
-                stop_refresh();
-                match waited {
-                    Ok(s) => (s, text),
-                    Err(e) => {
-                        return fail(&out, run, format!("waiting for the trainer: {e}"), true)
-                    }
-                }
-            }
+            },
             Err(e) => {
                 return fail(&out, run, format!("could not start the trainer: {e}"), true);
             }
@@ -622,73 +555,6 @@ fn fail(out: &Path, run: &PlannedRun, reason: String, transient: bool) -> RunOut
     RunOutcome::Failed(s.reason.unwrap_or(reason))
 }
 
-/// Writes the sweep's [`PLAN_FILE`] into its results folder: each run's planned budget,
-/// which the reader of run folders attaches to the run's rows.
-///
-/// # Errors
-/// The I/O error, with the path.
-pub fn write_plan_index(sweep: &Sweep, results: &Path) -> std::io::Result<()> {
-    let index = PlanIndex {
-        runs: sweep
-            .runs
-            .iter()
-            .map(|r| (r.id.clone(), PlannedBudget { budget: r.budget }))
-            .collect(),
-    };
-    std::fs::create_dir_all(results)?;
-    record::write_atomic(
-        &results.join(PLAN_FILE),
-        &serde_json::to_vec_pretty(&index).expect("plan index serialises"),
-    )
-}
-
-/// The table `isoflop fit` reads: every finished run of the sweep, read by the one reader
-/// of run folders ([`RunTable::read_runs`]) and limited to the sweep's runs; and the ids of
-/// the runs that are not in it, with their state.
-///
-/// # Errors
-/// The reader's error (a bad curve, or no finished run), or the plan index's write error.
-pub fn collect(
-    sweep: &Sweep,
-    results: &Path,
-) -> Result<(RunTable, Vec<(String, RunState)>), isoflop_core::CoreError> {
-    write_plan_index(sweep, results).map_err(|source| isoflop_core::CoreError::Io {
-        path: results.join(PLAN_FILE),
-        source,
-    })?;
-    let missing: Vec<(String, RunState)> = sweep
-        .runs
-        .iter()
-        .map(|r| (r.id.clone(), state(results, r)))
-        .filter(|(_, st)| !matches!(st, RunState::Finished { left_out: None, .. }))
-        .collect();
-    let mut table = RunTable::read_runs(results)?;
-    let planned: std::collections::HashSet<&str> =
-        sweep.runs.iter().map(|r| r.id.as_str()).collect();
-    let before = table.rows.len();
-    let mut extra = std::collections::BTreeSet::new();
-    table.rows.retain(|r| {
-        let keep = r.run.as_deref().is_some_and(|id| planned.contains(id));
-        if !keep {
-            extra.insert(r.run.clone().unwrap_or_default());
-        }
-        keep
-    });
-    table.finals.retain(|id, _| planned.contains(id.as_str()));
-    if table.rows.len() < before {
-        table.notes.push(format!(
-            "left out run folders that the sweep does not plan: {}",
-            extra.into_iter().collect::<Vec<_>>().join(", ")
-        ));
-    }
-    if table.rows.is_empty() {
-        return Err(isoflop_core::CoreError::Empty {
-            path: results.to_path_buf(),
-        });
-    }
-    Ok((table, missing))
-}
-
 /// Runs the run at `index` of the sweep (a Slurm array task).
 pub fn run_index(
     sweep: &Sweep,
@@ -714,6 +580,10 @@ pub fn run_index(
     })?;
     Ok((run.id.clone(), runner.run_one(run)))
 }
+
+mod child;
+mod collect;
+pub use collect::{collect, write_plan_index};
 
 #[cfg(test)]
 mod tests;
