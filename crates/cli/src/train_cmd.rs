@@ -20,6 +20,8 @@ enum Count {
     Kaplan,
     /// Hoffmann et al. 2022, Appendix F.
     Chinchilla,
+    /// DeepSeek-AI 2024's M = 72 L d^2 + 12 L d T (non-embedding).
+    Deepseek,
 }
 
 /// Arguments of `isoflop train`.
@@ -288,6 +290,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         Count::SixN => FlopCount::SixN,
         Count::Kaplan => FlopCount::Kaplan,
         Count::Chinchilla => FlopCount::Chinchilla,
+        Count::Deepseek => FlopCount::Deepseek,
     };
     s.data = corpus.description.clone();
     s.device = a.device.clone();

@@ -7,8 +7,10 @@
 //! Units are spelled out in names: `params` (N, parameters), `tokens` (D, training tokens),
 //! `flops` (C, training FLOPs), `loss` (nats per token).
 
+pub mod arch;
 pub mod corpus;
 pub mod error;
+pub mod import;
 pub mod lease;
 pub mod machine;
 pub mod manifest;

@@ -1,5 +1,5 @@
-//! Model shapes: the one place a GPT's layers, width and heads are decided from a size, and
-//! where its parameters and FLOPs are counted.
+//! Model shapes: the one place a GPT's layers, width and heads are decided from a size. Its
+//! parameters and FLOPs are counted by [`crate::arch`], as every architecture's are.
 //!
 //! ## Legend
 //! L layers, d model width, h heads, k = d/h head size, f = 4d feed-forward width,
@@ -50,9 +50,17 @@ pub struct ParamCount {
     /// Total less the token and position embeddings and the LM head (the vocabulary and
     /// position matrices, as Kaplan et al. 2020 exclude them).
     pub non_embedding: usize,
+    /// The parameters one token passes through: the total less the experts a mixture of
+    /// experts does not route it to (the total for a dense model; configs written before
+    /// it: 0).
+    #[serde(default)]
+    pub active: usize,
+    /// [`ParamCount::active`] less the embeddings and the LM head.
+    #[serde(default)]
+    pub active_non_embedding: usize,
 }
 
-/// FLOPs per trained token, three ways (forward plus backward).
+/// FLOPs per trained token, four ways (forward plus backward): see [`crate::arch`].
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FlopsPerToken {
     /// 6 N with N the total parameters.
@@ -61,6 +69,10 @@ pub struct FlopsPerToken {
     pub kaplan: f64,
     /// Hoffmann et al. 2022, Appendix F, embeddings and logits included.
     pub chinchilla: f64,
+    /// DeepSeek-AI 2024's M: non-embedding matrix products and attention (configs written
+    /// before it: 0).
+    #[serde(default)]
+    pub deepseek: f64,
 }
 
 /// Which FLOP count a run records.
@@ -74,6 +86,8 @@ pub enum FlopCount {
     Kaplan,
     /// Hoffmann et al. 2022, Appendix F.
     Chinchilla,
+    /// DeepSeek-AI 2024's M.
+    Deepseek,
 }
 
 impl FlopsPerToken {
@@ -83,6 +97,7 @@ impl FlopsPerToken {
             FlopCount::SixN => self.six_n,
             FlopCount::Kaplan => self.kaplan,
             FlopCount::Chinchilla => self.chinchilla,
+            FlopCount::Deepseek => self.deepseek,
         }
     }
 }
@@ -301,67 +316,15 @@ impl ModelShape {
         weights + b * (l * per_layer + logits)
     }
 
-    /// Parameter counts by component.
+    /// Parameter counts by component ([`crate::arch::Arch::count`] of [`ModelShape::arch`]).
     pub fn params(&self) -> ParamCount {
-        let (l, d, f, v, t) = (
-            self.layers,
-            self.d_model,
-            self.d_ff,
-            self.vocab,
-            self.context,
-        );
-        let token_embedding = v * d;
-        let position_embedding = if self.rotary { 0 } else { t * d };
-        let attention = l * (3 * d * d + 3 * d + d * d + d);
-        let mlp = l * (d * f + f + f * d + d);
-        let layer_norm = l * 4 * d + 2 * d;
-        let head = d * v;
-        let total = token_embedding + position_embedding + attention + mlp + layer_norm + head;
-        ParamCount {
-            token_embedding,
-            position_embedding,
-            attention,
-            mlp,
-            layer_norm,
-            head,
-            total,
-            non_embedding: total - token_embedding - position_embedding - head,
-        }
+        self.arch().count().params
     }
 
-    /// FLOPs per trained token (forward and backward, backward = 2x forward).
+    /// FLOPs per trained token, four ways ([`crate::arch::Arch::count`]).
     pub fn flops_per_token(&self) -> FlopsPerToken {
-        let p = self.params();
-        let (l, d, t) = (self.layers as f64, self.d_model as f64, self.context as f64);
-        let forward = chinchilla_forward_per_token(self, true);
-        FlopsPerToken {
-            six_n: 6.0 * p.total as f64,
-            kaplan: 6.0 * p.non_embedding as f64 + 6.0 * l * t * d,
-            chinchilla: 3.0 * forward,
-        }
+        self.arch().count().flops_per_token
     }
-}
-
-/// Hoffmann et al. 2022, Appendix F: forward FLOPs per token (a sequence's count divided by
-/// its length). Per layer: QKV 2*3*d*(k h), logits 2*T*(k h), softmax 3*h*T, reductions
-/// 2*T*(k h), output 2*(k h)*d, dense 2*2*d*f. With `embeddings_and_logits`, add 2*V*d for
-/// the embeddings and 2*d*V for the final logits.
-pub fn chinchilla_forward_per_token(s: &ModelShape, embeddings_and_logits: bool) -> f64 {
-    let (d, f, v, t, h) = (
-        s.d_model as f64,
-        s.d_ff as f64,
-        s.vocab as f64,
-        s.context as f64,
-        s.heads as f64,
-    );
-    let kh = s.head_size() as f64 * h;
-    let attention = 2.0 * 3.0 * d * kh + 2.0 * t * kh + 3.0 * h * t + 2.0 * t * kh + 2.0 * kh * d;
-    let dense = 2.0 * (d * f + d * f);
-    let mut forward = s.layers as f64 * (attention + dense);
-    if embeddings_and_logits {
-        forward += 2.0 * v * d + 2.0 * d * v;
-    }
-    forward
 }
 
 #[cfg(test)]
@@ -405,7 +368,10 @@ mod tests {
                 * 1e6;
             let s = ModelShape::new(l, d, h, 32_000, 2048, false).unwrap();
             assert_eq!(s.head_size(), k);
-            let r = 3.0 * chinchilla_forward_per_token(&s, false) / (6.0 * n);
+            // Appendix F without the embeddings (2Vd) and logits (2dV) of the forward pass.
+            let v = 32_000.0 * d as f64;
+            let forward = s.flops_per_token().chinchilla / 3.0 - 4.0 * v;
+            let r = 3.0 * forward / (6.0 * n);
             assert!(
                 (r - ratio).abs() <= 0.01,
                 "{l} layers, d {d}: {r:.4} vs table {ratio}"

@@ -95,8 +95,17 @@ pub fn init_model(config: &RunConfig, device: Device) -> (nn::VarStore, Gpt) {
 fn identity(c: &RunConfig) -> serde_json::Value {
     let mut v = serde_json::to_value(c).expect("config serialises");
     if let Some(o) = v.as_object_mut() {
-        // A trunk may gain branches (kept checkpoints) after it started.
-        for k in ["device", "threads", "trainer", "run", "keep_steps"] {
+        // A trunk may gain branches (kept checkpoints) after it started; the counts follow
+        // from the shape (and gain fields as isoflop counts more ways).
+        for k in [
+            "device",
+            "threads",
+            "trainer",
+            "run",
+            "keep_steps",
+            "params",
+            "flops_per_token",
+        ] {
             o.remove(k);
         }
     }

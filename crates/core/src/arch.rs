@@ -1,0 +1,493 @@
+//! Counting the parameters and FLOPs of real architectures: the one function that does it
+//! ([`Arch::count`]), for isoflop's own GPTs ([`crate::shape::ModelShape::arch`]) and for the
+//! models users train (a Hugging Face `config.json`: GPT-2, Llama, Mistral, Mixtral, Qwen2).
+//!
+//! ## What varies, and why it matters
+//! Published scaling laws disagree largely in what they count. Kaplan et al. (2020) count N
+//! without the embedding matrices; Hoffmann et al. (2022) count every parameter; a mixture of
+//! experts has a total and a smaller number each token passes through (its active
+//! parameters). FLOPs per token likewise: 6N; Kaplan et al. (2020, Table 1) 6 N_non-embedding +
+//! 6 L T d_attn (forward 2N + 2 L T d_attn, the backward pass twice the forward);
+//! Hoffmann et al. (2022, Appendix F) every matrix product, softmax and the logits;
+//! DeepSeek-AI (2024, "DeepSeek LLM", eq. 2) M = 72 L d^2 + 12 L d T, non-embedding matrix
+//! products and attention. [`ArchCount`] gives all of them; `isoflop count` prints them.
+//!
+//! ## Legend
+//! L layers, d width, h query heads, g key/value heads (g = h without grouped-query
+//! attention), k head size (d/h unless the config says), f feed-forward width, E experts
+//! (1 for a dense model) of which e are active per token, V vocabulary, T context.
+//!
+//! ## Per block
+//! - attention: Q d(hk), K and V d(gk) each, output (hk)d; biases hk + 2gk on Q, K, V where
+//!   the model has them, d on the output;
+//! - feed-forward, per expert: 2 d f (`Mlp`: up and down) or 3 d f (`Gated`: SwiGLU's gate,
+//!   up and down), biases f + d where the model has them; a router d E for E > 1;
+//! - two norms: 2d each (LayerNorm, weight and bias) or d (RMSNorm).
+//!
+//! Then a final norm, the token embedding V d, learned positions T d (none with rotary), and
+//! an LM head d V unless it is tied to the embedding.
+//!
+//! ## FLOPs per token (training: forward and backward, 3x the forward)
+//! - `six_n` = 6 N_active;
+//! - `kaplan` = 6 N_active,non-embedding + 6 L T (hk);
+//! - `chinchilla` = 3 x (2 V d embeddings + per layer [2 d (hk + 2gk) QKV + 2 T hk logits +
+//!   3 h T softmax + 2 T hk reductions + 2 hk d output + e x 2 (2 or 3) d f feed-forward +
+//!   2 d E router] + 2 d V logits);
+//! - `deepseek` = 6 x (the non-embedding weight matrices a token passes through) + 12 L T
+//!   (hk): on a standard block (g = h, hk = d, f = 4d, no gate) that is DeepSeek's
+//!   72 L d^2 + 12 L d T exactly.
+
+use crate::shape::{FlopsPerToken, ModelShape, ParamCount};
+use serde_json::Value;
+use std::path::Path;
+
+/// The feed-forward block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ffn {
+    /// Up and down projections (GPT-2, isoflop's GPTs).
+    Mlp,
+    /// Gate, up and down (SwiGLU: Llama, Mistral, Mixtral, Qwen2).
+    Gated,
+}
+
+/// The normalisation layers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Norm {
+    /// Weight and bias.
+    LayerNorm,
+    /// Weight only.
+    RmsNorm,
+}
+
+/// A decoder-only transformer, as far as its counts go.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Arch {
+    /// What it is (`gpt2`, `llama`, `isoflop`, ...).
+    pub family: String,
+    /// L.
+    pub layers: usize,
+    /// d.
+    pub d_model: usize,
+    /// h, query heads.
+    pub heads: usize,
+    /// g, key/value heads.
+    pub kv_heads: usize,
+    /// k.
+    pub head_dim: usize,
+    /// f, per expert.
+    pub d_ff: usize,
+    /// V.
+    pub vocab: usize,
+    /// T, the sequence length the FLOPs per token are counted at.
+    pub context: usize,
+    /// The feed-forward block.
+    pub ffn: Ffn,
+    /// E (1: dense).
+    pub experts: usize,
+    /// e, experts a token passes through.
+    pub experts_per_token: usize,
+    /// The LM head is the token embedding.
+    pub tied: bool,
+    /// Learned positions (T d); false for rotary.
+    pub learned_positions: bool,
+    /// The norms.
+    pub norm: Norm,
+    /// Biases on Q, K and V.
+    pub qkv_bias: bool,
+    /// A bias on the attention output.
+    pub out_bias: bool,
+    /// Biases in the feed-forward block.
+    pub ffn_bias: bool,
+}
+
+/// Every count of one architecture.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ArchCount {
+    /// Parameters by component (totals over all experts).
+    pub params: ParamCount,
+    /// FLOPs per trained token, four ways.
+    pub flops_per_token: FlopsPerToken,
+}
+
+/// Why a config cannot be counted.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("{path}: {problem}")]
+pub struct ConfigError {
+    /// The config file.
+    pub path: String,
+    /// What is wrong.
+    pub problem: String,
+}
+
+/// The model types [`Arch::from_config`] reads.
+pub const CONFIG_TYPES: &[&str] = &["gpt2", "llama", "mistral", "mixtral", "qwen2"];
+
+impl Arch {
+    /// Every count ([`ArchCount`]): the one place isoflop counts parameters and FLOPs.
+    ///
+    /// # Example
+    /// ```
+    /// use isoflop_core::arch::Arch;
+    /// // Llama-2-7B's config (Touvron et al. 2023): 6.74B parameters.
+    /// let config = serde_json::json!({"model_type": "llama", "hidden_size": 4096,
+    ///     "intermediate_size": 11008, "num_hidden_layers": 32, "num_attention_heads": 32,
+    ///     "num_key_value_heads": 32, "vocab_size": 32000, "max_position_embeddings": 4096});
+    /// let count = Arch::from_config(&config, "config.json", None).unwrap().count();
+    /// assert_eq!(count.params.total, 6_738_415_616);
+    /// ```
+    pub fn count(&self) -> ArchCount {
+        let (l, d, h, g, k, f, v, t) = (
+            self.layers,
+            self.d_model,
+            self.heads,
+            self.kv_heads,
+            self.head_dim,
+            self.d_ff,
+            self.vocab,
+            self.context,
+        );
+        let (hk, gk) = (h * k, g * k);
+        let attn_matrices = d * (hk + 2 * gk) + hk * d;
+        let attn_biases =
+            if self.qkv_bias { hk + 2 * gk } else { 0 } + if self.out_bias { d } else { 0 };
+        let ffn_mats = match self.ffn {
+            Ffn::Mlp => 2,
+            Ffn::Gated => 3,
+        };
+        let expert_matrices = ffn_mats * d * f;
+        let expert = expert_matrices + if self.ffn_bias { f + d } else { 0 };
+        let router = if self.experts > 1 {
+            d * self.experts
+        } else {
+            0
+        };
+        let norm = match self.norm {
+            Norm::LayerNorm => 2 * d,
+            Norm::RmsNorm => d,
+        };
+        let token_embedding = v * d;
+        let position_embedding = if self.learned_positions { t * d } else { 0 };
+        let attention = l * (attn_matrices + attn_biases);
+        let mlp = l * (self.experts * expert + router);
+        let layer_norm = l * 2 * norm + norm;
+        let head = if self.tied { 0 } else { d * v };
+        let total = token_embedding + position_embedding + attention + mlp + layer_norm + head;
+        let non_embedding = total - token_embedding - position_embedding - head;
+        let inactive = l * (self.experts - self.experts_per_token) * expert;
+        let params = ParamCount {
+            token_embedding,
+            position_embedding,
+            attention,
+            mlp,
+            layer_norm,
+            head,
+            total,
+            non_embedding,
+            active: total - inactive,
+            active_non_embedding: non_embedding - inactive,
+        };
+        let (lf, df, tf, hkf) = (l as f64, d as f64, t as f64, hk as f64);
+        let e = self.experts_per_token as f64;
+        let forward_layer = 2.0 * df * (hk + 2 * gk) as f64
+            + 2.0 * tf * hkf
+            + 3.0 * h as f64 * tf
+            + 2.0 * tf * hkf
+            + 2.0 * hkf * df
+            + e * 2.0 * expert_matrices as f64
+            + 2.0 * router as f64;
+        let forward = 2.0 * (v * d) as f64 + lf * forward_layer + 2.0 * (d * v) as f64;
+        let matmul_per_token =
+            lf * (attn_matrices as f64 + e * expert_matrices as f64 + router as f64);
+        let flops_per_token = FlopsPerToken {
+            six_n: 6.0 * params.active as f64,
+            kaplan: 6.0 * params.active_non_embedding as f64 + 6.0 * lf * tf * hkf,
+            chinchilla: 3.0 * forward,
+            deepseek: 6.0 * matmul_per_token + 12.0 * lf * tf * hkf,
+        };
+        ArchCount {
+            params,
+            flops_per_token,
+        }
+    }
+
+    /// The architecture of a model config: a Hugging Face `config.json` (its `model_type` one
+    /// of [`CONFIG_TYPES`]), or an isoflop run's `config.json` (its `shape`). `context`, where
+    /// given, is the sequence length the FLOPs are counted at (default: the config's
+    /// `n_positions` or `max_position_embeddings`). `path` names the file in errors.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file and the missing or impossible field, or the unknown
+    /// `model_type` with the ones read.
+    pub fn from_config(
+        config: &Value,
+        path: &str,
+        context: Option<usize>,
+    ) -> Result<Arch, ConfigError> {
+        let err = |problem: String| ConfigError {
+            path: path.to_string(),
+            problem,
+        };
+        if let Some(shape) = config.get("shape") {
+            let shape: ModelShape = serde_json::from_value(shape.clone())
+                .map_err(|e| err(format!("its `shape` is not an isoflop model shape: {e}")))?;
+            let mut a = shape.arch();
+            if let Some(t) = context {
+                a.context = t;
+            }
+            return Ok(a);
+        }
+        let ty = config
+            .get("model_type")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let get = |keys: &[&str]| -> Result<Option<usize>, ConfigError> {
+            for key in keys {
+                match config.get(*key) {
+                    None | Some(Value::Null) => continue,
+                    Some(v) => {
+                        return match v.as_u64() {
+                            Some(n) if n > 0 => Ok(Some(n as usize)),
+                            _ => Err(err(format!("`{key}` is {v}, not a positive whole number"))),
+                        }
+                    }
+                }
+            }
+            Ok(None)
+        };
+        let need = |keys: &[&str]| -> Result<usize, ConfigError> {
+            get(keys)?.ok_or_else(|| err(format!("no `{}` (a {ty} config has it)", keys[0])))
+        };
+        let flag = |key: &str, default: bool| -> Result<bool, ConfigError> {
+            match config.get(key) {
+                None | Some(Value::Null) => Ok(default),
+                Some(Value::Bool(b)) => Ok(*b),
+                Some(v) => Err(err(format!("`{key}` is {v}, not true or false"))),
+            }
+        };
+        let mut a = match ty {
+            "gpt2" => {
+                let d = need(&["n_embd"])?;
+                Arch {
+                    family: ty.into(),
+                    layers: need(&["n_layer"])?,
+                    d_model: d,
+                    heads: need(&["n_head"])?,
+                    kv_heads: 0,
+                    head_dim: 0,
+                    d_ff: get(&["n_inner"])?.unwrap_or(4 * d),
+                    vocab: need(&["vocab_size"])?,
+                    context: need(&["n_positions", "n_ctx"])?,
+                    ffn: Ffn::Mlp,
+                    experts: 1,
+                    experts_per_token: 1,
+                    tied: flag("tie_word_embeddings", true)?,
+                    learned_positions: true,
+                    norm: Norm::LayerNorm,
+                    qkv_bias: true,
+                    out_bias: true,
+                    ffn_bias: true,
+                }
+            }
+            "llama" | "mistral" | "mixtral" | "qwen2" => {
+                let experts = if ty == "mixtral" { need(&["num_local_experts"])? } else { 1 };
+                let per_token = if ty == "mixtral" {
+                    need(&["num_experts_per_tok"])?
+                } else {
+                    1
+                };
+                let qkv_bias = ty == "qwen2" || flag("attention_bias", false)?;
+                Arch {
+                    family: ty.into(),
+                    layers: need(&["num_hidden_layers"])?,
+                    d_model: need(&["hidden_size"])?,
+                    heads: need(&["num_attention_heads"])?,
+                    kv_heads: get(&["num_key_value_heads"])?.unwrap_or(0),
+                    head_dim: get(&["head_dim"])?.unwrap_or(0),
+                    d_ff: need(&["intermediate_size"])?,
+                    vocab: need(&["vocab_size"])?,
+                    context: need(&["max_position_embeddings"])?,
+                    ffn: Ffn::Gated,
+                    experts,
+                    experts_per_token: per_token,
+                    tied: flag("tie_word_embeddings", false)?,
+                    learned_positions: false,
+                    norm: Norm::RmsNorm,
+                    qkv_bias,
+                    out_bias: ty != "qwen2" && flag("attention_bias", false)?,
+                    ffn_bias: flag("mlp_bias", false)?,
+                }
+            }
+            "" => return Err(err(format!(
+                "no `model_type`; isoflop counts these: {} (and isoflop's own run configs)",
+                CONFIG_TYPES.join(", ")
+            ))),
+            other => return Err(err(format!(
+                "model_type '{}' is not one isoflop counts; it counts: {} (and isoflop's own run configs)",
+                crate::error::clip(other),
+                CONFIG_TYPES.join(", ")
+            ))),
+        };
+        if a.kv_heads == 0 {
+            a.kv_heads = a.heads;
+        }
+        if a.head_dim == 0 {
+            if !a.d_model.is_multiple_of(a.heads) {
+                return Err(err(format!(
+                    "{} heads do not divide the width {}",
+                    a.heads, a.d_model
+                )));
+            }
+            a.head_dim = a.d_model / a.heads;
+        }
+        if !a.heads.is_multiple_of(a.kv_heads) {
+            return Err(err(format!(
+                "{} key/value heads do not divide the {} query heads",
+                a.kv_heads, a.heads
+            )));
+        }
+        if a.experts_per_token > a.experts {
+            return Err(err(format!(
+                "{} experts per token of {} experts",
+                a.experts_per_token, a.experts
+            )));
+        }
+        if let Some(t) = context {
+            a.context = t;
+        }
+        Ok(a)
+    }
+
+    /// Reads a config file and its architecture ([`Arch::from_config`]).
+    ///
+    /// # Errors
+    /// [`ConfigError`] for an unreadable file, JSON that is not an object, or as
+    /// [`Arch::from_config`].
+    pub fn read(path: &Path, context: Option<usize>) -> Result<Arch, ConfigError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            path: name.clone(),
+            problem: e.to_string(),
+        })?;
+        let value: Value = serde_json::from_str(&text).map_err(|e| ConfigError {
+            path: format!("{name}:{}:{}", e.line(), e.column()),
+            problem: format!("not JSON: {e}"),
+        })?;
+        if !value.is_object() {
+            return Err(ConfigError {
+                path: name,
+                problem: "not a JSON object".into(),
+            });
+        }
+        Arch::from_config(&value, &name, context)
+    }
+}
+
+impl ModelShape {
+    /// This shape as an [`Arch`]: a pre-LayerNorm GPT with biases, an MLP of 4d and an
+    /// untied LM head (see [`crate::shape`]).
+    pub fn arch(&self) -> Arch {
+        Arch {
+            family: "isoflop".into(),
+            layers: self.layers,
+            d_model: self.d_model,
+            heads: self.heads,
+            kv_heads: self.heads,
+            head_dim: self.head_size(),
+            d_ff: self.d_ff,
+            vocab: self.vocab,
+            context: self.context,
+            ffn: Ffn::Mlp,
+            experts: 1,
+            experts_per_token: 1,
+            tied: false,
+            learned_positions: !self.rotary,
+            norm: Norm::LayerNorm,
+            qkv_bias: true,
+            out_bias: true,
+            ffn_bias: true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(config: Value) -> ArchCount {
+        Arch::from_config(&config, "config.json", None)
+            .unwrap()
+            .count()
+    }
+
+    #[test]
+    fn published_totals() {
+        // GPT-2 small (Radford et al. 2019): 124M; Hugging Face's count is 124,439,808.
+        let gpt2 = count(
+            serde_json::json!({"model_type": "gpt2", "n_embd": 768, "n_layer": 12,
+            "n_head": 12, "vocab_size": 50257, "n_positions": 1024}),
+        );
+        assert_eq!(gpt2.params.total, 124_439_808);
+        // Mistral-7B (Jiang et al. 2023): 7.24B.
+        let mistral = count(
+            serde_json::json!({"model_type": "mistral", "hidden_size": 4096,
+            "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32,
+            "num_key_value_heads": 8, "vocab_size": 32000, "max_position_embeddings": 32768}),
+        );
+        assert!((mistral.params.total as f64 / 7.24e9 - 1.0).abs() < 0.005);
+        // Mixtral-8x7B (Jiang et al. 2024): 46.7B in all, 12.9B active per token.
+        let mixtral = count(
+            serde_json::json!({"model_type": "mixtral", "hidden_size": 4096,
+            "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32,
+            "num_key_value_heads": 8, "vocab_size": 32000, "max_position_embeddings": 32768,
+            "num_local_experts": 8, "num_experts_per_tok": 2}),
+        );
+        assert!((mixtral.params.total as f64 / 46.7e9 - 1.0).abs() < 0.005);
+        assert!((mixtral.params.active as f64 / 12.9e9 - 1.0).abs() < 0.005);
+        assert!((mixtral.flops_per_token.six_n / (6.0 * 12.9e9) - 1.0).abs() < 0.005);
+    }
+
+    #[test]
+    fn deepseek_m_on_a_standard_block() {
+        // DeepSeek-AI 2024, eq. 2: M = 72 L d^2 + 12 L d T, on a block with f = 4d, no gate.
+        let s = ModelShape::new(6, 512, 8, 32_000, 2048, true).unwrap();
+        let (l, d, t) = (6.0, 512.0, 2048.0);
+        let m = s.arch().count().flops_per_token.deepseek;
+        assert_eq!(m, 72.0 * l * d * d + 12.0 * l * d * t);
+    }
+
+    #[test]
+    fn a_shape_counts_as_before() {
+        // The benchmark model's hand count (see shape.rs) through the general count.
+        let s = ModelShape::new(4, 128, 4, 256, 128, false).unwrap();
+        let c = s.arch().count();
+        assert_eq!(c.params.total, 875_264);
+        assert_eq!(c.params.active, c.params.total);
+        assert_eq!(
+            c.params.non_embedding,
+            4 * (12 * 128 * 128 + 13 * 128) + 2 * 128
+        );
+    }
+
+    #[test]
+    fn bad_configs_name_the_field() {
+        let e = Arch::from_config(&serde_json::json!({"model_type": "t5"}), "c.json", None)
+            .unwrap_err();
+        assert!(e.to_string().contains("model_type 't5'"), "{e}");
+        let e = Arch::from_config(
+            &serde_json::json!({"model_type": "llama", "hidden_size": 64}),
+            "c.json",
+            None,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("num_hidden_layers"), "{e}");
+        let e = Arch::from_config(
+            &serde_json::json!({"model_type": "gpt2", "n_embd": -3}),
+            "c.json",
+            None,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("`n_embd` is -3"), "{e}");
+    }
+}
