@@ -54,6 +54,11 @@ enum Command {
     Collect(crate::sweep_cmd::StatusArgs),
     /// The whole job: plan the default study, train it, fit, draw, report (isoflop-out/).
     Run(crate::run_cmd::RunArgs),
+    /// Runs other trainers logged (W&B, TensorBoard, trainer_state.json, JSON Lines, CSV),
+    /// written as run records (or a run table) for `isoflop fit`.
+    Import(crate::import_cmd::ImportArgs),
+    /// The parameters and FLOPs per token of a model config, every convention.
+    Count(crate::import_cmd::CountArgs),
 }
 
 #[derive(Args, Debug)]
@@ -69,6 +74,12 @@ struct FitArgs {
     /// Replace an --out file that isoflop did not write (or that changed since).
     #[arg(long, requires = "out")]
     force: bool,
+    /// Refit under each counting convention the table has columns for (all parameters and
+    /// 6ND; non-embedding and Kaplan's FLOPs; active parameters; Appendix F FLOPs;
+    /// DeepSeek's M: what `isoflop import --model-config` writes) and print the exponents
+    /// side by side.
+    #[arg(long, conflicts_with_all = ["group_by", "out"])]
+    compare_conventions: bool,
     #[command(flatten)]
     opts: FitOpts,
 }
@@ -183,12 +194,17 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::LrFit(a) => crate::plan_cmd::lr_fit(a),
         Command::Collect(a) => crate::sweep_cmd::collect(a).map(|_| ()),
         Command::Run(a) => crate::run_cmd::run(a),
+        Command::Import(a) => crate::import_cmd::import(a),
+        Command::Count(a) => crate::import_cmd::count(a),
     }
 }
 
 fn fit(a: FitArgs) -> Result<()> {
     if !a.opts.group_by.is_empty() {
-        return fit_groups(&a);
+        return crate::compare::fit_groups(&a.runs, &a.opts, a.json);
+    }
+    if a.compare_conventions {
+        return crate::compare::fit_conventions(&a.runs, &a.opts, a.json);
     }
     if let Some(out) = a
         .out
@@ -294,110 +310,6 @@ fn allocate_cmd(a: AllocateArgs) -> Result<()> {
     if !notes.is_empty() {
         writeln!(w, "{notes}")?;
     }
-    Ok(())
-}
-
-/// `fit --group-by`: each group fitted alone, one row per group.
-fn fit_groups(a: &FitArgs) -> Result<()> {
-    let s = study::settings(&a.opts)?;
-    let groups = study::groups(&a.runs, &a.opts, &a.opts.group_by)?;
-    let mut rows = Vec::new();
-    for g in &groups {
-        let label = g
-            .iter()
-            .map(|f| f.to_string())
-            .collect::<Vec<_>>()
-            .join(", ");
-        let mut choice = a.opts.columns();
-        choice.filters.extend(g.iter().cloned());
-        let result = isoflop_core::RunTable::read_with(&a.runs, &choice)
-            .map_err(anyhow::Error::from)
-            .and_then(|t| isoflop_fit::fit_table(&t, &s).map_err(anyhow::Error::from));
-        rows.push((label, result));
-    }
-    let mut w = std::io::stdout().lock();
-    if a.json {
-        let v: Vec<serde_json::Value> = rows
-            .iter()
-            .map(|(label, r)| match r {
-                Ok(rep) => serde_json::json!({ "group": label, "report": rep }),
-                Err(e) => serde_json::json!({ "group": label, "error": format!("{e:#}") }),
-            })
-            .collect();
-        serde_json::to_writer_pretty(&mut w, &v)?;
-        writeln!(w)?;
-        return Ok(());
-    }
-    writeln!(
-        w,
-        "isoflop fit: {} in {} groups by {}",
-        a.runs.display(),
-        rows.len(),
-        a.opts.group_by.join(", ")
-    )?;
-    writeln!(w, "  a = the exponent of N_opt in C, with its 95% interval")?;
-    writeln!(
-        w,
-        "  {:<28} {:>5} {:>22} {:>22} {:>22} {:>9}",
-        "group", "runs", "Approach 1 a", "Approach 2 a", "Approach 3 a", "budgets"
-    )?;
-    for (label, r) in &rows {
-        match r {
-            Ok(rep) => {
-                let a1 = rep.approach1.fitted().map(|f| {
-                    (
-                        f.frontier.params_exponent,
-                        f.intervals.as_ref().map(|i| i.params_exponent),
-                    )
-                });
-                let a2 = rep.approach2.fitted().map(|f| {
-                    (
-                        f.frontier.params_exponent,
-                        f.intervals.as_ref().map(|i| i.params_exponent),
-                    )
-                });
-                let a3 = rep
-                    .approach3
-                    .fitted()
-                    .filter(|f| f.diagnostics.converged)
-                    .map(|f| {
-                        (
-                            f.params_exponent,
-                            f.intervals.as_ref().map(|i| i.params_exponent),
-                        )
-                    });
-                let cell = |x: Option<(f64, Option<isoflop_fit::stats::Interval>)>| match x {
-                    Some((v, Some(i))) => format!("{v:.3} [{:.3}, {:.3}]", i.lo, i.hi),
-                    Some((v, None)) => format!("{v:.3}"),
-                    None => "-".into(),
-                };
-                let budgets = rep
-                    .approach2
-                    .fitted()
-                    .map(|f| {
-                        let ok = f.budgets.iter().filter(|b| b.refused.is_none()).count();
-                        format!("{ok}/{}", f.budgets.len())
-                    })
-                    .unwrap_or_else(|| "-".into());
-                writeln!(
-                    w,
-                    "  {:<28} {:>5} {:>22} {:>22} {:>22} {:>9}",
-                    label,
-                    rep.runs,
-                    cell(a1),
-                    cell(a2),
-                    cell(a3),
-                    budgets
-                )?;
-            }
-            Err(e) => writeln!(
-                w,
-                "  {label:<28} not fitted: {}",
-                format!("{e:#}").replace('\n', " ")
-            )?,
-        }
-    }
-    writeln!(w, "  budgets: usable of found (Approach 2)")?;
     Ok(())
 }
 

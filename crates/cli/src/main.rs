@@ -3,8 +3,10 @@
 //! milliseconds); `isoflop train` runs the `isoflop-train` binary beside it.
 
 mod commands;
+mod compare;
 mod exit;
 mod format;
+mod import_cmd;
 mod plan_cmd;
 mod run_cmd;
 mod slurm_opts;

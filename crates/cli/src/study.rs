@@ -88,6 +88,22 @@ pub struct FitOpts {
     /// The flops (C) column, where several could be it.
     #[arg(long, value_name = "NAME")]
     flops_column: Option<String>,
+    /// The unit the loss column is written in: nats (per token, PyTorch's cross-entropy)
+    /// or bits (per token).
+    #[arg(long, value_enum, default_value = "nats")]
+    loss_unit: LossUnitArg,
+    /// Bytes of text per token (a number, or a column of the table): losses are converted
+    /// to bits per byte, so runs with different tokenizers can be fitted together.
+    #[arg(long, value_name = "N|COLUMN")]
+    bytes_per_token: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum LossUnitArg {
+    /// Nats per token.
+    Nats,
+    /// Bits per token.
+    Bits,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -142,6 +158,11 @@ impl FitOpts {
             flops: self.flops_column.clone(),
             loss: self.loss_column.clone(),
             filters: self.filters.clone(),
+            loss_unit: match self.loss_unit {
+                LossUnitArg::Nats => isoflop_core::LossUnit::Nats,
+                LossUnitArg::Bits => isoflop_core::LossUnit::Bits,
+            },
+            bytes_per_token: self.bytes_per_token.clone(),
         }
     }
 }

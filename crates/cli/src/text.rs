@@ -20,6 +20,11 @@ fn iv(i: Option<&Interval>, f: impl Fn(f64) -> String) -> String {
 pub fn print_report(w: &mut impl Write, r: &FitReport) -> Result<()> {
     writeln!(w, "isoflop fit: {}", r.source)?;
     writeln!(w, "  {} rows, {} runs", r.rows, r.runs)?;
+    writeln!(
+        w,
+        "  counted: N from column '{}', C from '{}'; loss in {}",
+        r.counted.params, r.counted.flops, r.counted.loss_unit
+    )?;
     if r.dropped > 0 {
         writeln!(
             w,

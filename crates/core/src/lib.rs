@@ -25,4 +25,4 @@ pub mod writer;
 pub use error::{CoreError, Result};
 pub use rng::Rng;
 pub use settings::{Attention, CooldownShape, Dtype, LrLaw, Schedule, TrainSettings};
-pub use table::{ColumnChoice, Filter, Observation, RunTable};
+pub use table::{ColumnChoice, Counted, Filter, LossUnit, Observation, RunTable};

@@ -91,6 +91,9 @@ pub struct RunTable {
     /// (column, distinct values, up to 20 of them). A table that mixes experiments has some.
     #[serde(default)]
     pub varying_text: Vec<(String, usize, Vec<String>)>,
+    /// Which columns gave N and C, the losses' unit, and the conventions available.
+    #[serde(default)]
+    pub counted: Counted,
 }
 
 mod columns;
@@ -100,7 +103,7 @@ mod text_columns;
 /// The bounds a cell must lie in.
 pub mod limits;
 
-pub use columns::{ColumnChoice, Filter};
+pub use columns::{ColumnChoice, Convention, Counted, Filter, LossUnit, BITS_PER_BYTE, CONVENTIONS};
 use columns::{Columns, RawRow, RowParser};
 use text_columns::TextColumns;
 
@@ -133,7 +136,7 @@ impl RunTable {
     /// file lacks.
     pub fn read_with(path: &Path, choice: &ColumnChoice) -> Result<RunTable> {
         if path.is_dir() {
-            return Self::read_runs(path);
+            return Self::read_runs_with(path, choice);
         }
         let text = std::fs::read_to_string(path).map_err(|source| CoreError::Io {
             path: path.to_path_buf(),
@@ -390,6 +393,7 @@ impl RunTable {
             notes,
             finals,
             varying_text: text.varying(cols),
+            counted: cols.counted(),
         })
     }
 

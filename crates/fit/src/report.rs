@@ -209,6 +209,9 @@ pub struct FitReport {
     /// Approach 3 and one of the others were fitted.
     #[serde(default)]
     pub design_check: Option<crate::design::DesignCheck>,
+    /// Which columns gave N and C (the counting convention) and the losses' unit.
+    #[serde(default)]
+    pub counted: isoflop_core::Counted,
 }
 
 impl FitReport {
@@ -450,6 +453,7 @@ pub(crate) fn fit_table_with(
         comparison: Vec::new(),
         held_out: None,
         design_check: None,
+        counted: table.counted.clone(),
     };
     let mut report = report;
     if let (true, Some(f)) = (checks, report.approach3.fitted()) {

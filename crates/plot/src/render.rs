@@ -257,7 +257,8 @@ fn training_curves<DB: DrawingBackend>(
     let mut chart = builder(&main, None)
         .build_cartesian_2d((s.x.lo..s.x.hi).log_scale(), s.y.lo..s.y.hi)
         .ctx()?;
-    mesh(&mut chart, "FLOPs", "Training loss", &flops_label, None)?;
+    let label = format!("Training loss ({})", s.loss_unit);
+    mesh(&mut chart, "FLOPs", &label, &flops_label, None)?;
     let scale = s.colour_unit.1;
     if a5 {
         let raw: Vec<_> = s.raw.iter().collect();
@@ -491,7 +492,8 @@ fn isoloss<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &IsoLoss) -> R 
         )
         .ctx()?;
     legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
-    colour_bar(&side, s.colour, false, "Loss", &|v| format!("{v:.2}"))
+    let title = format!("Loss ({})", s.loss_unit);
+    colour_bar(&side, s.colour, false, &title, &|v| format!("{v:.2}"))
 }
 
 fn slices<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &IsoFlopSlices) -> R {
@@ -499,7 +501,8 @@ fn slices<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &IsoFlopSlices) 
     let mut chart = builder(&main, None)
         .build_cartesian_2d((s.x.lo..s.x.hi).log_scale(), s.y.lo..s.y.hi)
         .ctx()?;
-    mesh(&mut chart, "Parameters", "Loss", &count_label, None)?;
+    let label = format!("Loss ({})", s.loss_unit);
+    mesh(&mut chart, "Parameters", &label, &count_label, None)?;
     let budgets = Range {
         lo: s
             .slices

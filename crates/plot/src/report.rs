@@ -368,7 +368,7 @@ fn html(
     let _ = writeln!(h, "<h1>Compute-optimal scaling: {}</h1>", esc(&r.source));
     let _ = writeln!(
         h,
-        "<p>{} rows, {} runs{}.</p>",
+        "<p>{} rows, {} runs{}. Counted: N from column <code>{}</code>, C from <code>{}</code>; losses in {}.</p>",
         r.rows,
         r.runs,
         if r.dropped > 0 {
@@ -378,7 +378,10 @@ fn html(
             )
         } else {
             String::new()
-        }
+        },
+        esc(&r.counted.params),
+        esc(&r.counted.flops),
+        esc(&r.counted.loss_unit)
     );
     for n in &r.notes {
         let _ = writeln!(h, "<p class=\"note\">Note: {}</p>", esc(n));

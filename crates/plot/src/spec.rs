@@ -110,6 +110,8 @@ pub struct TrainingCurves {
     pub x: Range,
     /// Loss axis (linear).
     pub y: Range,
+    /// The losses' unit ("nats per token"), named on the axis.
+    pub loss_unit: String,
     /// Colour scale: parameters in millions.
     pub colour: Range,
 }
@@ -183,6 +185,8 @@ pub struct IsoLoss {
     pub y: Range,
     /// Colour scale of the runs' loss.
     pub colour: Range,
+    /// The losses' unit ("nats per token"), named on the colour bar.
+    pub loss_unit: String,
 }
 
 /// One budget of Figure 4.
@@ -214,6 +218,8 @@ pub struct IsoFlopSlices {
     pub x: Range,
     /// Loss axis (linear).
     pub y: Range,
+    /// The losses' unit ("nats per token"), named on the axis.
+    pub loss_unit: String,
 }
 
 /// All the figures, each present or absent with the reason.
@@ -515,6 +521,7 @@ pub fn isoloss(r: &FitReport, table: &isoflop_core::RunTable) -> Result<IsoLoss,
         budgets,
         x,
         y,
+        loss_unit: r.counted.loss_unit.clone(),
         colour: Range {
             lo: lo_run,
             hi: hi_run,
@@ -645,6 +652,7 @@ pub fn isoflop_slices(r: &FitReport, target_flops: f64) -> Result<IsoFlopSlices,
         target_interval,
         x,
         y,
+        loss_unit: r.counted.loss_unit.clone(),
     })
 }
 

@@ -92,6 +92,114 @@ pub struct ColumnChoice {
     /// Keep only the rows that pass every one (`--where COL=VALUE`, `COL!=VALUE`).
     #[serde(default)]
     pub filters: Vec<Filter>,
+    /// The unit of the loss column (`--loss-unit`): nats (the default) or bits per token.
+    #[serde(default)]
+    pub loss_unit: LossUnit,
+    /// Bytes of text per token (`--bytes-per-token`): a number, or a column's name (tables
+    /// only). Given, losses are converted to bits per byte, which is comparable across
+    /// tokenizers.
+    #[serde(default)]
+    pub bytes_per_token: Option<String>,
+}
+
+/// The unit a loss column is written in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LossUnit {
+    /// Nats per token (cross-entropy with the natural log: PyTorch's, isoflop's).
+    #[default]
+    Nats,
+    /// Bits per token (log base 2).
+    Bits,
+}
+
+impl LossUnit {
+    /// The unit's name in reports ("nats per token").
+    pub fn name(self) -> &'static str {
+        match self {
+            LossUnit::Nats => "nats per token",
+            LossUnit::Bits => "bits per token",
+        }
+    }
+}
+
+/// The unit of losses converted with bytes per token.
+pub const BITS_PER_BYTE: &str = "bits per byte";
+
+/// Which columns gave a table's N and C, the unit of its losses, and the counting
+/// conventions it can be fitted under.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Counted {
+    /// The params column.
+    pub params: String,
+    /// The flops column, or `6ND (derived)`.
+    pub flops: String,
+    /// The losses' unit: `nats per token`, `bits per token` or `bits per byte`.
+    pub loss_unit: String,
+    /// The conventions whose two columns the table has ([`CONVENTIONS`]).
+    #[serde(default)]
+    pub conventions: Vec<Convention>,
+}
+
+impl Default for Counted {
+    fn default() -> Counted {
+        Counted {
+            params: "params".into(),
+            flops: "flops".into(),
+            loss_unit: LossUnit::Nats.name().into(),
+            conventions: Vec::new(),
+        }
+    }
+}
+
+/// A way of counting a run's size and compute: a parameter column and a FLOP column.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Convention {
+    /// What it is, with its source.
+    pub label: String,
+    /// The params column.
+    pub params: String,
+    /// The flops column.
+    pub flops: String,
+}
+
+/// The conventions `isoflop import --model-config` writes columns for (and any table with
+/// both columns of one has): (label, params column, flops column).
+pub const CONVENTIONS: [(&str, &str, &str); 5] = [
+    ("all parameters, 6ND (Hoffmann et al. 2022)", "params", "flops"),
+    ("non-embedding (Kaplan et al. 2020, Table 1)", "params_no_embed", "flops_kaplan"),
+    ("active parameters of a mixture of experts, 6ND", "params_active", "flops_active"),
+    ("all parameters, Appendix F FLOPs (Hoffmann et al. 2022)", "params", "flops_chinchilla"),
+    ("non-embedding, M (DeepSeek-AI 2024)", "params_no_embed", "flops_deepseek"),
+];
+
+impl Columns {
+    /// The conventions whose columns `names` has.
+    pub(super) fn conventions(&self) -> Vec<Convention> {
+        let has = |c: &str| self.names.iter().any(|h| h == c);
+        CONVENTIONS
+            .iter()
+            .filter(|(_, p, f)| has(p) && has(f))
+            .map(|(label, p, f)| Convention {
+                label: label.to_string(),
+                params: p.to_string(),
+                flops: f.to_string(),
+            })
+            .collect()
+    }
+
+    /// What the table counts (see [`Counted`]).
+    pub(super) fn counted(&self) -> Counted {
+        Counted {
+            params: self.names[self.params].clone(),
+            flops: match self.flops {
+                Some(f) => self.names[f].clone(),
+                None => "6ND (derived)".into(),
+            },
+            loss_unit: self.loss_unit.to_string(),
+            conventions: self.conventions(),
+        }
+    }
 }
 
 /// A condition on a text column: `COL=VALUE` or `COL!=VALUE` (values compared as text,
@@ -152,9 +260,28 @@ impl ColumnChoice {
     /// logged step (`eval_loss`, the held-out loss, is read from the summary for the final
     /// point).
     pub fn curve() -> ColumnChoice {
+        ColumnChoice::default().with_loss("loss")
+    }
+
+    /// What losses are multiplied by to be in the unit read into (bits per byte with a
+    /// number of bytes per token); `None` when bytes per token is a column or not a
+    /// positive number.
+    pub fn loss_scale(&self) -> Option<f64> {
+        let to_bits = match self.loss_unit {
+            LossUnit::Nats => 1.0 / std::f64::consts::LN_2,
+            LossUnit::Bits => 1.0,
+        };
+        match self.bytes_per_token.as_deref() {
+            None => Some(1.0),
+            Some(b) => b.trim().parse::<f64>().ok().filter(|v| v.is_finite() && *v > 0.0).map(|v| to_bits / v),
+        }
+    }
+
+    /// This choice with the loss column `name`.
+    pub fn with_loss(self, name: &str) -> ColumnChoice {
         ColumnChoice {
-            loss: Some("loss".into()),
-            ..ColumnChoice::default()
+            loss: Some(name.into()),
+            ..self
         }
     }
 }
@@ -229,6 +356,13 @@ pub(super) struct Columns {
     pub(super) run: Option<usize>,
     pub(super) step: Option<usize>,
     pub(super) final_loss: Option<usize>,
+    /// The bytes-per-token column, where `--bytes-per-token` names one.
+    pub(super) bytes: Option<usize>,
+    /// What every loss is multiplied by (the unit's conversion, over a constant bytes per
+    /// token).
+    pub(super) loss_scale: f64,
+    /// The unit losses are read into.
+    pub(super) loss_unit: &'static str,
     pub(super) names: Vec<String>,
     /// (column index, filter) of the user's filters.
     pub(super) filters: Vec<(usize, Filter)>,
@@ -254,6 +388,7 @@ impl Columns {
             self.run,
             self.step,
             self.final_loss,
+            self.bytes,
         ];
         (0..self.names.len())
             .filter(|i| !used.contains(&Some(*i)))
@@ -331,6 +466,26 @@ impl Columns {
             "--flops-column",
             None,
         )?;
+        let to_bits = match choice.loss_unit {
+            LossUnit::Nats => 1.0 / std::f64::consts::LN_2,
+            LossUnit::Bits => 1.0,
+        };
+        let (bytes, loss_scale, loss_unit) = match choice.bytes_per_token.as_deref() {
+            None => (None, 1.0, choice.loss_unit.name()),
+            Some(b) => match b.trim().parse::<f64>() {
+                Ok(v) if v.is_finite() && v > 0.0 => (None, to_bits / v, BITS_PER_BYTE),
+                Ok(v) => {
+                    return Err(CoreError::Setting(format!(
+                        "--bytes-per-token {v}: give a positive number, or a column"
+                    )))
+                }
+                Err(_) => (
+                    Some(named(path, &headers, "--bytes-per-token", b)?),
+                    to_bits,
+                    BITS_PER_BYTE,
+                ),
+            },
+        };
         if tokens.is_none() && flops.is_none() {
             let mut al = TOKENS.to_vec();
             al.extend_from_slice(FLOPS);
@@ -346,6 +501,9 @@ impl Columns {
             final_loss: final_any.filter(|&c| c != loss),
             run: pick(&headers, RUN),
             step: pick(&headers, STEP),
+            bytes,
+            loss_scale,
+            loss_unit,
             filters: choice
                 .filters
                 .iter()
@@ -432,7 +590,7 @@ impl RowParser<'_> {
             self.optional_positive(raw, line, self.cols.final_loss)?,
             obs.run.clone(),
         ) {
-            finals.insert(run, v);
+            finals.insert(run, v * self.loss_factor(raw, line)?);
         }
         Ok(obs)
     }
@@ -457,6 +615,14 @@ impl RowParser<'_> {
         }
     }
 
+    /// What this row's losses are multiplied by to be in the table's unit.
+    fn loss_factor(&self, raw: &RawRow, line: usize) -> Result<f64> {
+        Ok(match self.cols.bytes {
+            None => self.cols.loss_scale,
+            Some(col) => self.cols.loss_scale / self.positive(raw, line, col)?,
+        })
+    }
+
     fn parse(&self, raw: &RawRow, line: usize) -> Result<Observation> {
         use super::limits::*;
         let c = self.cols;
@@ -471,7 +637,8 @@ impl RowParser<'_> {
             PARAMS_PROBLEM,
         )?;
         let loss = self.positive(raw, line, c.loss)?;
-        let loss = self.within(raw, line, c.loss, loss, MIN_LOSS, f64::MAX, LOSS_PROBLEM)?;
+        let loss = self.within(raw, line, c.loss, loss, MIN_LOSS, f64::MAX, LOSS_PROBLEM)?
+            * self.loss_factor(raw, line)?;
         let tokens = match c.tokens {
             Some(col) => Some(self.positive(raw, line, col)?),
             None => None,

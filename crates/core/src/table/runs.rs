@@ -21,6 +21,17 @@ impl RunTable {
     ///
     /// [`RunSummary::fit_loss`]: crate::record::RunSummary::fit_loss
     pub fn read_runs(dir: &Path) -> Result<RunTable> {
+        Self::read_runs_with(dir, &ColumnChoice::default())
+    }
+
+    /// [`RunTable::read_runs`] with the user's choice of params, tokens and flops columns
+    /// and loss unit (the loss is each curve's `loss` column); `--where` filters do not
+    /// apply to run folders, and bytes per token must be a number.
+    ///
+    /// # Errors
+    /// As [`RunTable::read_runs`]; [`CoreError::Setting`] for bytes per token given as a
+    /// column.
+    pub fn read_runs_with(dir: &Path, choice: &ColumnChoice) -> Result<RunTable> {
         use crate::record::{read_json, run_dirs, RunStatus, RunSummary, CURVE_FILE, SUMMARY_FILE};
         let plan: BTreeMap<String, PlannedBudget> = read_json::<PlanIndex>(&dir.join(PLAN_FILE))
             .map(|p| p.runs)
@@ -29,6 +40,21 @@ impl RunTable {
         let mut notes = Vec::new();
         let mut skipped = Vec::new();
         let mut finals = BTreeMap::new();
+        let curve_choice = ColumnChoice {
+            filters: Vec::new(),
+            ..choice.clone()
+        }
+        .with_loss("loss");
+        if let Some(b) = &choice.bytes_per_token {
+            if choice.loss_scale().is_none() {
+                return Err(CoreError::Setting(format!(
+                    "--bytes-per-token {}: run folders take a number (a column applies to tables)",
+                    crate::error::clip(b)
+                )));
+            }
+        }
+        let mut counted = None;
+        let scale = choice.loss_scale().unwrap_or(1.0);
         for run in run_dirs(dir) {
             let name = run
                 .file_name()
@@ -73,7 +99,10 @@ impl RunTable {
                 path: p.clone(),
                 source,
             })?;
-            let t = Self::from_csv_with(&p, &text, &ColumnChoice::curve())?;
+            let t = Self::from_csv_with(&p, &text, &curve_choice)?;
+            if counted.is_none() {
+                counted = Some(t.counted.clone());
+            }
             let budget = plan.get(&name).and_then(|b| b.budget);
             // The run's name is its curve's (a trainer may name it other than its folder);
             // its final loss goes under the same name.
@@ -85,7 +114,7 @@ impl RunTable {
                 rows.push(r);
             }
             if let Some(l) = summary.fit_loss().filter(|l| l.is_finite() && *l > 0.0) {
-                finals.insert(run_name, l);
+                finals.insert(run_name, l * scale);
             }
         }
         if !skipped.is_empty() {
@@ -118,6 +147,8 @@ impl RunTable {
             notes,
             finals,
             varying_text: Vec::new(),
+            counted: counted.unwrap_or_default(),
         })
     }
 }
+

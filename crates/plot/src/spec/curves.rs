@@ -125,6 +125,7 @@ pub fn training_curves(
         predicted,
         x,
         y,
+        loss_unit: r.counted.loss_unit.clone(),
         colour,
     })
 }
