@@ -16,7 +16,11 @@ pub fn fit_groups(runs: &Path, opts: &FitOpts, json: bool) -> Result<()> {
     let groups = study::groups(runs, opts, &opts.group_by)?;
     let mut rows: Vec<Row> = Vec::new();
     for g in &groups {
-        let label = g.iter().map(|f| f.to_string()).collect::<Vec<_>>().join(", ");
+        let label = g
+            .iter()
+            .map(|f| f.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
         let mut choice = opts.columns();
         choice.filters.extend(g.iter().cloned());
         let result = isoflop_core::RunTable::read_with(runs, &choice)
@@ -88,7 +92,12 @@ fn print_rows(title: &str, key: &str, heading: &str, rows: &[Row], json: bool) -
         w,
         "  a = the exponent of N_opt in C, b of D_opt (Approach 3), with 95% intervals"
     )?;
-    let width = rows.iter().map(|(l, _)| l.chars().count()).max().unwrap_or(5).clamp(12, 72);
+    let width = rows
+        .iter()
+        .map(|(l, _)| l.chars().count())
+        .max()
+        .unwrap_or(5)
+        .clamp(12, 72);
     writeln!(
         w,
         "  {:<width$} {:>5} {:>22} {:>22} {:>22} {:>22} {:>9}",
@@ -103,14 +112,30 @@ fn print_rows(title: &str, key: &str, heading: &str, rows: &[Row], json: bool) -
         match r {
             Ok(rep) => {
                 let a1 = rep.approach1.fitted().map(|f| {
-                    (f.frontier.params_exponent, f.intervals.as_ref().map(|i| i.params_exponent))
+                    (
+                        f.frontier.params_exponent,
+                        f.intervals.as_ref().map(|i| i.params_exponent),
+                    )
                 });
                 let a2 = rep.approach2.fitted().map(|f| {
-                    (f.frontier.params_exponent, f.intervals.as_ref().map(|i| i.params_exponent))
+                    (
+                        f.frontier.params_exponent,
+                        f.intervals.as_ref().map(|i| i.params_exponent),
+                    )
                 });
                 let a3 = rep.approach3.fitted().filter(|f| f.diagnostics.converged);
-                let a3a = a3.map(|f| (f.params_exponent, f.intervals.as_ref().map(|i| i.params_exponent)));
-                let a3b = a3.map(|f| (f.tokens_exponent, f.intervals.as_ref().map(|i| i.tokens_exponent)));
+                let a3a = a3.map(|f| {
+                    (
+                        f.params_exponent,
+                        f.intervals.as_ref().map(|i| i.params_exponent),
+                    )
+                });
+                let a3b = a3.map(|f| {
+                    (
+                        f.tokens_exponent,
+                        f.intervals.as_ref().map(|i| i.tokens_exponent),
+                    )
+                });
                 let budgets = rep
                     .approach2
                     .fitted()

@@ -16,7 +16,12 @@ pub struct ImportArgs {
     #[arg(required = true, value_name = "SOURCE")]
     sources: Vec<PathBuf>,
     /// The folder to write one run record per run into.
-    #[arg(long, value_name = "DIR", required_unless_present = "table", conflicts_with = "table")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "table",
+        conflicts_with = "table"
+    )]
     out: Option<PathBuf>,
     /// Write one run table (CSV) of the finished runs instead.
     #[arg(long, value_name = "FILE.csv")]
@@ -78,12 +83,8 @@ pub struct ImportArgs {
 }
 
 fn parse_format(s: &str) -> std::result::Result<Format, String> {
-    Format::parse(s).ok_or_else(|| {
-        format!(
-            "'{s}': one of {}",
-            Format::ALL.map(Format::name).join(", ")
-        )
-    })
+    Format::parse(s)
+        .ok_or_else(|| format!("'{s}': one of {}", Format::ALL.map(Format::name).join(", ")))
 }
 
 fn count_of(path: &std::path::Path, context: Option<usize>) -> Result<ArchCount> {
@@ -217,10 +218,18 @@ pub fn count(a: CountArgs) -> Result<()> {
     )?;
     writeln!(w, "parameters")?;
     writeln!(w, "  total (Hoffmann et al. 2022)     {}", n(p.total))?;
-    writeln!(w, "  non-embedding (Kaplan et al.)    {}", n(p.non_embedding))?;
+    writeln!(
+        w,
+        "  non-embedding (Kaplan et al.)    {}",
+        n(p.non_embedding)
+    )?;
     if p.active != p.total {
         writeln!(w, "  active per token                 {}", n(p.active))?;
-        writeln!(w, "  active non-embedding             {}", n(p.active_non_embedding))?;
+        writeln!(
+            w,
+            "  active non-embedding             {}",
+            n(p.active_non_embedding)
+        )?;
     }
     writeln!(
         w,

@@ -103,7 +103,9 @@ mod text_columns;
 /// The bounds a cell must lie in.
 pub mod limits;
 
-pub use columns::{ColumnChoice, Convention, Counted, Filter, LossUnit, BITS_PER_BYTE, CONVENTIONS};
+pub use columns::{
+    ColumnChoice, Convention, Counted, Filter, LossUnit, BITS_PER_BYTE, CONVENTIONS,
+};
 use columns::{Columns, RawRow, RowParser};
 use text_columns::TextColumns;
 

@@ -166,11 +166,31 @@ pub struct Convention {
 /// The conventions `isoflop import --model-config` writes columns for (and any table with
 /// both columns of one has): (label, params column, flops column).
 pub const CONVENTIONS: [(&str, &str, &str); 5] = [
-    ("all parameters, 6ND (Hoffmann et al. 2022)", "params", "flops"),
-    ("non-embedding (Kaplan et al. 2020, Table 1)", "params_no_embed", "flops_kaplan"),
-    ("active parameters of a mixture of experts, 6ND", "params_active", "flops_active"),
-    ("all parameters, Appendix F FLOPs (Hoffmann et al. 2022)", "params", "flops_chinchilla"),
-    ("non-embedding, M (DeepSeek-AI 2024)", "params_no_embed", "flops_deepseek"),
+    (
+        "all parameters, 6ND (Hoffmann et al. 2022)",
+        "params",
+        "flops",
+    ),
+    (
+        "non-embedding (Kaplan et al. 2020, Table 1)",
+        "params_no_embed",
+        "flops_kaplan",
+    ),
+    (
+        "active parameters of a mixture of experts, 6ND",
+        "params_active",
+        "flops_active",
+    ),
+    (
+        "all parameters, Appendix F FLOPs (Hoffmann et al. 2022)",
+        "params",
+        "flops_chinchilla",
+    ),
+    (
+        "non-embedding, M (DeepSeek-AI 2024)",
+        "params_no_embed",
+        "flops_deepseek",
+    ),
 ];
 
 impl Columns {
@@ -273,7 +293,12 @@ impl ColumnChoice {
         };
         match self.bytes_per_token.as_deref() {
             None => Some(1.0),
-            Some(b) => b.trim().parse::<f64>().ok().filter(|v| v.is_finite() && *v > 0.0).map(|v| to_bits / v),
+            Some(b) => b
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v > 0.0)
+                .map(|v| to_bits / v),
         }
     }
 
