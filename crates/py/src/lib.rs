@@ -346,6 +346,79 @@ fn read_table(path: &str) -> PyResult<(String, Vec<String>)> {
     Ok((t.to_csv(), t.notes))
 }
 
+/// `isoflop import` (`isoflop_core::import::import_runs`): `keys` a JSON object of the
+/// options (`format`, `loss_key`, ..., `params`, `model_config`, `context`,
+/// `tokens_per_step`, `total_steps`), the report as JSON.
+#[pyfunction]
+#[pyo3(signature = (sources, out, table, options, skip_bad, force))]
+fn import_runs(
+    sources: Vec<String>,
+    out: Option<String>,
+    table: Option<String>,
+    options: &str,
+    skip_bad: bool,
+    force: bool,
+) -> PyResult<String> {
+    use isoflop_core::import::{Format, ImportOptions, Keys, Output};
+    let o: serde_json::Value = serde_json::from_str(options).map_err(input)?;
+    let text = |k: &str| o.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    let number = |k: &str| o.get(k).and_then(serde_json::Value::as_f64);
+    let format = match text("format") {
+        None => None,
+        Some(f) => Some(Format::parse(&f).ok_or_else(|| {
+            input(format!(
+                "format '{f}': one of {}",
+                Format::ALL.map(Format::name).join(", ")
+            ))
+        })?),
+    };
+    let model = match text("model_config") {
+        None => None,
+        Some(p) => Some(
+            isoflop_core::arch::Arch::read(
+                Path::new(&p),
+                number("context").map(|c| c as usize),
+            )
+            .map_err(input)?
+            .count(),
+        ),
+    };
+    let opts = ImportOptions {
+        format,
+        keys: Keys {
+            loss: text("loss_key"),
+            eval_loss: text("eval_loss_key"),
+            step: text("step_key"),
+            tokens: text("tokens_key"),
+            lr: text("lr_key"),
+            run: text("run_key"),
+            params: text("params_key"),
+        },
+        tokens_per_step: number("tokens_per_step"),
+        params: number("params"),
+        model,
+        total_steps: number("total_steps").map(|s| s as u64),
+    };
+    let output = match (out, table) {
+        (Some(d), None) => Output::Runs(d.into()),
+        (None, Some(t)) => Output::Table(t.into()),
+        _ => return Err(input("give out (a folder of run records) or table (a CSV file), not both")),
+    };
+    let paths: Vec<std::path::PathBuf> = sources.iter().map(Into::into).collect();
+    let report = isoflop_core::import::import_runs(&paths, &opts, &output, skip_bad, force)
+        .map_err(input)?;
+    json(&report)
+}
+
+/// `isoflop count --json`: a model config's architecture and counts, as JSON.
+#[pyfunction]
+#[pyo3(signature = (config, context=None))]
+fn count(config: &str, context: Option<usize>) -> PyResult<String> {
+    let arch = isoflop_core::arch::Arch::read(Path::new(config), context).map_err(input)?;
+    let c = arch.count();
+    json(&serde_json::json!({"arch": arch, "count": c}))
+}
+
 /// The Rust half of the `isoflop` Python package.
 #[pymodule]
 fn _isoflop(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -360,6 +433,8 @@ fn _isoflop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(figures, m)?)?;
     m.add_function(wrap_pyfunction!(read_table, m)?)?;
     m.add_function(wrap_pyfunction!(check_laws, m)?)?;
+    m.add_function(wrap_pyfunction!(import_runs, m)?)?;
+    m.add_function(wrap_pyfunction!(count, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -26,8 +26,8 @@ from . import _isoflop
 
 from .recorder import Interrupted, Recorder, RunHeld
 
-__all__ = ["fit", "Fit", "Law", "InputError", "Figure", "read_table", "Recorder", "RunHeld",
-           "Interrupted", "__version__"]
+__all__ = ["fit", "Fit", "Law", "InputError", "Figure", "read_table", "import_runs", "count",
+           "Recorder", "RunHeld", "Interrupted", "__version__"]
 __version__ = _isoflop.__version__
 
 
@@ -453,6 +453,54 @@ def fit(data: Any, drop_top: int = 0, boot: int = 1000, seed: int = 0,
     except ValueError as e:
         raise _input_error(e, labels) from None
     return Fit(json.loads(report), json.loads(laws), json.loads(warnings), table, loss_column)
+
+
+_IMPORT_OPTIONS = ("format", "loss_key", "eval_loss_key", "step_key", "tokens_key", "lr_key",
+                   "run_key", "params", "params_key", "model_config", "context",
+                   "tokens_per_step", "total_steps")
+
+
+def import_runs(sources: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]],
+                out: Optional[Union[str, os.PathLike]] = None,
+                table: Optional[Union[str, os.PathLike]] = None,
+                skip_bad: bool = False, force: bool = False, **options: Any) -> Dict[str, Any]:
+    """``isoflop import``, through the same Rust code: reads W&B run folders and CSV exports,
+    TensorBoard event files, ``trainer_state.json``, JSON Lines and CSV logs, and writes one
+    run record per run into ``out`` (or one run table, ``table``). Options are the command
+    line's, in snake case: ``loss_key``, ``eval_loss_key``, ``step_key``, ``tokens_key``,
+    ``lr_key``, ``run_key``, ``params``, ``params_key``, ``model_config``, ``context``,
+    ``tokens_per_step``, ``total_steps``, ``format``. Returns the report: each run with
+    ``name``, ``written_as``, ``format``, ``source``, ``rows``, ``finished`` and
+    ``final_loss``; ``skipped`` and ``warnings``. Raises InputError naming the file and
+    line, record or byte offset of a bad source (nothing is written then)."""
+    unknown = sorted(set(options) - set(_IMPORT_OPTIONS))
+    if unknown:
+        raise TypeError(f"import_runs: unknown options {unknown}; known: {list(_IMPORT_OPTIONS)}")
+    if (out is None) == (table is None):
+        raise InputError("import_runs: give out (a folder of run records) or table (a CSV file)")
+    if isinstance(sources, (str, os.PathLike)):
+        sources = [sources]
+    opts = {k: (os.fspath(v) if isinstance(v, os.PathLike) else v) for k, v in options.items()
+            if v is not None}
+    try:
+        text = _isoflop.import_runs([os.fspath(s) for s in sources],
+                                    None if out is None else os.fspath(out),
+                                    None if table is None else os.fspath(table),
+                                    json.dumps(opts), skip_bad, force)
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    return json.loads(text)
+
+
+def count(config: Union[str, os.PathLike], context: Optional[int] = None) -> Dict[str, Any]:
+    """``isoflop count``: the architecture a model config describes (a Hugging Face
+    ``config.json``: gpt2, llama, mistral, mixtral, qwen2; or an isoflop run's) and its
+    counts: ``count["params"]`` (``total``, ``non_embedding``, ``active``, by component)
+    and ``count["flops_per_token"]`` (``six_n``, ``kaplan``, ``chinchilla``, ``deepseek``)."""
+    try:
+        return json.loads(_isoflop.count(os.fspath(config), context))
+    except ValueError as e:
+        raise InputError(str(e)) from None
 
 
 def read_table(path: Union[str, os.PathLike]) -> Any:

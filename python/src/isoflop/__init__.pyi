@@ -81,6 +81,13 @@ def fit(data: Any, drop_top: int = ..., boot: int = ..., seed: int = ...,
 
 def read_table(path: Union[str, os.PathLike]) -> Any: ...
 
+def import_runs(sources: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]],
+                out: Optional[Union[str, os.PathLike]] = ...,
+                table: Optional[Union[str, os.PathLike]] = ...,
+                skip_bad: bool = ..., force: bool = ..., **options: Any) -> Dict[str, Any]: ...
+
+def count(config: Union[str, os.PathLike], context: Optional[int] = ...) -> Dict[str, Any]: ...
+
 class RunHeld(SystemExit):
     message: str
     def __init__(self, message: str) -> None: ...

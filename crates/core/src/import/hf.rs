@@ -1,9 +1,10 @@
 //! Hugging Face `trainer_state.json` (what `transformers.Trainer` saves with each checkpoint
 //! and at the end): `log_history`, a list of the dicts the Trainer logged, each with its
 //! `step` (training entries with `loss`, `learning_rate`, and `num_input_tokens_seen` where
-//! the Trainer counts tokens; evaluation entries with `eval_loss`; a last entry with
-//! `train_runtime` and the mean `train_loss`, which is not a point of the curve and is left
-//! out), and `max_steps`, the configured total.
+//! the Trainer counts tokens, which recent versions log with `train_runtime`; evaluation
+//! entries with `eval_loss`; a last entry with `train_runtime` and the mean `train_loss` over
+//! the whole run, which is not a point of the curve: `train_loss` is left out of entries
+//! that have `train_runtime`), and `max_steps`, the configured total.
 
 use super::{ImportError, RawLog, RawPoint};
 use std::path::Path;
@@ -56,15 +57,13 @@ pub fn read_trainer_state(path: &Path, text: &str) -> Result<RawLog, ImportError
         let obj = entry.as_object().ok_or_else(|| {
             ImportError::new(path, format!("log_history entry {i}"), "not an object")
         })?;
-        if obj.contains_key("train_runtime") {
-            continue;
-        }
+        let summary = obj.contains_key("train_runtime");
         let step = obj
             .get("step")
             .and_then(|s| s.as_f64())
             .ok_or_else(|| ImportError::new(path, format!("log_history entry {i}"), "no `step`"))?;
         for (k, val) in obj {
-            if k == "step" {
+            if k == "step" || (summary && k == "train_loss") {
                 continue;
             }
             if let Some(value) = val.as_f64() {
@@ -94,7 +93,7 @@ mod tests {
         let log = read_trainer_state(Path::new("out/trainer_state.json"), text).unwrap();
         assert_eq!(log.total_steps, Some(20));
         assert!(!log.keys.contains(&"train_loss".to_string()));
-        assert_eq!(log.points.len(), 4);
+        assert_eq!(log.points.len(), 5); // the summary entry's train_runtime, not its train_loss
         let e = read_trainer_state(Path::new("t.json"), "{\"log_history\": [\n{\"loss\": }]}")
             .unwrap_err();
         assert!(e.at.starts_with("line 2"), "{e}");
