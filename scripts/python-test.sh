@@ -3,7 +3,7 @@
 # libtorch) into the virtual environment .venv that scripts/setup.sh made with torch (the
 # recorder's tests train with torch, under torchrun, and with transformers.Trainer), adds
 # what the tests need (maturin, pytest, numpy, pandas, transformers and accelerate), and runs the pytest
-# suite. Called by scripts/test.sh after the Rust tests (which build the `isoflop` binaries
+# suite (the importers' tests also need wandb and tensorboard, used offline). Called by scripts/test.sh after the Rust tests (which build the `isoflop` binaries
 # the suite compares with and drives).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,9 +11,9 @@ venv=.venv
 if ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
   scripts/setup.sh
 fi
-if ! "$venv/bin/python" -c "import maturin, pytest, numpy, pandas, transformers, accelerate" 2>/dev/null; then
-  echo "python-test: adding maturin, pytest, numpy, pandas, transformers, accelerate to $venv" >&2
-  "$venv/bin/pip" install -q --disable-pip-version-check "maturin>=1.5,<2" pytest numpy pandas "transformers>=4.40,<5" "accelerate>=0.26"
+if ! "$venv/bin/python" -c "import maturin, pytest, numpy, pandas, transformers, accelerate, wandb, tensorboard" 2>/dev/null; then
+  echo "python-test: adding maturin, pytest, numpy, pandas, transformers, accelerate, wandb, tensorboard to $venv" >&2
+  "$venv/bin/pip" install -q --disable-pip-version-check "maturin>=1.5,<2" pytest numpy pandas "transformers>=4.40,<5" "accelerate>=0.26" "wandb>=0.16,<1" "tensorboard>=2.14,<3"
 fi
 # Built with the venv's maturin (on PATH for pip), not an isolated build environment (no
 # download per run).

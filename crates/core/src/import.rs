@@ -405,13 +405,15 @@ pub fn assemble(
         )));
     }
     // The last value logged at each step, per key of interest.
-    let mut by_step: BTreeMap<i64, [Option<f64>; 4]> = BTreeMap::new();
-    let mut walls: BTreeMap<i64, f64> = BTreeMap::new();
-    let mut token_points: BTreeMap<i64, f64> = BTreeMap::new();
+    // Slots: loss, held-out loss, learning rate, the loss's wall time; and tokens.
+    let mut by_step: Steps<4> = Steps::default();
+    let mut token_points: Steps<1> = Steps::default();
     let mut first_wall = f64::NAN;
     let mut non_finite = 0usize;
     for p in &log.points {
-        if p.wall.is_finite() && !(first_wall <= p.wall) {
+        // Seconds count from the first training loss logged (a config scalar may carry a
+        // wall time of its own).
+        if p.key == loss && p.wall.is_finite() && !(first_wall <= p.wall) {
             first_wall = p.wall;
         }
         let step = p.step.round() as i64;
@@ -422,7 +424,7 @@ pub fn assemble(
         } else if Some(p.key) == lr {
             2
         } else if Some(p.key) == tokens {
-            token_points.insert(step, p.value);
+            token_points.at(step)[0] = Some(p.value);
             continue;
         } else {
             continue;
@@ -431,18 +433,23 @@ pub fn assemble(
             non_finite += 1;
             continue;
         }
-        by_step.entry(step).or_default()[slot] = Some(p.value);
-        if slot == 0 && p.wall.is_finite() {
-            walls.insert(step, p.wall);
+        let row = by_step.at(step);
+        row[slot] = Some(p.value);
+        if slot == 0 {
+            row[3] = Some(p.wall).filter(|w| w.is_finite());
         }
     }
-    let known: Vec<(f64, f64)> = token_points.iter().map(|(&s, &t)| (s as f64, t)).collect();
+    let known: Vec<(f64, f64)> = token_points
+        .rows
+        .iter()
+        .filter_map(|(s, t)| t[0].map(|t| (*s as f64, t)))
+        .collect();
     let tokens_at = |step: i64| -> Option<f64> {
         if let Some(tps) = opts.tokens_per_step.filter(|_| tokens.is_none()) {
             return Some(tps * step as f64);
         }
-        if let Some(t) = token_points.get(&step) {
-            return Some(*t);
+        if let Some(t) = token_points.get(step).and_then(|t| t[0]) {
+            return Some(t);
         }
         interpolate(&known, step as f64)
     };
@@ -450,11 +457,12 @@ pub fn assemble(
     let mut dropped_zero = 0usize;
     let mut final_eval_loss = None;
     let last_loss_step = by_step
+        .rows
         .iter()
         .rev()
         .find(|(_, v)| v[0].is_some())
         .map(|(s, _)| *s);
-    for (&step, v) in &by_step {
+    for &(step, v) in &by_step.rows {
         if let (Some(e), Some(last)) = (v[1], last_loss_step) {
             if step >= last {
                 final_eval_loss = Some(e);
@@ -470,7 +478,7 @@ pub fn assemble(
             tokens: t,
             loss: l,
             lr: v[2],
-            secs: walls.get(&step).map(|w| w - first_wall),
+            secs: v[3].map(|w| w - first_wall),
             eval_loss: v[1],
         });
     }
@@ -526,6 +534,45 @@ pub fn assemble(
         warnings,
         config: log.config,
     })
+}
+
+/// Values by step, kept sorted: logs come in step order, so a step is almost always the
+/// last one or a new last one (a resumed run's steps come again, and go in their place).
+struct Steps<const K: usize> {
+    rows: Vec<(i64, [Option<f64>; K])>,
+}
+
+impl<const K: usize> Default for Steps<K> {
+    fn default() -> Self {
+        Steps { rows: Vec::new() }
+    }
+}
+
+impl<const K: usize> Steps<K> {
+    fn at(&mut self, step: i64) -> &mut [Option<f64>; K] {
+        let i = match self.rows.last() {
+            Some((s, _)) if *s == step => self.rows.len() - 1,
+            Some((s, _)) if *s > step => match self.rows.binary_search_by_key(&step, |r| r.0) {
+                Ok(i) => i,
+                Err(i) => {
+                    self.rows.insert(i, (step, [None; K]));
+                    i
+                }
+            },
+            _ => {
+                self.rows.push((step, [None; K]));
+                self.rows.len() - 1
+            }
+        };
+        &mut self.rows[i].1
+    }
+
+    fn get(&self, step: i64) -> Option<&[Option<f64>; K]> {
+        self.rows
+            .binary_search_by_key(&step, |r| r.0)
+            .ok()
+            .map(|i| &self.rows[i].1)
+    }
 }
 
 /// Linear interpolation of `(x, y)` points sorted by x at `x`; outside them, proportional

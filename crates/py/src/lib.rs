@@ -375,12 +375,9 @@ fn import_runs(
     let model = match text("model_config") {
         None => None,
         Some(p) => Some(
-            isoflop_core::arch::Arch::read(
-                Path::new(&p),
-                number("context").map(|c| c as usize),
-            )
-            .map_err(input)?
-            .count(),
+            isoflop_core::arch::Arch::read(Path::new(&p), number("context").map(|c| c as usize))
+                .map_err(input)?
+                .count(),
         ),
     };
     let opts = ImportOptions {
@@ -402,7 +399,11 @@ fn import_runs(
     let output = match (out, table) {
         (Some(d), None) => Output::Runs(d.into()),
         (None, Some(t)) => Output::Table(t.into()),
-        _ => return Err(input("give out (a folder of run records) or table (a CSV file), not both")),
+        _ => {
+            return Err(input(
+                "give out (a folder of run records) or table (a CSV file), not both",
+            ))
+        }
     };
     let paths: Vec<std::path::PathBuf> = sources.iter().map(Into::into).collect();
     let report = isoflop_core::import::import_runs(&paths, &opts, &output, skip_bad, force)

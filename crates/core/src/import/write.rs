@@ -106,53 +106,59 @@ fn header(run: &ImportedRun, table: bool) -> Vec<&'static str> {
     h
 }
 
-fn opt(v: Option<f64>) -> String {
-    v.map(|x| x.to_string()).unwrap_or_default()
+/// Appends `v` (nothing for `None`) and a separator.
+fn cell(out: &mut String, v: Option<f64>, sep: char) {
+    use std::fmt::Write;
+    if let Some(x) = v {
+        let _ = write!(out, "{x}");
+    }
+    out.push(sep);
 }
 
-fn rows_csv(
-    run: &ImportedRun,
-    name: &str,
-    w: &mut csv::Writer<Vec<u8>>,
-    final_loss: Option<Option<f64>>,
-) {
+/// Appends the run's rows as CSV lines to `out`. `name` is a [`folder_name`] (letters,
+/// digits, `.`, `_`, `-`), which needs no quoting; numbers are written straight into the
+/// buffer (importing many runs is bound by this).
+fn rows_csv(run: &ImportedRun, name: &str, out: &mut String, final_loss: Option<Option<f64>>) {
+    use std::fmt::Write;
     let moe = run.model.is_some_and(|m| m.params.active != m.params.total);
     for r in &run.rows {
-        let mut rec = vec![name.to_string(), r.step.to_string()];
+        let _ = write!(out, "{name},{},", r.step);
         match run.model {
             Some(m) => {
                 let p = m.params;
                 let f = m.flops_per_token;
-                rec.push(p.total.to_string());
-                rec.push(p.non_embedding.to_string());
+                let _ = write!(out, "{},{},", p.total, p.non_embedding);
                 if moe {
-                    rec.push(p.active.to_string());
+                    let _ = write!(out, "{},", p.active);
                 }
-                rec.push(r.tokens.to_string());
-                rec.push(format!("{:e}", 6.0 * p.total as f64 * r.tokens));
+                let _ = write!(out, "{},{:e},", r.tokens, 6.0 * p.total as f64 * r.tokens);
                 for x in [f.kaplan, f.chinchilla, f.deepseek] {
-                    rec.push(format!("{:e}", x * r.tokens));
+                    let _ = write!(out, "{:e},", x * r.tokens);
                 }
                 if moe {
-                    rec.push(format!("{:e}", f.six_n * r.tokens));
+                    let _ = write!(out, "{:e},", f.six_n * r.tokens);
                 }
             }
             None => {
-                rec.push(run.params.to_string());
-                rec.push(r.tokens.to_string());
-                rec.push(format!("{:e}", 6.0 * run.params * r.tokens));
+                let _ = write!(
+                    out,
+                    "{},{},{:e},",
+                    run.params,
+                    r.tokens,
+                    6.0 * run.params * r.tokens
+                );
             }
         }
-        rec.extend([
-            r.loss.to_string(),
-            opt(r.lr),
-            opt(r.secs.map(|s| (s * 1e3).round() / 1e3)),
-            opt(r.eval_loss),
-        ]);
-        if let Some(f) = final_loss {
-            rec.push(opt(f));
+        let _ = write!(out, "{},", r.loss);
+        cell(out, r.lr, ',');
+        cell(out, r.secs.map(|s| (s * 1e3).round() / 1e3), ',');
+        match final_loss {
+            None => cell(out, r.eval_loss, '\n'),
+            Some(f) => {
+                cell(out, r.eval_loss, ',');
+                cell(out, f, '\n');
+            }
         }
-        w.write_record(&rec).expect("writing to memory");
     }
 }
 
@@ -198,26 +204,25 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> ImportError + '_ {
     move |e| ImportError::new(path, "", e.to_string())
 }
 
-/// Writes one run's record into `dir` (created).
+/// Writes one run's record into `dir` (created) in the staging folder: plain writes, as
+/// no reader sees the staging folder; moving the folder into place is the atomic step.
 fn write_record(dir: &Path, run: &ImportedRun, name: &str) -> Result<Option<f64>, ImportError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(header(run, false))
-        .expect("writing to memory");
-    rows_csv(run, name, &mut w, None);
-    let curve = w.into_inner().expect("writing to memory");
+    let mut curve = header(run, false).join(",");
+    curve.push('\n');
+    rows_csv(run, name, &mut curve, None);
     let p = dir.join(CURVE_FILE);
-    write_atomic(&p, &curve).map_err(io(&p))?;
+    std::fs::write(&p, &curve).map_err(io(&p))?;
     let p = dir.join(CONFIG_FILE);
     let text = serde_json::to_string_pretty(&config(run, name)).expect("serialises");
-    write_atomic(&p, text.as_bytes()).map_err(io(&p))?;
+    std::fs::write(&p, text.as_bytes()).map_err(io(&p))?;
     if !run.finished {
         return Ok(None);
     }
     let s = summary(run, name);
     let p = dir.join(SUMMARY_FILE);
     let text = serde_json::to_string_pretty(&s).expect("serialises");
-    write_atomic(&p, text.as_bytes()).map_err(io(&p))?;
+    std::fs::write(&p, text.as_bytes()).map_err(io(&p))?;
     Ok(s.fit_loss())
 }
 
@@ -406,7 +411,7 @@ fn stage(
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(src) = sources.get(i) else { break };
-                let outcome = stage_one(src, opts, &staging.join(i.to_string()), table);
+                let outcome = stage_one(src, opts, staging, i, table);
                 *slots[i].lock().expect("no panics while held") = Some(outcome);
             });
         }
@@ -424,21 +429,23 @@ fn stage(
 fn stage_one(
     src: &super::Source,
     opts: &ImportOptions,
-    dir: &Path,
+    staging: &Path,
+    i: usize,
     table: bool,
 ) -> Result<Vec<Staged>, ImportError> {
     let mut out = Vec::new();
     for (k, raw) in src.read(&opts.keys)?.into_iter().enumerate() {
         let run = assemble(raw, src.format, opts)?;
-        let d = dir.join(k.to_string());
+        // One folder per run, straight in the staging folder (fewer folders to make).
+        let d = staging.join(format!("{i}-{k}"));
         let name = folder_name(&run.name);
         let final_loss = write_record(&d, &run, &name)?;
         if table {
             // The table's rows, written beside the record and joined in source order.
-            let mut w = csv::Writer::from_writer(Vec::new());
-            rows_csv(&run, &name, &mut w, Some(final_loss));
+            let mut rows = String::new();
+            rows_csv(&run, &name, &mut rows, Some(final_loss));
             let p = d.join("table-rows.csv");
-            std::fs::write(&p, w.into_inner().expect("writing to memory")).map_err(io(&p))?;
+            std::fs::write(&p, rows).map_err(io(&p))?;
             std::fs::write(d.join("table-header"), header(&run, true).join(",")).map_err(io(&d))?;
         }
         out.push(Staged {
