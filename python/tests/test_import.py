@@ -242,3 +242,41 @@ def test_isoflop_train_runs_logged_to_tensorboard_and_wandb_fit_as_their_run_fol
     assert fits["from-wb"] == fits["runs"]
     for k, v in fits["runs"].items():
         assert fits["from-tb"][k] == pytest.approx(v, rel=1e-3), k
+
+
+def test_a_damaged_wandb_datastore_is_named_by_byte(tmp_path, monkeypatch):
+    wandb = wandb_offline(monkeypatch, tmp_path)
+    log_wandb(wandb, tmp_path / "wb", "r", 1000, [(s, 100 * s, 3.0 - 0.01 * s, 1e-3) for s in range(1, 30)])
+    (store,) = (tmp_path / "wb").rglob("run-*.wandb")
+    data = bytearray(store.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    store.write_bytes(bytes(data))
+    with pytest.raises(isoflop.InputError, match=r"run-.*\.wandb: byte \d+: "):
+        isoflop.import_runs(tmp_path / "wb", out=tmp_path / "runs")
+    assert not any((tmp_path / "runs").glob("*/curve.csv"))
+
+
+def test_python_fit_takes_the_convention_and_the_unit_as_the_command_line_does(tmp_path):
+    rows = ["params,params_no_embed,tokens,flops,flops_kaplan,loss"]
+    for n in (1e7, 2e7, 5e7, 1e8, 2e8, 5e8):
+        for d in (1e9, 3e9, 1e10, 3e10):
+            ne = 0.8 * n
+            rows.append(f"{n},{ne},{d},{6 * n * d},{6 * ne * d * 1.1},{1.69 + 406.4 / ne ** 0.34 + 410.7 / d ** 0.28}")
+    path = tmp_path / "t.csv"
+    path.write_text("\n".join(rows) + "\n")
+    f = isoflop.fit(str(path), approaches=[3], boot=0, params_column="params_no_embed",
+                    flops_column="flops_kaplan", bytes_per_token=4)
+    d = f.to_dict()
+    assert d["counted"]["params"] == "params_no_embed" and d["counted"]["loss_unit"] == "bits per byte"
+    o = subprocess.run([binary(), "fit", str(path), "--approach", "3", "--boot", "0", "--json",
+                        "--params-column", "params_no_embed", "--flops-column", "flops_kaplan",
+                        "--bytes-per-token", "4"], capture_output=True, text=True)
+    assert o.returncode == 0, o.stderr
+    cli = json.loads(o.stdout)
+    assert d["approach3"]["fitted"]["law"] == cli["approach3"]["fitted"]["law"]
+    law = cli["approach3"]["fitted"]["law"]
+    assert law["alpha"] == pytest.approx(0.34, abs=1e-6)
+    assert law["E"] == pytest.approx(1.69 / 0.6931471805599453 / 4, rel=1e-6)
+    # The figures read the table as the fit did, and name the unit.
+    svg = f.figures()["isoloss"].svg
+    assert "bits per byte" in svg

@@ -20,9 +20,31 @@ fn json<T: serde::Serialize>(v: &T) -> PyResult<String> {
     serde_json::to_string(v).map_err(|e| PyRuntimeError::new_err(e.to_string()))
 }
 
-fn table(csv: &str, source: &str, loss_column: Option<String>) -> PyResult<RunTable> {
+/// The command line's column choice and loss unit (`fit --loss-column`, `--params-column`,
+/// `--flops-column`, `--loss-unit`, `--bytes-per-token`), from Python's keywords as JSON.
+#[derive(Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Columns {
+    loss: Option<String>,
+    params: Option<String>,
+    flops: Option<String>,
+    loss_unit: String,
+    bytes_per_token: Option<String>,
+}
+
+fn table(csv: &str, source: &str, columns: &str) -> PyResult<RunTable> {
+    let c: Columns = serde_json::from_str(columns).map_err(|e| input(format!("columns: {e}")))?;
+    let loss_unit = match c.loss_unit.as_str() {
+        "nats" | "" => isoflop_core::LossUnit::Nats,
+        "bits" => isoflop_core::LossUnit::Bits,
+        other => return Err(input(format!("loss_unit '{other}': nats or bits"))),
+    };
     let choice = ColumnChoice {
-        loss: loss_column,
+        loss: c.loss,
+        params: c.params,
+        flops: c.flops,
+        loss_unit,
+        bytes_per_token: c.bytes_per_token,
         ..ColumnChoice::default()
     };
     if csv.is_empty() {
@@ -72,7 +94,7 @@ fn interruptible<T: Send + 'static>(
 /// `isoflop fit`'s: `approaches` empty for every one the data supports, `budgets` None,
 /// "chinchilla" or a comma-separated list; `laws` the forms to fit (`isoflop fit --law`).
 #[pyfunction]
-#[pyo3(signature = (csv, source, drop_top=0, boot=1000, seed=0, budgets=None, budget_tol=0.08, approaches=Vec::new(), delta=1e-3, loss_column=None, laws=vec!["chinchilla".to_string()], boot_by="run"))]
+#[pyo3(signature = (csv, source, drop_top=0, boot=1000, seed=0, budgets=None, budget_tol=0.08, approaches=Vec::new(), delta=1e-3, columns="{}", laws=vec!["chinchilla".to_string()], boot_by="run"))]
 #[allow(clippy::too_many_arguments)]
 fn fit(
     py: Python<'_>,
@@ -85,11 +107,11 @@ fn fit(
     budget_tol: f64,
     approaches: Vec<u8>,
     delta: f64,
-    loss_column: Option<String>,
+    columns: &str,
     laws: Vec<String>,
     boot_by: &str,
 ) -> PyResult<(String, String, String)> {
-    let t = table(csv, source, loss_column)?;
+    let t = table(csv, source, columns)?;
     let unit = boot_by
         .parse::<isoflop_fit::stats::BootUnit>()
         .map_err(|e| input(format!("boot_by: {e}")))?;
@@ -201,11 +223,11 @@ fn figures(
     csv: &str,
     source: &str,
     target_flops: f64,
-    loss_column: Option<String>,
+    columns: &str,
 ) -> PyResult<Vec<(String, Option<String>, Option<String>)>> {
     let r: FitReport =
         serde_json::from_str(report).map_err(|e| input(format!("not a fit report: {e}")))?;
-    let t = table(csv, source, loss_column)?;
+    let t = table(csv, source, columns)?;
     if !(target_flops > 0.0 && target_flops.is_finite()) {
         return Err(input(format!(
             "target_flops must be positive, got {target_flops}"

@@ -310,12 +310,12 @@ class Fit:
     """The result of :func:`fit`: the three approaches, the laws, allocation, figures. Its
     ``to_dict()`` is the JSON of ``isoflop fit --json``."""
 
-    def __init__(self, report: Dict[str, Any], laws: Dict[str, Any], warnings: List[str], table: "tuple[str, str, Optional[List[Any]]]", loss_column: Optional[str]):
+    def __init__(self, report: Dict[str, Any], laws: Dict[str, Any], warnings: List[str], table: "tuple[str, str, Optional[List[Any]]]", columns: str):
         self._r = report
         self._warnings = warnings
         self._laws = Law(laws)
         self._table = table
-        self._loss_column = loss_column
+        self._columns = columns
 
     @property
     def approach1(self) -> Optional[_Namespace]:
@@ -368,7 +368,7 @@ class Fit:
             rng = self._r.get("flops_range") or [1.0, 1.0]
             target_flops = 100.0 * float(rng[1])
         try:
-            figs = _isoflop.figures(json.dumps(self._r), text, source, float(target_flops), self._loss_column)
+            figs = _isoflop.figures(json.dumps(self._r), text, source, float(target_flops), self._columns)
         except ValueError as e:
             raise InputError(str(e)) from None
         out = {}
@@ -423,7 +423,9 @@ def fit(data: Any, drop_top: int = 0, boot: int = 1000, seed: int = 0,
         budgets: Optional[Union[str, Sequence[float]]] = None, budget_tol: float = 0.08,
         approaches: Optional[Iterable[int]] = None, delta: float = 1e-3,
         loss_column: Optional[str] = None,
-        laws: Iterable[str] = ("chinchilla",), boot_by: str = "run") -> Fit:
+        laws: Iterable[str] = ("chinchilla",), boot_by: str = "run",
+        params_column: Optional[str] = None, flops_column: Optional[str] = None,
+        loss_unit: str = "nats", bytes_per_token: Optional[Union[float, str]] = None) -> Fit:
     """Fits Chinchilla's three approaches to runs, and other law forms where ``laws`` names
     them (``"chinchilla"``, ``"data-constrained"``, ``"kaplan"``, as ``isoflop fit --law``;
     the data-constrained law needs a ``unique_tokens``/``U`` column). With two forms or
@@ -437,6 +439,11 @@ def fit(data: Any, drop_top: int = 0, boot: int = 1000, seed: int = 0,
     ``boot_by``: what a bootstrap resample draws, ``"run"`` (each run on its own, as the
     paper and Epoch do) or ``"size"`` (each model size with all its runs), as
     ``isoflop fit --boot-by``.
+    ``params_column``/``flops_column`` choose the counting convention (``isoflop fit
+    --params-column``, e.g. ``params_no_embed`` and ``flops_kaplan`` of an import);
+    ``loss_unit`` (``"nats"`` or ``"bits"`` per token) and ``bytes_per_token`` (a number or
+    a column: losses in bits per byte) as ``--loss-unit`` and ``--bytes-per-token``; the
+    report's ``counted`` names the columns and the unit.
     Raises :class:`InputError` naming the row and column of bad input; non-convergence is
     reported in the result (``Fit.warnings``, ``approach3.converged``), never raised. The fit
     releases the GIL and uses every core."""
@@ -444,15 +451,18 @@ def fit(data: Any, drop_top: int = 0, boot: int = 1000, seed: int = 0,
     text, source, labels = table
     if isinstance(budgets, (list, tuple)):
         budgets = ",".join(repr(float(b)) for b in budgets)
+    columns = json.dumps({"loss": loss_column, "params": params_column, "flops": flops_column,
+                          "loss_unit": str(loss_unit),
+                          "bytes_per_token": None if bytes_per_token is None else str(bytes_per_token)})
     try:
         report, laws, warnings = _isoflop.fit(
             text, source, int(drop_top), int(boot), int(seed), budgets, float(budget_tol),
-            [int(a) for a in (approaches or [])], float(delta), loss_column,
+            [int(a) for a in (approaches or [])], float(delta), columns,
             [str(l) for l in laws], str(boot_by),
         )
     except ValueError as e:
         raise _input_error(e, labels) from None
-    return Fit(json.loads(report), json.loads(laws), json.loads(warnings), table, loss_column)
+    return Fit(json.loads(report), json.loads(laws), json.loads(warnings), table, columns)
 
 
 _IMPORT_OPTIONS = ("format", "loss_key", "eval_loss_key", "step_key", "tokens_key", "lr_key",

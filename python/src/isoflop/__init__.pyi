@@ -74,7 +74,9 @@ def fit(data: Any, drop_top: int = ..., boot: int = ..., seed: int = ...,
         budgets: Optional[Union[str, Sequence[float]]] = ..., budget_tol: float = ...,
         approaches: Optional[Iterable[int]] = ..., delta: float = ...,
         loss_column: Optional[str] = ..., laws: Iterable[str] = ...,
-        boot_by: str = ...) -> Fit:
+        boot_by: str = ..., params_column: Optional[str] = ...,
+        flops_column: Optional[str] = ..., loss_unit: str = ...,
+        bytes_per_token: Optional[Union[float, str]] = ...) -> Fit:
     """Fits Chinchilla's three approaches (and the law forms ``laws`` names) to a DataFrame,
     a dict of arrays or a file."""
 
