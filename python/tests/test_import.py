@@ -164,7 +164,7 @@ def _write(path: Path, obj) -> Path:
 CONFIGS = {
     # (config, published total, published active): GPT-2 small (Radford et al. 2019),
     # Llama-2-7B (Touvron et al. 2023), Mistral-7B (Jiang et al. 2023), Mixtral-8x7B
-    # (Jiang et al. 2024).
+    # (Jiang et al. 2024), Qwen1.5-MoE-A2.7B.
     "gpt2": ({"model_type": "gpt2", "n_embd": 768, "n_layer": 12, "n_head": 12, "vocab_size": 50257,
               "n_positions": 1024}, 124e6, None),
     "llama": ({"model_type": "llama", "hidden_size": 4096, "intermediate_size": 11008,
@@ -177,6 +177,12 @@ CONFIGS = {
                  "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
                  "vocab_size": 32000, "max_position_embeddings": 32768, "num_local_experts": 8,
                  "num_experts_per_tok": 2}, 46.7e9, 12.9e9),
+    # Qwen1.5-MoE-A2.7B (Qwen team 2024): 14.3B in all, 2.7B active; shared experts.
+    "qwen2_moe": ({"model_type": "qwen2_moe", "hidden_size": 2048, "intermediate_size": 5632,
+                   "moe_intermediate_size": 1408, "shared_expert_intermediate_size": 5632,
+                   "num_experts": 60, "num_experts_per_tok": 4, "num_hidden_layers": 24,
+                   "num_attention_heads": 16, "num_key_value_heads": 16, "vocab_size": 151936,
+                   "max_position_embeddings": 8192, "tie_word_embeddings": False}, 14.3e9, 2.7e9),
 }
 
 
@@ -198,9 +204,10 @@ def test_count_equals_transformers_on_the_meta_device_and_the_published_totals(t
     pos = model.transformer.wpe.weight.numel() if name == "gpt2" else 0
     assert ours["non_embedding"] == total - emb - head - pos
     if active is not None:
-        layer = model.model.layers[0].block_sparse_moe
-        per_expert = sum(p.numel() for p in layer.experts[0].parameters())
-        idle = cfg.num_hidden_layers * (cfg.num_local_experts - cfg.num_experts_per_tok) * per_expert
+        layer = model.model.layers[0]
+        moe = getattr(layer, "block_sparse_moe", None) or layer.mlp
+        per_expert = sum(p.numel() for p in moe.experts[0].parameters())
+        idle = cfg.num_hidden_layers * (len(moe.experts) - cfg.num_experts_per_tok) * per_expert
         assert ours["active"] == total - idle
         assert abs(ours["active"] / active - 1) < 0.005
 

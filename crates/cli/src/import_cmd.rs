@@ -172,10 +172,30 @@ pub fn import(a: ImportArgs) -> Result<()> {
 /// Arguments of `isoflop count`.
 #[derive(Args, Debug)]
 pub struct CountArgs {
-    /// A model config: a Hugging Face config.json (gpt2, llama, mistral, mixtral, qwen2) or
-    /// an isoflop run's config.json.
-    #[arg(long, value_name = "config.json")]
-    config: PathBuf,
+    /// A model config: a Hugging Face config.json (gpt2, llama, mistral, mixtral, qwen2,
+    /// qwen2_moe, deepseek) or an isoflop run's config.json.
+    #[arg(
+        long,
+        value_name = "config.json",
+        required_unless_present = "layers",
+        conflicts_with = "layers"
+    )]
+    config: Option<PathBuf>,
+    /// Or isoflop's own shape: layers (with --d-model and --heads).
+    #[arg(long, requires_all = ["d_model", "heads"])]
+    layers: Option<usize>,
+    /// isoflop's shape: the width.
+    #[arg(long)]
+    d_model: Option<usize>,
+    /// isoflop's shape: the heads.
+    #[arg(long)]
+    heads: Option<usize>,
+    /// isoflop's shape: the vocabulary (256: bytes).
+    #[arg(long, default_value_t = 256)]
+    vocab: usize,
+    /// isoflop's shape: rotary positions instead of learned ones.
+    #[arg(long)]
+    rotary: bool,
     /// The sequence length the FLOPs per token are counted at (default: the config's
     /// n_positions or max_position_embeddings).
     #[arg(long, value_name = "T")]
@@ -187,7 +207,20 @@ pub struct CountArgs {
 
 /// `isoflop count`.
 pub fn count(a: CountArgs) -> Result<()> {
-    let arch = Arch::read(&a.config, a.context)?;
+    let (arch, name) = match (&a.config, a.layers, a.d_model, a.heads) {
+        (Some(p), ..) => (Arch::read(p, a.context)?, p.display().to_string()),
+        (None, Some(l), Some(d), Some(h)) => {
+            let t = a
+                .context
+                .unwrap_or(isoflop_core::TrainSettings::default().context);
+            let shape = isoflop_core::shape::ModelShape::new(l, d, h, a.vocab, t, a.rotary)?;
+            (
+                shape.arch(),
+                format!("isoflop shape ({l} layers, d {d}, {h} heads)"),
+            )
+        }
+        _ => bail!("give --config FILE, or --layers with --d-model and --heads"),
+    };
     let c = arch.count();
     let mut w = std::io::stdout().lock();
     if a.json {
@@ -201,7 +234,7 @@ pub fn count(a: CountArgs) -> Result<()> {
     writeln!(
         w,
         "{}: {} layers, d {}, {} heads ({} key/value), head size {}, feed-forward {}{}, vocab {}, context {}",
-        a.config.display(),
+        name,
         arch.layers,
         arch.d_model,
         arch.heads,
@@ -245,6 +278,7 @@ pub fn count(a: CountArgs) -> Result<()> {
     writeln!(w, "training FLOPs per token (forward and backward)")?;
     for (name, v) in [
         ("6N (N active)", f.six_n),
+        ("6N without embeddings", f.six_n_no_embed),
         ("Kaplan et al. 2020, Table 1", f.kaplan),
         ("Hoffmann et al. 2022, App. F", f.chinchilla),
         ("DeepSeek-AI 2024, M", f.deepseek),

@@ -456,7 +456,7 @@ fn conventions_are_chosen_reported_and_compared() {
         assert!(o.status.success(), "{}", stderr(&o));
     }
     let curve = std::fs::read_to_string(out.join("d256-s200").join("curve.csv")).unwrap();
-    assert!(curve.starts_with("run,step,params,params_no_embed,tokens,flops,flops_kaplan,flops_chinchilla,flops_deepseek,loss"), "{curve}");
+    assert!(curve.starts_with("run,step,params,params_no_embed,tokens,flops,flops_no_embed,flops_kaplan,flops_chinchilla,flops_deepseek,loss"), "{curve}");
     let (_, counted) = law_of(&[
         out.to_str().unwrap(),
         "--params-column",
@@ -466,7 +466,7 @@ fn conventions_are_chosen_reported_and_compared() {
     ]);
     assert_eq!(counted["params"], "params_no_embed");
     assert_eq!(counted["flops"], "flops_kaplan");
-    assert_eq!(counted["conventions"].as_array().unwrap().len(), 4);
+    assert_eq!(counted["conventions"].as_array().unwrap().len(), 5);
     let o = isoflop(&[
         "fit",
         out.to_str().unwrap(),
@@ -480,6 +480,7 @@ fn conventions_are_chosen_reported_and_compared() {
     let text = stdout(&o);
     for c in [
         "(params / flops)",
+        "(params_no_embed / flops_no_embed)",
         "(params_no_embed / flops_kaplan)",
         "(params / flops_chinchilla)",
         "(params_no_embed / flops_deepseek)",
@@ -500,5 +501,34 @@ fn conventions_are_chosen_reported_and_compared() {
     assert!(
         (alpha(&ne) - LAW.3).abs() < (alpha(&tot) - LAW.3).abs(),
         "{ne} vs {tot}"
+    );
+}
+
+#[test]
+fn count_of_isoflop_shapes_is_the_trainers() {
+    // The benchmark model's hand count (crates/core/src/shape.rs): 875,264 parameters.
+    let o = isoflop(&[
+        "count",
+        "--layers",
+        "4",
+        "--d-model",
+        "128",
+        "--heads",
+        "4",
+        "--context",
+        "128",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["count"]["params"]["total"], 875_264);
+    let f = &v["count"]["flops_per_token"];
+    assert_eq!(f["six_n"].as_f64().unwrap(), 6.0 * 875_264.0);
+    let ne = v["count"]["params"]["non_embedding"].as_f64().unwrap();
+    assert_eq!(f["six_n_no_embed"].as_f64().unwrap(), 6.0 * ne);
+    // Kaplan et al. 2020, Table 1: 6 N_non-embedding + 6 L T d.
+    assert_eq!(
+        f["kaplan"].as_f64().unwrap(),
+        6.0 * ne + 6.0 * 4.0 * 128.0 * 128.0
     );
 }

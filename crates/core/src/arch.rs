@@ -76,8 +76,17 @@ pub struct Arch {
     pub kv_heads: usize,
     /// k.
     pub head_dim: usize,
-    /// f, per expert.
+    /// f, per expert (the feed-forward width of a dense model).
     pub d_ff: usize,
+    /// The feed-forward width of dense layers (f for a dense model; DeepSeek-MoE's first
+    /// `first_k_dense_replace` layers are dense and wider).
+    pub dense_d_ff: usize,
+    /// Of a mixture of experts: the first layers that are dense.
+    pub dense_layers: usize,
+    /// The width of the shared experts every token passes through (0: none).
+    pub shared_d_ff: usize,
+    /// A gate (d weights) on the shared experts (Qwen2-MoE).
+    pub shared_gate: bool,
     /// V.
     pub vocab: usize,
     /// T, the sequence length the FLOPs per token are counted at.
@@ -122,7 +131,15 @@ pub struct ConfigError {
 }
 
 /// The model types [`Arch::from_config`] reads.
-pub const CONFIG_TYPES: &[&str] = &["gpt2", "llama", "mistral", "mixtral", "qwen2"];
+pub const CONFIG_TYPES: &[&str] = &[
+    "gpt2",
+    "llama",
+    "mistral",
+    "mixtral",
+    "qwen2",
+    "qwen2_moe",
+    "deepseek",
+];
 
 impl Arch {
     /// Every count ([`ArchCount`]): the one place isoflop counts parameters and FLOPs.
@@ -156,10 +173,28 @@ impl Arch {
             Ffn::Mlp => 2,
             Ffn::Gated => 3,
         };
+        let bias = |width: usize| if self.ffn_bias { width + d } else { 0 };
+        // Dense layers: one feed-forward block of `dense_d_ff`. Layers of experts: E experts
+        // of f, a router, and shared experts of `shared_d_ff` (with a gate) every token uses.
+        let moe_layers = if self.experts > 1 {
+            l - self.dense_layers.min(l)
+        } else {
+            0
+        };
+        let dense_layers = l - moe_layers;
+        let dense_matrices = ffn_mats * d * self.dense_d_ff;
+        let dense = dense_matrices + bias(self.dense_d_ff);
         let expert_matrices = ffn_mats * d * f;
-        let expert = expert_matrices + if self.ffn_bias { f + d } else { 0 };
+        let expert = expert_matrices + bias(f);
         let router = if self.experts > 1 {
             d * self.experts
+        } else {
+            0
+        };
+        let shared_matrices =
+            ffn_mats * d * self.shared_d_ff + if self.shared_gate { d } else { 0 };
+        let shared = if self.shared_d_ff > 0 {
+            shared_matrices + bias(self.shared_d_ff)
         } else {
             0
         };
@@ -170,12 +205,12 @@ impl Arch {
         let token_embedding = v * d;
         let position_embedding = if self.learned_positions { t * d } else { 0 };
         let attention = l * (attn_matrices + attn_biases);
-        let mlp = l * (self.experts * expert + router);
+        let mlp = dense_layers * dense + moe_layers * (self.experts * expert + router + shared);
         let layer_norm = l * 2 * norm + norm;
         let head = if self.tied { 0 } else { d * v };
         let total = token_embedding + position_embedding + attention + mlp + layer_norm + head;
         let non_embedding = total - token_embedding - position_embedding - head;
-        let inactive = l * (self.experts - self.experts_per_token) * expert;
+        let inactive = moe_layers * (self.experts - self.experts_per_token) * expert;
         let params = ParamCount {
             token_embedding,
             position_embedding,
@@ -190,18 +225,23 @@ impl Arch {
         };
         let (lf, df, tf, hkf) = (l as f64, d as f64, t as f64, hk as f64);
         let e = self.experts_per_token as f64;
-        let forward_layer = 2.0 * df * (hk + 2 * gk) as f64
+        // The feed-forward matrices a token passes through, over all layers.
+        let ffn_per_token = dense_layers as f64 * dense_matrices as f64
+            + moe_layers as f64
+                * (e * expert_matrices as f64 + router as f64 + shared_matrices as f64);
+        let attention_layer = 2.0 * df * (hk + 2 * gk) as f64
             + 2.0 * tf * hkf
             + 3.0 * h as f64 * tf
             + 2.0 * tf * hkf
-            + 2.0 * hkf * df
-            + e * 2.0 * expert_matrices as f64
-            + 2.0 * router as f64;
-        let forward = 2.0 * (v * d) as f64 + lf * forward_layer + 2.0 * (d * v) as f64;
-        let matmul_per_token =
-            lf * (attn_matrices as f64 + e * expert_matrices as f64 + router as f64);
+            + 2.0 * hkf * df;
+        let forward = 2.0 * (v * d) as f64
+            + lf * attention_layer
+            + 2.0 * ffn_per_token
+            + 2.0 * (d * v) as f64;
+        let matmul_per_token = lf * attn_matrices as f64 + ffn_per_token;
         let flops_per_token = FlopsPerToken {
             six_n: 6.0 * params.active as f64,
+            six_n_no_embed: 6.0 * params.active_non_embedding as f64,
             kaplan: 6.0 * params.active_non_embedding as f64 + 6.0 * lf * tf * hkf,
             chinchilla: 3.0 * forward,
             deepseek: 6.0 * matmul_per_token + 12.0 * lf * tf * hkf,
@@ -277,6 +317,10 @@ impl Arch {
                     kv_heads: 0,
                     head_dim: 0,
                     d_ff: get(&["n_inner"])?.unwrap_or(4 * d),
+                    dense_d_ff: 0,
+                    dense_layers: 0,
+                    shared_d_ff: 0,
+                    shared_gate: false,
                     vocab: need(&["vocab_size"])?,
                     context: need(&["n_positions", "n_ctx"])?,
                     ffn: Ffn::Mlp,
@@ -290,14 +334,40 @@ impl Arch {
                     ffn_bias: true,
                 }
             }
-            "llama" | "mistral" | "mixtral" | "qwen2" => {
-                let experts = if ty == "mixtral" { need(&["num_local_experts"])? } else { 1 };
-                let per_token = if ty == "mixtral" {
-                    need(&["num_experts_per_tok"])?
-                } else {
-                    1
+            "llama" | "mistral" | "mixtral" | "qwen2" | "qwen2_moe" | "deepseek" => {
+                // Experts: Mixtral's num_local_experts of intermediate_size; Qwen2-MoE's
+                // num_experts and DeepSeek-MoE's n_routed_experts of moe_intermediate_size,
+                // with shared experts (DeepSeek-MoE: n_shared_experts of that width; Qwen2-MoE:
+                // one of shared_expert_intermediate_size, gated) and, for DeepSeek-MoE, its
+                // first first_k_dense_replace layers dense of intermediate_size.
+                let experts = match ty {
+                    "mixtral" => need(&["num_local_experts"])?,
+                    "qwen2_moe" => need(&["num_experts"])?,
+                    "deepseek" => need(&["n_routed_experts"])?,
+                    _ => 1,
                 };
-                let qkv_bias = ty == "qwen2" || flag("attention_bias", false)?;
+                let moe = experts > 1 || matches!(ty, "mixtral" | "qwen2_moe" | "deepseek");
+                let per_token = if moe { need(&["num_experts_per_tok"])? } else { 1 };
+                let dense_d_ff = need(&["intermediate_size"])?;
+                let d_ff = match ty {
+                    "qwen2_moe" | "deepseek" => need(&["moe_intermediate_size"])?,
+                    _ => dense_d_ff,
+                };
+                let shared_d_ff = match ty {
+                    "qwen2_moe" => get(&["shared_expert_intermediate_size"])?.unwrap_or(0),
+                    "deepseek" => get(&["n_shared_experts"])?.unwrap_or(0) * d_ff,
+                    _ => 0,
+                };
+                for (key, fine) in [
+                    ("moe_layer_freq", ty != "deepseek" || get(&["moe_layer_freq"])?.unwrap_or(1) == 1),
+                    ("decoder_sparse_step", ty != "qwen2_moe" || get(&["decoder_sparse_step"])?.unwrap_or(1) == 1),
+                    ("mlp_only_layers", ty != "qwen2_moe" || config.get("mlp_only_layers").and_then(Value::as_array).is_none_or(|v| v.is_empty())),
+                ] {
+                    if !fine {
+                        return Err(err(format!("`{key}` makes only some layers experts; isoflop counts models whose every layer after the first dense ones has experts")));
+                    }
+                }
+                let qwen = ty.starts_with("qwen2");
                 Arch {
                     family: ty.into(),
                     layers: need(&["num_hidden_layers"])?,
@@ -305,7 +375,11 @@ impl Arch {
                     heads: need(&["num_attention_heads"])?,
                     kv_heads: get(&["num_key_value_heads"])?.unwrap_or(0),
                     head_dim: get(&["head_dim"])?.unwrap_or(0),
-                    d_ff: need(&["intermediate_size"])?,
+                    d_ff,
+                    dense_d_ff,
+                    dense_layers: if ty == "deepseek" { get(&["first_k_dense_replace"])?.unwrap_or(0) } else { 0 },
+                    shared_d_ff,
+                    shared_gate: ty == "qwen2_moe" && shared_d_ff > 0,
                     vocab: need(&["vocab_size"])?,
                     context: need(&["max_position_embeddings"])?,
                     ffn: Ffn::Gated,
@@ -314,8 +388,8 @@ impl Arch {
                     tied: flag("tie_word_embeddings", false)?,
                     learned_positions: false,
                     norm: Norm::RmsNorm,
-                    qkv_bias,
-                    out_bias: ty != "qwen2" && flag("attention_bias", false)?,
+                    qkv_bias: qwen || flag("attention_bias", false)?,
+                    out_bias: !qwen && flag("attention_bias", false)?,
                     ffn_bias: flag("mlp_bias", false)?,
                 }
             }
@@ -331,6 +405,9 @@ impl Arch {
         };
         if a.kv_heads == 0 {
             a.kv_heads = a.heads;
+        }
+        if a.dense_d_ff == 0 {
+            a.dense_d_ff = a.d_ff;
         }
         if a.head_dim == 0 {
             if !a.d_model.is_multiple_of(a.heads) {
@@ -396,6 +473,10 @@ impl ModelShape {
             kv_heads: self.heads,
             head_dim: self.head_size(),
             d_ff: self.d_ff,
+            dense_d_ff: self.d_ff,
+            dense_layers: 0,
+            shared_d_ff: 0,
+            shared_gate: false,
             vocab: self.vocab,
             context: self.context,
             ffn: Ffn::Mlp,
@@ -449,6 +530,32 @@ mod tests {
     }
 
     #[test]
+    fn shared_experts_and_dense_first_layers() {
+        // DeepSeekMoE 16B (Dai et al. 2024): 16.4B in all, 2.8B active per token.
+        let ds = count(
+            serde_json::json!({"model_type": "deepseek", "vocab_size": 102400,
+            "hidden_size": 2048, "intermediate_size": 10944, "moe_intermediate_size": 1408,
+            "num_hidden_layers": 28, "num_attention_heads": 16, "num_key_value_heads": 16,
+            "n_routed_experts": 64, "n_shared_experts": 2, "num_experts_per_tok": 6,
+            "first_k_dense_replace": 1, "max_position_embeddings": 4096}),
+        );
+        assert!(
+            (ds.params.total as f64 / 16.4e9 - 1.0).abs() < 0.005,
+            "{}",
+            ds.params.total
+        );
+        assert!(
+            (ds.params.active as f64 / 2.8e9 - 1.0).abs() < 0.015,
+            "{}",
+            ds.params.active
+        );
+        // Every layer but the first: 64 experts of 3 d f, a router, 2 shared experts.
+        let (d, f) = (2048usize, 1408usize);
+        let moe = 64 * 3 * d * f + 64 * d + 2 * 3 * d * f;
+        assert_eq!(ds.params.mlp, 3 * d * 10944 + 27 * moe);
+    }
+
+    #[test]
     fn deepseek_m_on_a_standard_block() {
         // DeepSeek-AI 2024, eq. 2: M = 72 L d^2 + 12 L d T, on a block with f = 4d, no gate.
         let s = ModelShape::new(6, 512, 8, 32_000, 2048, true).unwrap();
@@ -481,7 +588,7 @@ mod tests {
             None,
         )
         .unwrap_err();
-        assert!(e.to_string().contains("num_hidden_layers"), "{e}");
+        assert!(e.to_string().contains("no `intermediate_size`"), "{e}");
         let e = Arch::from_config(
             &serde_json::json!({"model_type": "gpt2", "n_embd": -3}),
             "c.json",

@@ -63,8 +63,11 @@ pub struct ParamCount {
 /// FLOPs per trained token, four ways (forward plus backward): see [`crate::arch`].
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FlopsPerToken {
-    /// 6 N with N the total parameters.
+    /// 6 N with N the total parameters (the active ones of a mixture of experts).
     pub six_n: f64,
+    /// 6 N without the embeddings and the LM head (configs written before it: 0).
+    #[serde(default)]
+    pub six_n_no_embed: f64,
     /// Kaplan et al. 2020: 6 N_non-embedding + 6 L T d.
     pub kaplan: f64,
     /// Hoffmann et al. 2022, Appendix F, embeddings and logits included.

@@ -80,8 +80,9 @@ pub fn folder_name(name: &str) -> String {
 }
 
 const COLUMNS_PARAMS: [&str; 3] = ["params", "params_no_embed", "params_active"];
-const COLUMNS_FLOPS: [&str; 5] = [
+const COLUMNS_FLOPS: [&str; 6] = [
     "flops",
+    "flops_no_embed",
     "flops_kaplan",
     "flops_chinchilla",
     "flops_deepseek",
@@ -95,7 +96,7 @@ fn header(run: &ImportedRun, table: bool) -> Vec<&'static str> {
         Some(_) => {
             h.extend(&COLUMNS_PARAMS[..if moe { 3 } else { 2 }]);
             h.push("tokens");
-            h.extend(&COLUMNS_FLOPS[..if moe { 5 } else { 4 }]);
+            h.extend(&COLUMNS_FLOPS[..if moe { 6 } else { 5 }]);
         }
         None => h.extend(["params", "tokens", "flops"]),
     }
@@ -132,7 +133,7 @@ fn rows_csv(run: &ImportedRun, name: &str, out: &mut String, final_loss: Option<
                     let _ = write!(out, "{},", p.active);
                 }
                 let _ = write!(out, "{},{:e},", r.tokens, 6.0 * p.total as f64 * r.tokens);
-                for x in [f.kaplan, f.chinchilla, f.deepseek] {
+                for x in [f.six_n_no_embed, f.kaplan, f.chinchilla, f.deepseek] {
                     let _ = write!(out, "{:e},", x * r.tokens);
                 }
                 if moe {

@@ -165,11 +165,16 @@ pub struct Convention {
 
 /// The conventions `isoflop import --model-config` writes columns for (and any table with
 /// both columns of one has): (label, params column, flops column).
-pub const CONVENTIONS: [(&str, &str, &str); 5] = [
+pub const CONVENTIONS: [(&str, &str, &str); 6] = [
     (
         "all parameters, 6ND (Hoffmann et al. 2022)",
         "params",
         "flops",
+    ),
+    (
+        "non-embedding, 6ND (Kaplan et al. 2020's C = 6ND)",
+        "params_no_embed",
+        "flops_no_embed",
     ),
     (
         "non-embedding (Kaplan et al. 2020, Table 1)",
