@@ -265,175 +265,41 @@ impl Arch {
         path: &str,
         context: Option<usize>,
     ) -> Result<Arch, ConfigError> {
-        let err = |problem: String| ConfigError {
-            path: path.to_string(),
-            problem,
-        };
-        if let Some(shape) = config.get("shape") {
-            let shape: ModelShape = serde_json::from_value(shape.clone())
-                .map_err(|e| err(format!("its `shape` is not an isoflop model shape: {e}")))?;
-            let mut a = shape.arch();
-            if let Some(t) = context {
-                a.context = t;
-            }
-            return Ok(a);
-        }
         let ty = config
             .get("model_type")
             .and_then(Value::as_str)
             .unwrap_or("");
-        let get = |keys: &[&str]| -> Result<Option<usize>, ConfigError> {
-            for key in keys {
-                match config.get(*key) {
-                    None | Some(Value::Null) => continue,
-                    Some(v) => {
-                        return match v.as_u64() {
-                            Some(n) if n > 0 => Ok(Some(n as usize)),
-                            _ => Err(err(format!("`{key}` is {v}, not a positive whole number"))),
-                        }
-                    }
+        let f = Config { config, path, ty };
+        let mut a = if let Some(shape) = config.get("shape") {
+            let shape: ModelShape = serde_json::from_value(shape.clone())
+                .map_err(|e| f.err(format!("its `shape` is not an isoflop model shape: {e}")))?;
+            shape.arch()
+        } else {
+            match ty {
+                "gpt2" => gpt2(&f)?,
+                "llama" | "mistral" | "mixtral" | "qwen2" | "qwen2_moe" | "deepseek" => {
+                    llama_family(&f)?
+                }
+                other => {
+                    return Err(f.err(format!(
+                        "{}; isoflop counts these: {} (and isoflop's own run configs)",
+                        if other.is_empty() {
+                            "no `model_type`".to_string()
+                        } else {
+                            format!(
+                                "model_type '{}' is not one isoflop counts",
+                                crate::error::clip(other)
+                            )
+                        },
+                        CONFIG_TYPES.join(", ")
+                    )))
                 }
             }
-            Ok(None)
         };
-        let need = |keys: &[&str]| -> Result<usize, ConfigError> {
-            get(keys)?.ok_or_else(|| err(format!("no `{}` (a {ty} config has it)", keys[0])))
-        };
-        let flag = |key: &str, default: bool| -> Result<bool, ConfigError> {
-            match config.get(key) {
-                None | Some(Value::Null) => Ok(default),
-                Some(Value::Bool(b)) => Ok(*b),
-                Some(v) => Err(err(format!("`{key}` is {v}, not true or false"))),
-            }
-        };
-        let mut a = match ty {
-            "gpt2" => {
-                let d = need(&["n_embd"])?;
-                Arch {
-                    family: ty.into(),
-                    layers: need(&["n_layer"])?,
-                    d_model: d,
-                    heads: need(&["n_head"])?,
-                    kv_heads: 0,
-                    head_dim: 0,
-                    d_ff: get(&["n_inner"])?.unwrap_or(4 * d),
-                    dense_d_ff: 0,
-                    dense_layers: 0,
-                    shared_d_ff: 0,
-                    shared_gate: false,
-                    vocab: need(&["vocab_size"])?,
-                    context: need(&["n_positions", "n_ctx"])?,
-                    ffn: Ffn::Mlp,
-                    experts: 1,
-                    experts_per_token: 1,
-                    tied: flag("tie_word_embeddings", true)?,
-                    learned_positions: true,
-                    norm: Norm::LayerNorm,
-                    qkv_bias: true,
-                    out_bias: true,
-                    ffn_bias: true,
-                }
-            }
-            "llama" | "mistral" | "mixtral" | "qwen2" | "qwen2_moe" | "deepseek" => {
-                // Experts: Mixtral's num_local_experts of intermediate_size; Qwen2-MoE's
-                // num_experts and DeepSeek-MoE's n_routed_experts of moe_intermediate_size,
-                // with shared experts (DeepSeek-MoE: n_shared_experts of that width; Qwen2-MoE:
-                // one of shared_expert_intermediate_size, gated) and, for DeepSeek-MoE, its
-                // first first_k_dense_replace layers dense of intermediate_size.
-                let experts = match ty {
-                    "mixtral" => need(&["num_local_experts"])?,
-                    "qwen2_moe" => need(&["num_experts"])?,
-                    "deepseek" => need(&["n_routed_experts"])?,
-                    _ => 1,
-                };
-                let moe = experts > 1 || matches!(ty, "mixtral" | "qwen2_moe" | "deepseek");
-                let per_token = if moe { need(&["num_experts_per_tok"])? } else { 1 };
-                let dense_d_ff = need(&["intermediate_size"])?;
-                let d_ff = match ty {
-                    "qwen2_moe" | "deepseek" => need(&["moe_intermediate_size"])?,
-                    _ => dense_d_ff,
-                };
-                let shared_d_ff = match ty {
-                    "qwen2_moe" => get(&["shared_expert_intermediate_size"])?.unwrap_or(0),
-                    "deepseek" => get(&["n_shared_experts"])?.unwrap_or(0) * d_ff,
-                    _ => 0,
-                };
-                for (key, fine) in [
-                    ("moe_layer_freq", ty != "deepseek" || get(&["moe_layer_freq"])?.unwrap_or(1) == 1),
-                    ("decoder_sparse_step", ty != "qwen2_moe" || get(&["decoder_sparse_step"])?.unwrap_or(1) == 1),
-                    ("mlp_only_layers", ty != "qwen2_moe" || config.get("mlp_only_layers").and_then(Value::as_array).is_none_or(|v| v.is_empty())),
-                ] {
-                    if !fine {
-                        return Err(err(format!("`{key}` makes only some layers experts; isoflop counts models whose every layer after the first dense ones has experts")));
-                    }
-                }
-                let qwen = ty.starts_with("qwen2");
-                Arch {
-                    family: ty.into(),
-                    layers: need(&["num_hidden_layers"])?,
-                    d_model: need(&["hidden_size"])?,
-                    heads: need(&["num_attention_heads"])?,
-                    kv_heads: get(&["num_key_value_heads"])?.unwrap_or(0),
-                    head_dim: get(&["head_dim"])?.unwrap_or(0),
-                    d_ff,
-                    dense_d_ff,
-                    dense_layers: if ty == "deepseek" { get(&["first_k_dense_replace"])?.unwrap_or(0) } else { 0 },
-                    shared_d_ff,
-                    shared_gate: ty == "qwen2_moe" && shared_d_ff > 0,
-                    vocab: need(&["vocab_size"])?,
-                    context: need(&["max_position_embeddings"])?,
-                    ffn: Ffn::Gated,
-                    experts,
-                    experts_per_token: per_token,
-                    tied: flag("tie_word_embeddings", false)?,
-                    learned_positions: false,
-                    norm: Norm::RmsNorm,
-                    qkv_bias: qwen || flag("attention_bias", false)?,
-                    out_bias: !qwen && flag("attention_bias", false)?,
-                    ffn_bias: flag("mlp_bias", false)?,
-                }
-            }
-            "" => return Err(err(format!(
-                "no `model_type`; isoflop counts these: {} (and isoflop's own run configs)",
-                CONFIG_TYPES.join(", ")
-            ))),
-            other => return Err(err(format!(
-                "model_type '{}' is not one isoflop counts; it counts: {} (and isoflop's own run configs)",
-                crate::error::clip(other),
-                CONFIG_TYPES.join(", ")
-            ))),
-        };
-        if a.kv_heads == 0 {
-            a.kv_heads = a.heads;
-        }
-        if a.dense_d_ff == 0 {
-            a.dense_d_ff = a.d_ff;
-        }
-        if a.head_dim == 0 {
-            if !a.d_model.is_multiple_of(a.heads) {
-                return Err(err(format!(
-                    "{} heads do not divide the width {}",
-                    a.heads, a.d_model
-                )));
-            }
-            a.head_dim = a.d_model / a.heads;
-        }
-        if !a.heads.is_multiple_of(a.kv_heads) {
-            return Err(err(format!(
-                "{} key/value heads do not divide the {} query heads",
-                a.kv_heads, a.heads
-            )));
-        }
-        if a.experts_per_token > a.experts {
-            return Err(err(format!(
-                "{} experts per token of {} experts",
-                a.experts_per_token, a.experts
-            )));
-        }
         if let Some(t) = context {
             a.context = t;
         }
-        Ok(a)
+        f.complete(a)
     }
 
     /// Reads a config file and its architecture ([`Arch::from_config`]).
@@ -459,6 +325,193 @@ impl Arch {
         }
         Arch::from_config(&value, &name, context)
     }
+}
+
+/// A config's fields, read with the file named in errors.
+struct Config<'a> {
+    config: &'a Value,
+    path: &'a str,
+    ty: &'a str,
+}
+
+impl Config<'_> {
+    fn err(&self, problem: String) -> ConfigError {
+        ConfigError {
+            path: self.path.to_string(),
+            problem,
+        }
+    }
+
+    /// The first of `keys` present, a positive whole number.
+    fn get(&self, keys: &[&str]) -> Result<Option<usize>, ConfigError> {
+        for key in keys {
+            match self.config.get(*key) {
+                None | Some(Value::Null) => continue,
+                Some(v) => {
+                    return match v.as_u64() {
+                        Some(n) if n > 0 => Ok(Some(n as usize)),
+                        _ => Err(self.err(format!("`{key}` is {v}, not a positive whole number"))),
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn need(&self, keys: &[&str]) -> Result<usize, ConfigError> {
+        self.get(keys)?
+            .ok_or_else(|| self.err(format!("no `{}` (a {} config has it)", keys[0], self.ty)))
+    }
+
+    fn flag(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.config.get(key) {
+            None | Some(Value::Null) => Ok(default),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(v) => Err(self.err(format!("`{key}` is {v}, not true or false"))),
+        }
+    }
+
+    /// `a` with the defaults that follow from other fields, checked.
+    fn complete(&self, mut a: Arch) -> Result<Arch, ConfigError> {
+        if a.kv_heads == 0 {
+            a.kv_heads = a.heads;
+        }
+        if a.dense_d_ff == 0 {
+            a.dense_d_ff = a.d_ff;
+        }
+        if a.head_dim == 0 {
+            if !a.d_model.is_multiple_of(a.heads) {
+                return Err(self.err(format!(
+                    "{} heads do not divide the width {}",
+                    a.heads, a.d_model
+                )));
+            }
+            a.head_dim = a.d_model / a.heads;
+        }
+        if !a.heads.is_multiple_of(a.kv_heads) {
+            return Err(self.err(format!(
+                "{} key/value heads do not divide the {} query heads",
+                a.kv_heads, a.heads
+            )));
+        }
+        if a.experts_per_token > a.experts {
+            return Err(self.err(format!(
+                "{} experts per token of {} experts",
+                a.experts_per_token, a.experts
+            )));
+        }
+        Ok(a)
+    }
+}
+
+fn gpt2(f: &Config) -> Result<Arch, ConfigError> {
+    let d = f.need(&["n_embd"])?;
+    Ok(Arch {
+        family: f.ty.into(),
+        layers: f.need(&["n_layer"])?,
+        d_model: d,
+        heads: f.need(&["n_head"])?,
+        kv_heads: 0,
+        head_dim: 0,
+        d_ff: f.get(&["n_inner"])?.unwrap_or(4 * d),
+        dense_d_ff: 0,
+        dense_layers: 0,
+        shared_d_ff: 0,
+        shared_gate: false,
+        vocab: f.need(&["vocab_size"])?,
+        context: f.need(&["n_positions", "n_ctx"])?,
+        ffn: Ffn::Mlp,
+        experts: 1,
+        experts_per_token: 1,
+        tied: f.flag("tie_word_embeddings", true)?,
+        learned_positions: true,
+        norm: Norm::LayerNorm,
+        qkv_bias: true,
+        out_bias: true,
+        ffn_bias: true,
+    })
+}
+
+/// Llama and the models built like it (RMSNorm, rotary, SwiGLU, grouped-query attention).
+/// Experts: Mixtral's num_local_experts of intermediate_size; Qwen2-MoE's num_experts and
+/// DeepSeek-MoE's n_routed_experts of moe_intermediate_size, with shared experts
+/// (DeepSeek-MoE: n_shared_experts of that width; Qwen2-MoE: one of
+/// shared_expert_intermediate_size, gated) and, for DeepSeek-MoE, its first
+/// first_k_dense_replace layers dense of intermediate_size.
+fn llama_family(f: &Config) -> Result<Arch, ConfigError> {
+    let ty = f.ty;
+    let experts = match ty {
+        "mixtral" => f.need(&["num_local_experts"])?,
+        "qwen2_moe" => f.need(&["num_experts"])?,
+        "deepseek" => f.need(&["n_routed_experts"])?,
+        _ => 1,
+    };
+    let moe = matches!(ty, "mixtral" | "qwen2_moe" | "deepseek");
+    let per_token = if moe {
+        f.need(&["num_experts_per_tok"])?
+    } else {
+        1
+    };
+    let dense_d_ff = f.need(&["intermediate_size"])?;
+    let d_ff = match ty {
+        "qwen2_moe" | "deepseek" => f.need(&["moe_intermediate_size"])?,
+        _ => dense_d_ff,
+    };
+    let shared_d_ff = match ty {
+        "qwen2_moe" => f.get(&["shared_expert_intermediate_size"])?.unwrap_or(0),
+        "deepseek" => f.get(&["n_shared_experts"])?.unwrap_or(0) * d_ff,
+        _ => 0,
+    };
+    let only_some = [
+        (
+            "moe_layer_freq",
+            ty == "deepseek" && f.get(&["moe_layer_freq"])?.unwrap_or(1) != 1,
+        ),
+        (
+            "decoder_sparse_step",
+            ty == "qwen2_moe" && f.get(&["decoder_sparse_step"])?.unwrap_or(1) != 1,
+        ),
+        (
+            "mlp_only_layers",
+            ty == "qwen2_moe"
+                && f.config
+                    .get("mlp_only_layers")
+                    .and_then(Value::as_array)
+                    .is_some_and(|v| !v.is_empty()),
+        ),
+    ];
+    if let Some((key, _)) = only_some.iter().find(|(_, bad)| *bad) {
+        return Err(f.err(format!("`{key}` makes only some layers experts; isoflop counts models whose every layer after the first dense ones has experts")));
+    }
+    let qwen = ty.starts_with("qwen2");
+    Ok(Arch {
+        family: ty.into(),
+        layers: f.need(&["num_hidden_layers"])?,
+        d_model: f.need(&["hidden_size"])?,
+        heads: f.need(&["num_attention_heads"])?,
+        kv_heads: f.get(&["num_key_value_heads"])?.unwrap_or(0),
+        head_dim: f.get(&["head_dim"])?.unwrap_or(0),
+        d_ff,
+        dense_d_ff,
+        dense_layers: if ty == "deepseek" {
+            f.get(&["first_k_dense_replace"])?.unwrap_or(0)
+        } else {
+            0
+        },
+        shared_d_ff,
+        shared_gate: ty == "qwen2_moe" && shared_d_ff > 0,
+        vocab: f.need(&["vocab_size"])?,
+        context: f.need(&["max_position_embeddings"])?,
+        ffn: Ffn::Gated,
+        experts,
+        experts_per_token: per_token,
+        tied: f.flag("tie_word_embeddings", false)?,
+        learned_positions: false,
+        norm: Norm::RmsNorm,
+        qkv_bias: qwen || f.flag("attention_bias", false)?,
+        out_bias: !qwen && f.flag("attention_bias", false)?,
+        ffn_bias: f.flag("mlp_bias", false)?,
+    })
 }
 
 impl ModelShape {
@@ -493,108 +546,4 @@ impl ModelShape {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn count(config: Value) -> ArchCount {
-        Arch::from_config(&config, "config.json", None)
-            .unwrap()
-            .count()
-    }
-
-    #[test]
-    fn published_totals() {
-        // GPT-2 small (Radford et al. 2019): 124M; Hugging Face's count is 124,439,808.
-        let gpt2 = count(
-            serde_json::json!({"model_type": "gpt2", "n_embd": 768, "n_layer": 12,
-            "n_head": 12, "vocab_size": 50257, "n_positions": 1024}),
-        );
-        assert_eq!(gpt2.params.total, 124_439_808);
-        // Mistral-7B (Jiang et al. 2023): 7.24B.
-        let mistral = count(
-            serde_json::json!({"model_type": "mistral", "hidden_size": 4096,
-            "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32,
-            "num_key_value_heads": 8, "vocab_size": 32000, "max_position_embeddings": 32768}),
-        );
-        assert!((mistral.params.total as f64 / 7.24e9 - 1.0).abs() < 0.005);
-        // Mixtral-8x7B (Jiang et al. 2024): 46.7B in all, 12.9B active per token.
-        let mixtral = count(
-            serde_json::json!({"model_type": "mixtral", "hidden_size": 4096,
-            "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32,
-            "num_key_value_heads": 8, "vocab_size": 32000, "max_position_embeddings": 32768,
-            "num_local_experts": 8, "num_experts_per_tok": 2}),
-        );
-        assert!((mixtral.params.total as f64 / 46.7e9 - 1.0).abs() < 0.005);
-        assert!((mixtral.params.active as f64 / 12.9e9 - 1.0).abs() < 0.005);
-        assert!((mixtral.flops_per_token.six_n / (6.0 * 12.9e9) - 1.0).abs() < 0.005);
-    }
-
-    #[test]
-    fn shared_experts_and_dense_first_layers() {
-        // DeepSeekMoE 16B (Dai et al. 2024): 16.4B in all, 2.8B active per token.
-        let ds = count(
-            serde_json::json!({"model_type": "deepseek", "vocab_size": 102400,
-            "hidden_size": 2048, "intermediate_size": 10944, "moe_intermediate_size": 1408,
-            "num_hidden_layers": 28, "num_attention_heads": 16, "num_key_value_heads": 16,
-            "n_routed_experts": 64, "n_shared_experts": 2, "num_experts_per_tok": 6,
-            "first_k_dense_replace": 1, "max_position_embeddings": 4096}),
-        );
-        assert!(
-            (ds.params.total as f64 / 16.4e9 - 1.0).abs() < 0.005,
-            "{}",
-            ds.params.total
-        );
-        assert!(
-            (ds.params.active as f64 / 2.8e9 - 1.0).abs() < 0.015,
-            "{}",
-            ds.params.active
-        );
-        // Every layer but the first: 64 experts of 3 d f, a router, 2 shared experts.
-        let (d, f) = (2048usize, 1408usize);
-        let moe = 64 * 3 * d * f + 64 * d + 2 * 3 * d * f;
-        assert_eq!(ds.params.mlp, 3 * d * 10944 + 27 * moe);
-    }
-
-    #[test]
-    fn deepseek_m_on_a_standard_block() {
-        // DeepSeek-AI 2024, eq. 2: M = 72 L d^2 + 12 L d T, on a block with f = 4d, no gate.
-        let s = ModelShape::new(6, 512, 8, 32_000, 2048, true).unwrap();
-        let (l, d, t) = (6.0, 512.0, 2048.0);
-        let m = s.arch().count().flops_per_token.deepseek;
-        assert_eq!(m, 72.0 * l * d * d + 12.0 * l * d * t);
-    }
-
-    #[test]
-    fn a_shape_counts_as_before() {
-        // The benchmark model's hand count (see shape.rs) through the general count.
-        let s = ModelShape::new(4, 128, 4, 256, 128, false).unwrap();
-        let c = s.arch().count();
-        assert_eq!(c.params.total, 875_264);
-        assert_eq!(c.params.active, c.params.total);
-        assert_eq!(
-            c.params.non_embedding,
-            4 * (12 * 128 * 128 + 13 * 128) + 2 * 128
-        );
-    }
-
-    #[test]
-    fn bad_configs_name_the_field() {
-        let e = Arch::from_config(&serde_json::json!({"model_type": "t5"}), "c.json", None)
-            .unwrap_err();
-        assert!(e.to_string().contains("model_type 't5'"), "{e}");
-        let e = Arch::from_config(
-            &serde_json::json!({"model_type": "llama", "hidden_size": 64}),
-            "c.json",
-            None,
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("no `intermediate_size`"), "{e}");
-        let e = Arch::from_config(
-            &serde_json::json!({"model_type": "gpt2", "n_embd": -3}),
-            "c.json",
-            None,
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("`n_embd` is -3"), "{e}");
-    }
-}
+mod tests;

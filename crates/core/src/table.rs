@@ -97,16 +97,18 @@ pub struct RunTable {
 }
 
 mod columns;
+mod counted;
+mod rows;
 mod runs;
 mod text_columns;
 
 /// The bounds a cell must lie in.
 pub mod limits;
 
-pub use columns::{
-    ColumnChoice, Convention, Counted, Filter, LossUnit, BITS_PER_BYTE, CONVENTIONS,
-};
-use columns::{Columns, RawRow, RowParser};
+use columns::Columns;
+pub use columns::{ColumnChoice, Filter};
+pub use counted::{Convention, Counted, LossUnit, BITS_PER_BYTE, CONVENTIONS};
+use rows::{RawRow, RowParser};
 use text_columns::TextColumns;
 
 impl RunTable {

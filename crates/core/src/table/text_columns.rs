@@ -1,6 +1,7 @@
 //! Text columns no quantity uses whose values vary: a table that mixes experiments.
 
-use super::columns::{Columns, RawRow};
+use super::columns::Columns;
+use super::rows::RawRow;
 
 /// The values of the columns no quantity uses, to find text columns that vary.
 pub(crate) struct TextColumns {
