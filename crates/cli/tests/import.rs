@@ -44,6 +44,18 @@ fn tensorboard_runs(dir: &Path, sizes: &[f64], steps: &[i64]) -> Vec<(String, Ve
     out
 }
 
+/// `isoflop import SOURCE --out OUT EXTRA...`.
+fn import(source: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "import",
+        source.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    isoflop(&args)
+}
+
 fn run_dirs(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .map(|r| {
@@ -63,12 +75,7 @@ fn tensorboard_curves_come_back_as_logged_and_fit() {
     let logs = dir.join("tb");
     let logged = tensorboard_runs(&logs, &[2e7, 5e7, 1e8], &[500, 1000, 2000]);
     let out = dir.join("runs");
-    let o = isoflop(&[
-        "import",
-        logs.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = import(&logs, &out, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         stdout(&o).contains("imported 9 runs (9 finished, 0 unfinished)"),
@@ -121,12 +128,7 @@ fn damaged_event_files_are_named_by_byte_and_nothing_is_written() {
     bytes[second + 20] ^= 0x10;
     std::fs::write(&bad, &bytes).unwrap();
     let out = dir.join("runs");
-    let o = isoflop(&[
-        "import",
-        logs.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = import(&logs, &out, &[]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let e = stderr(&o);
     assert!(
@@ -141,13 +143,7 @@ fn damaged_event_files_are_named_by_byte_and_nothing_is_written() {
         run_dirs(&out)
     );
     // --skip-bad names the bad source and imports the rest.
-    let o = isoflop(&[
-        "import",
-        logs.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--skip-bad",
-    ]);
+    let o = import(&logs, &out, &["--skip-bad"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("skipped") && stderr(&o).contains("byte"),
@@ -165,12 +161,7 @@ fn damaged_event_files_are_named_by_byte_and_nothing_is_written() {
     )
     .unwrap();
     let out2 = dir.join("runs2");
-    let o = isoflop(&[
-        "import",
-        cut.to_str().unwrap(),
-        "--out",
-        out2.to_str().unwrap(),
-    ]);
+    let o = import(&cut, &out2, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("cut short"), "{}", stderr(&o));
     // The cut record was step 500's token count (its loss came before it): 10 rows, the
@@ -180,21 +171,10 @@ fn damaged_event_files_are_named_by_byte_and_nothing_is_written() {
     assert_eq!(curve.lines().count() - 1, 10, "{curve}");
     assert!(last.starts_with("cut,500,20000000,500000000,"), "{last}");
     // Run again into the same folder: refused, unless --force (an import wrote it).
-    let o = isoflop(&[
-        "import",
-        cut.to_str().unwrap(),
-        "--out",
-        out2.to_str().unwrap(),
-    ]);
+    let o = import(&cut, &out2, &[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("already holds"), "{}", stderr(&o));
-    let o = isoflop(&[
-        "import",
-        cut.to_str().unwrap(),
-        "--out",
-        out2.to_str().unwrap(),
-        "--force",
-    ]);
+    let o = import(&cut, &out2, &["--force"]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
@@ -258,16 +238,7 @@ fn logs_with_hostile_names_bad_lines_and_unfinished_runs() {
     )
     .unwrap();
     let out2 = dir.join("runs2");
-    let o = isoflop(&[
-        "import",
-        bad.to_str().unwrap(),
-        "--out",
-        out2.to_str().unwrap(),
-        "--params",
-        "1e6",
-        "--tokens-per-step",
-        "10",
-    ]);
+    let o = import(&bad, &out2, &["--params", "1e6", "--tokens-per-step", "10"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
         stderr(&o).contains(&format!("{}: line 2: not JSON", bad.display())),
@@ -283,14 +254,7 @@ fn logs_with_hostile_names_bad_lines_and_unfinished_runs() {
         "{\"_step\": 1, \"loss\": 3.0, \"tokens\": 100}\nnot json\n",
     )
     .unwrap();
-    let o = isoflop(&[
-        "import",
-        dir.join("wandb").to_str().unwrap(),
-        "--out",
-        out2.to_str().unwrap(),
-        "--params",
-        "1e6",
-    ]);
+    let o = import(&dir.join("wandb"), &out2, &["--params", "1e6"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
         stderr(&o).contains("wandb-history.jsonl: line 2: not JSON"),

@@ -85,6 +85,39 @@ fn push_object(
     }
 }
 
+/// A CSV reader of `text` (cells trimmed) and its header.
+///
+/// # Errors
+/// [`ImportError`] at line 1 for a header that cannot be read.
+pub(super) fn csv_reader<'a>(
+    path: &Path,
+    text: &'a str,
+) -> Result<(csv::Reader<&'a [u8]>, Vec<String>), ImportError> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let headers = rdr
+        .headers()
+        .map_err(|e| ImportError::new(path, "line 1", format!("unreadable header: {e}")))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    Ok((rdr, headers))
+}
+
+/// A CSV record and its line, or the error naming the line.
+pub(super) fn csv_record(
+    path: &Path,
+    rec: csv::Result<csv::StringRecord>,
+) -> Result<(csv::StringRecord, u64), ImportError> {
+    let rec = rec.map_err(|e| {
+        let line = e.position().map_or(0, |p| p.line());
+        ImportError::new(path, format!("line {line}"), e.to_string())
+    })?;
+    let line = rec.position().map_or(0, |p| p.line());
+    Ok((rec, line))
+}
+
 fn chosen(keys: &[String], given: Option<&str>, names: &[&str]) -> Option<String> {
     match given {
         Some(k) => Some(k.to_string()),
@@ -183,15 +216,7 @@ pub fn read_csv(
     step_key: Option<&str>,
     run_key: Option<&str>,
 ) -> Result<Vec<RawLog>, ImportError> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
-    let headers: Vec<String> = rdr
-        .headers()
-        .map_err(|e| ImportError::new(path, "line 1", format!("unreadable header: {e}")))?
-        .iter()
-        .map(str::to_string)
-        .collect();
+    let (mut rdr, headers) = csv_reader(path, text)?;
     for (given, option) in [(step_key, "--step-key"), (run_key, "--run-key")] {
         if let Some(g) = given {
             if !headers.iter().any(|h| h == g) {
@@ -214,11 +239,7 @@ pub fn read_csv(
     let mut runs: Vec<(String, RawLog)> = Vec::new();
     let mut ids: Vec<Vec<u32>> = Vec::new();
     for (n, rec) in rdr.records().enumerate() {
-        let rec = rec.map_err(|e| {
-            let line = e.position().map_or(0, |p| p.line());
-            ImportError::new(path, format!("line {line}"), e.to_string())
-        })?;
-        let line = rec.position().map_or(0, |p| p.line());
+        let (rec, line) = csv_record(path, rec)?;
         let name = run.and_then(|r| rec.get(r)).unwrap_or("").to_string();
         let i = match runs.iter().position(|(x, _)| *x == name) {
             Some(i) => i,

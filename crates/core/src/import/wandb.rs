@@ -353,15 +353,7 @@ pub fn read_export(
     text: &str,
     step_key: Option<&str>,
 ) -> Result<Vec<RawLog>, ImportError> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
-    let headers: Vec<String> = rdr
-        .headers()
-        .map_err(|e| ImportError::new(path, "line 1", format!("unreadable header: {e}")))?
-        .iter()
-        .map(str::to_string)
-        .collect();
+    let (mut rdr, headers) = super::log::csv_reader(path, text)?;
     let step_col = match step_key {
         Some(k) => headers.iter().position(|h| h == k),
         None => super::defaults::STEP
@@ -409,11 +401,7 @@ pub fn read_export(
         ));
     }
     for rec in rdr.records() {
-        let rec = rec.map_err(|e| {
-            let line = e.position().map_or(0, |p| p.line());
-            ImportError::new(path, format!("line {line}"), e.to_string())
-        })?;
-        let line = rec.position().map_or(0, |p| p.line());
+        let (rec, line) = super::log::csv_record(path, rec)?;
         let step: f64 = rec.get(step_col).unwrap_or("").parse().map_err(|_| {
             ImportError::new(
                 path,
