@@ -39,7 +39,7 @@ pub struct RunArgs {
     /// Train the planned study this many times, at seeds 0, 1, ... (`plan --seeds`), and fit
     /// all the runs together: each seed costs the study's time again. Four seeds of the
     /// default study brought its three approaches within 0.1 of each other with every
-    /// interval under 0.25; three missed the agreement by 0.011 (README: "Our own default
+    /// interval under 0.25; three missed the agreement by 0.011 (docs/results.md: "Our own default
     /// study"). A rerun with more seeds on the same --out trains only the new replicates.
     #[arg(long, default_value_t = 1, conflicts_with = "sweep")]
     seeds: usize,
@@ -78,7 +78,7 @@ fn check_out(a: &RunArgs) -> Result<()> {
 /// The default study's IsoFLOP budgets, sized for a 2-core machine (about 8 minutes; quick
 /// under 2). Their points are cooldown branches of one trunk per model (the `wsd` design):
 /// for the FLOPs of the 4-budget cosine study of earlier versions, twice its budgets and
-/// points, and exponents that agree (README: "Our own default study").
+/// points, and exponents that agree (docs/results.md: "Our own default study").
 pub fn default_budgets(quick: bool) -> Vec<f64> {
     if quick {
         vec![1e11, 2e11, 3e11, 5e11, 8e11, 1.2e12]
@@ -202,7 +202,7 @@ fn default_study(a: &RunArgs) -> Result<(PathBuf, Sweep)> {
 fn branch_note(s: &Sweep, unit: isoflop_fit::stats::BootUnit, out: &Path) -> Option<String> {
     let branches = s.runs.iter().any(|r| r.trunk.is_some());
     (branches && unit == isoflop_fit::stats::BootUnit::Run).then(|| format!(
-        "note: these intervals resample runs; a size's runs here are cooldown branches of one trunk. Retraining our default study at other seeds moved a by less than such intervals imply, but they leave out which model shapes were trained: `isoflop fit {} --boot-by size` resamples model sizes, each with all its runs (two to three times wider on our default study: README, \"Our own default study\")",
+        "note: these intervals resample runs; a size's runs here are cooldown branches of one trunk. Retraining our default study at other seeds moved a by less than such intervals imply, but they leave out which model shapes were trained: `isoflop fit {} --boot-by size` resamples model sizes, each with all its runs (two to three times wider on our default study: docs/results.md, \"Our own default study\")",
         out.join("runs.csv").display()
     ))
 }

@@ -25,7 +25,7 @@ fn runs() -> Option<Vec<isoflop_core::Observation>> {
 
 /// Fitted on all 296 runs, the law describes the repeated runs at least as well as the
 /// released law does (which was fitted to a curated subset, its Chinchilla part to other
-/// runs); the errors are printed for the README.
+/// runs); the errors are printed for docs/validation.md.
 #[test]
 fn fitted_on_the_c4_runs_it_predicts_the_repeated_runs_as_well_as_the_released_law() {
     let Some(pts) = runs() else { return };
@@ -54,7 +54,7 @@ fn fitted_on_the_c4_runs_it_predicts_the_repeated_runs_as_well_as_the_released_l
 /// The held-out comparison of forms on the C4 runs: the 8 runs of the largest budget (8.7B
 /// parameters, 9.3e21 FLOPs) held out, each form refitted to the other 288. Checked against
 /// the same fits made by hand and each held-out run's error summed here; the scores are
-/// printed for the README.
+/// printed for docs/validation.md.
 #[test]
 fn forms_compared_on_the_largest_c4_budget_match_a_fit_made_by_hand() {
     let Some(pts) = runs() else { return };
@@ -101,7 +101,7 @@ fn forms_compared_on_the_largest_c4_budget_match_a_fit_made_by_hand() {
 }
 
 /// How near the paper's R_D* 15.4 and R_N* 5.3 are to what these runs support. Our point
-/// estimates are not theirs (README: their constants came from a curated subset, their
+/// estimates are not theirs (docs/validation.md: their constants came from a curated subset, their
 /// Chinchilla part from other runs), so "near" is measured two ways: both constants lie
 /// inside our 95% bootstrap intervals, and holding them while refitting the other five
 /// parameters raises the objective by less than 10%.

@@ -268,7 +268,7 @@ pub fn wsd_branches(runs: Vec<PlannedRun>, d: &RunDefaults) -> (Vec<PlannedRun>,
 /// `seeds` replicates of every run, the k-th trained with seed `base + k`: replicate 0 is
 /// `runs` unchanged; replicate k > 0 appends `-s{k}` to each id and to each branch's trunk,
 /// so a replicate's branches fork from its own trunk. Replicates are what narrows a study
-/// whose exponents move with the training seed (README, "Our own default study").
+/// whose exponents move with the training seed (docs/results.md, "Our own default study").
 pub fn replicate(runs: Vec<PlannedRun>, seeds: usize, base: u64) -> Vec<PlannedRun> {
     let mut out = runs.clone();
     for k in 1..seeds {
