@@ -249,6 +249,15 @@ pub const FINAL_LOSS_WINDOW: f64 = 0.1;
 /// least the last 3 rows), evaluated at the last row's tokens. A line, not a mean: a mean
 /// over a window of a falling curve is the loss at the window's middle, higher than at the
 /// end. Non-finite losses are left out; `None` when no finite row remains.
+///
+/// # Example
+/// ```
+/// // A curve falling linearly in tokens: the line through its last tenth, at its end, is
+/// // the last loss itself (a mean over the window would be higher).
+/// let rows: Vec<(f64, f64)> = (1..=100).map(|k| (k as f64 * 1e3, 5.0 - 0.01 * k as f64)).collect();
+/// let end = isoflop_core::record::final_loss(&rows).unwrap();
+/// assert!((end - 4.0).abs() < 1e-9);
+/// ```
 pub fn final_loss(rows: &[(f64, f64)]) -> Option<f64> {
     let rows: Vec<(f64, f64)> = rows
         .iter()

@@ -84,6 +84,16 @@ impl DataConstrainedLaw {
     ///
     /// # Errors
     /// [`FitError::InvalidOption`] for a non-positive budget or unique-token count.
+    ///
+    /// # Example
+    /// ```
+    /// use isoflop_fit::data_constrained::DataConstrainedLaw;
+    /// // Muennighoff et al. 2023: 9.26e21 FLOPs with 25B unique tokens; the paper gives
+    /// // about 6.8B parameters and 227B tokens (9.1 epochs).
+    /// let a = DataConstrainedLaw::muennighoff2023().allocate(9.26e21, 25e9).unwrap();
+    /// assert!((a.params / 6.8e9 - 1.0).abs() < 0.01);
+    /// assert!((a.tokens / 227e9 - 1.0).abs() < 0.01);
+    /// ```
     pub fn allocate(&self, flops: f64, unique: f64) -> Result<DataAllocation, FitError> {
         if !(flops > 0.0 && flops.is_finite() && unique > 0.0 && unique.is_finite()) {
             return Err(FitError::InvalidOption(format!(

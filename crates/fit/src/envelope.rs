@@ -302,6 +302,19 @@ fn frontier_of(env: &[EnvelopePoint]) -> Option<Frontier> {
 /// # Errors
 /// [`FitError::Unsupported`] when fewer than two runs have curves (two rows or more), or when
 /// the envelope is made by runs of a single size.
+///
+/// # Example
+/// ```
+/// use isoflop_fit::{fit_envelope, synthetic, EnvelopeOptions, ParametricLaw};
+/// // Cosine-schedule curves of eight sizes and four horizons each.
+/// let law = ParametricLaw::EPOCH_2024;
+/// let curves = synthetic::cosine_curves(&law, 0.0, 0);
+/// let opts = EnvelopeOptions { resamples: 0, ..Default::default() };
+/// let fit = fit_envelope(&curves, &opts).unwrap();
+/// assert_eq!(fit.runs, 32);
+/// // The envelope's frontier grows with compute, near the law's exponent.
+/// assert!((fit.frontier.params_exponent - law.params_exponent()).abs() < 0.15);
+/// ```
 pub fn fit_envelope(
     curves: &BTreeMap<String, Vec<Observation>>,
     opts: &EnvelopeOptions,

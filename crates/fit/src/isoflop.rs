@@ -518,6 +518,19 @@ fn frontier_of(profiles: &[BudgetProfile], on: BudgetFlops) -> Option<Frontier> 
 /// # Errors
 /// [`FitError::Unsupported`] when fewer than two budgets yield a usable parabola (a single
 /// budget cannot give an exponent); [`FitError::InvalidOption`] for `min_runs` below 3.
+///
+/// # Example
+/// ```
+/// use isoflop_fit::{fit_isoflop, synthetic, IsoFlopOptions, ParametricLaw};
+/// // Nine sizes around the optimum at each of four budgets, drawn from Epoch's law.
+/// let law = ParametricLaw::EPOCH_2024;
+/// let points = synthetic::isoflop_points(&law, &[1e18, 1e19, 1e20, 1e21], 0.0, 0);
+/// let opts = IsoFlopOptions { resamples: 0, ..Default::default() };
+/// let fit = fit_isoflop(&points, &opts).unwrap();
+/// assert_eq!(fit.budgets.len(), 4);
+/// // The parabolas' vertices follow the law's own frontier, N_opt ~ C^a.
+/// assert!((fit.frontier.params_exponent - law.params_exponent()).abs() < 0.01);
+/// ```
 pub fn fit_isoflop(points: &[Observation], opts: &IsoFlopOptions) -> Result<IsoFlopFit, FitError> {
     if opts.min_runs < 3 {
         return Err(FitError::InvalidOption(format!(

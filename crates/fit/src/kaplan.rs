@@ -88,6 +88,23 @@ pub struct KaplanFit {
 /// # Errors
 /// [`FitError::TooFewPoints`] with fewer than 5 points; [`FitError::Unsupported`] when no
 /// start reaches a finite objective.
+///
+/// # Example
+/// ```
+/// use isoflop_fit::kaplan::{fit_kaplan, KaplanLaw};
+/// use isoflop_fit::synthetic::point;
+/// // Final losses drawn from Kaplan et al. 2020's law (their Table 2 constants).
+/// let truth = KaplanLaw::KAPLAN_2020;
+/// let mut points = Vec::new();
+/// for n in [1e7, 1e8, 1e9, 1e10] {
+///     for d in [1e9, 1e10, 1e11] {
+///         points.push(point(n, d, truth.loss(n, d)));
+///     }
+/// }
+/// let fit = fit_kaplan(&points).unwrap();
+/// assert!(fit.converged);
+/// assert!((fit.law.alpha_n - truth.alpha_n).abs() < 1e-3);
+/// ```
 pub fn fit_kaplan(points: &[Observation]) -> Result<KaplanFit, FitError> {
     if points.len() < 5 {
         return Err(FitError::TooFewPoints {

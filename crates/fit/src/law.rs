@@ -94,6 +94,21 @@ impl ParametricLaw {
     }
 
     /// N_opt(C) = G (C/6)^a.
+    ///
+    /// # Example
+    /// ```
+    /// use isoflop_fit::ParametricLaw;
+    /// // Hoffmann et al. 2022's law (their eq. 10) at Chinchilla's budget.
+    /// let law = ParametricLaw::CHINCHILLA;
+    /// let c = 5.76e23;
+    /// let (n, d) = (law.optimal_params(c), law.optimal_tokens(c));
+    /// assert!((6.0 * n * d / c - 1.0).abs() < 1e-12); // C = 6ND
+    /// // The optimum: no other size on the budget reaches a lower loss.
+    /// let loss = law.loss(n, d);
+    /// for k in [0.8, 1.25] {
+    ///     assert!(law.loss(n * k, d / k) > loss);
+    /// }
+    /// ```
     pub fn optimal_params(&self, flops: f64) -> f64 {
         self.g() * (flops / 6.0).powf(self.params_exponent())
     }

@@ -81,6 +81,23 @@ impl Figure<'_> {
 ///
 /// # Errors
 /// A message when plotters cannot draw it.
+///
+/// # Example
+/// ```
+/// use isoflop_core::RunTable;
+/// use isoflop_fit::{fit_table, FitSettings};
+/// use isoflop_plot::render::{svg, Figure};
+/// // Fit runs drawn from Epoch's law, then draw Figure 3 (IsoLoss contours).
+/// let law = isoflop_fit::ParametricLaw::EPOCH_2024;
+/// let rows = isoflop_fit::synthetic::isoflop_points(&law, &[1e18, 1e19, 1e20, 1e21], 0.0, 0);
+/// let table = RunTable { rows, ..RunTable::default() };
+/// let mut settings = FitSettings::default().with_bootstrap(0, 0);
+/// settings.approaches = vec![3];
+/// let report = fit_table(&table, &settings).unwrap();
+/// let spec = isoflop_plot::spec::isoloss(&report, &table).unwrap();
+/// let text = svg(Figure::IsoLoss(&spec)).unwrap();
+/// assert!(text.starts_with("<svg") && text.contains("Loss (nats per token)"));
+/// ```
 pub fn svg(fig: Figure) -> R<String> {
     register_font();
     let mut buf = String::new();

@@ -28,6 +28,23 @@ pub fn is_event_file(name: &str) -> bool {
 /// # Errors
 /// [`ImportError`] naming the file and the byte offset of the record whose length or data
 /// checksum does not match, or whose data is not an event.
+///
+/// # Example
+/// ```
+/// use isoflop_core::import::tensorboard::{read_events, write_events};
+/// use isoflop_core::import::RawLog;
+/// let bytes = write_events(&[(10, 1.7e9, "train/loss", 3.5), (20, 1.7e9, "train/loss", 3.25)]);
+/// let mut log = RawLog::default();
+/// read_events("events.out.tfevents.1".as_ref(), &bytes, &mut log, &mut Default::default()).unwrap();
+/// assert_eq!(log.keys, vec!["train/loss"]);
+/// assert_eq!(log.points.iter().map(|p| (p.step, p.value)).collect::<Vec<_>>(), vec![(10.0, 3.5), (20.0, 3.25)]);
+/// // One flipped bit: the record is named by its byte offset.
+/// let mut bad = bytes.clone();
+/// let last = bad.len() - 6;
+/// bad[last] ^= 1;
+/// let e = read_events("ev".as_ref(), &bad, &mut RawLog::default(), &mut Default::default()).unwrap_err();
+/// assert!(e.at.starts_with("byte "), "{e}");
+/// ```
 pub fn read_events(
     path: &Path,
     bytes: &[u8],

@@ -273,6 +273,27 @@ fn imported(dir: &Path) -> bool {
 /// The first source's [`ImportError`] (with how many others failed) unless `skip_bad`;
 /// an output run folder that exists (and, with `force`, one an import did not write); an
 /// output table that exists without `force`; an I/O error writing. Nothing is written then.
+///
+/// # Example
+/// ```
+/// use isoflop_core::import::{import_runs, ImportOptions, Output};
+/// # let dir = std::env::temp_dir().join(format!("isoflop-doc-import-{}", std::process::id()));
+/// # let _ = std::fs::remove_dir_all(&dir);
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// // A JSON Lines log of two runs, its token count per step given.
+/// let log = dir.join("train.jsonl");
+/// let lines: String = (1..=20)
+///     .flat_map(|s| ["small", "big"].map(move |r| format!("{{\"run\": \"{r}\", \"step\": {s}, \"loss\": {}}}\n", 3.0 - 0.01 * s as f64)))
+///     .collect();
+/// std::fs::write(&log, lines).unwrap();
+/// let opts = ImportOptions { params: Some(1e6), tokens_per_step: Some(4096.0), ..Default::default() };
+/// let report = import_runs(&[log], &opts, &Output::Runs(dir.join("runs")), false, false).unwrap();
+/// assert_eq!(report.runs.len(), 2);
+/// let table = isoflop_core::RunTable::read_runs(&dir.join("runs")).unwrap();
+/// assert_eq!(table.rows.len(), 40);
+/// assert_eq!(table.rows[0].tokens, 4096.0);
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// ```
 pub fn import_runs(
     inputs: &[PathBuf],
     opts: &ImportOptions,

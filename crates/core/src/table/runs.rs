@@ -19,6 +19,29 @@ impl RunTable {
     /// As [`RunTable::read`], for the first bad curve; [`CoreError::NoRuns`] when no run
     /// folder holds a finished run.
     ///
+    ///
+    /// # Example
+    /// ```
+    /// use isoflop_core::writer::RunWriter;
+    /// # let dir = std::env::temp_dir().join(format!("isoflop-doc-runs-{}", std::process::id()));
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// // Two runs written as any trainer writes them; one finishes, one does not.
+    /// for (name, steps) in [("a", 10u64), ("b", 4)] {
+    ///     let mut w = RunWriter::open(&dir.join(name), name, 1_000_000, &serde_json::json!({})).unwrap();
+    ///     for s in 1..=steps {
+    ///         w.log(s, 1000 * s, 4.0 - 0.1 * s as f64, 1e-3, None, None).unwrap();
+    ///     }
+    ///     if name == "a" {
+    ///         w.finish(None).unwrap();
+    ///     } else {
+    ///         w.flush().unwrap();
+    ///     }
+    /// }
+    /// let table = isoflop_core::RunTable::read_runs(&dir).unwrap();
+    /// assert_eq!(table.rows.len(), 10); // run a's curve; b is left out, and named
+    /// assert!(table.notes[0].contains("b (unfinished"), "{:?}", table.notes);
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
     /// [`RunSummary::fit_loss`]: crate::record::RunSummary::fit_loss
     pub fn read_runs(dir: &Path) -> Result<RunTable> {
         Self::read_runs_with(dir, &ColumnChoice::default())
