@@ -6,7 +6,8 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use isoflop_core::record::write_atomic;
 use isoflop_sweep::plan::{
-    check_template, horizon_design, isoflop_design_on, lr_design, replicate, wsd_branches, Sweep,
+    check_template, horizon_design, isoflop_design_on, lr_design, replicate, wsd_branches,
+    PlannedRun, Sweep,
 };
 use std::path::{Path, PathBuf};
 
@@ -104,82 +105,7 @@ pub(crate) fn make_plan(a: &PlanArgs) -> Result<Sweep> {
     if a.seeds == 0 {
         bail!("--seeds must be at least 1 (the number of times each run is trained)");
     }
-    let (runs, notes) = if let Some(range) = &a.sizes {
-        let (lo, hi) = range
-            .split_once("..")
-            .context("--sizes takes LO..HI, e.g. 0.2e6..5e6")?;
-        let (lo, hi): (f64, f64) = (
-            lo.trim().parse().context("--sizes LO")?,
-            hi.trim().parse().context("--sizes HI")?,
-        );
-        if !(lo > 0.0 && hi >= lo && hi.is_finite()) {
-            bail!("--sizes needs 0 < LO <= HI, got {lo}..{hi}");
-        }
-        if hi > MAX_PARAMS {
-            bail!(
-                "--sizes HI {hi:e} is above the largest model the planner builds ({MAX_PARAMS:e})"
-            );
-        }
-        if a.n_sizes == 0 || a.horizons == 0 {
-            bail!("--n-sizes and --horizons must be at least 1");
-        }
-        if a.design == Design::Lr {
-            if a.lrs == 0 || !(a.lr_span >= 1.0 && a.lr_span.is_finite()) {
-                bail!(
-                    "--lrs must be at least 1 and --lr-span (largest over smallest rate) at least 1; got {} and {}",
-                    a.lrs,
-                    a.lr_span
-                );
-            }
-            if !(a.tokens_per_param > 0.0 && a.tokens_per_param <= 1e6) {
-                bail!(
-                    "--tokens-per-param must be in (0, 1e6], got {}",
-                    a.tokens_per_param
-                );
-            }
-            lr_design(
-                lo,
-                hi,
-                a.n_sizes,
-                a.lrs,
-                a.lr_span,
-                a.tokens_per_param,
-                256,
-                &d,
-            )
-        } else {
-            horizon_design(lo, hi, a.n_sizes, a.horizons, 256, &d)
-        }
-    } else if a.design == Design::Lr {
-        bail!("--design lr takes --sizes LO..HI (and --n-sizes, --lrs, --lr-span)");
-    } else if !a.budgets.is_empty() {
-        isoflop_core::units::check_budgets(&a.budgets)
-            .map_err(|e| anyhow::anyhow!("--budgets: {e}"))?;
-        if let Some(b) = a.budgets.iter().find(|b| **b > MAX_BUDGET) {
-            bail!("--budgets {b:e}: above {MAX_BUDGET:e} FLOPs the models and token counts no longer fit the planner's integers; plan at most {MAX_BUDGET:e}");
-        }
-        if a.sizes_per_budget == 0 {
-            bail!("--sizes-per-budget must be at least 1");
-        }
-        if !(a.spread >= 1.0 && a.spread.is_finite()) {
-            bail!(
-                "--spread is the largest over the smallest size at a budget, so at least 1; got {}",
-                a.spread
-            );
-        }
-        // The wsd design snaps each budget's sizes to one shared ladder: more branches
-        // per trunk.
-        isoflop_design_on(
-            &a.budgets,
-            a.sizes_per_budget,
-            a.spread,
-            256,
-            &d,
-            a.design == Design::Wsd,
-        )
-    } else {
-        bail!("give --budgets (IsoFLOP design) or --sizes LO..HI (horizons design)");
-    };
+    let (runs, notes) = designed_runs(a, &d)?;
     let mut runs = runs;
     if let Some(p) = &a.lr_law {
         if a.design == Design::Lr {
@@ -233,6 +159,91 @@ pub(crate) fn make_plan(a: &PlanArgs) -> Result<Sweep> {
     // writes a file its own reader refuses.
     s.check(&a.out)?;
     Ok(s)
+}
+
+/// The runs of the design the options name (sizes x horizons, learning rates, or IsoFLOP
+/// budgets), the options checked, with the design's notes.
+fn designed_runs(
+    a: &PlanArgs,
+    d: &isoflop_core::TrainSettings,
+) -> Result<(Vec<PlannedRun>, Vec<String>)> {
+    let d = d.clone();
+    Ok(if let Some(range) = &a.sizes {
+        let (lo, hi) = range
+            .split_once("..")
+            .context("--sizes takes LO..HI, e.g. 0.2e6..5e6")?;
+        let (lo, hi): (f64, f64) = (
+            lo.trim().parse().context("--sizes LO")?,
+            hi.trim().parse().context("--sizes HI")?,
+        );
+        if !(lo > 0.0 && hi >= lo && hi.is_finite()) {
+            bail!("--sizes needs 0 < LO <= HI, got {lo}..{hi}");
+        }
+        if hi > MAX_PARAMS {
+            bail!(
+                "--sizes HI {hi:e} is above the largest model the planner builds ({MAX_PARAMS:e})"
+            );
+        }
+        if a.n_sizes == 0 || a.horizons == 0 {
+            bail!("--n-sizes and --horizons must be at least 1");
+        }
+        if a.design == Design::Lr {
+            if a.lrs == 0 || !(a.lr_span >= 1.0 && a.lr_span.is_finite()) {
+                bail!(
+                        "--lrs must be at least 1 and --lr-span (largest over smallest rate) at least 1; got {} and {}",
+                        a.lrs,
+                        a.lr_span
+                    );
+            }
+            if !(a.tokens_per_param > 0.0 && a.tokens_per_param <= 1e6) {
+                bail!(
+                    "--tokens-per-param must be in (0, 1e6], got {}",
+                    a.tokens_per_param
+                );
+            }
+            lr_design(
+                lo,
+                hi,
+                a.n_sizes,
+                a.lrs,
+                a.lr_span,
+                a.tokens_per_param,
+                256,
+                &d,
+            )
+        } else {
+            horizon_design(lo, hi, a.n_sizes, a.horizons, 256, &d)
+        }
+    } else if a.design == Design::Lr {
+        bail!("--design lr takes --sizes LO..HI (and --n-sizes, --lrs, --lr-span)");
+    } else if !a.budgets.is_empty() {
+        isoflop_core::units::check_budgets(&a.budgets)
+            .map_err(|e| anyhow::anyhow!("--budgets: {e}"))?;
+        if let Some(b) = a.budgets.iter().find(|b| **b > MAX_BUDGET) {
+            bail!("--budgets {b:e}: above {MAX_BUDGET:e} FLOPs the models and token counts no longer fit the planner's integers; plan at most {MAX_BUDGET:e}");
+        }
+        if a.sizes_per_budget == 0 {
+            bail!("--sizes-per-budget must be at least 1");
+        }
+        if !(a.spread >= 1.0 && a.spread.is_finite()) {
+            bail!(
+                "--spread is the largest over the smallest size at a budget, so at least 1; got {}",
+                a.spread
+            );
+        }
+        // The wsd design snaps each budget's sizes to one shared ladder: more branches
+        // per trunk.
+        isoflop_design_on(
+            &a.budgets,
+            a.sizes_per_budget,
+            a.spread,
+            256,
+            &d,
+            a.design == Design::Wsd,
+        )
+    } else {
+        bail!("give --budgets (IsoFLOP design) or --sizes LO..HI (horizons design)");
+    })
 }
 
 pub fn plan(a: PlanArgs) -> Result<()> {

@@ -134,16 +134,13 @@ pub(crate) fn sweep_local(
     exec::write_plan_index(s, &results)
         .with_context(|| format!("writing the plan index into {}", results.display()))?;
     let total = s.runs.len() as u64;
-    let ended0 = s
-        .runs
-        .iter()
-        .filter(|r| {
-            matches!(
-                exec::state(&results, r),
-                RunState::Finished { .. } | RunState::Failed { .. }
-            )
-        })
-        .count();
+    let ended = |r: &isoflop_sweep::plan::PlannedRun| {
+        matches!(
+            exec::state(&results, r),
+            RunState::Finished { .. } | RunState::Failed { .. }
+        )
+    };
+    let ended0 = s.runs.iter().filter(|r| ended(r)).count();
     eprintln!(
         "{}: {} runs, {} already ended; {} at once, {} thread(s) each; results in {}",
         file.display(),
@@ -170,132 +167,24 @@ pub(crate) fn sweep_local(
             total as usize - ended0
         );
     }
-    let outcomes = std::thread::scope(|sc| {
-        // One line per active run, from its progress.json, twice a second.
-        sc.spawn(|| {
-            let mut lines: Vec<(String, indicatif::ProgressBar)> = Vec::new();
-            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                let mut active = Vec::new();
-                for r in &s.runs {
-                    if let Some(RunState::Running { step, steps, .. }) = exec::running(&results, r)
-                    {
-                        active.push((r.id.clone(), step.unwrap_or(0), steps.unwrap_or(1)));
-                    }
-                }
-                lines.retain(|(id, b)| {
-                    let keep = active.iter().any(|a| &a.0 == id);
-                    if !keep {
-                        b.finish_and_clear();
-                    }
-                    keep
-                });
-                for (id, step, steps) in active {
-                    let bar = match lines.iter().find(|l| l.0 == id) {
-                        Some(l) => l.1.clone(),
-                        None => {
-                            let b = multi.add(indicatif::ProgressBar::new(steps));
-                            b.set_style(
-                                indicatif::ProgressStyle::with_template(
-                                    "  {msg:<24} {bar:20} {pos}/{len} steps",
-                                )
-                                .expect("template"),
-                            );
-                            b.set_message(id.clone());
-                            lines.push((id.clone(), b.clone()));
-                            b
-                        }
-                    };
-                    bar.set_length(steps);
-                    bar.set_position(step);
-                }
-                std::thread::sleep(std::time::Duration::from_millis(500));
-            }
-            for (_, b) in lines {
-                b.finish_and_clear();
-            }
-        });
-        // Where stderr is not a terminal (a log file, a batch job) the bars draw nothing: a
-        // line per run ended says where the sweep is instead.
-        let plain = overall.is_hidden();
-        let flops_of = |id: &str| {
-            s.runs
-                .iter()
-                .find(|r| r.id == id)
-                .map_or(0.0, |r| r.spent_flops())
-        };
-        let todo: f64 = s
+    let narrator = Narrator {
+        s,
+        plain: overall.is_hidden(),
+        overall: &overall,
+        t0,
+        total,
+        todo: s
             .runs
             .iter()
-            .filter(|r| {
-                !matches!(
-                    exec::state(&results, r),
-                    RunState::Finished { .. } | RunState::Failed { .. }
-                )
-            })
-            .map(|r| flops_of(&r.id))
-            .sum();
-        let done_flops = std::sync::Mutex::new(0.0f64);
-        let out = isoflop_sweep::executor::Local { jobs }.dispatch(&runner, &|id, e| {
-            let o = match e {
-                Event::Started => {
-                    if plain {
-                        let f = *done_flops.lock().expect("not poisoned");
-                        let el = t0.elapsed().as_secs_f64();
-                        let left = if f > 0.0 {
-                            format!("about {:.0} s left", el * (todo - f).max(0.0) / f)
-                        } else {
-                            "time left known after the first run ends".to_string()
-                        };
-                        eprintln!(
-                            "[{}/{total}] run {id} started; {el:.0} s elapsed, {left}",
-                            overall.position()
-                        );
-                    }
-                    return;
-                }
-                Event::Waiting => {
-                    let line =
-                        format!("run {id} is being trained by another process; waiting for it");
-                    if plain {
-                        eprintln!("{line}");
-                    } else {
-                        overall.println(line);
-                    }
-                    return;
-                }
-                Event::Ended(o) => o,
-            };
-            overall.inc(matches!(
-                o,
-                RunOutcome::Finished | RunOutcome::Failed(_) | RunOutcome::HeldElsewhere
-            ) as u64);
-            let line = match o {
-                RunOutcome::Failed(why) => Some(format!("run {id} failed: {why}")),
-                RunOutcome::Finished if plain => Some(format!("run {id} finished")),
-                RunOutcome::HeldElsewhere if plain => {
-                    Some(format!("run {id} ended in the process that held it"))
-                }
-                _ => None,
-            };
-            if let Some(line) = line {
-                if plain {
-                    let mut f = done_flops.lock().expect("not poisoned");
-                    *f += flops_of(id);
-                    let el = t0.elapsed().as_secs_f64();
-                    let left = if *f > 0.0 {
-                        el * (todo - *f).max(0.0) / *f
-                    } else {
-                        0.0
-                    };
-                    eprintln!(
-                        "[{}/{total}] {line}; {el:.0} s elapsed, about {left:.0} s left",
-                        overall.position()
-                    );
-                } else {
-                    overall.println(line);
-                }
-            }
-        });
+            .filter(|r| !ended(r))
+            .map(|r| r.spent_flops())
+            .sum(),
+        done_flops: std::sync::Mutex::new(0.0),
+    };
+    let outcomes = std::thread::scope(|sc| {
+        sc.spawn(|| run_lines(s, &results, &multi, &stop));
+        let out = isoflop_sweep::executor::Local { jobs }
+            .dispatch(&runner, &|id, e| narrator.event(id, e));
         stop.store(true, std::sync::atomic::Ordering::SeqCst);
         out
     })?;
@@ -304,21 +193,161 @@ pub(crate) fn sweep_local(
         Dispatched::Submitted { .. } => Vec::new(),
     };
     overall.finish_and_clear();
-    let wall = t0.elapsed().as_secs_f64();
-    let cpu = cpu_secs_children() - cpu0;
+    print_totals(
+        s,
+        &outcomes,
+        t0.elapsed().as_secs_f64(),
+        cpu_secs_children() - cpu0,
+    );
+    Ok(outcomes
+        .iter()
+        .filter_map(|(id, o)| match o {
+            RunOutcome::Failed(why) => Some((id.clone(), why.clone())),
+            _ => None,
+        })
+        .collect())
+}
+
+/// One line per active run, from its progress.json, twice a second, until `stop`.
+fn run_lines(
+    s: &Sweep,
+    results: &Path,
+    multi: &indicatif::MultiProgress,
+    stop: &std::sync::atomic::AtomicBool,
+) {
+    let mut lines: Vec<(String, indicatif::ProgressBar)> = Vec::new();
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        let mut active = Vec::new();
+        for r in &s.runs {
+            if let Some(RunState::Running { step, steps, .. }) = exec::running(results, r) {
+                active.push((r.id.clone(), step.unwrap_or(0), steps.unwrap_or(1)));
+            }
+        }
+        lines.retain(|(id, b)| {
+            let keep = active.iter().any(|a| &a.0 == id);
+            if !keep {
+                b.finish_and_clear();
+            }
+            keep
+        });
+        for (id, step, steps) in active {
+            let bar = match lines.iter().find(|l| l.0 == id) {
+                Some(l) => l.1.clone(),
+                None => {
+                    let b = multi.add(indicatif::ProgressBar::new(steps));
+                    b.set_style(
+                        indicatif::ProgressStyle::with_template(
+                            "  {msg:<24} {bar:20} {pos}/{len} steps",
+                        )
+                        .expect("template"),
+                    );
+                    b.set_message(id.clone());
+                    lines.push((id.clone(), b.clone()));
+                    b
+                }
+            };
+            bar.set_length(steps);
+            bar.set_position(step);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    for (_, b) in lines {
+        b.finish_and_clear();
+    }
+}
+
+/// What the sweep says as runs start and end: on the bars, or, where stderr is not a
+/// terminal (a log file, a batch job) and the bars draw nothing, a line per run with the
+/// time elapsed and an estimate of the time left (by the FLOPs of the runs ended).
+struct Narrator<'a> {
+    s: &'a Sweep,
+    plain: bool,
+    overall: &'a indicatif::ProgressBar,
+    t0: Instant,
+    total: u64,
+    todo: f64,
+    done_flops: std::sync::Mutex<f64>,
+}
+
+impl Narrator<'_> {
+    fn flops_of(&self, id: &str) -> f64 {
+        self.s
+            .runs
+            .iter()
+            .find(|r| r.id == id)
+            .map_or(0.0, |r| r.spent_flops())
+    }
+
+    fn event(&self, id: &str, e: Event) {
+        let total = self.total;
+        let o = match e {
+            Event::Started => {
+                if self.plain {
+                    let f = *self.done_flops.lock().expect("not poisoned");
+                    let el = self.t0.elapsed().as_secs_f64();
+                    let left = if f > 0.0 {
+                        format!("about {:.0} s left", el * (self.todo - f).max(0.0) / f)
+                    } else {
+                        "time left known after the first run ends".to_string()
+                    };
+                    eprintln!(
+                        "[{}/{total}] run {id} started; {el:.0} s elapsed, {left}",
+                        self.overall.position()
+                    );
+                }
+                return;
+            }
+            Event::Waiting => {
+                let line = format!("run {id} is being trained by another process; waiting for it");
+                if self.plain {
+                    eprintln!("{line}");
+                } else {
+                    self.overall.println(line);
+                }
+                return;
+            }
+            Event::Ended(o) => o,
+        };
+        self.overall.inc(matches!(
+            o,
+            RunOutcome::Finished | RunOutcome::Failed(_) | RunOutcome::HeldElsewhere
+        ) as u64);
+        let line = match o {
+            RunOutcome::Failed(why) => Some(format!("run {id} failed: {why}")),
+            RunOutcome::Finished if self.plain => Some(format!("run {id} finished")),
+            RunOutcome::HeldElsewhere if self.plain => {
+                Some(format!("run {id} ended in the process that held it"))
+            }
+            _ => None,
+        };
+        let Some(line) = line else { return };
+        if !self.plain {
+            self.overall.println(line);
+            return;
+        }
+        let mut f = self.done_flops.lock().expect("not poisoned");
+        *f += self.flops_of(id);
+        let el = self.t0.elapsed().as_secs_f64();
+        let left = if *f > 0.0 {
+            el * (self.todo - *f).max(0.0) / *f
+        } else {
+            0.0
+        };
+        eprintln!(
+            "[{}/{total}] {line}; {el:.0} s elapsed, about {left:.0} s left",
+            self.overall.position()
+        );
+    }
+}
+
+/// The sweep's last line: runs by outcome, FLOPs planned, wall time and CPU utilisation.
+fn print_totals(s: &Sweep, outcomes: &[(String, RunOutcome)], wall: f64, cpu: f64) {
     let count = |f: &dyn Fn(&RunOutcome) -> bool| outcomes.iter().filter(|(_, o)| f(o)).count();
     let (fin, failed, held) = (
         count(&|o| *o == RunOutcome::Finished),
         count(&|o| matches!(o, RunOutcome::Failed(_))),
         count(&|o| *o == RunOutcome::HeldElsewhere),
     );
-    let failures: Vec<(String, String)> = outcomes
-        .iter()
-        .filter_map(|(id, o)| match o {
-            RunOutcome::Failed(why) => Some((id.clone(), why.clone())),
-            _ => None,
-        })
-        .collect();
     eprintln!(
         "{fin} runs trained, {failed} failed, {held} ended in another process, {} had already ended; {:.3e} FLOPs planned; {wall:.1} s wall, CPU utilisation {:.0}% of {} cores",
         count(&|o| *o == RunOutcome::AlreadyEnded),
@@ -326,7 +355,6 @@ pub(crate) fn sweep_local(
         if wall > 0.0 { 100.0 * cpu / (wall * cores() as f64) } else { 0.0 },
         cores()
     );
-    Ok(failures)
 }
 
 /// The error that ends a sweep whose runs failed: how many, which, and where the reasons are.

@@ -18,6 +18,20 @@ fn iv(i: Option<&Interval>, f: impl Fn(f64) -> String) -> String {
 
 /// The fit report as `isoflop fit` prints it.
 pub fn print_report(w: &mut impl Write, r: &FitReport) -> Result<()> {
+    print_header(w, r)?;
+    let level = (r.settings.parametric.level * 100.0).round();
+    writeln!(w)?;
+    print_approach1(w, r, level)?;
+    print_approach2(w, r, level)?;
+    print_approach3(w, r, level)?;
+    if let Some(d) = &r.design_check {
+        print_design_check(w, r, d)?;
+    }
+    Ok(())
+}
+
+/// The table's source, counts, convention and notes.
+fn print_header(w: &mut impl Write, r: &FitReport) -> Result<()> {
     writeln!(w, "isoflop fit: {}", r.source)?;
     writeln!(w, "  {} rows, {} runs", r.rows, r.runs)?;
     writeln!(
@@ -36,8 +50,11 @@ pub fn print_report(w: &mut impl Write, r: &FitReport) -> Result<()> {
     for n in &r.notes {
         writeln!(w, "  note: {n}")?;
     }
-    let level = (r.settings.parametric.level * 100.0).round();
-    writeln!(w)?;
+    Ok(())
+}
+
+/// Approach 1: the envelope's frontier and the loss frontier of its thirds.
+fn print_approach1(w: &mut impl Write, r: &FitReport, level: f64) -> Result<()> {
     write!(w, "Approach 1 (minimum-loss envelope of training curves): ")?;
     match &r.approach1 {
         Outcome::Fitted(f) => {
@@ -76,6 +93,11 @@ pub fn print_report(w: &mut impl Write, r: &FitReport) -> Result<()> {
         Outcome::Skipped(why) => writeln!(w, "not fitted: {why}")?,
         Outcome::NotRequested => writeln!(w, "not requested")?,
     }
+    Ok(())
+}
+
+/// Approach 2: each budget's parabola and the frontier through their vertices.
+fn print_approach2(w: &mut impl Write, r: &FitReport, level: f64) -> Result<()> {
     writeln!(w)?;
     write!(w, "Approach 2 (IsoFLOP profiles): ")?;
     match &r.approach2 {
@@ -144,6 +166,11 @@ pub fn print_report(w: &mut impl Write, r: &FitReport) -> Result<()> {
         Outcome::Skipped(why) => writeln!(w, "not fitted: {why}")?,
         Outcome::NotRequested => writeln!(w, "not requested")?,
     }
+    Ok(())
+}
+
+/// Approach 3: the law's parameters with intervals, the optimiser's diagnostics.
+fn print_approach3(w: &mut impl Write, r: &FitReport, level: f64) -> Result<()> {
     writeln!(w)?;
     write!(
         w,
@@ -160,62 +187,29 @@ pub fn print_report(w: &mut impl Write, r: &FitReport) -> Result<()> {
             let i = f.intervals.as_ref();
             let g4 = |v: f64| format!("{v:.4}");
             let g1 = |v: f64| format!("{v:.1}");
-            writeln!(
-                w,
-                "  {:<24}{:>10}  {}",
-                "E",
-                g4(f.law.e),
-                iv(i.map(|i| &i.e), g4)
-            )?;
-            writeln!(
-                w,
-                "  {:<24}{:>10}  {}",
-                "A",
-                g1(f.law.a),
-                iv(i.map(|i| &i.a), g1)
-            )?;
-            writeln!(
-                w,
-                "  {:<24}{:>10}  {}",
-                "B",
-                g1(f.law.b),
-                iv(i.map(|i| &i.b), g1)
-            )?;
-            writeln!(
-                w,
-                "  {:<24}{:>10}  {}",
-                "alpha",
-                g4(f.law.alpha),
-                iv(i.map(|i| &i.alpha), g4)
-            )?;
-            writeln!(
-                w,
-                "  {:<24}{:>10}  {}",
-                "beta",
-                g4(f.law.beta),
-                iv(i.map(|i| &i.beta), g4)
-            )?;
-            writeln!(
-                w,
-                "  {:<24}{:>10}  {}",
-                "a = beta/(alpha+beta)",
-                g4(f.params_exponent),
-                iv(i.map(|i| &i.params_exponent), g4)
-            )?;
-            writeln!(
-                w,
-                "  {:<24}{:>10}  {}",
-                "b = alpha/(alpha+beta)",
-                g4(f.tokens_exponent),
-                iv(i.map(|i| &i.tokens_exponent), g4)
-            )?;
-            writeln!(
-                w,
-                "  {:<24}{:>10}  {}",
-                "G",
-                g4(f.g),
-                iv(i.map(|i| &i.g), g4)
-            )?;
+            let rows: [(&str, f64, Option<&Interval>, &dyn Fn(f64) -> String); 8] = [
+                ("E", f.law.e, i.map(|i| &i.e), &g4),
+                ("A", f.law.a, i.map(|i| &i.a), &g1),
+                ("B", f.law.b, i.map(|i| &i.b), &g1),
+                ("alpha", f.law.alpha, i.map(|i| &i.alpha), &g4),
+                ("beta", f.law.beta, i.map(|i| &i.beta), &g4),
+                (
+                    "a = beta/(alpha+beta)",
+                    f.params_exponent,
+                    i.map(|i| &i.params_exponent),
+                    &g4,
+                ),
+                (
+                    "b = alpha/(alpha+beta)",
+                    f.tokens_exponent,
+                    i.map(|i| &i.tokens_exponent),
+                    &g4,
+                ),
+                ("G", f.g, i.map(|i| &i.g), &g4),
+            ];
+            for (name, v, interval, fmt) in rows {
+                writeln!(w, "  {:<24}{:>10}  {}", name, fmt(v), iv(interval, fmt))?;
+            }
             writeln!(w, "  N_opt(C) = G (C/6)^a,  D_opt(C) = (C/6)^b / G")?;
             writeln!(
                 w,
@@ -238,9 +232,6 @@ pub fn print_report(w: &mut impl Write, r: &FitReport) -> Result<()> {
         }
         Outcome::Skipped(why) => writeln!(w, "not fitted: {why}")?,
         Outcome::NotRequested => writeln!(w, "not requested")?,
-    }
-    if let Some(d) = &r.design_check {
-        print_design_check(w, r, d)?;
     }
     Ok(())
 }
@@ -491,147 +482,5 @@ pub fn allocation_table(allocs: &[Allocation]) -> String {
     s.trim_end().to_string()
 }
 
-/// A validation as text: the split, the summary per approach, the held-out budgets, the
-/// held-out runs, and the backtest where there is one.
-pub fn print_validation(w: &mut impl Write, v: &isoflop_fit::validate::Validation) -> Result<()> {
-    writeln!(w, "isoflop validate: {}", v.fit.source)?;
-    print_validation_summary(w, v)?;
-    print_validation_details(w, v)
-}
-
-/// The split and the summary per approach.
-pub fn print_validation_summary(
-    w: &mut impl Write,
-    v: &isoflop_fit::validate::Validation,
-) -> Result<()> {
-    writeln!(
-        w,
-        "  held out: {} ({} runs); fitted on the other {} runs, up to {} FLOPs",
-        v.split,
-        v.held_runs,
-        v.fitted_runs,
-        sci(v.max_fitted_flops)
-    )?;
-    writeln!(w)?;
-    let row = |w: &mut dyn Write, c: &[String]| -> Result<()> {
-        writeln!(
-            w,
-            "  {:<10} {:<6} {:>3} {:>10} {:>9} {:>8} {:>19} {:>9} {:>13}",
-            c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8]
-        )?;
-        Ok(())
-    };
-    let headers = isoflop_fit::validate::Summary::HEADERS.map(String::from);
-    row(w, &headers)?;
-    for s in &v.summary {
-        row(w, &s.cells())?;
-    }
-    if let Some(f) = v.fit.approach3.fitted() {
-        for d in &f.degenerate {
-            writeln!(w, "  note: the law fitted to the fitted runs is degenerate ({d}); these are its predictions")?;
-        }
-    }
-    if !v.forms.is_empty() {
-        writeln!(w)?;
-        print_scores(
-            w,
-            "  law forms, each fitted to the fitted runs, scored on the held-out runs:",
-            &v.forms,
-        )?;
-    }
-    if let Some(s) = v.summary.iter().find(|s| s.quantity == "loss") {
-        if let Some(i) = &s.bias_interval {
-            if !(i.lo <= s.bias && s.bias <= i.hi) {
-                writeln!(
-                    w,
-                    "  the loss bias {:.2}% lies outside what the law expects: it does not extrapolate to these runs",
-                    100.0 * s.bias
-                )?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The held-out budgets and runs, and the backtest.
-fn print_validation_details(
-    w: &mut impl Write,
-    v: &isoflop_fit::validate::Validation,
-) -> Result<()> {
-    writeln!(w)?;
-    writeln!(
-        w,
-        "  held-out budgets: N_opt (and L_min) predicted against the held-out runs' own parabola"
-    )?;
-    for b in &v.budgets {
-        let obs = match (b.observed_params, b.observed_loss) {
-            (Some(n), Some(l)) => format!("vertex {} at {:.4}", count(n), l),
-            _ => format!("no vertex ({})", b.refused.as_deref().unwrap_or("refused")),
-        };
-        let preds: Vec<String> = b
-            .predicted
-            .iter()
-            .map(|(a, n, l)| match l {
-                Some(l) => format!("{a} {} at {l:.4}", count(*n)),
-                None => format!("{a} {}", count(*n)),
-            })
-            .collect();
-        writeln!(
-            w,
-            "  {:>10} (+{:.2} decades): {obs}; {}",
-            sci(b.flops),
-            b.decades,
-            preds.join(", ")
-        )?;
-    }
-    writeln!(w)?;
-    writeln!(
-        w,
-        "  held-out runs (Approach 3): {:>8} {:>8} {:>9} {:>9} {:>19} {:>7}",
-        "params", "tokens", "observed", "predicted", "95% prediction", "error"
-    )?;
-    for r in &v.runs {
-        writeln!(
-            w,
-            "  {:<27} {:>8} {:>8} {:>9.4} {:>9.4} {:>19} {:>6.2}%",
-            r.run,
-            count(r.params),
-            count(r.tokens),
-            r.observed,
-            r.predicted,
-            iv(r.interval.as_ref(), |x| format!("{x:.4}")),
-            100.0 * r.rel_error
-        )?;
-    }
-    if !v.backtest.is_empty() {
-        writeln!(w)?;
-        writeln!(
-            w,
-            "  backtest: fit on budgets up to the origin, predict each later budget"
-        )?;
-        writeln!(
-            w,
-            "  {:>10} {:>10} {:>8} {:>11}  N_opt |error| by approach",
-            "origin", "target", "decades", "loss |err|"
-        )?;
-        for r in &v.backtest {
-            let n: Vec<String> = r
-                .n_opt_errors
-                .iter()
-                .map(|(a, e)| format!("{a} {:.1}%", 100.0 * e))
-                .collect();
-            writeln!(
-                w,
-                "  {:>10} {:>10} {:>8.2} {:>11}  {}",
-                sci(r.origin),
-                sci(r.target),
-                r.decades,
-                r.loss_error
-                    .map(|e| format!("{:.2}%", 100.0 * e))
-                    .unwrap_or_else(|| "-".into()),
-                n.join(", ")
-            )?;
-        }
-    }
-    Ok(())
-}
+mod validation;
+pub use validation::{print_validation, print_validation_summary};

@@ -230,6 +230,24 @@ fn write_failure(
 }
 
 pub fn run(a: TrainArgs) -> Result<()> {
+    let (cfg, corpus, shape, run) = configure(&a)?;
+    let p = cfg.params;
+    eprintln!(
+        "{run}: {} layers, d_model {}, {} heads; {} parameters ({} non-embedding); {} steps of {}x{} tokens = {} tokens; {:.3e} FLOPs ({:?})",
+        shape.layers, shape.d_model, shape.heads, p.total, p.non_embedding, cfg.steps, cfg.batch, shape.context, cfg.tokens,
+        cfg.tokens as f64 * cfg.flops_per_token.get(cfg.flop_count), cfg.flop_count
+    );
+    if let Some(w) = corpus.repetition_warning(cfg.tokens, cfg.batch, shape.context) {
+        eprintln!("warning: {run}: {w}");
+    }
+    let (outcome, bar) = train_guarded(&a, &cfg, &corpus)?;
+    bar.finish_and_clear();
+    finish(&a, &cfg, outcome)
+}
+
+/// The run's config from the options (checked), the corpus it trains on, the model's shape
+/// and the run's name.
+fn configure(a: &TrainArgs) -> Result<(record::RunConfig, Corpus, ModelShape, String)> {
     if !(a.tokens.is_finite() && a.tokens >= 1.0) {
         bail!("--tokens must be a positive number, got {}", a.tokens);
     }
@@ -300,15 +318,16 @@ pub fn run(a: TrainArgs) -> Result<()> {
     if let (Some(dir), Some(at)) = (&a.branch_from, a.at_tokens) {
         cfg = isoflop_train::branch::branch_config(dir, &cfg, at.ceil() as u64)?;
     }
-    let p = cfg.params;
-    eprintln!(
-        "{run}: {} layers, d_model {}, {} heads; {} parameters ({} non-embedding); {} steps of {}x{} tokens = {} tokens; {:.3e} FLOPs ({:?})",
-        shape.layers, shape.d_model, shape.heads, p.total, p.non_embedding, cfg.steps, cfg.batch, shape.context, cfg.tokens,
-        cfg.tokens as f64 * cfg.flops_per_token.get(cfg.flop_count), cfg.flop_count
-    );
-    if let Some(w) = corpus.repetition_warning(cfg.tokens, cfg.batch, shape.context) {
-        eprintln!("warning: {run}: {w}");
-    }
+    Ok((cfg, corpus, shape, run))
+}
+
+/// Trains with the stop signals caught and a panic turned into a failed run: the outcome,
+/// and the progress bar to clear.
+fn train_guarded(
+    a: &TrainArgs,
+    cfg: &record::RunConfig,
+    corpus: &Corpus,
+) -> Result<(Outcome, ProgressBar)> {
     // Ctrl-C (SIGINT), SIGTERM and SIGUSR1 (a Slurm job's `--signal` before its time
     // limit, passed on by `isoflop sweep-task`) finish the current step, write a checkpoint
     // and exit: the run is transient, and resumes.
@@ -337,8 +356,8 @@ pub fn run(a: TrainArgs) -> Result<()> {
             ));
         };
         match &a.branch_from {
-            Some(trunk) => train_branch(&cfg, &corpus, &a.out, trunk, a.resume, &stop, &mut show),
-            None => train(&cfg, &corpus, &a.out, a.resume, &stop, &mut show),
+            Some(trunk) => train_branch(cfg, corpus, &a.out, trunk, a.resume, &stop, &mut show),
+            None => train(cfg, corpus, &a.out, a.resume, &stop, &mut show),
         }
     }));
     let outcome = match result {
@@ -349,7 +368,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
             }
             let reason = record::one_line(&e.to_string());
             if e.is_transient() {
-                write_failure(&a.out, &cfg, &reason, true);
+                write_failure(&a.out, cfg, &reason, true);
                 return Err(anyhow::anyhow!("{reason}").context(Transient));
             }
             return Err(anyhow::Error::new(e))
@@ -365,15 +384,20 @@ pub fn run(a: TrainArgs) -> Result<()> {
                 "internal error (a panic in isoflop's trainer): {}",
                 record::one_line(&what)
             );
-            write_failure(&a.out, &cfg, &reason, false);
+            write_failure(&a.out, cfg, &reason, false);
             bail!("{reason}");
         }
     };
-    bar.finish_and_clear();
+    Ok((outcome, bar))
+}
+
+/// What a run's end prints and returns: the summary line, or the error of a run that did
+/// not finish (interrupted: transient, resumable).
+fn finish(a: &TrainArgs, cfg: &record::RunConfig, outcome: Outcome) -> Result<()> {
     match outcome {
         Outcome::Ended(sum) => {
             if !a.quiet || a.device.starts_with("cuda") {
-                eprintln!("{}", throughput_line(&a, &cfg, &sum));
+                eprintln!("{}", throughput_line(a, cfg, &sum));
             }
             println!("{}", serde_json::to_string(&sum)?);
             match sum.status {
@@ -395,7 +419,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
                 "interrupted by {} at step {step}; checkpoint saved",
                 signal_name(sig)
             );
-            write_failure(&a.out, &cfg, &reason, true);
+            write_failure(&a.out, cfg, &reason, true);
             Err(
                 anyhow::anyhow!("{reason} in {}; continue with --resume", a.out.display())
                     .context(Interrupted(sig)),
