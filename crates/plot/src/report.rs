@@ -386,6 +386,41 @@ fn html(
     for n in &r.notes {
         let _ = writeln!(h, "<p class=\"note\">Note: {}</p>", esc(n));
     }
+    figures_html(&mut h, embedded);
+    laws_html(&mut h, r);
+    approach3_html(&mut h, r);
+    h.push_str("<h2>Allocations</h2>\n<table><tr><th>FLOPs</th><th>approach</th><th>parameters [95%]</th><th>tokens [95%]</th><th>D/N</th><th>loss</th></tr>\n");
+    let laws = r.laws();
+    for c in study_budgets(r, table).into_iter().chain([target]) {
+        if let Ok(a) = allocate(&laws, Target::Flops(c), 0.95) {
+            alloc_rows(&mut h, &a);
+        }
+    }
+    h.push_str("</table>\n");
+    let mut warnings = r.warnings();
+    for sec in sections {
+        let _ = writeln!(h, "<h2>{}</h2>\n{}", esc(&sec.title), sec.html);
+    }
+    warnings.extend(skipped.iter().map(|s| format!("not drawn: {s}")));
+    if !warnings.is_empty() {
+        h.push_str("<h2>Warnings</h2>\n<ul>\n");
+        for w in warnings {
+            let _ = writeln!(h, "<li class=\"warn\">{}</li>", esc(&w));
+        }
+        h.push_str("</ul>\n");
+    }
+    let _ = writeln!(
+        h,
+        "<h2>Provenance</h2>\n<p><code>{}</code></p>\n<p>{}</p>",
+        esc(&prov.command),
+        esc(&prov.versions)
+    );
+    h.push_str("<script>window.addEventListener('load',function(){var imgs=Array.prototype.slice.call(document.querySelectorAll('img.figure'));var ok=imgs.filter(function(i){return i.complete&&i.naturalWidth>0;}).length;document.body.setAttribute('data-figures-loaded',ok+'/'+imgs.length);});</script>\n</body></html>\n");
+    h
+}
+
+/// The figures, embedded as PNG, or why each was not drawn.
+fn figures_html(h: &mut String, embedded: &[(usize, Option<String>, Option<String>)]) {
     h.push_str("<h2>Figures</h2>\n");
     for (i, png, why) in embedded {
         let (name, caption) = (FIGURES[*i].name, FIGURES[*i].caption);
@@ -404,6 +439,10 @@ fn html(
             _ => {}
         }
     }
+}
+
+/// Approaches 1 and 2: each frontier with its intervals, or why it was not fitted.
+fn laws_html(h: &mut String, r: &FitReport) {
     h.push_str("<h2>Fitted laws</h2>\n");
     match &r.approach1 {
         Outcome::Fitted(f) => {
@@ -433,6 +472,10 @@ fn html(
         }
         Outcome::NotRequested => {}
     }
+}
+
+/// Approach 3: the law's parameters with their intervals, and its convergence.
+fn approach3_html(h: &mut String, r: &FitReport) {
     match &r.approach3 {
         Outcome::Fitted(f) => {
             let i = f.intervals.as_ref();
@@ -487,34 +530,6 @@ fn html(
         }
         Outcome::NotRequested => {}
     }
-    h.push_str("<h2>Allocations</h2>\n<table><tr><th>FLOPs</th><th>approach</th><th>parameters [95%]</th><th>tokens [95%]</th><th>D/N</th><th>loss</th></tr>\n");
-    let laws = r.laws();
-    for c in study_budgets(r, table).into_iter().chain([target]) {
-        if let Ok(a) = allocate(&laws, Target::Flops(c), 0.95) {
-            alloc_rows(&mut h, &a);
-        }
-    }
-    h.push_str("</table>\n");
-    let mut warnings = r.warnings();
-    for sec in sections {
-        let _ = writeln!(h, "<h2>{}</h2>\n{}", esc(&sec.title), sec.html);
-    }
-    warnings.extend(skipped.iter().map(|s| format!("not drawn: {s}")));
-    if !warnings.is_empty() {
-        h.push_str("<h2>Warnings</h2>\n<ul>\n");
-        for w in warnings {
-            let _ = writeln!(h, "<li class=\"warn\">{}</li>", esc(&w));
-        }
-        h.push_str("</ul>\n");
-    }
-    let _ = writeln!(
-        h,
-        "<h2>Provenance</h2>\n<p><code>{}</code></p>\n<p>{}</p>",
-        esc(&prov.command),
-        esc(&prov.versions)
-    );
-    h.push_str("<script>window.addEventListener('load',function(){var imgs=Array.prototype.slice.call(document.querySelectorAll('img.figure'));var ok=imgs.filter(function(i){return i.complete&&i.naturalWidth>0;}).length;document.body.setAttribute('data-figures-loaded',ok+'/'+imgs.length);});</script>\n</body></html>\n");
-    h
 }
 
 #[cfg(test)]
