@@ -357,43 +357,7 @@ pub fn fit_parametric(
     points: &[Observation],
     opts: &ParametricOptions,
 ) -> Result<ParametricFit, FitError> {
-    const NAME: &str = "Approach 3";
-    if points.len() < 6 {
-        return Err(FitError::TooFewPoints {
-            approach: NAME,
-            have: points.len(),
-            need: 6,
-            why: "five parameters and one degree of freedom",
-        });
-    }
-    for (what, v) in [
-        (
-            "model sizes N",
-            points.iter().map(|p| p.params).collect::<Vec<_>>(),
-        ),
-        ("token counts D", points.iter().map(|p| p.tokens).collect()),
-    ] {
-        if crate::report::distinct(v.iter().copied()) < 2 {
-            return Err(FitError::Unsupported {
-                approach: NAME,
-                reason: format!(
-                    "every point has the same {what} ({:.4e}): the law's terms in N and D cannot be told apart; runs at two or more {what} are needed",
-                    v[0]
-                ),
-            });
-        }
-    }
-    if opts.grid.is_empty() {
-        return Err(FitError::InvalidOption(
-            "the grid of starts is empty".into(),
-        ));
-    }
-    if !(opts.delta > 0.0) {
-        return Err(FitError::InvalidOption(format!(
-            "Huber delta must be positive, got {}",
-            opts.delta
-        )));
-    }
+    check_points(points, opts)?;
     let obj = Objective::new(points, opts.delta);
     let obj = opts.kernel.map_or(obj.clone(), |k| obj.with_kernel(k));
     let starts = opts.grid.starts();
@@ -403,50 +367,7 @@ pub fn fit_parametric(
             p(&line)
         }
     };
-    let (res, screening) = match opts.screen.subsample(n) {
-        None => {
-            say(format!("Approach 3: {} starts on {n} points", starts.len()));
-            (
-                run_starts(&obj, &starts, &opts.lbfgs, opts.reach_rtol, true),
-                None,
-            )
-        }
-        Some(m) => {
-            say(format!(
-                "Approach 3: screening {} starts on {m} of the {n} points",
-                starts.len()
-            ));
-            let sub = obj.subset(&sample_without_replacement(n, m, opts.seed));
-            let screened = run_starts(&sub, &starts, &opts.lbfgs, opts.reach_rtol, true);
-            // Every distinct optimum of the subsample (best first), and its best start even
-            // if it did not converge, polished on all points.
-            let mut polish: Vec<[f64; 5]> = screened.optima.iter().map(|o| o.0).collect();
-            if !polish.contains(&screened.best.x) {
-                polish.insert(0, screened.best.x);
-            }
-            say(format!(
-                "Approach 3: polishing {} distinct optima on all {n} points",
-                polish.len()
-            ));
-            let polished = run_starts(&obj, &polish, &opts.lbfgs, opts.reach_rtol, true);
-            let combined = GridResult {
-                best: polished.best,
-                converged: screened.converged,
-                reached: screened.reached,
-                iterations: screened.iterations + polished.iterations,
-                evaluations: screened.evaluations + polished.evaluations,
-                optima: polished.optima,
-            };
-            (
-                combined,
-                Some(Screening {
-                    subsample: m,
-                    points: n,
-                    polished: polish.len(),
-                }),
-            )
-        }
-    };
+    let (res, screening) = search(&obj, &starts, opts, &say);
     let best = res.best;
     let law = ParametricLaw::from_log(&best.x);
     let mut warnings = Vec::new();
@@ -506,65 +427,178 @@ pub fn fit_parametric(
         residuals,
     };
     if opts.resamples > 0 && fit.diagnostics.converged {
-        // Refit from the optimum and from the other local optima whose full-data objective
-        // is within 1.5x the best: competing basins, not the degenerate valleys (such as
-        // E -> 0) that sit at twice the objective and more.
-        let boot_starts: Vec<[f64; 5]> = res
-            .optima
-            .iter()
-            .filter(|(_, f)| *f <= 1.5 * best.f)
-            .map(|(x, _)| *x)
-            .collect();
-        // A big table's resamples hold BOOT_POINTS points (m-out-of-n), each one's distance
-        // from the full-data optimum scaled by sqrt(m/n): the spread of an n-point estimate.
-        let m = match (opts.unit, opts.boot_points) {
-            (BootUnit::Size, _) => n,
-            (_, Some(m)) => m.clamp(6, n),
-            (_, None) if n > SCREEN_ABOVE => BOOT_POINTS.min(n),
-            (_, None) => n,
-        };
-        let scale = (m as f64 / n as f64).sqrt();
-        say(format!(
-            "Approach 3: bootstrap, {} resamples of {m} points",
-            opts.resamples
-        ));
-        let refit = |idx: &[usize]| {
-            let sub = obj.subset(idx);
-            let r = run_starts(&sub, &boot_starts, &opts.lbfgs, opts.reach_rtol, false);
-            let mut x = r.best.x;
-            if m < n {
-                for (xi, bi) in x.iter_mut().zip(&best.x) {
-                    *xi = bi + scale * (*xi - bi);
-                }
-            }
-            let law = ParametricLaw::from_log(&x);
-            (r.best.converged() && law.is_valid()).then_some(law)
-        };
-        let laws = match opts.unit {
-            BootUnit::Run => bootstrap_m(n, m, opts.resamples, opts.seed, refit),
-            BootUnit::Size => bootstrap_clusters(
-                &clusters(points.iter().map(|p| p.params), opts.unit),
-                opts.resamples,
-                opts.seed,
-                refit,
-            ),
-        };
-        let usable: Vec<ParametricLaw> = laws.into_iter().flatten().collect();
-        if usable.len() < opts.resamples {
-            fit.warnings.push(format!(
-                "Approach 3 bootstrap: {} of {} resamples did not converge to a valid law and are left out of the intervals",
-                opts.resamples - usable.len(),
-                opts.resamples
-            ));
-        }
-        fit.intervals =
-            law_intervals(&usable, opts.resamples, opts.seed, opts.level).map(|mut i| {
-                i.resample_points = (m < n).then_some(m);
-                i
-            });
-        fit.samples = usable;
+        bootstrap(&mut fit, &res, &obj, points, opts, &say);
     }
     Ok(fit)
+}
+
+/// Refuses what no fit can use: fewer than 6 points, one N or one D, an empty grid, a
+/// non-positive delta.
+fn check_points(points: &[Observation], opts: &ParametricOptions) -> Result<(), FitError> {
+    const NAME: &str = "Approach 3";
+    if points.len() < 6 {
+        return Err(FitError::TooFewPoints {
+            approach: NAME,
+            have: points.len(),
+            need: 6,
+            why: "five parameters and one degree of freedom",
+        });
+    }
+    for (what, v) in [
+        (
+            "model sizes N",
+            points.iter().map(|p| p.params).collect::<Vec<_>>(),
+        ),
+        ("token counts D", points.iter().map(|p| p.tokens).collect()),
+    ] {
+        if crate::report::distinct(v.iter().copied()) < 2 {
+            return Err(FitError::Unsupported {
+                approach: NAME,
+                reason: format!(
+                    "every point has the same {what} ({:.4e}): the law's terms in N and D cannot be told apart; runs at two or more {what} are needed",
+                    v[0]
+                ),
+            });
+        }
+    }
+    if opts.grid.is_empty() {
+        return Err(FitError::InvalidOption(
+            "the grid of starts is empty".into(),
+        ));
+    }
+    if !(opts.delta > 0.0) {
+        return Err(FitError::InvalidOption(format!(
+            "Huber delta must be positive, got {}",
+            opts.delta
+        )));
+    }
+    Ok(())
+}
+
+/// Every start of the grid on all points, or (a big table) on a subsample with the distinct
+/// optima found polished on all points.
+fn search(
+    obj: &Objective,
+    starts: &[[f64; 5]],
+    opts: &ParametricOptions,
+    say: &dyn Fn(String),
+) -> (GridResult, Option<Screening>) {
+    let n = obj.len();
+    let starts = starts.to_vec();
+    match opts.screen.subsample(n) {
+        None => {
+            say(format!("Approach 3: {} starts on {n} points", starts.len()));
+            (
+                run_starts(obj, &starts, &opts.lbfgs, opts.reach_rtol, true),
+                None,
+            )
+        }
+        Some(m) => {
+            say(format!(
+                "Approach 3: screening {} starts on {m} of the {n} points",
+                starts.len()
+            ));
+            let sub = obj.subset(&sample_without_replacement(n, m, opts.seed));
+            let screened = run_starts(&sub, &starts, &opts.lbfgs, opts.reach_rtol, true);
+            // Every distinct optimum of the subsample (best first), and its best start even
+            // if it did not converge, polished on all points.
+            let mut polish: Vec<[f64; 5]> = screened.optima.iter().map(|o| o.0).collect();
+            if !polish.contains(&screened.best.x) {
+                polish.insert(0, screened.best.x);
+            }
+            say(format!(
+                "Approach 3: polishing {} distinct optima on all {n} points",
+                polish.len()
+            ));
+            let polished = run_starts(obj, &polish, &opts.lbfgs, opts.reach_rtol, true);
+            let combined = GridResult {
+                best: polished.best,
+                converged: screened.converged,
+                reached: screened.reached,
+                iterations: screened.iterations + polished.iterations,
+                evaluations: screened.evaluations + polished.evaluations,
+                optima: polished.optima,
+            };
+            (
+                combined,
+                Some(Screening {
+                    subsample: m,
+                    points: n,
+                    polished: polish.len(),
+                }),
+            )
+        }
+    }
+}
+
+/// The bootstrap of a converged fit: each resample refitted from the optima near the best,
+/// its laws and percentile intervals put into `fit`.
+fn bootstrap(
+    fit: &mut ParametricFit,
+    res: &GridResult,
+    obj: &Objective,
+    points: &[Observation],
+    opts: &ParametricOptions,
+    say: &dyn Fn(String),
+) {
+    let n = obj.len();
+    let best = res.best;
+    // Refit from the optimum and from the other local optima whose full-data objective
+    // is within 1.5x the best: competing basins, not the degenerate valleys (such as
+    // E -> 0) that sit at twice the objective and more.
+    let boot_starts: Vec<[f64; 5]> = res
+        .optima
+        .iter()
+        .filter(|(_, f)| *f <= 1.5 * best.f)
+        .map(|(x, _)| *x)
+        .collect();
+    // A big table's resamples hold BOOT_POINTS points (m-out-of-n), each one's distance
+    // from the full-data optimum scaled by sqrt(m/n): the spread of an n-point estimate.
+    let m = match (opts.unit, opts.boot_points) {
+        (BootUnit::Size, _) => n,
+        (_, Some(m)) => m.clamp(6, n),
+        (_, None) if n > SCREEN_ABOVE => BOOT_POINTS.min(n),
+        (_, None) => n,
+    };
+    let scale = (m as f64 / n as f64).sqrt();
+    say(format!(
+        "Approach 3: bootstrap, {} resamples of {m} points",
+        opts.resamples
+    ));
+    let refit = |idx: &[usize]| {
+        let sub = obj.subset(idx);
+        let r = run_starts(&sub, &boot_starts, &opts.lbfgs, opts.reach_rtol, false);
+        let mut x = r.best.x;
+        if m < n {
+            for (xi, bi) in x.iter_mut().zip(&best.x) {
+                *xi = bi + scale * (*xi - bi);
+            }
+        }
+        let law = ParametricLaw::from_log(&x);
+        (r.best.converged() && law.is_valid()).then_some(law)
+    };
+    let laws = match opts.unit {
+        BootUnit::Run => bootstrap_m(n, m, opts.resamples, opts.seed, refit),
+        BootUnit::Size => bootstrap_clusters(
+            &clusters(points.iter().map(|p| p.params), opts.unit),
+            opts.resamples,
+            opts.seed,
+            refit,
+        ),
+    };
+    let usable: Vec<ParametricLaw> = laws.into_iter().flatten().collect();
+    if usable.len() < opts.resamples {
+        fit.warnings.push(format!(
+            "Approach 3 bootstrap: {} of {} resamples did not converge to a valid law and are left out of the intervals",
+            opts.resamples - usable.len(),
+            opts.resamples
+        ));
+    }
+    fit.intervals = law_intervals(&usable, opts.resamples, opts.seed, opts.level).map(|mut i| {
+        i.resample_points = (m < n).then_some(m);
+        i
+    });
+    fit.samples = usable;
 }
 
 /// Percentile intervals of each parameter over bootstrap laws.
