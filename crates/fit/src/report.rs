@@ -431,7 +431,7 @@ pub(crate) fn fit_table_with(
     if let Some(e) = errors.into_iter().next() {
         return Err(e);
     }
-    let report = FitReport {
+    let mut report = FitReport {
         source: table.source.display().to_string(),
         rows: table.rows.len(),
         runs: finals.len(),
@@ -455,7 +455,21 @@ pub(crate) fn fit_table_with(
         design_check: None,
         counted: table.counted.clone(),
     };
-    let mut report = report;
+    add_checks(&mut report, table, &points, settings, checks)?;
+    refuse_if_nothing(&report, &after_drop)?;
+    Ok(report)
+}
+
+/// With two law forms or more, their comparison on the points fitted; and where `checks`
+/// (a top-level fit), the design check (Approaches 1 and 2 on Approach 3's own losses) and
+/// the forms' comparison held out.
+fn add_checks(
+    report: &mut FitReport,
+    table: &RunTable,
+    points: &[isoflop_core::Observation],
+    settings: &FitSettings,
+    checks: bool,
+) -> Result<(), FitError> {
     if let (true, Some(f)) = (checks, report.approach3.fitted()) {
         // The check refits the approaches fitted here, and only those.
         let mut check = settings.clone();
@@ -470,17 +484,21 @@ pub(crate) fn fit_table_with(
     }
     let laws = report.forms();
     if laws.len() >= 2 {
-        let scores = crate::forms::compare(&laws, &points);
-        let held =
-            checks.then(
-                || match crate::validate::forms_held_out(table, &points, settings) {
-                    Ok(h) => Outcome::Fitted(h),
-                    Err(e) => Outcome::Skipped(e.to_string()),
-                },
-            );
+        let scores = crate::forms::compare(&laws, points);
+        let held = checks.then(
+            || match crate::validate::forms_held_out(table, points, settings) {
+                Ok(h) => Outcome::Fitted(h),
+                Err(e) => Outcome::Skipped(e.to_string()),
+            },
+        );
         report.comparison = scores;
         report.held_out = held;
     }
+    Ok(())
+}
+
+/// An error naming why each approach was skipped when nothing at all was fitted.
+fn refuse_if_nothing(report: &FitReport, after_drop: &str) -> Result<(), FitError> {
     let other_forms = report
         .data_constrained
         .as_ref()
@@ -505,7 +523,7 @@ pub(crate) fn fit_table_with(
             reason: format!("nothing could be fitted{after_drop}: {}", why.join("; ")),
         });
     }
-    Ok(report)
+    Ok(())
 }
 
 fn settle<T>(
