@@ -76,6 +76,36 @@ pub fn training_curves(
             ),
         })
         .collect();
+    let predicted = predicted_lines(r, a1, x, &clip);
+    let largest = runs.iter().map(|c| c.params).fold(0.0, f64::max);
+    let colour_unit = if largest < 1e6 {
+        ("Thousand Parameters".to_string(), 1e3)
+    } else {
+        ("Million Parameters".to_string(), 1e6)
+    };
+    let colour = Range::of(runs.iter().map(|c| c.params / colour_unit.1)).ok_or("no runs")?;
+    Ok(TrainingCurves {
+        runs,
+        raw,
+        thirds,
+        colour_unit,
+        envelope,
+        predicted,
+        x,
+        y,
+        loss_unit: r.counted.loss_unit.clone(),
+        colour,
+    })
+}
+
+/// The loss each approach's frontier predicts along Figure 1's FLOPs axis, by Approach 3's
+/// law (none without it), clipped to the axes.
+fn predicted_lines(
+    r: &FitReport,
+    a1: &isoflop_fit::EnvelopeFit,
+    x: Range,
+    clip: &dyn Fn(&Polyline) -> Polyline,
+) -> Vec<(String, Polyline)> {
     let mut predicted = Vec::new();
     if let Some(law) = law3(r) {
         let grid = logspace(x.lo, x.hi, 200);
@@ -109,25 +139,7 @@ pub fn training_curves(
             (law.optimal_params(c), law.optimal_tokens(c))
         });
     }
-    let largest = runs.iter().map(|c| c.params).fold(0.0, f64::max);
-    let colour_unit = if largest < 1e6 {
-        ("Thousand Parameters".to_string(), 1e3)
-    } else {
-        ("Million Parameters".to_string(), 1e6)
-    };
-    let colour = Range::of(runs.iter().map(|c| c.params / colour_unit.1)).ok_or("no runs")?;
-    Ok(TrainingCurves {
-        runs,
-        raw,
-        thirds,
-        colour_unit,
-        envelope,
-        predicted,
-        x,
-        y,
-        loss_unit: r.counted.loss_unit.clone(),
-        colour,
-    })
+    predicted
 }
 
 /// The part of each curve to draw so that no stretch is drawn twice: a cooldown branch's
