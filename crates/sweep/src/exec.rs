@@ -347,31 +347,8 @@ impl<'a> Runner<'a> {
         // holds only what the trainer writes.
         let logs = results.join(LOGS_DIR);
         let _ = std::fs::create_dir_all(&logs);
-        match state(results, run) {
-            RunState::Finished { .. } => return RunOutcome::AlreadyEnded,
-            RunState::Failed { .. } if !self.retry_failed => return RunOutcome::AlreadyEnded,
-            RunState::Running { .. } => return RunOutcome::HeldElsewhere,
-            RunState::Failed { .. }
-            | RunState::Unfinished {
-                crashed: Some(_), ..
-            } => {
-                // Keep the old summary beside the logs, then train again.
-                let from = out.join(record::SUMMARY_FILE);
-                let n = (1..)
-                    .find(|k| !logs.join(format!("{}.failed-{k}.json", run.id)).exists())
-                    .unwrap_or(1);
-                if let Err(e) =
-                    std::fs::rename(&from, logs.join(format!("{}.failed-{n}.json", run.id)))
-                {
-                    if from.exists() {
-                        return RunOutcome::Failed(format!(
-                            "could not move {} aside to retry it: {e}",
-                            from.display()
-                        ));
-                    }
-                }
-            }
-            _ => {}
+        if let Some(o) = self.set_aside(run, &out, &logs) {
+            return o;
         }
         // The run's lease, held here around whatever command trains it, so two sweeps never
         // start one run twice, whatever the trainer does; a trainer that takes the lease too
@@ -407,39 +384,10 @@ impl<'a> Runner<'a> {
         {
             return RunOutcome::AlreadyEnded;
         }
-        let log = logs.join(format!("{}.log", run.id));
-        let mut cmd = self.command(run, &out);
-        cmd.envs(lease.hand_down());
-        // Standard error is read here and copied to the log, so its last words reach the
-        // summary and the sweep's output even where the log cannot be written.
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        // SAFETY: prctl, getppid and _exit are async-signal-safe and touch no memory of the
-        // parent. A parent that died between the fork and the prctl sent no signal: the child
-        // sees a new parent and leaves at once, before it takes the run's lease.
-        let parent = std::process::id() as libc::pid_t;
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            cmd.pre_exec(move || {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                if libc::getppid() != parent {
-                    libc::_exit(1);
-                }
-                Ok(())
-            });
-        }
         let started = std::time::SystemTime::now();
-        let (status, text) = match cmd.spawn() {
-            Ok(child) => match child::supervise(child, &lease, &log) {
-                (Ok(status), text) => (status, text),
-                (Err(e), _) => {
-                    return fail(&out, run, format!("waiting for the trainer: {e}"), true)
-                }
-            },
-            Err(e) => {
-                return fail(&out, run, format!("could not start the trainer: {e}"), true);
-            }
+        let (status, text) = match self.train_watched(run, &out, &logs, &lease) {
+            Ok(st) => st,
+            Err(o) => return o,
         };
         drop(lease);
         if status.code() == Some(record::EXIT_HELD) {
@@ -473,6 +421,90 @@ impl<'a> Runner<'a> {
                     status.code() != Some(2),
                 )
             }
+        }
+    }
+
+    /// Whether `run` needs training: `Some` outcome where it has ended (or is held), and a
+    /// failed or crashed run's old summary moved beside the logs before it is retried.
+    fn set_aside(&self, run: &PlannedRun, out: &Path, logs: &Path) -> Option<RunOutcome> {
+        let results = &self.results;
+        match state(results, run) {
+            RunState::Finished { .. } => return Some(RunOutcome::AlreadyEnded),
+            RunState::Failed { .. } if !self.retry_failed => return Some(RunOutcome::AlreadyEnded),
+            RunState::Running { .. } => return Some(RunOutcome::HeldElsewhere),
+            RunState::Failed { .. }
+            | RunState::Unfinished {
+                crashed: Some(_), ..
+            } => {
+                // Keep the old summary beside the logs, then train again.
+                let from = out.join(record::SUMMARY_FILE);
+                let n = (1..)
+                    .find(|k| !logs.join(format!("{}.failed-{k}.json", run.id)).exists())
+                    .unwrap_or(1);
+                if let Err(e) =
+                    std::fs::rename(&from, logs.join(format!("{}.failed-{n}.json", run.id)))
+                {
+                    if from.exists() {
+                        return Some(RunOutcome::Failed(format!(
+                            "could not move {} aside to retry it: {e}",
+                            from.display()
+                        )));
+                    }
+                }
+            }
+            _ => {}
+        }
+        None
+    }
+
+    /// Starts the run's command under `lease` (handed down), its standard error copied to
+    /// the run's log, and waits for it: its exit status and the end of its standard error,
+    /// or the failed outcome where it could not be started or waited for.
+    fn train_watched(
+        &self,
+        run: &PlannedRun,
+        out: &Path,
+        logs: &Path,
+        lease: &lease::Lease,
+    ) -> Result<(std::process::ExitStatus, String), RunOutcome> {
+        let log = logs.join(format!("{}.log", run.id));
+        let mut cmd = self.command(run, out);
+        cmd.envs(lease.hand_down());
+        // Standard error is read here and copied to the log, so its last words reach the
+        // summary and the sweep's output even where the log cannot be written.
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        // SAFETY: prctl, getppid and _exit are async-signal-safe and touch no memory of the
+        // parent. A parent that died between the fork and the prctl sent no signal: the child
+        // sees a new parent and leaves at once, before it takes the run's lease.
+        let parent = std::process::id() as libc::pid_t;
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(move || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if libc::getppid() != parent {
+                    libc::_exit(1);
+                }
+                Ok(())
+            });
+        }
+        match cmd.spawn() {
+            Ok(child) => match child::supervise(child, lease, &log) {
+                (Ok(status), text) => Ok((status, text)),
+                (Err(e), _) => Err(fail(
+                    out,
+                    run,
+                    format!("waiting for the trainer: {e}"),
+                    true,
+                )),
+            },
+            Err(e) => Err(fail(
+                out,
+                run,
+                format!("could not start the trainer: {e}"),
+                true,
+            )),
         }
     }
 }
