@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import isoflop
+from hf_tiny import tiny_gpt2
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -118,20 +119,7 @@ def test_a_real_event_file_with_a_flipped_bit_or_cut_short(tmp_path):
 
 
 def test_a_trainers_trainer_state_imports_its_log_history(tmp_path):
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
-    cfg = transformers.GPT2Config(vocab_size=256, n_positions=32, n_embd=32, n_layer=2, n_head=2)
-    torch.manual_seed(0)
-    model = transformers.GPT2LMHeadModel(cfg)
-    g = torch.Generator().manual_seed(0)
-    seqs = torch.randint(0, 256, (64, 32), generator=g)
-
-    class Data(torch.utils.data.Dataset):
-        def __len__(self):
-            return len(seqs)
-
-        def __getitem__(self, i):
-            return {"input_ids": seqs[i], "labels": seqs[i]}
+    transformers, cfg, model, Data = tiny_gpt2()
 
     out_dir = tmp_path / "hf" / "gpt2-tiny"
     args = transformers.TrainingArguments(

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import isoflop
+from hf_tiny import tiny_gpt2
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -153,22 +154,8 @@ def test_only_global_rank_0_writes(tmp_path, monkeypatch):
 
 
 def test_a_transformers_trainer_run_is_recorded_with_the_trainers_own_token_count(tmp_path):
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
+    transformers, cfg, model, Data = tiny_gpt2()
     from isoflop.integrations.hf import IsoflopCallback
-
-    cfg = transformers.GPT2Config(vocab_size=256, n_positions=32, n_embd=32, n_layer=2, n_head=2)
-    torch.manual_seed(0)
-    model = transformers.GPT2LMHeadModel(cfg)
-    g = torch.Generator().manual_seed(0)
-    seqs = torch.randint(0, 256, (64, 32), generator=g)
-
-    class Data(torch.utils.data.Dataset):
-        def __len__(self):
-            return len(seqs)
-
-        def __getitem__(self, i):
-            return {"input_ids": seqs[i], "labels": seqs[i]}
 
     args = transformers.TrainingArguments(
         output_dir=str(tmp_path / "hf"), max_steps=30, per_device_train_batch_size=4, logging_steps=5,

@@ -1,0 +1,25 @@
+"""A two-layer GPT-2 of width 32 and a seeded dataset of 64 byte sequences, for the tests
+that train with transformers.Trainer (test_recorder.py, test_import.py)."""
+
+import pytest
+
+
+def tiny_gpt2():
+    """(transformers, the config, the model, a Dataset class of 64 sequences of 32 tokens);
+    skips the test where torch or transformers is absent."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    cfg = transformers.GPT2Config(vocab_size=256, n_positions=32, n_embd=32, n_layer=2, n_head=2)
+    torch.manual_seed(0)
+    model = transformers.GPT2LMHeadModel(cfg)
+    g = torch.Generator().manual_seed(0)
+    seqs = torch.randint(0, 256, (64, 32), generator=g)
+
+    class Data(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(seqs)
+
+        def __getitem__(self, i):
+            return {"input_ids": seqs[i], "labels": seqs[i]}
+
+    return transformers, cfg, model, Data
