@@ -7,7 +7,6 @@
 //! be taken over, when its holder is a process on this host that no longer exists, or when
 //! the file has not been refreshed for [`STALE_AFTER`] (a holder on a node that died).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -68,6 +67,20 @@ fn rewrite(path: &Path, line: &str) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// Creates the lease file at `path` with its holder line already in it: the line is written
+/// to a file of this thread's own and hard-linked into place, which fails if `path` exists.
+/// A file created empty and written after would be seen, in between, as a lease naming no
+/// live holder: stale, and taken by a second taker.
+fn create_whole(dir: &Path, path: &Path) -> std::io::Result<()> {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{LEASE_FILE}.{}.{n}", std::process::id()));
+    std::fs::write(&tmp, format!("{}\n", holder_line()))?;
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    linked
+}
+
 /// This machine's host name.
 pub fn host() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -124,16 +137,8 @@ impl Lease {
     pub fn acquire(dir: &Path) -> Result<Lease, LeaseError> {
         let path = dir.join(LEASE_FILE);
         for _ in 0..3 {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
-                Ok(mut f) => {
-                    if let Err(e) = writeln!(f, "{}", holder_line()) {
-                        let _ = std::fs::remove_file(&path);
-                        return Err(LeaseError::Io(e));
-                    }
+            match create_whole(dir, &path) {
+                Ok(()) => {
                     return Ok(Lease {
                         path,
                         handed_from: None,
@@ -208,6 +213,33 @@ impl Drop for Lease {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn racing_takers_never_both_hold_it() {
+        // Threads taking one run's lease at once, many times: at most one holds it each
+        // round (a lease file seen between its creation and its first line once looked stale
+        // and was taken twice: two sweeps started one run twice).
+        let dir = std::env::temp_dir().join(format!("isoflop-lease-race-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for round in 0..300 {
+            let barrier = std::sync::Barrier::new(4);
+            let held: Vec<Option<Lease>> = std::thread::scope(|s| {
+                let hs: Vec<_> = (0..4)
+                    .map(|_| {
+                        s.spawn(|| {
+                            barrier.wait();
+                            Lease::acquire(&dir).ok()
+                        })
+                    })
+                    .collect();
+                hs.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            let n = held.iter().filter(|l| l.is_some()).count();
+            assert_eq!(n, 1, "round {round}: {n} holders");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn one_holder_at_a_time_and_stale_leases_are_taken_over() {
