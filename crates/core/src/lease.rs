@@ -78,7 +78,21 @@ fn create_whole(dir: &Path, path: &Path) -> std::io::Result<()> {
     std::fs::write(&tmp, format!("{}\n", holder_line()))?;
     let linked = std::fs::hard_link(&tmp, path);
     let _ = std::fs::remove_file(&tmp);
-    linked
+    match linked {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            // A file system without hard links: create it exclusively and write it (the
+            // short window in which it is empty remains there).
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)?;
+            writeln!(f, "{}", holder_line()).inspect_err(|_| {
+                let _ = std::fs::remove_file(path);
+            })
+        }
+        other => other,
+    }
 }
 
 /// This machine's host name.
