@@ -496,3 +496,66 @@ fn count_of_isoflop_shapes_is_the_trainers() {
         6.0 * ne + 6.0 * 4.0 * 128.0 * 128.0
     );
 }
+
+#[test]
+fn a_table_instead_of_run_folders_fits_as_the_folders_do() {
+    let dir = tmpdir("import", "table");
+    let logs = dir.join("tb");
+    tensorboard_runs(&logs, &[2e7, 5e7, 1e8], &[500, 1000, 2000]);
+    let table = dir.join("runs.csv");
+    let o = isoflop(&[
+        "import",
+        logs.to_str().unwrap(),
+        "--table",
+        table.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&table).unwrap();
+    assert!(
+        text.starts_with("run,step,params,tokens,flops,loss,lr,secs,final_loss\n"),
+        "{text}"
+    );
+    // 9 runs of 10, 20 and 40 rows.
+    assert_eq!(text.lines().count() - 1, 3 * (10 + 20 + 40));
+    // Refused the second time (the file exists), not overwritten.
+    let o = isoflop(&[
+        "import",
+        logs.to_str().unwrap(),
+        "--table",
+        table.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let out = dir.join("runs");
+    assert!(import(&logs, &out, &[]).status.success());
+    let (from_table, _) = law_of(&[table.to_str().unwrap()]);
+    let (from_folders, _) = law_of(&[out.to_str().unwrap()]);
+    assert_eq!(from_table, from_folders);
+}
+
+#[test]
+fn the_report_names_the_loss_unit() {
+    let dir = tmpdir("import", "report");
+    let nats = dir.join("nats.csv");
+    synthetic_table(&nats, 1.0);
+    let figs = dir.join("figs");
+    let o = isoflop(&[
+        "plot",
+        nats.to_str().unwrap(),
+        "--approach",
+        "3",
+        "--boot",
+        "0",
+        "--bytes-per-token",
+        "4",
+        "--out",
+        figs.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let html = std::fs::read_to_string(figs.join("report.html")).unwrap();
+    assert!(
+        html.contains("losses in bits per byte"),
+        "report.html names no unit"
+    );
+    let svg = std::fs::read_to_string(figs.join("fig3_isoloss.svg")).unwrap();
+    assert!(svg.contains("Loss (bits per byte)"));
+}

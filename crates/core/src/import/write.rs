@@ -100,10 +100,10 @@ fn header(run: &ImportedRun, table: bool) -> Vec<&'static str> {
         }
         None => h.extend(["params", "tokens", "flops"]),
     }
-    h.extend(["loss", "lr", "secs", "eval_loss"]);
-    if table {
-        h.push("final_loss");
-    }
+    // A table carries each run's final loss (held-out where logged) instead of the
+    // held-out column, as `isoflop collect`'s does: two loss columns would be ambiguous.
+    h.extend(["loss", "lr", "secs"]);
+    h.push(if table { "final_loss" } else { "eval_loss" });
     h
 }
 
@@ -155,10 +155,7 @@ fn rows_csv(run: &ImportedRun, name: &str, out: &mut String, final_loss: Option<
         cell(out, r.secs.map(|s| (s * 1e3).round() / 1e3), ',');
         match final_loss {
             None => cell(out, r.eval_loss, '\n'),
-            Some(f) => {
-                cell(out, r.eval_loss, ',');
-                cell(out, f, '\n');
-            }
+            Some(f) => cell(out, f, '\n'),
         }
     }
 }
@@ -329,14 +326,7 @@ pub fn import_runs(
     let staging = root.join(format!(".isoflop-import-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
     std::fs::create_dir_all(&staging).map_err(io(&staging))?;
-    let result = stage(&sources, opts, &staging, table.is_some());
-    let staged = match result {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&staging);
-            return Err(e);
-        }
-    };
+    let staged = stage(&sources, opts, &staging, table.is_some());
     // In source order: each source's runs, or its error.
     let mut runs: Vec<(Staged, String)> = Vec::new();
     let mut names: std::collections::HashSet<String> = std::collections::HashSet::new();
@@ -381,7 +371,7 @@ pub fn import_runs(
     }
     let finish = match &table {
         None => move_into_place(&runs, &root, force),
-        Some(file) => write_table(&runs, &staging, file),
+        Some(file) => write_table(&runs, file),
     };
     let _ = std::fs::remove_dir_all(&staging);
     finish?;
@@ -420,7 +410,7 @@ fn stage(
     opts: &ImportOptions,
     staging: &Path,
     table: bool,
-) -> Result<Vec<Result<Vec<Staged>, ImportError>>, ImportError> {
+) -> Vec<Result<Vec<Staged>, ImportError>> {
     let next = AtomicUsize::new(0);
     let slots: Vec<Mutex<Option<Result<Vec<Staged>, ImportError>>>> =
         sources.iter().map(|_| Mutex::new(None)).collect();
@@ -438,14 +428,14 @@ fn stage(
             });
         }
     });
-    Ok(slots
+    slots
         .into_iter()
         .map(|m| {
             m.into_inner()
                 .expect("no panics while held")
                 .expect("every source staged")
         })
-        .collect())
+        .collect()
 }
 
 fn stage_one(
@@ -519,7 +509,7 @@ fn move_into_place(runs: &[(Staged, String)], root: &Path, force: bool) -> Resul
     Ok(())
 }
 
-fn write_table(runs: &[(Staged, String)], staging: &Path, file: &Path) -> Result<(), ImportError> {
+fn write_table(runs: &[(Staged, String)], file: &Path) -> Result<(), ImportError> {
     let finished: Vec<&(Staged, String)> = runs.iter().filter(|(s, _)| s.finished).collect();
     if finished.is_empty() {
         return Err(ImportError::new(file, "", "no imported run finished, so the table would be empty (unfinished runs go to a folder with --out)"));
@@ -537,7 +527,5 @@ fn write_table(runs: &[(Staged, String)], staging: &Path, file: &Path) -> Result
         let p = s.dir.join("table-rows.csv");
         out.extend(std::fs::read(&p).map_err(io(&p))?);
     }
-    let tmp = staging.join("table.csv");
-    std::fs::write(&tmp, &out).map_err(io(&tmp))?;
     write_atomic(file, &out).map_err(io(file))
 }
