@@ -5,31 +5,14 @@ byte-level faults in a real event file; parameter counts against transformers mo
 on the meta device; and a round trip: runs trained by `isoflop train`, logged to TensorBoard
 and W&B by this test, imported back and fitted to the law of the run folders."""
 
-import csv
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
 import isoflop
-from hf_tiny import tiny_gpt2
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def binary(name="isoflop"):
-    b = Path(os.environ.get("ISOFLOP_BIN_DIR", ROOT / "target" / "release")) / name
-    if not b.exists():
-        pytest.skip(f"skipped: the binary {b} is absent")
-    return str(b)
-
-
-def curve(run_dir: Path):
-    with open(run_dir / "curve.csv") as f:
-        return list(csv.DictReader(f))
-
+from helpers import binary, curve, tiny_gpt2
 
 def wandb_offline(monkeypatch, tmp_path):
     wandb = pytest.importorskip("wandb")

@@ -4,7 +4,6 @@ give their three outcomes, resumes drop rows and never duplicate them, and a swe
 reference trainer under torchrun (locally and under the local Slurm), resuming a killed and
 a preempted run to the curves of uninterrupted ones."""
 
-import csv
 import json
 import os
 import signal
@@ -16,17 +15,7 @@ from pathlib import Path
 import pytest
 
 import isoflop
-from hf_tiny import tiny_gpt2
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def binary(name="isoflop"):
-    b = Path(os.environ.get("ISOFLOP_BIN_DIR", ROOT / "target" / "release")) / name
-    if not b.exists():
-        pytest.skip(f"skipped: the binary {b} is absent")
-    return str(b)
-
+from helpers import ROOT, binary, curve, tiny_gpt2
 
 def run(*args, ok=True):
     o = subprocess.run([binary(), *map(str, args)], capture_output=True, text=True)
@@ -39,11 +28,6 @@ def corpus(d: Path) -> Path:
     p = d / "corpus.txt"
     p.write_text("".join(f"verse {i % 31} of chapter {i % 7} says {i % 11}.\n" for i in range(6000)))
     return p
-
-
-def curve(run_dir: Path):
-    with open(run_dir / "curve.csv") as f:
-        return list(csv.DictReader(f))
 
 
 def summary(run_dir: Path):
