@@ -34,8 +34,13 @@ fn by_name(path: &Path) -> Option<Format> {
         "jsonl" | "ndjson" => Some(Format::Jsonl),
         "json" => Some(Format::TrainerState),
         "csv" => {
-            let head = std::fs::read_to_string(path).ok()?;
-            let header = head.lines().next().unwrap_or("");
+            // Only the header is needed to tell an export from a log.
+            let mut header = String::new();
+            std::io::BufRead::read_line(
+                &mut std::io::BufReader::new(std::fs::File::open(path).ok()?),
+                &mut header,
+            )
+            .ok()?;
             Some(
                 if header.contains(" - ")
                     && header
