@@ -5,10 +5,10 @@ use crate::sweep_cmd::cores;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use isoflop_core::record::write_atomic;
-use isoflop_sweep::plan::{
-    check_template, horizon_design, isoflop_design_on, lr_design, replicate, wsd_branches,
-    PlannedRun, Sweep,
+use isoflop_sweep::design::{
+    horizon_design, isoflop_design_on, lr_design, replicate, wsd_branches,
 };
+use isoflop_sweep::plan::{check_template, PlannedRun, Sweep};
 use std::path::{Path, PathBuf};
 
 /// How a plan's runs are trained.

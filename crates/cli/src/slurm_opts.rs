@@ -1,5 +1,5 @@
 //! `isoflop sweep --executor slurm`'s options for what each task asks for, over the sweep
-//! file's `[slurm]` table (`isoflop_sweep::executor::resources`).
+//! file's `[slurm]` table (`isoflop_sweep::resources`).
 
 use clap::Args;
 
@@ -59,8 +59,8 @@ impl SlurmOpts {
     /// The sweep file's table with these options over it.
     pub fn over(
         &self,
-        t: &isoflop_sweep::executor::resources::SlurmResources,
-    ) -> isoflop_sweep::executor::resources::SlurmResources {
+        t: &isoflop_sweep::resources::SlurmResources,
+    ) -> isoflop_sweep::resources::SlurmResources {
         let mut r = t.clone();
         macro_rules! take {
             ($($f:ident),*) => { $( if self.$f.is_some() { r.$f = self.$f.clone(); } )* };

@@ -5,7 +5,8 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use isoflop_core::RunTable;
 use isoflop_fit::isoflop::Grouping;
-use isoflop_fit::report::{fit_table, FitReport, FitSettings};
+use isoflop_fit::report::{FitReport, FitSettings};
+use isoflop_fit::study::fit_table;
 use std::path::Path;
 
 /// Options shared by `fit`, `plot` and `run`.

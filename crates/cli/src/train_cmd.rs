@@ -5,9 +5,9 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use isoflop_core::record;
 use isoflop_core::shape::{FlopCount, ModelShape};
-use isoflop_train::branch::train_branch;
 use isoflop_train::data::Corpus;
 use isoflop_train::error::TrainError;
+use isoflop_train::trainer::train_branch;
 use isoflop_train::trainer::{train, Outcome, Settings};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -348,12 +348,15 @@ fn train_guarded(
         .expect("template"),
     );
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let mut show = |pr: &isoflop_train::trainer::Progress| {
-            bar.set_position(pr.step);
-            bar.set_message(format!(
-                "loss {:.4}  {:.0} tok/s",
-                pr.loss, pr.tokens_per_sec
-            ));
+        let mut show = |e: &isoflop_train::trainer::Event| match e {
+            isoflop_train::trainer::Event::Progress(pr) => {
+                bar.set_position(pr.step);
+                bar.set_message(format!(
+                    "loss {:.4}  {:.0} tok/s",
+                    pr.loss, pr.tokens_per_sec
+                ));
+            }
+            isoflop_train::trainer::Event::Note(line) => bar.suspend(|| eprintln!("{line}")),
         };
         match &a.branch_from {
             Some(trunk) => train_branch(cfg, corpus, &a.out, trunk, a.resume, &stop, &mut show),

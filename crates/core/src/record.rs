@@ -441,22 +441,7 @@ pub fn read_curve(path: &Path) -> Result<Vec<CurveRow>, CoreError> {
     Ok(rows)
 }
 
-/// Reads a JSON file into `T`.
-///
-/// # Errors
-/// [`CoreError::Io`] for an unreadable file, [`CoreError::BadRow`] naming the line and what
-/// is wrong for JSON that is not a `T`.
-pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, CoreError> {
-    let text = std::fs::read_to_string(path).map_err(|source| CoreError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    serde_json::from_str(&text).map_err(|e| CoreError::BadRow {
-        path: path.to_path_buf(),
-        line: e.line(),
-        problem: e.to_string(),
-    })
-}
+pub use crate::error::read_json;
 
 /// True when `dir` holds any of a run's three files: a run folder, finished or not (one
 /// with a summary and no curve is a run too, named where it is left out).

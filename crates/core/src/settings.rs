@@ -297,7 +297,7 @@ impl LrLaw {
     /// [`crate::CoreError`] naming the file when it cannot be read or parsed, or when the
     /// law gives no positive finite rate.
     pub fn read(path: &std::path::Path) -> Result<LrLaw, crate::CoreError> {
-        let law: LrLaw = crate::record::read_json(path)?;
+        let law: LrLaw = crate::error::read_json(path)?;
         if !(law.coef > 0.0 && law.coef.is_finite() && law.exponent.is_finite()) {
             return Err(crate::CoreError::Setting(format!(
                 "{}: an lr law needs a positive coef and a finite exponent, got {} and {}",

@@ -19,51 +19,7 @@ pub enum Target {
     Loss(f64),
 }
 
-/// A law as saved by `isoflop fit --out`: the point estimate and its bootstrap samples.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct Sampled<T> {
-    /// The fit to the full data.
-    pub estimate: T,
-    /// Bootstrap refits (may be empty).
-    pub samples: Vec<T>,
-}
-
-pub use crate::law_file::{LawFormat, LAW_FORMAT};
-
-/// Every law a fit produced, as saved to `law.json`.
-#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
-pub struct LawSet {
-    /// The file's format ([`LAW_FORMAT`]).
-    #[serde(default)]
-    pub format: LawFormat,
-    /// Where the laws came from (a file, or a preset's citation).
-    pub source: String,
-    /// Approach 1's frontier.
-    pub approach1: Option<Sampled<Frontier>>,
-    /// Approach 2's frontier.
-    pub approach2: Option<Sampled<Frontier>>,
-    /// Approach 3's law.
-    pub approach3: Option<Sampled<ParametricLaw>>,
-    /// The smallest and largest training FLOPs of the runs the laws were fitted to, where
-    /// known (an allocation far beyond them is an extrapolation, and is warned about).
-    #[serde(default)]
-    pub fitted_flops: Option<[f64; 2]>,
-    /// The data-constrained law (Muennighoff et al. 2023), where fitted or preset.
-    #[serde(default)]
-    pub data_constrained: Option<Sampled<crate::data_constrained::DataConstrainedLaw>>,
-    /// Kaplan et al.'s form, where fitted or preset.
-    #[serde(default)]
-    pub kaplan: Option<crate::kaplan::KaplanLaw>,
-    /// Approach 3's residuals on its runs (ln L - ln L_fit): the scatter a prediction
-    /// interval of the loss adds to the parameters' uncertainty.
-    #[serde(default)]
-    pub residuals: Vec<f64>,
-    /// A preset's published uncertainty, where its authors gave one: (parameter, 95%
-    /// interval) and the source. Published without the parameters' joint distribution, so
-    /// no allocation interval follows from it.
-    #[serde(default)]
-    pub published: Option<(Vec<(String, Interval)>, String)>,
-}
+pub use crate::law_file::{LawFormat, LawSet, Sampled, LAW_FORMAT};
 
 /// An allocation more than this many decades of FLOPs beyond the fitted runs warns.
 pub const EXTRAPOLATION_WARN_DECADES: f64 = 3.0;

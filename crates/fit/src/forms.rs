@@ -149,3 +149,15 @@ pub fn argmin_log(f: impl Fn(f64) -> f64, lo: f64, hi: f64) -> Option<(f64, f64)
     let x = ((l + r) / 2.0).exp();
     Some((x, f(x)))
 }
+/// Law forms compared on runs none of them was fitted to.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct FormsHeldOut {
+    /// The rule that chose the held-out runs, in words (validate's default split).
+    pub split: String,
+    /// Runs each form was fitted to.
+    pub fitted_runs: usize,
+    /// Runs held out and scored.
+    pub held_runs: usize,
+    /// Each form's score on the held-out runs, best first.
+    pub scores: Vec<Score>,
+}

@@ -2,10 +2,10 @@
 //! every law file passes when read (`isoflop allocate --law`, Python's `Law.load` and
 //! allocations), so that no law with a negative exponent or a NaN is ever used.
 
-use crate::allocate::{LawSet, Sampled};
 use crate::error::FitError;
 use crate::frontier::Frontier;
 use crate::law::ParametricLaw;
+use crate::stats::Interval;
 
 /// The format of law files this build writes and reads; a file of a newer format is
 /// refused naming both (its fields may mean what this build does not know).
@@ -21,6 +21,50 @@ impl Default for LawFormat {
     fn default() -> Self {
         LawFormat(LAW_FORMAT)
     }
+}
+
+/// A law as saved by `isoflop fit --out`: the point estimate and its bootstrap samples.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Sampled<T> {
+    /// The fit to the full data.
+    pub estimate: T,
+    /// Bootstrap refits (may be empty).
+    pub samples: Vec<T>,
+}
+
+/// Every law a fit produced, as saved to `law.json`.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct LawSet {
+    /// The file's format ([`LAW_FORMAT`]).
+    #[serde(default)]
+    pub format: LawFormat,
+    /// Where the laws came from (a file, or a preset's citation).
+    pub source: String,
+    /// Approach 1's frontier.
+    pub approach1: Option<Sampled<Frontier>>,
+    /// Approach 2's frontier.
+    pub approach2: Option<Sampled<Frontier>>,
+    /// Approach 3's law.
+    pub approach3: Option<Sampled<ParametricLaw>>,
+    /// The smallest and largest training FLOPs of the runs the laws were fitted to, where
+    /// known (an allocation far beyond them is an extrapolation, and is warned about).
+    #[serde(default)]
+    pub fitted_flops: Option<[f64; 2]>,
+    /// The data-constrained law (Muennighoff et al. 2023), where fitted or preset.
+    #[serde(default)]
+    pub data_constrained: Option<Sampled<crate::data_constrained::DataConstrainedLaw>>,
+    /// Kaplan et al.'s form, where fitted or preset.
+    #[serde(default)]
+    pub kaplan: Option<crate::kaplan::KaplanLaw>,
+    /// Approach 3's residuals on its runs (ln L - ln L_fit): the scatter a prediction
+    /// interval of the loss adds to the parameters' uncertainty.
+    #[serde(default)]
+    pub residuals: Vec<f64>,
+    /// A preset's published uncertainty, where its authors gave one: (parameter, 95%
+    /// interval) and the source. Published without the parameters' joint distribution, so
+    /// no allocation interval follows from it.
+    #[serde(default)]
+    pub published: Option<(Vec<(String, Interval)>, String)>,
 }
 
 impl LawSet {

@@ -40,5 +40,7 @@ pub use envelope::{fit_envelope, EnvelopeFit, EnvelopeOptions};
 pub mod allocate;
 pub use allocate::{allocate, Allocation, LawSet, Target};
 pub mod report;
+pub mod study;
 pub mod validate;
-pub use report::{fit_table, FitReport, FitSettings, Outcome};
+pub use report::{FitReport, FitSettings, Outcome};
+pub use study::fit_table;

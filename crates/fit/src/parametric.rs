@@ -451,7 +451,7 @@ fn check_points(points: &[Observation], opts: &ParametricOptions) -> Result<(), 
         ),
         ("token counts D", points.iter().map(|p| p.tokens).collect()),
     ] {
-        if crate::report::distinct(v.iter().copied()) < 2 {
+        if crate::stats::distinct(v.iter().copied()) < 2 {
             return Err(FitError::Unsupported {
                 approach: NAME,
                 reason: format!(

@@ -203,12 +203,12 @@ pub struct FitReport {
     /// Where two or more forms were fitted: each refitted without the runs of `isoflop
     /// validate`'s default split and scored on them, best first; or why it could not be.
     #[serde(default)]
-    pub held_out: Option<Outcome<crate::validate::FormsHeldOut>>,
+    pub held_out: Option<Outcome<crate::forms::FormsHeldOut>>,
     /// Approaches 1 and 2 refitted on losses drawn exactly from Approach 3's law at the same
     /// rows ([`crate::design`]): what the design alone does to their a. Made where
     /// Approach 3 and one of the others were fitted.
     #[serde(default)]
-    pub design_check: Option<crate::design::DesignCheck>,
+    pub design_check: Option<DesignCheck>,
     /// Which columns gave N and C (the counting convention) and the losses' unit.
     #[serde(default)]
     pub counted: isoflop_core::Counted,
@@ -232,6 +232,52 @@ impl FitReport {
     }
 }
 
+/// A bias larger than this (in a) is also a warning.
+pub const WARN_BIAS: f64 = 0.05;
+
+/// Approaches 1 and 2 on losses drawn exactly from a law at the table's own N and D.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DesignCheck {
+    /// The law's a = beta/(alpha+beta), the value an unbiased approach returns.
+    pub law_a: f64,
+    /// Approach 1's a on the law's losses, where it could be fitted.
+    pub approach1_a: Option<f64>,
+    /// Approach 2's a on the law's losses, where it could be fitted.
+    pub approach2_a: Option<f64>,
+}
+
+impl DesignCheck {
+    /// Approach 1's bias in a (its a less the law's).
+    pub fn approach1_bias(&self) -> Option<f64> {
+        self.approach1_a.map(|a| a - self.law_a)
+    }
+
+    /// Approach 2's bias in a.
+    pub fn approach2_bias(&self) -> Option<f64> {
+        self.approach2_a.map(|a| a - self.law_a)
+    }
+
+    /// A warning per approach whose bias exceeds [`WARN_BIAS`].
+    pub fn warnings(&self) -> Vec<String> {
+        [
+            ("Approach 1", self.approach1_a),
+            ("Approach 2", self.approach2_a),
+        ]
+        .into_iter()
+        .filter_map(|(name, a)| {
+            let a = a?;
+            let bias = a - self.law_a;
+            (bias.abs() > WARN_BIAS).then(|| {
+                format!(
+                    "{name}: on losses drawn exactly from Approach 3's law (a = {:.4}) at these runs' sizes and tokens it gives a = {a:.4}, a bias of {bias:+.4} from the design alone (sizes, budgets, curves)",
+                    self.law_a
+                )
+            })
+        })
+        .collect()
+    }
+}
+
 /// A final loss above this many nats per token warns: ln 262,144, a uniform guess over a
 /// 256k-token vocabulary (larger than any common LLM's); such numbers are perplexities, or
 /// not per token.
@@ -249,7 +295,7 @@ pub fn table_warnings(points: &[isoflop_core::Observation]) -> Vec<String> {
             ),
             ("token count D", |o| o.tokens),
         ] {
-            if distinct(points.iter().map(f)) < 2 {
+            if crate::stats::distinct(points.iter().map(f)) < 2 {
                 w.push(format!(
                     "every run has the same {what} ({:.4e}): the table cannot separate the effect of {what} from the rest; Approach 3 is refused and Approaches 1 and 2 see no trade-off",
                     f(&points[0])
@@ -265,14 +311,6 @@ pub fn table_warnings(points: &[isoflop_core::Observation]) -> Vec<String> {
         }
     }
     w
-}
-
-/// How many distinct values `v` takes (relative tolerance 1e-9).
-pub(crate) fn distinct(v: impl Iterator<Item = f64>) -> usize {
-    let mut v: Vec<f64> = v.collect();
-    v.sort_by(f64::total_cmp);
-    v.dedup_by(|a, b| (*a - *b).abs() <= 1e-9 * b.abs().max(a.abs()));
-    v.len()
 }
 
 impl FitReport {
@@ -341,42 +379,14 @@ impl FitReport {
     }
 }
 
-/// Fits every requested approach that the table supports.
+/// Every requested approach and law form the table supports, compared where two forms or
+/// more were fitted, without the checks [`crate::study::fit_table`] adds (the design check,
+/// the forms held out): what a validation's, a design check's or a held-out comparison's
+/// own refits are.
 ///
 /// # Errors
-/// When no approach could be fitted, or when `settings.explicit` is set and a requested
-/// approach could not be: the error names the approach and why.
-///
-/// # Example
-/// ```
-/// use isoflop_core::RunTable;
-/// use isoflop_fit::{fit_table, FitSettings};
-/// // A 4 x 4 grid of runs from L = 1.8 + 480/N^0.35 + 2100/D^0.37.
-/// let mut csv = String::from("params,tokens,loss\n");
-/// for n in [1e7, 1e8, 1e9, 1e10] {
-///     for d in [1e9, 1e10, 1e11, 1e12] {
-///         let l = 1.8 + 480.0 / f64::powf(n, 0.35) + 2100.0 / f64::powf(d, 0.37);
-///         csv += &format!("{n},{d},{l}\n");
-///     }
-/// }
-/// let table = RunTable::from_csv(std::path::Path::new("runs.csv"), &csv).unwrap();
-/// let mut settings = FitSettings::default().with_bootstrap(0, 0);
-/// settings.approaches = vec![3];
-/// let report = fit_table(&table, &settings).unwrap();
-/// let law = report.approach3.fitted().unwrap().law;
-/// assert!((law.alpha - 0.35).abs() < 1e-3 && (law.e - 1.8).abs() < 1e-3);
-/// ```
-pub fn fit_table(table: &RunTable, settings: &FitSettings) -> Result<FitReport, FitError> {
-    fit_table_with(table, settings, true)
-}
-
-/// [`fit_table`], with the held-out comparison of forms and the design check where
-/// `checks` (a fit made inside one of those, or inside a validation, makes none of its own).
-pub(crate) fn fit_table_with(
-    table: &RunTable,
-    settings: &FitSettings,
-    checks: bool,
-) -> Result<FitReport, FitError> {
+/// As [`crate::study::fit_table`].
+pub fn fit_approaches(table: &RunTable, settings: &FitSettings) -> Result<FitReport, FitError> {
     settings.check()?;
     let finals = table.final_rows();
     let (points, dropped) = drop_highest_loss(&finals, settings.drop_top);
@@ -455,46 +465,17 @@ pub(crate) fn fit_table_with(
         design_check: None,
         counted: table.counted.clone(),
     };
-    add_checks(&mut report, table, &points, settings, checks)?;
+    compare_forms(&mut report, &points);
     refuse_if_nothing(&report, &after_drop)?;
     Ok(report)
 }
 
-/// With two law forms or more, their comparison on the points fitted; and where `checks`
-/// (a top-level fit), the design check (Approaches 1 and 2 on Approach 3's own losses) and
-/// the forms' comparison held out.
-fn add_checks(
-    report: &mut FitReport,
-    table: &RunTable,
-    points: &[isoflop_core::Observation],
-    settings: &FitSettings,
-    checks: bool,
-) -> Result<(), FitError> {
-    if let (true, Some(f)) = (checks, report.approach3.fitted()) {
-        // The check refits the approaches fitted here, and only those.
-        let mut check = settings.clone();
-        check.approaches.retain(|&k| match k {
-            1 => report.approach1.fitted().is_some(),
-            2 => report.approach2.fitted().is_some(),
-            _ => false,
-        });
-        if !check.approaches.is_empty() {
-            report.design_check = Some(crate::design::design_check(table, &f.law, &check)?);
-        }
-    }
+/// With two law forms or more, their comparison on the points fitted.
+fn compare_forms(report: &mut FitReport, points: &[isoflop_core::Observation]) {
     let laws = report.forms();
     if laws.len() >= 2 {
-        let scores = crate::forms::compare(&laws, points);
-        let held = checks.then(
-            || match crate::validate::forms_held_out(table, points, settings) {
-                Ok(h) => Outcome::Fitted(h),
-                Err(e) => Outcome::Skipped(e.to_string()),
-            },
-        );
-        report.comparison = scores;
-        report.held_out = held;
+        report.comparison = crate::forms::compare(&laws, points);
     }
-    Ok(())
 }
 
 /// An error naming why each approach was skipped when nothing at all was fitted.

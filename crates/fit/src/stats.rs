@@ -186,6 +186,14 @@ where
     })
 }
 
+/// How many distinct values `v` takes (relative tolerance 1e-9).
+pub(crate) fn distinct(v: impl Iterator<Item = f64>) -> usize {
+    let mut v: Vec<f64> = v.collect();
+    v.sort_by(f64::total_cmp);
+    v.dedup_by(|a, b| (*a - *b).abs() <= 1e-9 * b.abs().max(a.abs()));
+    v.len()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

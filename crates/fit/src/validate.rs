@@ -12,7 +12,7 @@
 use crate::error::FitError;
 use crate::forms::Score;
 use crate::isoflop::group_budgets;
-use crate::report::{fit_table_with, FitReport, FitSettings};
+use crate::report::{fit_approaches, FitReport, FitSettings};
 use crate::stats::{percentile_interval, Interval};
 use isoflop_core::{Observation, Rng, RunTable};
 
@@ -177,18 +177,7 @@ pub struct Validation {
     pub forms: Vec<Score>,
 }
 
-/// Law forms compared on runs none of them was fitted to.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct FormsHeldOut {
-    /// The rule that chose the held-out runs, in words (validate's default split).
-    pub split: String,
-    /// Runs each form was fitted to.
-    pub fitted_runs: usize,
-    /// Runs held out and scored.
-    pub held_runs: usize,
-    /// Each form's score on the held-out runs, best first.
-    pub scores: Vec<Score>,
-}
+pub use crate::forms::FormsHeldOut;
 
 /// Refits every form of `settings.laws` on `points` less `validate`'s default hold-out
 /// (without bootstrap: only the point laws are scored) and scores each on the held-out runs.
@@ -207,7 +196,7 @@ pub(crate) fn forms_held_out(
     light.explicit = false;
     light.drop_top = 0;
     light.parametric.progress = None; // the full fit's progress is the one a user follows
-    let fit = fit_table_with(&sp.table, &light, false)?;
+    let fit = fit_approaches(&sp.table, &light)?;
     let laws = fit.forms();
     if laws.len() < 2 {
         return Err(FitError::InvalidOption(format!(
@@ -261,7 +250,7 @@ pub fn validate(
         held: held_points,
         table: fitted,
     } = split(table, &finals, holdout, settings)?;
-    let fit = fit_table_with(&fitted, settings, false)?;
+    let fit = fit_approaches(&fitted, settings)?;
     let max_fitted = fitted_points.iter().map(|o| o.flops).fold(0.0, f64::max);
     let (runs, bias_interval) =
         run_checks(&fit, &fitted_points, &held_points, max_fitted, settings);
@@ -471,7 +460,7 @@ fn backtest_rows(
         if keep.len() < 6 {
             continue;
         }
-        let Ok(fit) = fit_table_with(&subset(table, &keep), settings, false) else {
+        let Ok(fit) = fit_approaches(&subset(table, &keep), settings) else {
             continue;
         };
         let origin = budgets[k - 1].0.flops;

@@ -3,7 +3,8 @@
 
 use isoflop_core::{Observation, RunTable};
 use isoflop_fit::isoflop::{Grouping, CHINCHILLA_BUDGETS};
-use isoflop_fit::report::{fit_table, FitReport, FitSettings};
+use isoflop_fit::report::{FitReport, FitSettings};
+use isoflop_fit::study::fit_table;
 use isoflop_fit::synthetic::cosine_curves;
 use isoflop_fit::ParametricLaw;
 use isoflop_plot::render::{self, Figure};

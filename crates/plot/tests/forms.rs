@@ -3,7 +3,8 @@
 
 use isoflop_core::{Observation, RunTable};
 use isoflop_fit::data_constrained::DataConstrainedLaw;
-use isoflop_fit::report::{fit_table, FitReport, FitSettings, Outcome};
+use isoflop_fit::report::{FitReport, FitSettings, Outcome};
+use isoflop_fit::study::fit_table;
 use isoflop_plot::report::{write_all, Provenance};
 use isoflop_plot::spec;
 use std::path::PathBuf;

@@ -6,7 +6,8 @@
 use isoflop_core::{ColumnChoice, RunTable};
 use isoflop_fit::allocate::{allocate as allocate_laws, LawSet, Target};
 use isoflop_fit::isoflop::Grouping;
-use isoflop_fit::report::{fit_table, FitReport, FitSettings};
+use isoflop_fit::report::{FitReport, FitSettings};
+use isoflop_fit::study::fit_table;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use std::path::Path;

@@ -283,7 +283,7 @@ impl<'a> Runner<'a> {
         };
         // The trainer's messages go beside the run folders, not into them: a run folder
         // holds only what the trainer writes.
-        let logs = results.join(LOGS_DIR);
+        let logs = results.join(crate::plan::LOGS_DIR);
         let _ = std::fs::create_dir_all(&logs);
         if let Some(o) = self.set_aside(run, &out, &logs) {
             return o;
@@ -446,10 +446,6 @@ impl<'a> Runner<'a> {
         }
     }
 }
-
-/// The folder, under a sweep's results, of the trainers' logs and of retried runs' old
-/// summaries.
-pub const LOGS_DIR: &str = "logs";
 
 /// Why a trainer that wrote no summary stopped, in one line: the signal that killed it, or
 /// its exit status, with the last `error:` line of its standard error (else its last line).

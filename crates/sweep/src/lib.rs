@@ -11,6 +11,7 @@ pub mod error;
 pub mod exec;
 pub mod executor;
 pub mod plan;
+pub mod resources;
 
 pub use error::SweepError;
 

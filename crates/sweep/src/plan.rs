@@ -1,10 +1,6 @@
 //! Sweep plans: which models to train for how many tokens, written as a TOML file a person
 //! can read and edit, and checked when read (the designs that fill one: [`crate::design`]).
 
-pub use crate::design::{
-    horizon_design, isoflop_design, isoflop_design_on, lr_design, replicate, wsd_branches,
-};
-
 use isoflop_core::shape::ModelShape;
 use isoflop_core::TrainSettings;
 use std::path::{Path, PathBuf};
@@ -106,7 +102,7 @@ pub struct Sweep {
     /// What each Slurm task asks for (the `[slurm]` table; `sweep --executor slurm`'s
     /// options override it).
     #[serde(default, skip_serializing_if = "is_default")]
-    pub slurm: crate::executor::resources::SlurmResources,
+    pub slurm: crate::resources::SlurmResources,
     /// The runs.
     pub runs: Vec<PlannedRun>,
 }
@@ -522,11 +518,15 @@ const SYSTEM_FOLDERS: &[&str] = &[
     "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var",
 ];
 
+/// The folder, under a sweep's results, of the trainers' logs and of retried runs' old
+/// summaries.
+pub const LOGS_DIR: &str = "logs";
+
 /// What a sweep and the commands that read it write into a results folder, beside the run
 /// folders: the trainers' logs, the Slurm scripts, the plan index, the collected table and
 /// the fit of a chained Slurm job, the learning-rate law.
 pub const RESULTS_FILES: &[&str] = &[
-    crate::exec::LOGS_DIR,
+    LOGS_DIR,
     "slurm",
     isoflop_core::table::PLAN_FILE,
     "runs.csv",

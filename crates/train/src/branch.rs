@@ -4,8 +4,11 @@
 //! the trunk's curve rows), or resumes it from its own.
 
 use crate::data::Corpus;
+use crate::error::folder_err;
 use crate::error::{Result, TrainError};
-use crate::trainer::{folder_err, restart, train_run, Outcome, Progress};
+use crate::event::{Event, Outcome};
+use crate::start::restart;
+use crate::steps::From;
 use isoflop_core::record::{self, RunConfig, RunStatus, RunSummary};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -115,40 +118,6 @@ pub fn branch_config(trunk_dir: &Path, own: &RunConfig, at_tokens: u64) -> Resul
     })
 }
 
-/// Trains the cooldown branch `config` (made by [`branch_config`]) of the trunk in
-/// `trunk`, writing its files to `out`, as [`train`] does. A fresh branch starts from the
-/// checkpoint the trunk kept at the branch point (weights, AdamW moments, step; batches
-/// follow from the seed and the step, held-out batches are every run's) with the trunk's
-/// curve rows up to there;
-/// an unfinished one resumes from its own checkpoint, else from the trunk's again.
-///
-/// # Errors
-/// As [`train`]; and [`TrainError::TrunkNotReady`] when the trunk has not reached the
-/// branch point (or stopped short of it by a fault of the machine), [`TrainError::Folder`]
-/// when the trunk ended without it (failed, diverged, or its checkpoint deleted).
-pub fn train_branch(
-    config: &RunConfig,
-    corpus: &Corpus,
-    out: &Path,
-    trunk: &Path,
-    resume: bool,
-    stop: &AtomicBool,
-    on_progress: &mut dyn FnMut(&Progress),
-) -> Result<Outcome> {
-    let Some(at) = config.branch.as_ref().map(|b| b.step) else {
-        return Err(TrainError::Setting(format!(
-            "run {} is not a branch (see branch_config)",
-            config.run
-        )));
-    };
-    let started = out.join(record::SUMMARY_FILE).exists() || record::checkpoint_step(out).is_some();
-    if !started && !record::branch_point_ready(trunk, at) {
-        // Nothing is written for a branch that cannot start.
-        return Err(trunk_problem(trunk, at));
-    }
-    train_run(config, corpus, out, Some(trunk), resume, stop, on_progress)
-}
-
 /// Why the trunk in `dir` cannot give its checkpoint at `step`: still short of it (a
 /// transient error: the trunk trains on), or ended without it.
 pub fn trunk_problem(dir: &Path, step: u64) -> TrainError {
@@ -205,36 +174,31 @@ pub(crate) fn train_from_trunk(
     out: &Path,
     trunk: &Path,
     stop: &AtomicBool,
-    on_progress: &mut dyn FnMut(&Progress),
+    on_event: &mut dyn FnMut(&Event),
     lease: isoflop_core::lease::Lease,
 ) -> Result<Outcome> {
     let at = config.branch.as_ref().map_or(0, |b| b.step);
     if !record::branch_point_ready(trunk, at) {
         return Err(trunk_problem(trunk, at));
     }
-    restart(
-        config,
-        corpus,
-        out,
-        stop,
-        on_progress,
-        lease,
-        &mut |state| {
-            let (step, secs0) = state.load_branch_point(trunk, at)?;
-            let curve = trunk.join(record::CURVE_FILE);
-            let mut rows =
-                record::read_curve(&curve).map_err(|e| folder_err(trunk, e.to_string()))?;
-            rows.retain(|r| r.step <= step);
-            if rows.last().map(|r| r.step) != Some(step) {
-                return Err(folder_err(
-                    trunk,
-                    format!("its curve does not reach the branch point at step {step}"),
-                ));
-            }
-            for r in &mut rows {
-                r.run = config.run.clone();
-            }
-            Ok((step, secs0, rows))
-        },
-    )
+    restart(config, corpus, out, stop, on_event, lease, &mut |state| {
+        let (step, secs0) = state.load_branch_point(trunk, at)?;
+        let curve = trunk.join(record::CURVE_FILE);
+        let mut rows = record::read_curve(&curve).map_err(|e| folder_err(trunk, e.to_string()))?;
+        rows.retain(|r| r.step <= step);
+        if rows.last().map(|r| r.step) != Some(step) {
+            return Err(folder_err(
+                trunk,
+                format!("its curve does not reach the branch point at step {step}"),
+            ));
+        }
+        for r in &mut rows {
+            r.run = config.run.clone();
+        }
+        Ok(From {
+            step,
+            secs: secs0,
+            rows,
+        })
+    })
 }

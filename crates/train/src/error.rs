@@ -72,3 +72,19 @@ impl TrainError {
 
 /// A result with [`TrainError`].
 pub type Result<T, E = TrainError> = std::result::Result<T, E>;
+
+/// The [`TrainError::Io`] of an operation on `path`.
+pub(crate) fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
+    move |source| TrainError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A [`TrainError::Folder`]: `path` holds what the run cannot use.
+pub(crate) fn folder_err(path: &std::path::Path, problem: impl Into<String>) -> TrainError {
+    TrainError::Folder {
+        path: path.to_path_buf(),
+        problem: problem.into(),
+    }
+}

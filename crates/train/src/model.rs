@@ -277,6 +277,43 @@ pub fn decays(name: &str) -> bool {
     !(name.ends_with(".bias") || name.contains(".ln") || name.starts_with("lnf"))
 }
 
+/// The device named by `name`: "cpu", "cuda" or "cuda:N".
+///
+/// # Errors
+/// [`TrainError::Setting`] for another name, or CUDA asked for where it is not available.
+pub fn device(name: &str) -> crate::Result<tch::Device> {
+    match name {
+        "cpu" => Ok(tch::Device::Cpu),
+        _ if name == "cuda" || name.starts_with("cuda:") => {
+            if !tch::Cuda::is_available() {
+                return Err(crate::TrainError::Setting(format!(
+                    "--device {name}: CUDA is not available to libtorch on this machine"
+                )));
+            }
+            let idx = name
+                .strip_prefix("cuda:")
+                .map(|i| i.parse::<usize>())
+                .transpose()
+                .map_err(|_| crate::TrainError::Setting(format!("bad device '{name}'")))?;
+            Ok(tch::Device::Cuda(idx.unwrap_or(0)))
+        }
+        _ => Err(crate::TrainError::Setting(format!(
+            "unknown device '{name}'; use cpu or cuda"
+        ))),
+    }
+}
+
+/// Builds the run's model with its seeded initialisation.
+pub fn init_model(
+    config: &isoflop_core::record::RunConfig,
+    device: tch::Device,
+) -> (tch::nn::VarStore, Gpt) {
+    tch::manual_seed(config.seed as i64);
+    let vs = tch::nn::VarStore::new(device);
+    let model = Gpt::new(&vs.root(), config.shape).with_precision(config.dtype, config.attention);
+    (vs, model)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

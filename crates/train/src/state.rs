@@ -3,12 +3,16 @@
 //! kept; found again by verifying each file against a meta file.
 
 use crate::error::Result;
+use crate::error::{folder_err, io};
 use crate::model::decays;
-use crate::trainer::{folder_err, io, ADAM_BETAS, ADAM_EPS};
 use isoflop_core::record::{self, write_atomic, CheckpointMeta, CHECKPOINT_FILE};
 use std::path::{Path, PathBuf};
 use tch::{nn, Tensor};
 
+/// AdamW's (beta1, beta2, eps), as PyTorch's defaults except beta2 = 0.95 (nanoGPT, GPT-3).
+pub const ADAM_BETAS: (f64, f64) = (0.9, 0.95);
+/// AdamW's epsilon.
+pub const ADAM_EPS: f64 = 1e-8;
 /// The checkpoints in `out` that verify against a meta file, newest first. Any file may
 /// pair with any meta: a writer killed while it moved the latest checkpoint to
 /// [`record::PREVIOUS_CHECKPOINT_FILE`] leaves them crossed.

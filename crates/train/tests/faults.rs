@@ -5,7 +5,7 @@
 use isoflop_core::record::{self, CheckpointMeta, RunStatus, RunSummary};
 use isoflop_core::shape::ModelShape;
 use isoflop_train::data::Corpus;
-use isoflop_train::trainer::{loss_jump, train, Outcome, Settings, JUMP_WINDOW};
+use isoflop_train::trainer::{loss_jump, train, Event, Outcome, Settings, JUMP_WINDOW};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -54,8 +54,8 @@ fn settings() -> Settings {
 fn stopped_at(c: &Corpus, out: &Path, at: u64) {
     let cfg = settings().config().unwrap();
     let flag = AtomicBool::new(false);
-    let r = train(&cfg, c, out, false, &flag, &mut |p| {
-        if p.step == at {
+    let r = train(&cfg, c, out, false, &flag, &mut |e| {
+        if matches!(e, Event::Progress(p) if p.step == at) {
             flag.store(true, Ordering::SeqCst)
         }
     })
@@ -128,11 +128,34 @@ fn a_corrupt_checkpoint_is_never_trained_on() {
     flip_64_bytes(&both.join(record::CHECKPOINT_FILE));
     flip_64_bytes(&both.join(record::PREVIOUS_CHECKPOINT_FILE));
     let mut first_step = None;
-    train(&cfg, &c, &both, true, &AtomicBool::new(false), &mut |p| {
-        first_step.get_or_insert(p.step);
-    })
+    let mut notes = Vec::new();
+    train(
+        &cfg,
+        &c,
+        &both,
+        true,
+        &AtomicBool::new(false),
+        &mut |e| match e {
+            Event::Progress(p) => {
+                first_step.get_or_insert(p.step);
+            }
+            // The library says why it restarts; the caller (the binary) prints it.
+            Event::Note(line) => notes.push(line.clone()),
+        },
+    )
     .unwrap();
     assert_eq!(first_step, Some(1), "it did not restart from step 0");
+    assert!(
+        notes
+            .iter()
+            .filter(|n| n.contains("does not match its checksum"))
+            .count()
+            == 2
+            && notes
+                .iter()
+                .any(|n| n.contains("no checkpoint verifies; the run restarts from step 0")),
+        "{notes:?}"
+    );
     same_curve(&reference, &both);
     let s: RunSummary = record::read_json(&both.join(record::SUMMARY_FILE)).unwrap();
     assert!(s.final_loss.unwrap() < 3.0, "{s:?}");

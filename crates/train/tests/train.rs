@@ -4,7 +4,7 @@
 use isoflop_core::record::{self, RunStatus, RunSummary};
 use isoflop_core::shape::ModelShape;
 use isoflop_train::data::Corpus;
-use isoflop_train::trainer::{train, Outcome, Settings};
+use isoflop_train::trainer::{train, Event, Outcome, Settings};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
@@ -97,8 +97,8 @@ fn resume_after_a_stop_at_a_random_step_gives_the_same_curve() {
             % 50);
     let b = d.join("b");
     let flag = AtomicBool::new(false);
-    let r = train(&cfg, &c, &b, false, &flag, &mut |p| {
-        if p.step == stop_at {
+    let r = train(&cfg, &c, &b, false, &flag, &mut |e| {
+        if matches!(e, Event::Progress(p) if p.step == stop_at) {
             flag.store(true, std::sync::atomic::Ordering::SeqCst)
         }
     })

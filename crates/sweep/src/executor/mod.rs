@@ -13,7 +13,6 @@
 //! [`Executor`], and one variant of the CLI's `--executor`.
 
 pub mod local;
-pub mod resources;
 pub mod slurm;
 
 use crate::error::SweepError;

@@ -20,7 +20,7 @@ pub struct Slurm {
     /// Array tasks at once (`%throttle`), in each array.
     pub throttle: usize,
     /// What each task asks for (the sweep's `[slurm]` table with the options over it).
-    pub resources: super::resources::SlurmResources,
+    pub resources: crate::resources::SlurmResources,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SweepError + '_ {
@@ -72,9 +72,9 @@ impl Executor for Slurm {
         let time_arg = |indices: &[usize]| -> Option<String> {
             indices
                 .iter()
-                .filter_map(|&i| res.minutes_for(s, &s.runs[i], cpus))
+                .filter_map(|&i| res.minutes_for(s.run_secs(&s.runs[i], res.flops_per_sec, cpus)))
                 .max()
-                .map(|m| format!("--time={}", super::resources::slurm_time(m)))
+                .map(|m| format!("--time={}", crate::resources::slurm_time(m)))
         };
         // The runs that are not branches, one array per time limit (a ladder of sizes
         // spans 100x in time: one limit for all would hold the small runs' slots or kill
@@ -85,7 +85,7 @@ impl Executor for Slurm {
         let mut groups: std::collections::BTreeMap<Option<u64>, Vec<usize>> = Default::default();
         for &i in &own {
             groups
-                .entry(res.minutes_for(s, &s.runs[i], cpus))
+                .entry(res.minutes_for(s.run_secs(&s.runs[i], res.flops_per_sec, cpus)))
                 .or_default()
                 .push(i);
         }
@@ -156,7 +156,7 @@ fn submit_fit(
     results: &Path,
     logs: &Path,
     jobs: &[String],
-    res: &super::resources::SlurmResources,
+    res: &crate::resources::SlurmResources,
 ) -> Result<String, SweepError> {
     let _ = s;
     let table = std::fs::canonicalize(results)
@@ -217,7 +217,7 @@ pub fn slurm_script(
     threads: usize,
     logs: &Path,
     retry_failed: bool,
-    res: &super::resources::SlurmResources,
+    res: &crate::resources::SlurmResources,
 ) -> String {
     let n = sweep.runs.len();
     let cpus = res.cpus_per_task.map_or(threads, |c| c as usize);

@@ -1,4 +1,5 @@
 use super::*;
+use crate::design::{horizon_design, isoflop_design, wsd_branches};
 
 #[test]
 fn the_time_estimate_counts_each_runs_spent_flops_and_steps() {

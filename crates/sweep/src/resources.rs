@@ -8,8 +8,6 @@
 //! against the characters such values are made of (letters, digits and `._:,=@+/%-`);
 //! a value with any other (a space, a quote, a line break) is refused, as run ids are.
 
-use crate::plan::{PlannedRun, Sweep};
-
 /// The `[slurm]` table of a sweep file.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -229,14 +227,14 @@ impl SlurmResources {
         v
     }
 
-    /// The time limit of `run` in minutes: the fixed `time`, or the rung of
-    /// [`TIME_LADDER_MIN`] at or above its estimate times the safety factor (`auto`);
+    /// The time limit in minutes of a run whose time estimate is `secs`
+    /// ([`crate::plan::Sweep::run_secs`]): the fixed `time`, or the rung of
+    /// [`TIME_LADDER_MIN`] at or above the estimate times the safety factor (`auto`);
     /// `None`: the partition's default.
-    pub fn minutes_for(&self, sweep: &Sweep, run: &PlannedRun, cpus: usize) -> Option<u64> {
+    pub fn minutes_for(&self, secs: f64) -> Option<u64> {
         match self.time.as_deref() {
             None => None,
             Some("auto") => {
-                let secs = sweep.run_secs(run, self.flops_per_sec, cpus);
                 let want = secs * self.time_factor.unwrap_or(DEFAULT_TIME_FACTOR) / 60.0;
                 Some(
                     TIME_LADDER_MIN
