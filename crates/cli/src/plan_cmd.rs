@@ -70,7 +70,7 @@ pub struct PlanArgs {
     #[arg(long, default_value_t = 1)]
     pub(crate) seeds: usize,
     /// The sweep file to write.
-    #[arg(long, default_value = "sweep.toml")]
+    #[arg(long, default_value = isoflop_core::study_dir::SWEEP_FILE)]
     pub(crate) out: PathBuf,
     /// Results folder, relative to the sweep file.
     #[arg(long, default_value = "runs")]

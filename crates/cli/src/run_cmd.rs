@@ -290,7 +290,7 @@ pub fn run(a: RunArgs) -> Result<()> {
             Err(e) => eprintln!("warning: no allocation at {c:.3e} FLOPs: {e}"),
         }
     }
-    if let Some(note) = branch_note(&s, settings.parametric.unit, &a.out) {
+    if let Some(note) = branch_note(&s, settings.parametric.boot.unit, &a.out) {
         println!("{note}");
     }
     if let Some(v) = &validation {

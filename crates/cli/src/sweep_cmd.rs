@@ -533,7 +533,7 @@ pub fn status(a: StatusArgs) -> Result<()> {
 pub fn collect(a: StatusArgs) -> Result<PathBuf> {
     let s = Sweep::read(&a.sweep)?;
     let results = s.results_dir(&a.sweep);
-    let out = a.out.clone().unwrap_or_else(|| results.join("runs.csv"));
+    let out = a.out.clone().unwrap_or_else(|| results.join(isoflop_core::study_dir::RUNS_TABLE));
     if !a.force && isoflop_core::manifest::foreign(&out) {
         bail!(
             "{} exists and isoflop did not write it (or it changed since); collect would replace it: give another --out, or pass --force",

@@ -19,7 +19,7 @@ fn iv(i: Option<&Interval>, f: impl Fn(f64) -> String) -> String {
 /// The fit report as `isoflop fit` prints it.
 pub fn print_report(w: &mut impl Write, r: &FitReport) -> Result<()> {
     print_header(w, r)?;
-    let level = (r.settings.parametric.level * 100.0).round();
+    let level = (r.settings.parametric.boot.level * 100.0).round();
     writeln!(w)?;
     print_approach1(w, r, level)?;
     print_approach2(w, r, level)?;
@@ -70,7 +70,7 @@ fn print_approach1(w: &mut impl Write, r: &FitReport, level: f64) -> Result<()> 
                 &f.frontier,
                 f.intervals.as_ref(),
                 level,
-                r.settings.envelope.unit,
+                r.settings.envelope.boot.unit,
             )?;
             if !f.thirds.is_empty() {
                 let t: Vec<String> = f
@@ -146,7 +146,7 @@ fn print_approach2(w: &mut impl Write, r: &FitReport, level: f64) -> Result<()> 
                 &f.frontier,
                 f.intervals.as_ref(),
                 level,
-                r.settings.isoflop.unit,
+                r.settings.isoflop.boot.unit,
             )?;
             let s = &r.settings.isoflop;
             writeln!(
@@ -224,7 +224,7 @@ fn print_approach3(w: &mut impl Write, r: &FitReport, level: f64) -> Result<()> 
                 )?;
             }
             if let Some(i) = i {
-                writeln!(w, "  intervals: {level}% percentile bootstrap, {} of {} resamples usable, seed {}{}", i.usable, i.resamples, i.seed, unit_words(r.settings.parametric.unit))?;
+                writeln!(w, "  intervals: {level}% percentile bootstrap, {} of {} resamples usable, seed {}{}", i.usable, i.resamples, i.seed, unit_words(r.settings.parametric.boot.unit))?;
                 if let Some(m) = i.resample_points {
                     writeln!(w, "  (m-out-of-n bootstrap: resamples of {m} points, deviations scaled by sqrt({m}/{}))", f.points)?;
                 }

@@ -18,6 +18,7 @@ pub mod record;
 pub mod rng;
 pub mod settings;
 pub mod shape;
+pub mod study_dir;
 pub mod table;
 pub mod units;
 pub mod writer;

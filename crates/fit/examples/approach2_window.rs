@@ -35,7 +35,10 @@ fn main() {
             let mut line = format!("  grid {width:>5}x:");
             for w in [None, Some(1.0), Some(0.75), Some(0.6), Some(0.5), Some(0.3)] {
                 let opts = IsoFlopOptions {
-                    resamples: 0,
+                    boot: isoflop_fit::stats::Bootstrap {
+                        resamples: 0,
+                        ..Default::default()
+                    },
                     window_decades: w,
                     ..Default::default()
                 };
@@ -54,7 +57,10 @@ fn main() {
             let mut line = format!("  rmse, 0.5% noise, {width:>5}x:");
             for w in [None, Some(0.75), Some(0.6), Some(0.5)] {
                 let opts = IsoFlopOptions {
-                    resamples: 0,
+                    boot: isoflop_fit::stats::Bootstrap {
+                        resamples: 0,
+                        ..Default::default()
+                    },
                     window_decades: w,
                     ..Default::default()
                 };

@@ -54,7 +54,10 @@ fn base(pts: &[Observation]) -> ParametricLaw {
     fit_parametric(
         pts,
         &ParametricOptions {
-            resamples: 0,
+            boot: isoflop_fit::stats::Bootstrap {
+                resamples: 0,
+                ..Default::default()
+            },
             ..Default::default()
         },
     )

@@ -279,7 +279,10 @@ pub fn fit_data_constrained(
         });
     }
     let base_opts = ParametricOptions {
-        resamples: 0,
+        boot: crate::stats::Bootstrap {
+            resamples: 0,
+            ..Default::default()
+        },
         ..Default::default()
     };
     let base = fit_parametric(&single, &base_opts).map_err(|e| FitError::Unsupported {
@@ -323,7 +326,10 @@ pub fn fit_data_constrained(
     };
     if resamples > 0 && fit.converged {
         let opts = ParametricOptions {
-            resamples: 0,
+            boot: crate::stats::Bootstrap {
+                resamples: 0,
+                ..Default::default()
+            },
             grid: crate::parametric::Grid {
                 alpha: vec![base.x[3]],
                 beta: vec![base.x[4]],

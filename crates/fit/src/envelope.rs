@@ -23,15 +23,9 @@ pub struct EnvelopeOptions {
     pub smooth_steps: f64,
     /// Log-spaced FLOP values at which the envelope is taken (1,500 in the paper).
     pub points: usize,
-    /// Bootstrap resamples of runs (0 for none).
-    pub resamples: usize,
-    /// Seed.
-    pub seed: u64,
-    /// Interval coverage.
-    pub level: f64,
-    /// What a bootstrap resample draws: runs (the default) or sizes with all their runs.
-    #[serde(default)]
-    pub unit: crate::stats::BootUnit,
+    /// The bootstrap (of curves).
+    #[serde(flatten)]
+    pub boot: crate::stats::Bootstrap,
 }
 
 impl Default for EnvelopeOptions {
@@ -39,10 +33,7 @@ impl Default for EnvelopeOptions {
         EnvelopeOptions {
             smooth_steps: 10.0,
             points: 1500,
-            resamples: 1000,
-            seed: 0,
-            level: 0.95,
-            unit: crate::stats::BootUnit::Run,
+            boot: crate::stats::Bootstrap::default(),
         }
     }
 }
@@ -395,12 +386,12 @@ pub fn fit_envelope(
             fit.runs_on_envelope.len()
         ));
     }
-    if opts.resamples > 0 {
+    if opts.boot.resamples > 0 {
         // Resampling runs with replacement: a duplicated curve does not change a minimum,
         // so each resample is the envelope of a random subset of the runs.
         let pts = (opts.points / 4).max(100);
-        let units = clusters(prepared.iter().map(|c| c.params), opts.unit);
-        let samples: Vec<Frontier> = bootstrap_clusters(&units, opts.resamples, opts.seed, |idx| {
+        let units = clusters(prepared.iter().map(|c| c.params), opts.boot.unit);
+        let samples: Vec<Frontier> = bootstrap_clusters(&units, opts.boot.resamples, opts.boot.seed, |idx| {
             let mut pick: Vec<usize> = idx.to_vec();
             pick.sort_unstable();
             pick.dedup();
@@ -412,7 +403,7 @@ pub fn fit_envelope(
         .flatten()
         .collect();
         fit.intervals =
-            FrontierIntervals::from_samples(&samples, opts.resamples, opts.seed, opts.level);
+            FrontierIntervals::from_samples(&samples, opts.boot.resamples, opts.boot.seed, opts.boot.level);
         fit.samples = samples;
     }
     Ok(fit)
@@ -453,7 +444,10 @@ mod tests {
             &EnvelopeOptions {
                 smooth_steps: 0.0,
                 points: 50,
-                resamples: 0,
+                boot: crate::stats::Bootstrap {
+                    resamples: 0,
+                    ..Default::default()
+                },
                 ..Default::default()
             },
         )
@@ -488,8 +482,11 @@ mod tests {
         let fit = fit_envelope(
             &curves,
             &EnvelopeOptions {
-                resamples: 200,
-                seed: 1,
+                boot: crate::stats::Bootstrap {
+                    resamples: 200,
+                    seed: 1,
+                    ..Default::default()
+                },
                 ..Default::default()
             },
         )
@@ -529,7 +526,10 @@ mod tests {
         let fit = fit_envelope(
             &curves,
             &EnvelopeOptions {
-                resamples: 0,
+                boot: crate::stats::Bootstrap {
+                    resamples: 0,
+                    ..Default::default()
+                },
                 ..Default::default()
             },
         )

@@ -24,12 +24,9 @@ pub struct IsoFlopOptions {
     pub grouping: Grouping,
     /// Fewest runs for a budget's parabola (at least 3).
     pub min_runs: usize,
-    /// Bootstrap resamples (0 for none).
-    pub resamples: usize,
-    /// Seed.
-    pub seed: u64,
-    /// Interval coverage.
-    pub level: f64,
+    /// The bootstrap.
+    #[serde(flatten)]
+    pub boot: crate::stats::Bootstrap,
     /// Fit each budget's parabola only to the runs within this many decades of N around
     /// its minimum (re-centred once on the first vertex); `None`: every run of the budget.
     /// A parabola over a wide grid is biased where the loss is not symmetric in ln N.
@@ -38,9 +35,6 @@ pub struct IsoFlopOptions {
     /// What each budget's C is in the power laws across budgets.
     #[serde(default)]
     pub budget_flops: BudgetFlops,
-    /// What a bootstrap resample draws: runs (the default) or sizes with all their runs.
-    #[serde(default)]
-    pub unit: crate::stats::BootUnit,
 }
 
 /// A window for [`IsoFlopOptions::window_decades`] that keeps a 16x band of sizes. Not the
@@ -69,12 +63,9 @@ impl Default for IsoFlopOptions {
         IsoFlopOptions {
             grouping: Grouping::default(),
             min_runs: 3,
-            resamples: 1000,
-            seed: 0,
-            level: 0.95,
+            boot: crate::stats::Bootstrap::default(),
             window_decades: default_window(),
             budget_flops: BudgetFlops::Mean,
-            unit: crate::stats::BootUnit::Run,
         }
     }
 }
@@ -302,7 +293,7 @@ fn profile(
         return prof;
     }
     // The vertex's own interval: the fitted runs resampled.
-    let mut rng = isoflop_core::Rng::stream(opts.seed ^ 0x7e57, flops.to_bits());
+    let mut rng = isoflop_core::Rng::stream(opts.boot.seed ^ 0x7e57, flops.to_bits());
     let vertices = (0..200).filter_map(|_| {
         let pick: Vec<&Observation> = (0..chosen.len())
             .map(|_| chosen[rng.below(chosen.len())])
@@ -453,9 +444,9 @@ pub fn fit_isoflop(points: &[Observation], opts: &IsoFlopOptions) -> Result<IsoF
         samples: Vec::new(),
         warnings,
     };
-    if opts.resamples > 0 {
-        let units = clusters(points.iter().map(|p| p.params), opts.unit);
-        let samples: Vec<Frontier> = bootstrap_clusters(&units, opts.resamples, opts.seed, |idx| {
+    if opts.boot.resamples > 0 {
+        let units = clusters(points.iter().map(|p| p.params), opts.boot.unit);
+        let samples: Vec<Frontier> = bootstrap_clusters(&units, opts.boot.resamples, opts.boot.seed, |idx| {
             let pts: Vec<Observation> = idx.iter().map(|&i| points[i].clone()).collect();
             let g: Vec<Option<usize>> = idx.iter().map(|&i| groups[i]).collect();
             // The vertices' own intervals are not needed here: skipped.
@@ -467,15 +458,15 @@ pub fn fit_isoflop(points: &[Observation], opts: &IsoFlopOptions) -> Result<IsoF
         .into_iter()
         .flatten()
         .collect();
-        if samples.len() < opts.resamples {
+        if samples.len() < opts.boot.resamples {
             fit.warnings.push(format!(
                 "Approach 2 bootstrap: {} of {} resamples left fewer than 2 usable budgets and are left out",
-                opts.resamples - samples.len(),
-                opts.resamples
+                opts.boot.resamples - samples.len(),
+                opts.boot.resamples
             ));
         }
         fit.intervals =
-            FrontierIntervals::from_samples(&samples, opts.resamples, opts.seed, opts.level);
+            FrontierIntervals::from_samples(&samples, opts.boot.resamples, opts.boot.seed, opts.boot.level);
         fit.samples = samples;
     }
     Ok(fit)

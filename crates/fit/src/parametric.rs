@@ -87,12 +87,9 @@ pub struct ParametricOptions {
     pub lbfgs: Options,
     /// A start "reached" the best objective when within this relative distance of it.
     pub reach_rtol: f64,
-    /// Bootstrap resamples (0 for none).
-    pub resamples: usize,
-    /// Bootstrap seed.
-    pub seed: u64,
-    /// Interval coverage.
-    pub level: f64,
+    /// The bootstrap.
+    #[serde(flatten)]
+    pub boot: crate::stats::Bootstrap,
     /// The objective's inner loop; `None`: [`Kernel::active`]. The results agree to
     /// rounding; only the speed differs.
     #[serde(default)]
@@ -104,10 +101,6 @@ pub struct ParametricOptions {
     /// [`BOOT_POINTS`] (the m-out-of-n bootstrap).
     #[serde(default)]
     pub boot_points: Option<usize>,
-    /// What a bootstrap resample draws: runs (the default) or sizes with all
-    /// their runs (then every resample is whole: no m-out-of-n).
-    #[serde(default)]
-    pub unit: BootUnit,
     /// Called with a line of progress at each phase of a fit of more than
     /// [`SCREEN_ABOVE`] points (the CLI prints it on stderr).
     #[serde(skip)]
@@ -121,13 +114,10 @@ impl Default for ParametricOptions {
             grid: Grid::paper(),
             lbfgs: Options::default(),
             reach_rtol: 1e-6,
-            resamples: 1000,
-            seed: 0,
-            level: 0.95,
+            boot: crate::stats::Bootstrap::default(),
             kernel: None,
             screen: Screen::Auto,
             boot_points: None,
-            unit: BootUnit::Run,
             progress: None,
         }
     }
@@ -426,7 +416,7 @@ pub fn fit_parametric(
         degenerate,
         residuals,
     };
-    if opts.resamples > 0 && fit.diagnostics.converged {
+    if opts.boot.resamples > 0 && fit.diagnostics.converged {
         bootstrap(&mut fit, &res, &obj, points, opts, &say);
     }
     Ok(fit)
@@ -498,7 +488,7 @@ fn search(
                 "Approach 3: screening {} starts on {m} of the {n} points",
                 starts.len()
             ));
-            let sub = obj.subset(&sample_without_replacement(n, m, opts.seed));
+            let sub = obj.subset(&sample_without_replacement(n, m, opts.boot.seed));
             let screened = run_starts(&sub, &starts, &opts.lbfgs, opts.reach_rtol, true);
             // Every distinct optimum of the subsample (best first), and its best start even
             // if it did not converge, polished on all points.

@@ -89,28 +89,36 @@ impl FitSettings {
             return bad(format!("budget tolerance must be positive, got {tol}"));
         }
         check_resamples(
-            self.parametric.resamples,
+            self.parametric.boot.resamples,
             isoflop_core::machine::available_memory(),
         )
         .map_err(FitError::InvalidOption)
     }
 
+    /// The settings with `boot` as every approach's bootstrap.
+    pub fn with_boot(mut self, boot: crate::stats::Bootstrap) -> Self {
+        self.envelope.boot = boot;
+        self.isoflop.boot = boot;
+        self.parametric.boot = boot;
+        self
+    }
+
     /// The settings with every approach's bootstrap drawing `unit`s.
     pub fn with_boot_unit(mut self, unit: crate::stats::BootUnit) -> Self {
-        self.envelope.unit = unit;
-        self.isoflop.unit = unit;
-        self.parametric.unit = unit;
+        self.envelope.boot.unit = unit;
+        self.isoflop.boot.unit = unit;
+        self.parametric.boot.unit = unit;
         self
     }
 
     /// Sets resamples and seed for all three approaches.
     pub fn with_bootstrap(mut self, resamples: usize, seed: u64) -> Self {
-        self.envelope.resamples = resamples;
-        self.envelope.seed = seed;
-        self.isoflop.resamples = resamples;
-        self.isoflop.seed = seed;
-        self.parametric.resamples = resamples;
-        self.parametric.seed = seed;
+        self.envelope.boot.resamples = resamples;
+        self.envelope.boot.seed = seed;
+        self.isoflop.boot.resamples = resamples;
+        self.isoflop.boot.seed = seed;
+        self.parametric.boot.resamples = resamples;
+        self.parametric.boot.seed = seed;
         self
     }
 }
@@ -413,9 +421,9 @@ pub fn fit_approaches(table: &RunTable, settings: &FitSettings) -> Result<FitRep
         settle(
             Some(crate::data_constrained::fit_data_constrained(
                 &points,
-                settings.parametric.resamples.min(200),
-                settings.parametric.seed,
-                settings.parametric.unit,
+                settings.parametric.boot.resamples.min(200),
+                settings.parametric.boot.seed,
+                settings.parametric.boot.unit,
             )),
             true,
             &mut errors,

@@ -112,6 +112,35 @@ where
         .collect()
 }
 
+/// Bootstrap resamples every fit takes by default (Epoch's refit and the paper's count).
+pub const DEFAULT_RESAMPLES: usize = 1000;
+
+/// The bootstrap of a fit: how many resamples, from which seed, what each draws, and the
+/// intervals' coverage. One type, one default, for every approach and law form.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Bootstrap {
+    /// Resamples (0 for none).
+    pub resamples: usize,
+    /// Seed.
+    pub seed: u64,
+    /// Interval coverage.
+    pub level: f64,
+    /// What a resample draws: runs (the default) or sizes with all their runs.
+    #[serde(default)]
+    pub unit: BootUnit,
+}
+
+impl Default for Bootstrap {
+    fn default() -> Self {
+        Bootstrap {
+            resamples: DEFAULT_RESAMPLES,
+            seed: 0,
+            level: 0.95,
+            unit: BootUnit::Run,
+        }
+    }
+}
+
 /// What a bootstrap resample draws with replacement.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -191,7 +191,7 @@ pub(crate) fn forms_held_out(
     settings: &FitSettings,
 ) -> Result<FormsHeldOut, FitError> {
     let sp = split(table, points, Holdout::Default, settings)?;
-    let mut light = settings.clone().with_bootstrap(0, settings.parametric.seed);
+    let mut light = settings.clone().with_bootstrap(0, settings.parametric.boot.seed);
     light.approaches = vec![3];
     light.explicit = false;
     light.drop_top = 0;
@@ -313,7 +313,7 @@ fn run_checks(
             let draws: Vec<f64> = if f3.samples.is_empty() {
                 residuals.iter().map(|r| predicted * r.exp()).collect()
             } else {
-                let mut rng = Rng::stream(settings.parametric.seed ^ 0x5eed, k as u64);
+                let mut rng = Rng::stream(settings.parametric.boot.seed ^ 0x5eed, k as u64);
                 f3.samples
                     .iter()
                     .map(|s| {

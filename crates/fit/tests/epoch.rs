@@ -1,6 +1,7 @@
 //! Reproduces published fits on the public Chinchilla data in ../shared/data (Epoch AI's
 //! 245 digitised points). Skips, saying so, when ../shared is absent.
 
+use isoflop_fit::stats::Bootstrap;
 use isoflop_core::table::{drop_highest_loss, RunTable};
 use isoflop_fit::parametric::{fit_parametric, Kernel, ParametricOptions};
 use std::path::PathBuf;
@@ -42,7 +43,10 @@ fn approach3_reaches_the_reference_optimum_with_every_kernel() {
             continue;
         }
         let opts = ParametricOptions {
-            resamples: 0,
+            boot: Bootstrap {
+                resamples: 0,
+                ..Default::default()
+            },
             kernel: Some(kernel),
             ..Default::default()
         };
@@ -75,8 +79,11 @@ fn approach3_reproduces_epoch_refit() {
     let Some(pts) = epoch_points(5) else { return };
     assert_eq!(pts.len(), 240);
     let opts = ParametricOptions {
-        resamples: 400,
-        seed: 1,
+        boot: Bootstrap {
+            resamples: 400,
+            seed: 1,
+            ..Default::default()
+        },
         ..Default::default()
     };
     let fit = fit_parametric(&pts, &opts).unwrap();
@@ -126,8 +133,11 @@ fn approach2_on_the_papers_nine_budgets() {
             budgets: CHINCHILLA_BUDGETS.to_vec(),
             tol_decades: 0.08,
         },
-        resamples: 200,
-        seed: 2,
+        boot: Bootstrap {
+            resamples: 200,
+            seed: 2,
+            ..Default::default()
+        },
         ..Default::default()
     };
     let fit = fit_isoflop(&pts, &opts).unwrap();

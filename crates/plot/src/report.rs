@@ -47,8 +47,8 @@ pub fn file_names() -> Vec<String> {
         .iter()
         .flat_map(|f| [format!("{}.svg", f.name), format!("{}.png", f.name)])
         .collect();
-    v.push("figures.json".into());
-    v.push("report.html".into());
+    v.push(isoflop_core::study_dir::FIGURES_INDEX.into());
+    v.push(isoflop_core::study_dir::REPORT_FILE.into());
     v
 }
 
@@ -278,7 +278,7 @@ pub fn write_all_with(
             }
         }
     }
-    let json_path = dir.join("figures.json");
+    let json_path = dir.join(isoflop_core::study_dir::FIGURES_INDEX);
     isoflop_core::manifest::write(
         &json_path,
         serde_json::to_string_pretty(&figs)
@@ -297,7 +297,7 @@ pub fn write_all_with(
         &written.skipped,
         sections,
     );
-    let html_path = dir.join("report.html");
+    let html_path = dir.join(isoflop_core::study_dir::REPORT_FILE);
     isoflop_core::manifest::write(&html_path, html.as_bytes()).map_err(io(&html_path))?;
     written.files.push(html_path);
     Ok(written)

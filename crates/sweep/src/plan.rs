@@ -523,16 +523,18 @@ const SYSTEM_FOLDERS: &[&str] = &[
 pub const LOGS_DIR: &str = "logs";
 
 /// What a sweep and the commands that read it write into a results folder, beside the run
-/// folders: the trainers' logs, the Slurm scripts, the plan index, the collected table and
-/// the fit of a chained Slurm job, the learning-rate law.
+/// folders: the trainers' logs, the Slurm scripts, the plan index, the collected table, the
+/// study of a chained Slurm job, the learning-rate law; and the law and text that chained
+/// jobs of earlier versions wrote there.
 pub const RESULTS_FILES: &[&str] = &[
     LOGS_DIR,
     "slurm",
     isoflop_core::table::PLAN_FILE,
-    "runs.csv",
-    "law.json",
-    "fit.txt",
+    isoflop_core::study_dir::RUNS_TABLE,
+    isoflop_core::study_dir::CHAINED_STUDY_DIR,
     "lr-law.json",
+    isoflop_core::study_dir::LAW_FILE,
+    "fit.txt",
 ];
 
 #[cfg(test)]

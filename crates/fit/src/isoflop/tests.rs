@@ -24,8 +24,11 @@ fn recovers_the_laws_exponent_within_intervals() {
     let fit = fit_isoflop(
         &pts,
         &IsoFlopOptions {
-            resamples: 300,
-            seed: 3,
+            boot: crate::stats::Bootstrap {
+                resamples: 300,
+                seed: 3,
+                ..Default::default()
+            },
             ..Default::default()
         },
     )
@@ -74,7 +77,10 @@ fn refuses_downward_and_edge_vertices_and_single_budget() {
     let fit = fit_isoflop(
         &pts,
         &IsoFlopOptions {
-            resamples: 0,
+            boot: crate::stats::Bootstrap {
+                resamples: 0,
+                ..Default::default()
+            },
             ..Default::default()
         },
     )
@@ -109,7 +115,10 @@ fn clusters_by_flops_without_a_budget_column() {
     let fit = fit_isoflop(
         &pts,
         &IsoFlopOptions {
-            resamples: 0,
+            boot: crate::stats::Bootstrap {
+                resamples: 0,
+                ..Default::default()
+            },
             ..Default::default()
         },
     )
@@ -130,7 +139,10 @@ fn the_windowed_parabola_recovers_the_exponent_on_grids_4x_to_256x_wide() {
     let truth = law.params_exponent();
     for width in [4.0, 16.0, 64.0, 256.0] {
         let whole = IsoFlopOptions {
-            resamples: 0,
+            boot: crate::stats::Bootstrap {
+                resamples: 0,
+                ..Default::default()
+            },
             window_decades: None,
             ..Default::default()
         };
@@ -140,7 +152,10 @@ fn the_windowed_parabola_recovers_the_exponent_on_grids_4x_to_256x_wide() {
             .params_exponent
             - truth;
         let windowed = IsoFlopOptions {
-            resamples: 0,
+            boot: crate::stats::Bootstrap {
+                resamples: 0,
+                ..Default::default()
+            },
             window_decades: Some(WINDOW_DECADES),
             ..Default::default()
         };
@@ -159,8 +174,11 @@ fn the_windowed_parabola_recovers_the_exponent_on_grids_4x_to_256x_wide() {
         // With 0.5% noise, the truth lies in the bootstrap interval, either way.
         for window_decades in [None, Some(WINDOW_DECADES)] {
             let noisy = IsoFlopOptions {
-                resamples: 200,
-                seed: 4,
+                boot: crate::stats::Bootstrap {
+                    resamples: 200,
+                    seed: 4,
+                    ..Default::default()
+                },
                 window_decades,
                 ..Default::default()
             };

@@ -27,7 +27,7 @@ pub(super) fn bootstrap(
         .collect();
     // A big table's resamples hold BOOT_POINTS points (m-out-of-n), each one's distance
     // from the full-data optimum scaled by sqrt(m/n): the spread of an n-point estimate.
-    let m = match (opts.unit, opts.boot_points) {
+    let m = match (opts.boot.unit, opts.boot_points) {
         (BootUnit::Size, _) => n,
         (_, Some(m)) => m.clamp(6, n),
         (_, None) if n > SCREEN_ABOVE => BOOT_POINTS.min(n),
@@ -36,7 +36,7 @@ pub(super) fn bootstrap(
     let scale = (m as f64 / n as f64).sqrt();
     say(format!(
         "Approach 3: bootstrap, {} resamples of {m} points",
-        opts.resamples
+        opts.boot.resamples
     ));
     let refit = |idx: &[usize]| {
         let sub = obj.subset(idx);
@@ -50,24 +50,24 @@ pub(super) fn bootstrap(
         let law = ParametricLaw::from_log(&x);
         (r.best.converged() && law.is_valid()).then_some(law)
     };
-    let laws = match opts.unit {
-        BootUnit::Run => bootstrap_m(n, m, opts.resamples, opts.seed, refit),
+    let laws = match opts.boot.unit {
+        BootUnit::Run => bootstrap_m(n, m, opts.boot.resamples, opts.boot.seed, refit),
         BootUnit::Size => bootstrap_clusters(
-            &clusters(points.iter().map(|p| p.params), opts.unit),
-            opts.resamples,
-            opts.seed,
+            &clusters(points.iter().map(|p| p.params), opts.boot.unit),
+            opts.boot.resamples,
+            opts.boot.seed,
             refit,
         ),
     };
     let usable: Vec<ParametricLaw> = laws.into_iter().flatten().collect();
-    if usable.len() < opts.resamples {
+    if usable.len() < opts.boot.resamples {
         fit.warnings.push(format!(
             "Approach 3 bootstrap: {} of {} resamples did not converge to a valid law and are left out of the intervals",
-            opts.resamples - usable.len(),
-            opts.resamples
+            opts.boot.resamples - usable.len(),
+            opts.boot.resamples
         ));
     }
-    fit.intervals = law_intervals(&usable, opts.resamples, opts.seed, opts.level).map(|mut i| {
+    fit.intervals = law_intervals(&usable, opts.boot.resamples, opts.boot.seed, opts.boot.level).map(|mut i| {
         i.resample_points = (m < n).then_some(m);
         i
     });

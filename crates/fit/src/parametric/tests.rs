@@ -9,7 +9,10 @@ fn recovers_a_known_law_from_noiseless_points() {
     let truth = crate::synthetic::TRUTH;
     let pts = synthetic(&truth, 0.0, 1);
     let opts = ParametricOptions {
-        resamples: 0,
+        boot: crate::stats::Bootstrap {
+            resamples: 0,
+            ..Default::default()
+        },
         ..Default::default()
     };
     let fit = fit_parametric(&pts, &opts).unwrap();
@@ -34,8 +37,11 @@ fn recovers_exponents_within_intervals_under_noise() {
     for seed in 0..8 {
         let pts = synthetic(&truth, 0.01, seed);
         let opts = ParametricOptions {
-            resamples: 100,
-            seed: 5,
+            boot: crate::stats::Bootstrap {
+                resamples: 100,
+                seed: 5,
+                ..Default::default()
+            },
             ..Default::default()
         };
         let fit = fit_parametric(&pts, &opts).unwrap();
@@ -81,7 +87,10 @@ fn screening_on_a_subsample_reaches_the_full_procedures_optimum() {
         let full = fit_parametric(
             &pts,
             &ParametricOptions {
-                resamples: 0,
+                boot: crate::stats::Bootstrap {
+                    resamples: 0,
+                    ..Default::default()
+                },
                 screen: Screen::Off,
                 ..Default::default()
             },
@@ -90,7 +99,10 @@ fn screening_on_a_subsample_reaches_the_full_procedures_optimum() {
         let screened = fit_parametric(
             &pts,
             &ParametricOptions {
-                resamples: 0,
+                boot: crate::stats::Bootstrap {
+                    resamples: 0,
+                    ..Default::default()
+                },
                 screen: Screen::Points(m),
                 ..Default::default()
             },
@@ -130,8 +142,11 @@ fn the_m_out_of_n_bootstrap_matches_the_ordinary_one() {
         fit_parametric(
             &pts,
             &ParametricOptions {
-                resamples: 200,
-                seed: 3,
+                boot: crate::stats::Bootstrap {
+                    resamples: 200,
+                    seed: 3,
+                    ..Default::default()
+                },
                 boot_points,
                 ..Default::default()
             },

@@ -147,8 +147,9 @@ impl Executor for Slurm {
     }
 }
 
-/// The fit job, after every array (`afterany`): `isoflop collect` then `isoflop fit` of the
-/// collected table, on the partition and account the runs use.
+/// The study job, after every array (`afterany`): `isoflop run --sweep FILE --no-train`
+/// into the results' study folder (collect, fit, validate, draw: the same study `isoflop
+/// run` makes after training locally), on the partition and account the runs use.
 fn submit_fit(
     s: &Sweep,
     file: &Path,
@@ -159,17 +160,16 @@ fn submit_fit(
     res: &crate::resources::SlurmResources,
 ) -> Result<String, SweepError> {
     let _ = s;
-    let table = std::fs::canonicalize(results)
+    let study = std::fs::canonicalize(results)
         .map_err(io(results))?
-        .join("runs.csv");
+        .join(isoflop_core::study_dir::CHAINED_STUDY_DIR);
     let q = |p: &Path| sh_quote(&p.display().to_string());
+    // One isoflop command (its text, stdout and stderr, goes to the job's log).
     let fit = format!(
-        "{bin} collect {file} --out {table} && {bin} fit {table} --out {law} > {txt}",
+        "{bin} run --sweep {file} --out {study} --no-train",
         bin = q(bin),
         file = q(file),
-        table = q(&table),
-        law = q(&table.with_file_name("law.json")),
-        txt = q(&table.with_file_name("fit.txt"))
+        study = q(&study),
     );
     let out_log = format!("--output={}/fit_%j.out", logs.display());
     let dep = format!("--dependency=afterany:{}", jobs.join(":"));
