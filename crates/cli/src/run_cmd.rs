@@ -46,6 +46,11 @@ pub struct RunArgs {
     /// Replace files in --out that isoflop did not write (or that changed since it did).
     #[arg(long)]
     force: bool,
+    /// Train nothing: collect the runs of --sweep that ended (trained elsewhere: a Slurm
+    /// array, another machine), then fit, validate, draw and report (a sweep's chained Slurm
+    /// job runs this).
+    #[arg(long, requires = "sweep")]
+    no_train: bool,
 }
 
 /// The files `run` writes into its output folder (the figures and report beside them).
@@ -227,59 +232,51 @@ pub fn run(a: RunArgs) -> Result<()> {
         },
         s.total_flops()
     );
-    let failures = sweep_local(&s, &file, a.jobs, 1, false)?;
-    if !failures.is_empty() {
+    let study = isoflop_study::Study {
+        sweep_file: file.clone(),
+        sweep: s.clone(),
+        fit: a.fit.clone(),
+        dir: isoflop_core::study_dir::StudyDir::new(&a.out),
+        force: a.force,
+    };
+    let mut local = |s: &Sweep,
+                     f: &Path|
+     -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(sweep_local(s, f, a.jobs, 1, false)
+            .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { format!("{e:#}").into() })?
+            .len())
+    };
+    let dispatch: Option<isoflop_study::pipeline::Dispatch> =
+        if a.no_train { None } else { Some(&mut local) };
+    let done = isoflop_study::run_study(
+        &study,
+        dispatch,
+        &crate::study::provenance(),
+        Some(crate::study::progress_line),
+    )?;
+    if done.failed > 0 {
         eprintln!(
             "warning: {} run(s) failed; the fit uses the runs that finished",
-            failures.len()
+            done.failed
         );
     }
-    let table = collect(StatusArgs {
-        sweep: file.clone(),
-        json: false,
-        out: Some(a.out.join("runs.csv")),
-        force: a.force,
-    })?;
-    let (t, report) = crate::study::read_and_fit(&table, &a.fit)?;
-    let laws = report.laws();
-    isoflop_core::manifest::write(&a.out.join("law.json"), &serde_json::to_vec_pretty(&laws)?)?;
-    isoflop_core::manifest::write(
-        &a.out.join("fit.json"),
-        &serde_json::to_vec_pretty(&report)?,
-    )?;
-    // The study's largest budget, or its largest run's FLOPs where it plans no budgets.
-    let largest = match s.runs.iter().filter_map(|r| r.budget).fold(0.0, f64::max) {
-        b if b > 0.0 => b,
-        _ => t.rows.iter().map(|o| o.flops).fold(0.0, f64::max),
-    };
-    // Validation: the same fit on all but the largest budget, scored on it.
+    for line in [&done.collected.missing, &done.collected.trunks]
+        .into_iter()
+        .flatten()
+    {
+        eprintln!("{line}");
+    }
+    println!("{}", done.collected.path.display());
+    if let Err(e) = &done.validation {
+        eprintln!("warning: no validation: {e}");
+    }
+    crate::study::print_drawn(&done.report, &done.written);
+    let (laws, largest, report) = (&done.laws, done.largest, &done.report);
     let settings = crate::study::settings(&a.fit)?;
-    let validation = match isoflop_fit::validate::validate(
-        &t,
-        &settings,
-        isoflop_fit::validate::Holdout::Default,
-        false,
-    ) {
-        Ok(v) => {
-            isoflop_core::manifest::write(
-                &a.out.join("validation.json"),
-                &serde_json::to_vec_pretty(&v)?,
-            )?;
-            Some(v)
-        }
-        Err(e) => {
-            eprintln!("warning: no validation: {e}");
-            None
-        }
-    };
-    let sections: Vec<isoflop_plot::report::Section> = validation
-        .iter()
-        .map(isoflop_plot::report::validation_section)
-        .collect();
-    crate::study::draw(&a.out, &report, &t, 100.0 * largest, &sections)?;
+    let validation = done.validation.as_ref().ok();
     println!("Predicted compute-optimal models (each approach the data supports):");
     for c in [largest, 100.0 * largest] {
-        match isoflop_fit::allocate(&laws, isoflop_fit::Target::Flops(c), 0.95) {
+        match isoflop_fit::allocate(laws, isoflop_fit::Target::Flops(c), 0.95) {
             Ok(allocs) => {
                 println!("{}", crate::text::allocation_table(&allocs));
                 let notes = crate::text::allocation_notes(&allocs);
@@ -293,7 +290,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     if let Some(note) = branch_note(&s, settings.parametric.boot.unit, &a.out) {
         println!("{note}");
     }
-    if let Some(v) = &validation {
+    if let Some(v) = validation {
         println!("Validation (fitted without the largest budget, then predicting it):");
         let mut out = std::io::stdout().lock();
         crate::text::print_validation_summary(&mut out, v)?;
@@ -304,7 +301,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         t0.elapsed().as_secs_f64(),
         s.total_flops()
     );
-    crate::study::usable(&report)
+    crate::study::usable(report)
 }
 
 #[cfg(test)]

@@ -30,7 +30,11 @@ pub fn settings(a: &FitOpts) -> Result<FitSettings> {
 /// # Errors
 /// The options' error, the reader's (file, line, column), or the fit's.
 pub fn read_and_fit(runs: &Path, opts: &FitOpts) -> Result<(RunTable, FitReport)> {
-    Ok(isoflop_study::read_and_fit(runs, opts, Some(progress_line))?)
+    Ok(isoflop_study::read_and_fit(
+        runs,
+        opts,
+        Some(progress_line),
+    )?)
 }
 
 /// Warns where the table mixes what may be several experiments.

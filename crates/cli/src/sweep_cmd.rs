@@ -533,54 +533,14 @@ pub fn status(a: StatusArgs) -> Result<()> {
 pub fn collect(a: StatusArgs) -> Result<PathBuf> {
     let s = Sweep::read(&a.sweep)?;
     let results = s.results_dir(&a.sweep);
-    let out = a.out.clone().unwrap_or_else(|| results.join(isoflop_core::study_dir::RUNS_TABLE));
-    if !a.force && isoflop_core::manifest::foreign(&out) {
-        bail!(
-            "{} exists and isoflop did not write it (or it changed since); collect would replace it: give another --out, or pass --force",
-            out.display()
-        );
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| results.join(isoflop_core::study_dir::RUNS_TABLE));
+    let c = isoflop_study::collect(&a.sweep, &out, a.force)?;
+    for line in [&c.missing, &c.trunks].into_iter().flatten() {
+        eprintln!("{line}");
     }
-    let (table, missing) = match exec::collect(&s, &results) {
-        Ok(t) => t,
-        Err(isoflop_core::CoreError::Empty { .. } | isoflop_core::CoreError::NoRuns { .. }) => {
-            bail!(
-                "no run of {} has finished; nothing to collect",
-                a.sweep.display()
-            )
-        }
-        Err(e) => return Err(e.into()),
-    };
-    if !missing.is_empty() {
-        eprintln!(
-            "{} run(s) not in the table: {}",
-            missing.len(),
-            isoflop_core::error::list_runs(missing.iter().map(|(id, st)| format!(
-                "{id} ({})",
-                match st {
-                    RunState::Finished {
-                        left_out: Some(w), ..
-                    } => format!("finished, but {w}"),
-                    RunState::Failed { status, reason } => format!("{status}: {reason}"),
-                    other => other.name().to_string(),
-                }
-            )))
-        );
-    }
-    let trunks: Vec<&str> = s
-        .runs
-        .iter()
-        .filter(|r| r.is_trunk())
-        .map(|r| r.id.as_str())
-        .collect();
-    if !trunks.is_empty() {
-        eprintln!(
-            "{} trunk(s) of cooldown branches not in the table (each branch's curve holds its trunk's rows): {}",
-            trunks.len(),
-            trunks.join(", ")
-        );
-    }
-    isoflop_core::manifest::write(&out, table.to_csv().as_bytes())
-        .with_context(|| format!("writing {}", out.display()))?;
-    println!("{}", out.display());
-    Ok(out)
+    println!("{}", c.path.display());
+    Ok(c.path)
 }

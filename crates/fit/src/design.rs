@@ -36,7 +36,9 @@ pub fn design_check(
     law: &ParametricLaw,
     settings: &FitSettings,
 ) -> Result<DesignCheck, FitError> {
-    let mut s = settings.clone().with_bootstrap(0, settings.parametric.boot.seed);
+    let mut s = settings
+        .clone()
+        .with_bootstrap(0, settings.parametric.boot.seed);
     s.approaches.retain(|&k| k == 1 || k == 2);
     s.laws = vec!["chinchilla".into()];
     s.explicit = false;

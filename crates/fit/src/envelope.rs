@@ -300,7 +300,8 @@ fn frontier_of(env: &[EnvelopePoint]) -> Option<Frontier> {
 /// // Cosine-schedule curves of eight sizes and four horizons each.
 /// let law = ParametricLaw::EPOCH_2024;
 /// let curves = synthetic::cosine_curves(&law, 0.0, 0);
-/// let opts = EnvelopeOptions { resamples: 0, ..Default::default() };
+/// let boot = isoflop_fit::stats::Bootstrap { resamples: 0, ..Default::default() };
+/// let opts = EnvelopeOptions { boot, ..Default::default() };
 /// let fit = fit_envelope(&curves, &opts).unwrap();
 /// assert_eq!(fit.runs, 32);
 /// // The envelope's frontier grows with compute, near the law's exponent.
@@ -391,19 +392,24 @@ pub fn fit_envelope(
         // so each resample is the envelope of a random subset of the runs.
         let pts = (opts.points / 4).max(100);
         let units = clusters(prepared.iter().map(|c| c.params), opts.boot.unit);
-        let samples: Vec<Frontier> = bootstrap_clusters(&units, opts.boot.resamples, opts.boot.seed, |idx| {
-            let mut pick: Vec<usize> = idx.to_vec();
-            pick.sort_unstable();
-            pick.dedup();
-            let sub: Vec<&Curve> = pick.iter().map(|&i| &prepared[i]).collect();
-            let (lo, hi) = size_range(&sub);
-            frontier_of(&interior(&envelope_of(&sub, pts), lo, hi))
-        })
-        .into_iter()
-        .flatten()
-        .collect();
-        fit.intervals =
-            FrontierIntervals::from_samples(&samples, opts.boot.resamples, opts.boot.seed, opts.boot.level);
+        let samples: Vec<Frontier> =
+            bootstrap_clusters(&units, opts.boot.resamples, opts.boot.seed, |idx| {
+                let mut pick: Vec<usize> = idx.to_vec();
+                pick.sort_unstable();
+                pick.dedup();
+                let sub: Vec<&Curve> = pick.iter().map(|&i| &prepared[i]).collect();
+                let (lo, hi) = size_range(&sub);
+                frontier_of(&interior(&envelope_of(&sub, pts), lo, hi))
+            })
+            .into_iter()
+            .flatten()
+            .collect();
+        fit.intervals = FrontierIntervals::from_samples(
+            &samples,
+            opts.boot.resamples,
+            opts.boot.seed,
+            opts.boot.level,
+        );
         fit.samples = samples;
     }
     Ok(fit)

@@ -395,7 +395,8 @@ fn frontier_of(profiles: &[BudgetProfile], on: BudgetFlops) -> Option<Frontier> 
 /// // Nine sizes around the optimum at each of four budgets, drawn from Epoch's law.
 /// let law = ParametricLaw::EPOCH_2024;
 /// let points = synthetic::isoflop_points(&law, &[1e18, 1e19, 1e20, 1e21], 0.0, 0);
-/// let opts = IsoFlopOptions { resamples: 0, ..Default::default() };
+/// let boot = isoflop_fit::stats::Bootstrap { resamples: 0, ..Default::default() };
+/// let opts = IsoFlopOptions { boot, ..Default::default() };
 /// let fit = fit_isoflop(&points, &opts).unwrap();
 /// assert_eq!(fit.budgets.len(), 4);
 /// // The parabolas' vertices follow the law's own frontier, N_opt ~ C^a.
@@ -446,18 +447,19 @@ pub fn fit_isoflop(points: &[Observation], opts: &IsoFlopOptions) -> Result<IsoF
     };
     if opts.boot.resamples > 0 {
         let units = clusters(points.iter().map(|p| p.params), opts.boot.unit);
-        let samples: Vec<Frontier> = bootstrap_clusters(&units, opts.boot.resamples, opts.boot.seed, |idx| {
-            let pts: Vec<Observation> = idx.iter().map(|&i| points[i].clone()).collect();
-            let g: Vec<Option<usize>> = idx.iter().map(|&i| groups[i]).collect();
-            // The vertices' own intervals are not needed here: skipped.
-            frontier_of(
-                &profiles(&pts, &g, &nominal, opts, false),
-                opts.budget_flops,
-            )
-        })
-        .into_iter()
-        .flatten()
-        .collect();
+        let samples: Vec<Frontier> =
+            bootstrap_clusters(&units, opts.boot.resamples, opts.boot.seed, |idx| {
+                let pts: Vec<Observation> = idx.iter().map(|&i| points[i].clone()).collect();
+                let g: Vec<Option<usize>> = idx.iter().map(|&i| groups[i]).collect();
+                // The vertices' own intervals are not needed here: skipped.
+                frontier_of(
+                    &profiles(&pts, &g, &nominal, opts, false),
+                    opts.budget_flops,
+                )
+            })
+            .into_iter()
+            .flatten()
+            .collect();
         if samples.len() < opts.boot.resamples {
             fit.warnings.push(format!(
                 "Approach 2 bootstrap: {} of {} resamples left fewer than 2 usable budgets and are left out",
@@ -465,8 +467,12 @@ pub fn fit_isoflop(points: &[Observation], opts: &IsoFlopOptions) -> Result<IsoF
                 opts.boot.resamples
             ));
         }
-        fit.intervals =
-            FrontierIntervals::from_samples(&samples, opts.boot.resamples, opts.boot.seed, opts.boot.level);
+        fit.intervals = FrontierIntervals::from_samples(
+            &samples,
+            opts.boot.resamples,
+            opts.boot.seed,
+            opts.boot.level,
+        );
         fit.samples = samples;
     }
     Ok(fit)

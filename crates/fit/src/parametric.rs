@@ -338,7 +338,8 @@ fn run_starts(
 ///             flops: 6.0 * n * d, loss: truth.loss(n, d), budget: None, unique_tokens: None });
 ///     }
 /// }
-/// let opts = ParametricOptions { resamples: 0, ..Default::default() };
+/// let boot = isoflop_fit::stats::Bootstrap { resamples: 0, ..Default::default() };
+/// let opts = ParametricOptions { boot, ..Default::default() };
 /// let fit = fit_parametric(&points, &opts).unwrap();
 /// assert!(fit.diagnostics.converged);
 /// assert!((fit.law.beta - truth.beta).abs() < 1e-3);

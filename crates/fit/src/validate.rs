@@ -191,7 +191,9 @@ pub(crate) fn forms_held_out(
     settings: &FitSettings,
 ) -> Result<FormsHeldOut, FitError> {
     let sp = split(table, points, Holdout::Default, settings)?;
-    let mut light = settings.clone().with_bootstrap(0, settings.parametric.boot.seed);
+    let mut light = settings
+        .clone()
+        .with_bootstrap(0, settings.parametric.boot.seed);
     light.approaches = vec![3];
     light.explicit = false;
     light.drop_top = 0;

@@ -1,9 +1,9 @@
 //! Reproduces published fits on the public Chinchilla data in ../shared/data (Epoch AI's
 //! 245 digitised points). Skips, saying so, when ../shared is absent.
 
-use isoflop_fit::stats::Bootstrap;
 use isoflop_core::table::{drop_highest_loss, RunTable};
 use isoflop_fit::parametric::{fit_parametric, Kernel, ParametricOptions};
+use isoflop_fit::stats::Bootstrap;
 use std::path::PathBuf;
 
 fn shared(file: &str) -> Option<PathBuf> {

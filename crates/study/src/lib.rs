@@ -16,5 +16,7 @@ pub mod pipeline;
 pub mod spec;
 
 pub use error::StudyError;
-pub use pipeline::{collect, draw, groups, mixed_warnings, read_and_fit, run_study, usable, Collected, Done, Study};
+pub use pipeline::{
+    collect, draw, groups, mixed_warnings, read_and_fit, run_study, usable, Collected, Done, Study,
+};
 pub use spec::FitSpec;

@@ -81,8 +81,14 @@ pub fn run_study(
     let collected = collect(&study.sweep_file, &dir.runs_table(), study.force)?;
     let (table, report) = read_and_fit(&collected.path, &study.fit, progress)?;
     let laws = report.laws();
-    write(&dir.law(), &serde_json::to_vec_pretty(&laws).expect("laws serialise"))?;
-    write(&dir.fit(), &serde_json::to_vec_pretty(&report).expect("reports serialise"))?;
+    write(
+        &dir.law(),
+        &serde_json::to_vec_pretty(&laws).expect("laws serialise"),
+    )?;
+    write(
+        &dir.fit(),
+        &serde_json::to_vec_pretty(&report).expect("reports serialise"),
+    )?;
     let s = &study.sweep;
     let largest = match s.runs.iter().filter_map(|r| r.budget).fold(0.0, f64::max) {
         b if b > 0.0 => b,
@@ -93,13 +99,23 @@ pub fn run_study(
     let validation = isoflop_fit::validate::validate(&table, &settings, holdout, false)
         .map_err(|e| e.to_string());
     if let Ok(v) = &validation {
-        write(&dir.validation(), &serde_json::to_vec_pretty(v).expect("validations serialise"))?;
+        write(
+            &dir.validation(),
+            &serde_json::to_vec_pretty(v).expect("validations serialise"),
+        )?;
     }
     let sections: Vec<Section> = validation
         .iter()
         .map(isoflop_plot::report::validation_section)
         .collect();
-    let written = draw(dir.root(), &report, &table, 100.0 * largest, prov, &sections)?;
+    let written = draw(
+        dir.root(),
+        &report,
+        &table,
+        100.0 * largest,
+        prov,
+        &sections,
+    )?;
     Ok(Done {
         failed,
         collected,
@@ -244,11 +260,12 @@ pub fn draw(
     prov: &Provenance,
     sections: &[Section],
 ) -> Result<Written, StudyError> {
-    isoflop_plot::report::write_all_with(out, report, table, target_flops, prov, sections)
-        .map_err(|source| StudyError::Draw {
+    isoflop_plot::report::write_all_with(out, report, table, target_flops, prov, sections).map_err(
+        |source| StudyError::Draw {
             path: out.into(),
             source,
-        })
+        },
+    )
 }
 
 /// Warnings where the table mixes what may be several experiments: text columns whose

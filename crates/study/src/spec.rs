@@ -30,7 +30,10 @@ pub struct FitSpec {
     /// do) or `size` (each model size with all its runs: for runs of one size that are not
     /// independent, such as cooldown branches of one trunk, and to count which model shapes
     /// were trained).
-    #[cfg_attr(feature = "clap", arg(long, default_value = "run", value_name = "run|size"))]
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, default_value = "run", value_name = "run|size")
+    )]
     pub boot_by: isoflop_fit::stats::BootUnit,
     /// Approach 2 budgets: `chinchilla` (the paper's nine, 6e18..3e21) or a list of FLOPs;
     /// runs go to the nearest within --budget-tol decades. Default: the `budget` column,
@@ -59,12 +62,15 @@ pub struct FitSpec {
     /// `data-constrained` (Muennighoff et al. 2023; the table needs unique_tokens), `kaplan`
     /// (Kaplan et al. 2020). Two or more are compared on the runs they were fitted to, and
     /// each refitted without the largest budget and scored on it.
-    #[cfg_attr(feature = "clap", arg(
-        long = "law",
-        value_delimiter = ',',
-        default_value = "chinchilla",
-        value_name = "FORM"
-    ))]
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            long = "law",
+            value_delimiter = ',',
+            default_value = "chinchilla",
+            value_name = "FORM"
+        )
+    )]
     pub laws: Vec<String>,
     /// Approach 3 on big tables: `auto` screens the starts on 4,096 points when the table
     /// has more than 20,000, then polishes the distinct optima on all points; `off` runs
@@ -263,7 +269,10 @@ mod tests {
         .unwrap();
         let s = spec.settings().unwrap();
         for b in [s.envelope.boot, s.isoflop.boot, s.parametric.boot] {
-            assert_eq!((b.resamples, b.seed, b.unit), (7, 3, isoflop_fit::stats::BootUnit::Size));
+            assert_eq!(
+                (b.resamples, b.seed, b.unit),
+                (7, 3, isoflop_fit::stats::BootUnit::Size)
+            );
         }
         assert_eq!(s.parametric.delta, 0.01);
         assert_eq!(s.isoflop.window_decades, Some(0.7));

@@ -67,7 +67,13 @@ pub(super) fn bootstrap(
             opts.boot.resamples
         ));
     }
-    fit.intervals = law_intervals(&usable, opts.boot.resamples, opts.boot.seed, opts.boot.level).map(|mut i| {
+    fit.intervals = law_intervals(
+        &usable,
+        opts.boot.resamples,
+        opts.boot.seed,
+        opts.boot.level,
+    )
+    .map(|mut i| {
         i.resample_points = (m < n).then_some(m);
         i
     });
