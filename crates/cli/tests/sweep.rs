@@ -358,9 +358,17 @@ fn slurm_job_array_runs_the_sweep_and_chains_the_fit() {
         );
         std::thread::sleep(Duration::from_secs(2));
     }
-    // The fit job ran after the array (afterany): it collected every run into the table
-    // (this plan is too small for a fit, which the job's log says).
-    let table = std::fs::read_to_string(d.join("runs/runs.csv")).unwrap();
+    // The study job ran after the array (afterany), one isoflop command (`run --sweep
+    // --no-train`): it collected every run into the study folder's table (this plan is too
+    // small for a fit, which the job's log says).
+    let log: String = std::fs::read_dir(d.join("runs/slurm"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("fit_"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect();
+    assert!(log.contains("runs/study/runs.csv"), "{log}");
+    let table = std::fs::read_to_string(d.join("runs/study/runs.csv")).unwrap();
     let runs: std::collections::HashSet<&str> = table
         .lines()
         .skip(1)
