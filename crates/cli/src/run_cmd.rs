@@ -53,19 +53,20 @@ pub struct RunArgs {
     no_train: bool,
 }
 
-/// The files `run` writes into its output folder (the figures and report beside them).
-const STUDY_FILES: [&str; 4] = ["runs.csv", "law.json", "fit.json", "validation.json"];
-
 /// Refuses an output folder holding, under a name `run` writes, a file isoflop did not
 /// write (the user's `sweep.toml`, `law.json` or `report.html`), unless `--force`.
 fn check_out(a: &RunArgs) -> Result<()> {
     if a.force {
         return Ok(());
     }
-    let mut names: Vec<String> = STUDY_FILES.iter().map(|n| n.to_string()).collect();
+    use isoflop_core::study_dir::{FIT_FILE, LAW_FILE, RUNS_TABLE, SWEEP_FILE, VALIDATION_FILE};
+    let mut names: Vec<String> = [RUNS_TABLE, LAW_FILE, FIT_FILE, VALIDATION_FILE]
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
     names.extend(isoflop_plot::report::file_names());
     if a.sweep.is_none() {
-        names.push("sweep.toml".into());
+        names.push(SWEEP_FILE.into());
     }
     let paths: Vec<PathBuf> = names.iter().map(|n| a.out.join(n)).collect();
     let foreign = isoflop_core::manifest::foreign_among(&paths);
@@ -174,7 +175,7 @@ fn estimate(budgets: &[f64], seeds: usize, file: &Path, data: &str) -> Result<f6
 /// Plans the default study (or the one `--budget-minutes` sizes) into `OUT/sweep.toml`,
 /// keeping an existing file of the same design (so a rerun resumes instead of restarting).
 fn default_study(a: &RunArgs) -> Result<(PathBuf, Sweep)> {
-    let file = a.out.join("sweep.toml");
+    let file = isoflop_core::study_dir::StudyDir::new(&a.out).sweep();
     let data = isoflop_core::corpus::resolve(a.data.clone())?;
     let data = std::fs::canonicalize(&data)?.display().to_string();
     let (budgets, name) = match a.budget_minutes {
@@ -208,7 +209,7 @@ fn branch_note(s: &Sweep, unit: isoflop_fit::stats::BootUnit, out: &Path) -> Opt
     let branches = s.runs.iter().any(|r| r.trunk.is_some());
     (branches && unit == isoflop_fit::stats::BootUnit::Run).then(|| format!(
         "note: these intervals resample runs; a size's runs here are cooldown branches of one trunk. Retraining our default study at other seeds moved a by less than such intervals imply, but they leave out which model shapes were trained: `isoflop fit {} --boot-by size` resamples model sizes, each with all its runs (two to three times wider on our default study: docs/results.md, \"Our own default study\")",
-        out.join("runs.csv").display()
+        isoflop_core::study_dir::StudyDir::new(out).runs_table().display()
     ))
 }
 
@@ -234,18 +235,15 @@ pub fn run(a: RunArgs) -> Result<()> {
     );
     let study = isoflop_study::Study {
         sweep_file: file.clone(),
-        sweep: s.clone(),
+        sweep: s,
         fit: a.fit.clone(),
         dir: isoflop_core::study_dir::StudyDir::new(&a.out),
         force: a.force,
     };
-    let mut local = |s: &Sweep,
-                     f: &Path|
-     -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
-        Ok(sweep_local(s, f, a.jobs, 1, false)
-            .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { format!("{e:#}").into() })?
-            .len())
-    };
+    let mut local =
+        |s: &Sweep, f: &Path| -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
+            Ok(sweep_local(s, f, a.jobs, 1, false)?.len())
+        };
     let dispatch: Option<isoflop_study::pipeline::Dispatch> =
         if a.no_train { None } else { Some(&mut local) };
     let done = isoflop_study::run_study(
@@ -272,7 +270,6 @@ pub fn run(a: RunArgs) -> Result<()> {
     }
     crate::study::print_drawn(&done.report, &done.written);
     let (laws, largest, report) = (&done.laws, done.largest, &done.report);
-    let settings = crate::study::settings(&a.fit)?;
     let validation = done.validation.as_ref().ok();
     println!("Predicted compute-optimal models (each approach the data supports):");
     for c in [largest, 100.0 * largest] {
@@ -287,7 +284,7 @@ pub fn run(a: RunArgs) -> Result<()> {
             Err(e) => eprintln!("warning: no allocation at {c:.3e} FLOPs: {e}"),
         }
     }
-    if let Some(note) = branch_note(&s, settings.parametric.boot.unit, &a.out) {
+    if let Some(note) = branch_note(&study.sweep, a.fit.boot_by, &a.out) {
         println!("{note}");
     }
     if let Some(v) = validation {
@@ -295,11 +292,11 @@ pub fn run(a: RunArgs) -> Result<()> {
         let mut out = std::io::stdout().lock();
         crate::text::print_validation_summary(&mut out, v)?;
     }
-    println!("report: {}", a.out.join("report.html").display());
+    println!("report: {}", study.dir.report().display());
     eprintln!(
         "study done in {:.0} s: {:.3e} FLOPs of training",
         t0.elapsed().as_secs_f64(),
-        s.total_flops()
+        study.sweep.total_flops()
     );
     crate::study::usable(report)
 }

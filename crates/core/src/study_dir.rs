@@ -24,16 +24,6 @@ pub const FIGURES_INDEX: &str = "figures.json";
 /// (`isoflop run --sweep FILE --out RESULTS/study --no-train`).
 pub const CHAINED_STUDY_DIR: &str = "study";
 
-/// The files of a study's results other than its figures, as [`StudyDir`] names them.
-pub const STUDY_FILES: [&str; 6] = [
-    RUNS_TABLE,
-    LAW_FILE,
-    FIT_FILE,
-    VALIDATION_FILE,
-    REPORT_FILE,
-    FIGURES_INDEX,
-];
-
 /// A study's folder: where its sweep file, table, laws, fit, validation, figures and report
 /// are.
 #[derive(Clone, Debug, PartialEq, Eq)]

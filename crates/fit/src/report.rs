@@ -95,31 +95,34 @@ impl FitSettings {
         .map_err(FitError::InvalidOption)
     }
 
-    /// The settings with `boot` as every approach's bootstrap.
-    pub fn with_boot(mut self, boot: crate::stats::Bootstrap) -> Self {
-        self.envelope.boot = boot;
-        self.isoflop.boot = boot;
-        self.parametric.boot = boot;
+    /// The settings with `set` applied to every approach's bootstrap.
+    fn each_boot(mut self, set: impl Fn(&mut crate::stats::Bootstrap)) -> Self {
+        for b in [
+            &mut self.envelope.boot,
+            &mut self.isoflop.boot,
+            &mut self.parametric.boot,
+        ] {
+            set(b);
+        }
         self
+    }
+
+    /// The settings with `boot` as every approach's bootstrap.
+    pub fn with_boot(self, boot: crate::stats::Bootstrap) -> Self {
+        self.each_boot(|b| *b = boot)
     }
 
     /// The settings with every approach's bootstrap drawing `unit`s.
-    pub fn with_boot_unit(mut self, unit: crate::stats::BootUnit) -> Self {
-        self.envelope.boot.unit = unit;
-        self.isoflop.boot.unit = unit;
-        self.parametric.boot.unit = unit;
-        self
+    pub fn with_boot_unit(self, unit: crate::stats::BootUnit) -> Self {
+        self.each_boot(|b| b.unit = unit)
     }
 
     /// Sets resamples and seed for all three approaches.
-    pub fn with_bootstrap(mut self, resamples: usize, seed: u64) -> Self {
-        self.envelope.boot.resamples = resamples;
-        self.envelope.boot.seed = seed;
-        self.isoflop.boot.resamples = resamples;
-        self.isoflop.boot.seed = seed;
-        self.parametric.boot.resamples = resamples;
-        self.parametric.boot.seed = seed;
-        self
+    pub fn with_bootstrap(self, resamples: usize, seed: u64) -> Self {
+        self.each_boot(|b| {
+            b.resamples = resamples;
+            b.seed = seed;
+        })
     }
 }
 

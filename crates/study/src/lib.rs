@@ -4,9 +4,10 @@
 //! the fit options ([`FitSpec`], one default for the command line and Python) and the study
 //! folder ([`isoflop_core::study_dir::StudyDir`], which owns the file names); [`run_study`]
 //! runs it: dispatch (the caller's: a local pool, or nothing where the runs were trained
-//! elsewhere), collect, fit, validate, draw. `isoflop run`, `isoflop fit` and `plot` (their
-//! stages [`read_and_fit`] and [`draw`]), Python's `isoflop.fit` and a sweep's chained Slurm
-//! job (`isoflop run --sweep FILE --no-train`) all go through it.
+//! elsewhere), collect, fit, validate, draw. `isoflop run`, `isoflop collect`, `isoflop
+//! fit`, `plot` and `validate` (their stages [`collect`], [`read_and_fit`] and [`draw`]) and a
+//! sweep's chained Slurm job (`isoflop run --sweep FILE --no-train`) go through it; Python's
+//! `isoflop.fit` does not yet (it still builds its fit settings in `crates/py`).
 //!
 //! It sits above the approaches ([`isoflop_fit`]), the figures ([`isoflop_plot`]) and the
 //! sweep ([`isoflop_sweep`]), and never links libtorch.

@@ -68,7 +68,8 @@ pub fn run_study(
     prov: &Provenance,
     progress: Option<fn(&str)>,
 ) -> Result<Done, StudyError> {
-    let settings = study.fit.settings().map_err(StudyError::Options)?;
+    let mut settings = study.fit.settings().map_err(StudyError::Options)?;
+    settings.parametric.progress = progress;
     let failed = match dispatch {
         Some(d) => d(&study.sweep, &study.sweep_file).map_err(StudyError::Dispatch)?,
         None => 0,

@@ -6,7 +6,7 @@
 use crate::data::Corpus;
 use crate::error::{folder_err, io, Result};
 use crate::event::{Event, Outcome};
-use crate::model::{device, init_model};
+use crate::model::device;
 use crate::state::{remove_checkpoints, verified_checkpoints, State};
 use crate::steps::{run_loop, From, Session};
 use isoflop_core::record::{self, write_atomic, RunConfig, RunStatus, RunSummary};
@@ -208,17 +208,7 @@ pub(crate) fn restart(
 ) -> Result<Outcome> {
     remove_checkpoints(out);
     let dev = device(&config.device)?;
-    let (vs, model) = init_model(config, dev);
-    let mut state = State::new(&vs);
-    let from = start(&mut state)?;
-    let session = Session {
-        config,
-        corpus,
-        out,
-        lease,
-        dev,
-        model,
-        state,
-    };
+    let mut session = Session::new(config, corpus, out, lease, dev);
+    let from = start(&mut session.state)?;
     run_loop(session, from, stop, on_event)
 }

@@ -45,6 +45,17 @@ pub(crate) struct From {
     pub rows: Vec<CurveRow>,
 }
 
+impl From {
+    /// Step 0: nothing trained, no rows.
+    pub fn beginning() -> From {
+        From {
+            step: 0,
+            secs: 0.0,
+            rows: Vec::new(),
+        }
+    }
+}
+
 /// A run ready to train: its settings, data, folder, model and optimizer state, and the
 /// lease that keeps it to this process.
 pub(crate) struct Session<'a> {
@@ -57,7 +68,30 @@ pub(crate) struct Session<'a> {
     pub state: State,
 }
 
-impl Session<'_> {
+impl<'a> Session<'a> {
+    /// The run's model built from its seed on `dev`, with a fresh optimizer state (which a
+    /// resume or a branch then loads into).
+    pub fn new(
+        config: &'a RunConfig,
+        corpus: &'a Corpus,
+        out: &'a Path,
+        lease: isoflop_core::lease::Lease,
+        dev: Device,
+    ) -> Session<'a> {
+        // The optimizer state keeps the variables' tensors; the store itself is not needed.
+        let (vs, model) = crate::model::init_model(config, dev);
+        let state = State::new(&vs);
+        Session {
+            config,
+            corpus,
+            out,
+            lease,
+            dev,
+            model,
+            state,
+        }
+    }
+
     fn tokens_per_step(&self) -> u64 {
         (self.config.batch * self.config.shape.context) as u64
     }

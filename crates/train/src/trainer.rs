@@ -12,7 +12,6 @@ use crate::branch::{train_from_trunk, trunk_problem};
 use crate::data::Corpus;
 use crate::error::{io, Result, TrainError};
 use crate::start::{prepare, remove_stale_temporaries, restart, resume_point, Start};
-use crate::state::State;
 use crate::steps::{run_loop, From, Session};
 use isoflop_core::lease::{Lease, LeaseError, LEASE_FILE};
 use isoflop_core::record::{self, RunConfig};
@@ -137,42 +136,25 @@ fn train_run(
     if let (Start::Fresh, Some(trunk)) = (&start, trunk) {
         return train_from_trunk(config, corpus, out, trunk, stop, on_event, lease);
     }
-    let (vs, model) = init_model(config, dev);
-    let mut state = State::new(&vs);
+    let mut session = Session::new(config, corpus, out, lease, dev);
     let from = match start {
-        Start::Resume => match resume_point(out, &mut state, on_event)? {
+        Start::Resume => match resume_point(out, &mut session.state, on_event)? {
             Some(from) => from,
             // A model half-filled by a failed load is rebuilt from its seed.
-            None => match trunk {
-                Some(trunk) => {
-                    return train_from_trunk(config, corpus, out, trunk, stop, on_event, lease)
-                }
-                // From step 0, replacing whatever the folder's curve held.
-                None => {
-                    return restart(config, corpus, out, stop, on_event, lease, &mut |_| {
-                        Ok(From {
-                            step: 0,
-                            secs: 0.0,
-                            rows: Vec::new(),
-                        })
-                    })
-                }
-            },
+            None => {
+                let lease = session.lease;
+                return match trunk {
+                    Some(trunk) => {
+                        train_from_trunk(config, corpus, out, trunk, stop, on_event, lease)
+                    }
+                    // From step 0, replacing whatever the folder's curve held.
+                    None => restart(config, corpus, out, stop, on_event, lease, &mut |_| {
+                        Ok(From::beginning())
+                    }),
+                };
+            }
         },
-        _ => From {
-            step: 0,
-            secs: 0.0,
-            rows: Vec::new(),
-        },
-    };
-    let session = Session {
-        config,
-        corpus,
-        out,
-        lease,
-        dev,
-        model,
-        state,
+        _ => From::beginning(),
     };
     run_loop(session, from, stop, on_event)
 }
