@@ -346,3 +346,19 @@ def test_boot_by_size_is_the_command_lines_and_bad_units_are_refused(tmp_path):
     assert runs["approach2"]["fitted"]["intervals"] != theirs["approach2"]["fitted"]["intervals"]
     with pytest.raises(isoflop.InputError, match="boot_by.*run or size"):
         isoflop.fit(synthetic(), boot_by="trunk")
+
+
+def test_no_keywords_are_the_command_lines_defaults_and_a_bad_one_is_named(tmp_path):
+    # The defaults live once, on the Rust side (FitSpec): a fit given no options is the
+    # command line's given none, settings and results alike.
+    p = tmp_path / "grid.csv"
+    g = synthetic()
+    p.write_text("params,tokens,loss\n" + "".join(
+        f"{float(n)!r},{float(d)!r},{float(l)!r}\n" for n, d, l in zip(g["params"], g["tokens"], g["loss"])))
+    mine = isoflop.fit(p).to_dict()
+    theirs = json.loads(run("fit", p, "--json"))
+    assert mine["settings"] == theirs["settings"]
+    assert all(mine["settings"][a]["resamples"] == 1000 for a in ("envelope", "isoflop", "parametric"))
+    assert mine["approach3"] == theirs["approach3"]
+    with pytest.raises(isoflop.InputError, match="loss_unit: unknown variant furlongs, expected nats or bits"):
+        isoflop.fit(p, loss_unit="furlongs")

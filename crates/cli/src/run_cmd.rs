@@ -1,11 +1,12 @@
 //! `isoflop run`: plan the default study (or take a sweep file), train what is unfinished,
 //! then fit, validate, draw and report.
 
-use crate::plan_cmd::{make_plan, Design, PlanArgs};
+use crate::plan_cmd::make_plan;
 use crate::sweep_cmd::*;
 use anyhow::{Context, Result};
 use clap::Args;
 use isoflop_sweep::plan::Sweep;
+use isoflop_sweep::spec::{Design, PlanSpec};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -103,35 +104,23 @@ fn budget_ladder() -> Vec<f64> {
     v
 }
 
-/// The arguments of `plan` for the study `isoflop run` plans on `budgets` of the corpus
-/// `data` (a resolved path), named `name`, into `file`.
+/// The plan of the study `isoflop run` plans on `budgets` of the corpus `data` (a resolved
+/// path), named `name`, into `file`: `plan`'s defaults, the wsd design.
 fn study_plan(
     budgets: Vec<f64>,
     seeds: usize,
     name: String,
     file: PathBuf,
     data: &str,
-) -> PlanArgs {
-    PlanArgs {
+) -> PlanSpec {
+    PlanSpec {
         design: Design::Wsd,
         budgets,
-        sizes_per_budget: 5,
-        spread: 8.0,
-        sizes: None,
-        n_sizes: 4,
-        horizons: 4,
-        lrs: 5,
-        lr_span: 16.0,
-        tokens_per_param: 20.0,
-        lr_law: None,
         seeds,
         out: file,
-        results: "runs".into(),
         data: Some(data.to_string()),
-        command: None,
-        settings: isoflop_core::TrainSettings::default(),
         name,
-        force: true,
+        ..PlanSpec::default()
     }
 }
 

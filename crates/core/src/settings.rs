@@ -234,6 +234,34 @@ impl TrainSettings {
         tokens.div_ceil((self.batch * self.context).max(1) as u64)
     }
 
+    /// The warm-up of a run of `steps` steps: `warmup` where set, else a tenth of the steps,
+    /// between 1 and 100. The trainer and the wsd planner both ask here.
+    ///
+    /// # Example
+    /// ```
+    /// let s = isoflop_core::TrainSettings::default();
+    /// assert_eq!(s.warmup_steps(50), 5);
+    /// assert_eq!(s.warmup_steps(5), 1);
+    /// assert_eq!(s.warmup_steps(5000), 100);
+    /// ```
+    pub fn warmup_steps(&self, steps: u64) -> u64 {
+        self.warmup.unwrap_or((steps / 10).clamp(1, 100))
+    }
+
+    /// The steps a `wsd` cooldown of a run of `steps` steps takes: `cooldown_frac` of them,
+    /// rounded, at least one and at most all of them. The trainer's schedule and the wsd
+    /// planner's branch points both ask here.
+    ///
+    /// # Example
+    /// ```
+    /// let s = isoflop_core::TrainSettings { cooldown_frac: 0.2, ..Default::default() };
+    /// assert_eq!(s.cooldown_steps(100), 20);
+    /// assert_eq!(s.cooldown_steps(2), 1);
+    /// ```
+    pub fn cooldown_steps(&self, steps: u64) -> u64 {
+        cooldown_steps(self.cooldown_frac, steps)
+    }
+
     /// Checks what no run could use.
     ///
     /// # Errors
@@ -308,4 +336,10 @@ impl LrLaw {
         }
         Ok(law)
     }
+}
+
+/// The steps a cooldown of `frac` of a run of `steps` steps takes: rounded, at least one and
+/// at most `steps` (one for a run of no steps). See [`TrainSettings::cooldown_steps`].
+pub fn cooldown_steps(frac: f64, steps: u64) -> u64 {
+    ((frac * steps as f64).round() as u64).min(steps).max(1)
 }

@@ -3,11 +3,11 @@
 //! aliases and error messages serve the CLI and Python; results go out as JSON, the same
 //! JSON the CLI writes. Every fit releases the GIL. libtorch is never linked.
 
-use isoflop_core::{ColumnChoice, RunTable};
+use isoflop_core::RunTable;
 use isoflop_fit::allocate::{allocate as allocate_laws, LawSet, Target};
-use isoflop_fit::isoflop::Grouping;
-use isoflop_fit::report::{FitReport, FitSettings};
+use isoflop_fit::report::FitReport;
 use isoflop_fit::study::fit_table;
+use isoflop_study::FitSpec;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use std::path::Path;
@@ -21,33 +21,28 @@ fn json<T: serde::Serialize>(v: &T) -> PyResult<String> {
     serde_json::to_string(v).map_err(|e| PyRuntimeError::new_err(e.to_string()))
 }
 
-/// The command line's column choice and loss unit (`fit --loss-column`, `--params-column`,
-/// `--flops-column`, `--loss-unit`, `--bytes-per-token`), from Python's keywords as JSON.
-#[derive(Default, serde::Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct Columns {
-    loss: Option<String>,
-    params: Option<String>,
-    flops: Option<String>,
-    loss_unit: String,
-    bytes_per_token: Option<String>,
+/// The fit options Python passes as JSON: `isoflop fit`'s, by the same names and with the
+/// same defaults (a [`FitSpec`]; keys left out take its default, unknown keys are refused).
+fn spec(options: &str) -> PyResult<FitSpec> {
+    serde_json::from_str(options).map_err(|e| {
+        // Name the keyword: the first one that is refused on its own.
+        let keys: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(options).unwrap_or_default();
+        for (k, v) in keys {
+            let one = serde_json::json!({ k.clone(): v });
+            if let Err(e) = serde_json::from_value::<FitSpec>(one) {
+                let e = e.to_string().replace('`', "");
+                return input(format!("{k}: {}", e.split(" at line").next().unwrap_or(&e)));
+            }
+        }
+        input(format!("options: {e}"))
+    })
 }
 
-fn table(csv: &str, source: &str, columns: &str) -> PyResult<RunTable> {
-    let c: Columns = serde_json::from_str(columns).map_err(|e| input(format!("columns: {e}")))?;
-    let loss_unit = match c.loss_unit.as_str() {
-        "nats" | "" => isoflop_core::LossUnit::Nats,
-        "bits" => isoflop_core::LossUnit::Bits,
-        other => return Err(input(format!("loss_unit '{other}': nats or bits"))),
-    };
-    let choice = ColumnChoice {
-        loss: c.loss,
-        params: c.params,
-        flops: c.flops,
-        loss_unit,
-        bytes_per_token: c.bytes_per_token,
-        ..ColumnChoice::default()
-    };
+/// The table of CSV text (`csv`, named `source`), or of the file or folder `source` where
+/// `csv` is empty, read with the options' columns.
+fn table(csv: &str, source: &str, spec: &FitSpec) -> PyResult<RunTable> {
+    let choice = spec.columns();
     if csv.is_empty() {
         // A path: the command line's reader (CSV, JSON Lines, or a folder of run folders).
         return RunTable::read_with(Path::new(source), &choice).map_err(input);
@@ -91,44 +86,18 @@ fn interruptible<T: Send + 'static>(
 }
 
 /// Fits a table given as CSV text; returns (report JSON, laws JSON, warnings JSON: the
-/// report's warnings, as `isoflop fit` prints them). The settings are
-/// `isoflop fit`'s: `approaches` empty for every one the data supports, `budgets` None,
-/// "chinchilla" or a comma-separated list; `laws` the forms to fit (`isoflop fit --law`).
+/// report's warnings, as `isoflop fit` prints them). `options`: a [`FitSpec`] as JSON, the
+/// options of `isoflop fit` by their field names (`{}` for every default).
 #[pyfunction]
-#[pyo3(signature = (csv, source, drop_top=0, boot=1000, seed=0, budgets=None, budget_tol=0.08, approaches=Vec::new(), delta=1e-3, columns="{}", laws=vec!["chinchilla".to_string()], boot_by="run"))]
-#[allow(clippy::too_many_arguments)]
 fn fit(
     py: Python<'_>,
     csv: &str,
     source: &str,
-    drop_top: usize,
-    boot: usize,
-    seed: u64,
-    budgets: Option<String>,
-    budget_tol: f64,
-    approaches: Vec<u8>,
-    delta: f64,
-    columns: &str,
-    laws: Vec<String>,
-    boot_by: &str,
+    options: &str,
 ) -> PyResult<(String, String, String)> {
-    let t = table(csv, source, columns)?;
-    let unit = boot_by
-        .parse::<isoflop_fit::stats::BootUnit>()
-        .map_err(|e| input(format!("boot_by: {e}")))?;
-    let mut s = FitSettings::default()
-        .with_bootstrap(boot, seed)
-        .with_boot_unit(unit);
-    s.laws = laws;
-    s.drop_top = drop_top;
-    s.parametric.delta = delta;
-    s.isoflop.grouping = Grouping::from_spec(budgets.as_deref(), budget_tol)
-        .map_err(|e| input(format!("budgets: {e}")))?;
-    if !approaches.is_empty() {
-        s.approaches = approaches;
-        s.explicit = true;
-    }
-    s.check().map_err(input)?;
+    let spec = spec(options)?;
+    let t = table(csv, source, &spec)?;
+    let s = spec.settings().map_err(input)?;
     let report = interruptible(py, move || fit_table(&t, &s))?.map_err(input)?;
     Ok((
         json(&report)?,
@@ -224,11 +193,11 @@ fn figures(
     csv: &str,
     source: &str,
     target_flops: f64,
-    columns: &str,
+    options: &str,
 ) -> PyResult<Vec<(String, Option<String>, Option<String>)>> {
     let r: FitReport =
         serde_json::from_str(report).map_err(|e| input(format!("not a fit report: {e}")))?;
-    let t = table(csv, source, columns)?;
+    let t = table(csv, source, &spec(options)?)?;
     if !(target_flops > 0.0 && target_flops.is_finite()) {
         return Err(input(format!(
             "target_flops must be positive, got {target_flops}"

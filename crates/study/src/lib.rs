@@ -5,9 +5,10 @@
 //! folder ([`isoflop_core::study_dir::StudyDir`], which owns the file names); [`run_study`]
 //! runs it: dispatch (the caller's: a local pool, or nothing where the runs were trained
 //! elsewhere), collect, fit, validate, draw. `isoflop run`, `isoflop collect`, `isoflop
-//! fit`, `plot` and `validate` (their stages [`collect`], [`read_and_fit`] and [`draw`]) and a
-//! sweep's chained Slurm job (`isoflop run --sweep FILE --no-train`) go through it; Python's
-//! `isoflop.fit` does not yet (it still builds its fit settings in `crates/py`).
+//! fit`, `plot` and `validate` (their stages [`collect`], [`read_and_fit`] and [`draw`]), a
+//! sweep's chained Slurm job (`isoflop run --sweep FILE --no-train`) and Python's
+//! `isoflop.fit` (its keywords are a [`FitSpec`] as JSON) go through it. The plan comes from
+//! [`isoflop_sweep::spec::PlanSpec`] (one default, `isoflop plan`'s options).
 //!
 //! It sits above the approaches ([`isoflop_fit`]), the figures ([`isoflop_plot`]) and the
 //! sweep ([`isoflop_sweep`]), and never links libtorch.

@@ -219,11 +219,11 @@ pub fn wsd_branches(runs: Vec<PlannedRun>, d: &RunDefaults) -> (Vec<PlannedRun>,
             .collect();
         let point = |r: &PlannedRun| {
             let steps = d.steps(r.tokens);
-            let cool = ((d.cooldown_frac * steps as f64).round() as u64).clamp(1, steps);
+            let cool = d.cooldown_steps(steps);
             (steps, steps - cool)
         };
         let last = mine.iter().map(|r| point(r).1).max().unwrap_or(0);
-        let warmup = d.warmup.unwrap_or((last / 10).clamp(1, 100));
+        let warmup = d.warmup_steps(last);
         let mut trunk = PlannedRun {
             id: tid,
             tokens: last * per_step,

@@ -12,6 +12,7 @@ pub mod exec;
 pub mod executor;
 pub mod plan;
 pub mod resources;
+pub mod spec;
 
 pub use error::SweepError;
 

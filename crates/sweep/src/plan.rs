@@ -117,6 +117,9 @@ pub enum PlanError {
     /// Nothing to plan.
     #[error("the plan has no runs: {0}")]
     Empty(String),
+    /// A plan's option that no plan can use (named in the message).
+    #[error("{0}")]
+    Setting(String),
     /// The file could not be read or parsed.
     #[error("{path}: {message}")]
     File {

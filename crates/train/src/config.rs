@@ -95,7 +95,7 @@ impl Settings {
             steps,
             lr: t.lr,
             min_lr_ratio: t.min_lr_ratio,
-            warmup_steps: t.warmup.unwrap_or((steps / 10).clamp(1, 100)),
+            warmup_steps: t.warmup_steps(steps),
             schedule: t.schedule,
             cooldown_frac: t.cooldown_frac,
             cooldown_shape: t.cooldown_shape,

@@ -52,7 +52,7 @@ impl LrSchedule {
         if let Some(s) = self.cooldown_from {
             return s;
         }
-        let len = ((self.cooldown_frac * self.steps as f64).round() as u64).max(1);
+        let len = isoflop_core::settings::cooldown_steps(self.cooldown_frac, self.steps);
         self.steps.saturating_sub(len).max(self.warmup)
     }
 

@@ -310,12 +310,12 @@ class Fit:
     """The result of :func:`fit`: the three approaches, the laws, allocation, figures. Its
     ``to_dict()`` is the JSON of ``isoflop fit --json``."""
 
-    def __init__(self, report: Dict[str, Any], laws: Dict[str, Any], warnings: List[str], table: "tuple[str, str, Optional[List[Any]]]", columns: str):
+    def __init__(self, report: Dict[str, Any], laws: Dict[str, Any], warnings: List[str], table: "tuple[str, str, Optional[List[Any]]]", options: str):
         self._r = report
         self._warnings = warnings
         self._laws = Law(laws)
         self._table = table
-        self._columns = columns
+        self._options = options
 
     @property
     def approach1(self) -> Optional[_Namespace]:
@@ -368,7 +368,7 @@ class Fit:
             rng = self._r.get("flops_range") or [1.0, 1.0]
             target_flops = 100.0 * float(rng[1])
         try:
-            figs = _isoflop.figures(json.dumps(self._r), text, source, float(target_flops), self._columns)
+            figs = _isoflop.figures(json.dumps(self._r), text, source, float(target_flops), self._options)
         except ValueError as e:
             raise InputError(str(e)) from None
         out = {}
@@ -419,31 +419,41 @@ def _esc(s: str) -> str:
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def fit(data: Any, drop_top: int = 0, boot: int = 1000, seed: int = 0,
-        budgets: Optional[Union[str, Sequence[float]]] = None, budget_tol: float = 0.08,
-        approaches: Optional[Iterable[int]] = None, delta: float = 1e-3,
+def fit(data: Any, drop_top: Optional[int] = None, boot: Optional[int] = None,
+        seed: Optional[int] = None,
+        budgets: Optional[Union[str, Sequence[float]]] = None,
+        budget_tol: Optional[float] = None,
+        approaches: Optional[Iterable[int]] = None, delta: Optional[float] = None,
         loss_column: Optional[str] = None,
-        laws: Iterable[str] = ("chinchilla",), boot_by: str = "run",
+        laws: Optional[Union[str, Iterable[str]]] = None, boot_by: Optional[str] = None,
         params_column: Optional[str] = None, flops_column: Optional[str] = None,
-        loss_unit: str = "nats", bytes_per_token: Optional[Union[float, str]] = None) -> Fit:
+        loss_unit: Optional[str] = None, bytes_per_token: Optional[Union[float, str]] = None,
+        tokens_column: Optional[str] = None) -> Fit:
     """Fits Chinchilla's three approaches to runs, and other law forms where ``laws`` names
     them (``"chinchilla"``, ``"data-constrained"``, ``"kaplan"``, as ``isoflop fit --law``;
     the data-constrained law needs a ``unique_tokens``/``U`` column). With two forms or
     more, ``Fit.to_dict()["comparison"]`` scores each on the runs and ``["held_out"]`` on
     runs held out of its refit.
 
+    Every option is ``isoflop fit``'s of the same name (``approaches`` is ``--approach``,
+    ``laws`` is ``--law``), and one left out (or ``None``) takes the command line's default:
+    the defaults are written once, in the Rust side's ``FitSpec``.
+
     ``data``: a pandas DataFrame, a dict of column name to array, or a path to a CSV or JSON
     Lines file or to a folder of run folders (read as ``isoflop fit`` reads them). Columns as the command line reads them (``params``/``N``, ``tokens``/``D``,
     ``flops``/``C``, ``loss``/``val_loss``; optional ``run``, ``step``, ``budget``).
-    ``budgets``: ``"chinchilla"`` (the paper's nine) or a list of FLOPs for Approach 2.
+    ``boot``: bootstrap resamples (0 for none); ``seed`` their seed.
+    ``budgets``: ``"chinchilla"`` (the paper's nine) or a list of FLOPs for Approach 2,
+    ``budget_tol`` its tolerance in decades; ``delta``: Approach 3's Huber delta;
+    ``drop_top``: the highest-loss runs left out of Approaches 2 and 3.
     ``boot_by``: what a bootstrap resample draws, ``"run"`` (each run on its own, as the
     paper and Epoch do) or ``"size"`` (each model size with all its runs), as
     ``isoflop fit --boot-by``.
-    ``params_column``/``flops_column`` choose the counting convention (``isoflop fit
-    --params-column``, e.g. ``params_no_embed`` and ``flops_kaplan`` of an import);
-    ``loss_unit`` (``"nats"`` or ``"bits"`` per token) and ``bytes_per_token`` (a number or
-    a column: losses in bits per byte) as ``--loss-unit`` and ``--bytes-per-token``; the
-    report's ``counted`` names the columns and the unit.
+    ``params_column``/``tokens_column``/``flops_column`` choose the counting convention
+    (``isoflop fit --params-column``, e.g. ``params_no_embed`` and ``flops_kaplan`` of an
+    import); ``loss_unit`` (``"nats"`` or ``"bits"`` per token) and ``bytes_per_token`` (a
+    number or a column: losses in bits per byte) as ``--loss-unit`` and
+    ``--bytes-per-token``; the report's ``counted`` names the columns and the unit.
     Raises :class:`InputError` naming the row and column of bad input; non-convergence is
     reported in the result (``Fit.warnings``, ``approach3.converged``), never raised. The fit
     releases the GIL and uses every core."""
@@ -451,18 +461,32 @@ def fit(data: Any, drop_top: int = 0, boot: int = 1000, seed: int = 0,
     text, source, labels = table
     if isinstance(budgets, (list, tuple)):
         budgets = ",".join(repr(float(b)) for b in budgets)
-    columns = json.dumps({"loss": loss_column, "params": params_column, "flops": flops_column,
-                          "loss_unit": str(loss_unit),
-                          "bytes_per_token": None if bytes_per_token is None else str(bytes_per_token)})
+    if isinstance(laws, str):
+        laws = laws.split(",")
+    given = {
+        "drop_top": None if drop_top is None else int(drop_top),
+        "boot": None if boot is None else int(boot),
+        "seed": None if seed is None else int(seed),
+        "budgets": budgets,
+        "budget_tol": None if budget_tol is None else float(budget_tol),
+        "approach": None if approaches is None else [int(a) for a in approaches],
+        "delta": None if delta is None else float(delta),
+        "laws": None if laws is None else [str(l) for l in laws],
+        "boot_by": None if boot_by is None else str(boot_by),
+        "loss_column": loss_column,
+        "params_column": params_column,
+        "tokens_column": tokens_column,
+        "flops_column": flops_column,
+        "loss_unit": None if loss_unit is None else str(loss_unit),
+        "bytes_per_token": None if bytes_per_token is None else str(bytes_per_token),
+    }
+    # Options left out are left out of the JSON: the Rust side's defaults fill them.
+    options = json.dumps({k: v for k, v in given.items() if v is not None})
     try:
-        report, laws, warnings = _isoflop.fit(
-            text, source, int(drop_top), int(boot), int(seed), budgets, float(budget_tol),
-            [int(a) for a in (approaches or [])], float(delta), columns,
-            [str(l) for l in laws], str(boot_by),
-        )
+        report, laws_json, warnings = _isoflop.fit(text, source, options)
     except ValueError as e:
         raise _input_error(e, labels) from None
-    return Fit(json.loads(report), json.loads(laws), json.loads(warnings), table, columns)
+    return Fit(json.loads(report), json.loads(laws_json), json.loads(warnings), table, options)
 
 
 _IMPORT_OPTIONS = ("format", "loss_key", "eval_loss_key", "step_key", "tokens_key", "lr_key",

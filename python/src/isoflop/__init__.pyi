@@ -70,13 +70,16 @@ class Fit:
     def save(self, path: Union[str, os.PathLike[str]]) -> None: ...
     def _repr_html_(self) -> str: ...
 
-def fit(data: Any, drop_top: int = ..., boot: int = ..., seed: int = ...,
-        budgets: Optional[Union[str, Sequence[float]]] = ..., budget_tol: float = ...,
-        approaches: Optional[Iterable[int]] = ..., delta: float = ...,
-        loss_column: Optional[str] = ..., laws: Iterable[str] = ...,
-        boot_by: str = ..., params_column: Optional[str] = ...,
-        flops_column: Optional[str] = ..., loss_unit: str = ...,
-        bytes_per_token: Optional[Union[float, str]] = ...) -> Fit:
+def fit(data: Any, drop_top: Optional[int] = ..., boot: Optional[int] = ...,
+        seed: Optional[int] = ...,
+        budgets: Optional[Union[str, Sequence[float]]] = ...,
+        budget_tol: Optional[float] = ...,
+        approaches: Optional[Iterable[int]] = ..., delta: Optional[float] = ...,
+        loss_column: Optional[str] = ..., laws: Optional[Union[str, Iterable[str]]] = ...,
+        boot_by: Optional[str] = ..., params_column: Optional[str] = ...,
+        flops_column: Optional[str] = ..., loss_unit: Optional[str] = ...,
+        bytes_per_token: Optional[Union[float, str]] = ...,
+        tokens_column: Optional[str] = ...) -> Fit:
     """Fits Chinchilla's three approaches (and the law forms ``laws`` names) to a DataFrame,
     a dict of arrays or a file."""
 
