@@ -6,7 +6,7 @@
 //! Each format is read into a [`RawLog`] (scalars by step, with the run's config where the
 //! format has one); [`assemble`] then picks the loss, held-out loss, tokens and learning rate
 //! by name ([`Keys`], defaults that find the usual names), and the run's parameters
-//! ([`ImportOptions`]), into an [`ImportedRun`]; [`write`] writes it as a run record
+//! ([`ImportOptions`]), into an [`ImportedRun`]; [`mod@write`] writes it as a run record
 //! (docs/run-records.md) or as rows of a run table.
 //!
 //! A run whose last logged step is below its configured total (`max_steps` of a
@@ -276,7 +276,7 @@ pub struct ImportedRow {
     pub eval_loss: Option<f64>,
 }
 
-/// A run, read and assembled: what [`write`] writes.
+/// A run, read and assembled: what [`mod@write`] writes.
 #[derive(Clone, Debug)]
 pub struct ImportedRun {
     /// The run's name as the source gives it.

@@ -242,7 +242,7 @@ fn refine(
 
 /// Fits the data-constrained law to runs with unique tokens: the paper's two steps (the
 /// base law from the single-epoch runs, then R_D* and R_N* from all runs), then every
-/// parameter refined together from there (see [`refine`]).
+/// parameter refined together from there (see `refine`).
 /// `resamples` bootstrap laws are drawn (0 for none), seeded with `seed`.
 ///
 /// # Errors

@@ -7,7 +7,7 @@
 //! all curves. At each value the run with the lowest loss gives (C, N, D): N is that run's
 //! size and D its tokens at that point. N_opt = k C^a and D_opt = k' C^b are then fitted
 //! separately by least squares in log space (Hoffmann et al. 2022, section 3.1), over the
-//! envelope points that neither the smallest nor the largest model wins (see [`interior`]).
+//! envelope points that neither the smallest nor the largest model wins (see `interior`).
 
 use crate::error::FitError;
 use crate::frontier::Frontier;

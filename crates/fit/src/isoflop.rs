@@ -8,6 +8,10 @@
 //! group's FLOPs. A budget whose parabola opens downward (q2 <= 0) or whose vertex lies
 //! outside its sampled sizes is refused with a warning. Power laws N_opt = k C^a and
 //! D_opt = k' C^b are then fitted across the accepted budgets.
+//!
+//! The parabola is fitted in x centred on the budget's mean ln N (for conditioning: sizes
+//! near 1e9 make x^2 near 430 otherwise), and the frontier by ordinary least squares of
+//! ln N_opt (and ln D_opt) on ln C.
 
 use crate::error::FitError;
 use crate::frontier::Frontier;

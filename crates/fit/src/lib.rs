@@ -7,7 +7,7 @@
 //! - [`isoflop`]: Approach 2, IsoFLOP parabolas.
 //! - [`parametric`]: Approach 3, L(N, D) = E + A/N^alpha + B/D^beta by Huber loss in log space.
 //! - [`design`]: what a study's design alone does to Approaches 1 and 2.
-//! - [`allocate`]: the optimal N, D and loss for a FLOP budget, a model size or a target loss.
+//! - [`mod@allocate`]: the optimal N, D and loss for a FLOP budget, a model size or a target loss.
 //! - [`lbfgs`]: the optimizer, with documented stopping rules.
 
 pub mod data_constrained;

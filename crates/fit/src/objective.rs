@@ -13,6 +13,8 @@
 //! dF/dalpha = -sum h w1 ln N,  dF/dbeta = -sum h w2 ln D.
 //! ```
 //!
+//! (the gradient is checked against central differences in this module's tests).
+//!
 //! The inner loop exists three ways ([`Kernel`]), chosen at run time.
 
 use crate::fastmath;

@@ -9,7 +9,7 @@ use crate::parametric::{fit_parametric, ParametricFit, ParametricOptions};
 use isoflop_core::table::drop_highest_loss;
 use isoflop_core::RunTable;
 
-/// Settings for [`fit_table`].
+/// Settings for [`crate::study::fit_table`].
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct FitSettings {
     /// Which approaches (1, 2, 3) to fit.
@@ -54,7 +54,7 @@ impl Default for FitSettings {
 impl FitSettings {
     /// Refuses settings no fit can use, each named as `isoflop fit` and `isoflop.fit` both
     /// spell it: approaches other than 1, 2 and 3, an unknown law form, a Huber threshold,
-    /// smoothing width or budget tolerance that is not positive. [`fit_table`] checks first.
+    /// smoothing width or budget tolerance that is not positive. [`crate::study::fit_table`] checks first.
     ///
     /// # Errors
     /// [`FitError::InvalidOption`] naming the setting and the value.

@@ -1,5 +1,12 @@
 //! Small statistics shared by the approaches: least-squares lines, percentile intervals,
 //! and the parallel seeded bootstrap driver.
+//!
+//! The bootstrap resamples runs (final points, or whole curves for Approach 1) with
+//! replacement, or model sizes with all their runs ([`BootUnit::Size`]), refits, and reports
+//! the central percentile interval of the refits ([`percentile_interval`]: the 2.5th and
+//! 97.5th percentiles at the default level, interpolated linearly between order statistics
+//! as numpy's default does). Resample k draws from stream k of the seed, so the results do
+//! not depend on the number of threads.
 
 use isoflop_core::Rng;
 use rayon::prelude::*;

@@ -40,7 +40,7 @@ pub struct SlurmResources {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mem: Option<String>,
     /// `--time` for every run (`MM`, `HH:MM:SS`, `D-HH:MM:SS`), or `auto`: each run's
-    /// time estimate ([`Sweep::run_secs`]) times [`SlurmResources::time_factor`], rounded
+    /// time estimate ([`crate::plan::Sweep::run_secs`]) times [`SlurmResources::time_factor`], rounded
     /// up to one of [`TIME_LADDER_MIN`]; runs of one limit share an array.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time: Option<String>,

@@ -1,6 +1,6 @@
 //! Cooldown branches (Hägele et al. 2024): a run that is its constant-rate trunk up to a
 //! kept checkpoint, then cools down to its own horizon. [`branch_config`] checks a branch
-//! against its trunk's folder; [`train_branch`] trains it from the trunk's checkpoint (with
+//! against its trunk's folder; [`crate::trainer::train_branch`] trains it from the trunk's checkpoint (with
 //! the trunk's curve rows), or resumes it from its own.
 
 use crate::data::Corpus;

@@ -280,7 +280,7 @@ pub fn decays(name: &str) -> bool {
 /// The device named by `name`: "cpu", "cuda" or "cuda:N".
 ///
 /// # Errors
-/// [`TrainError::Setting`] for another name, or CUDA asked for where it is not available.
+/// [`crate::TrainError::Setting`] for another name, or CUDA asked for where it is not available.
 pub fn device(name: &str) -> crate::Result<tch::Device> {
     match name {
         "cpu" => Ok(tch::Device::Cpu),
