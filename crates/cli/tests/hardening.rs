@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 mod common;
-use common::{fake_trainer, isoflop, stderr, stdout};
+use common::{fake_trainer, isoflop, law, stderr, stdout, table};
 
 fn tmpdir(name: &str) -> PathBuf {
     common::tmpdir("hard", name)
@@ -362,76 +362,6 @@ fn the_same_finished_sweep_fits_the_same_through_the_folder_collect_and_run() {
         row[6].parse::<f64>().unwrap() > 0.0 && row[7].parse::<f64>().unwrap() > 0.0,
         "{row:?}"
     );
-}
-
-/// Writes `rows` of (N, D, loss) as a CSV in `dir`.
-fn table(dir: &Path, name: &str, rows: &[(f64, f64, f64)]) -> PathBuf {
-    let p = dir.join(name);
-    let mut s = String::from("params,tokens,loss\n");
-    for (n, d, l) in rows {
-        s += &format!("{n},{d},{l}\n");
-    }
-    std::fs::write(&p, s).unwrap();
-    p
-}
-
-fn law(n: f64, d: f64) -> f64 {
-    1.8 + 400.0 / n.powf(0.34) + 400.0 / d.powf(0.28)
-}
-
-#[test]
-fn a_table_at_one_model_size_refuses_approach_3_with_a_warning() {
-    let d = tmpdir("oneN");
-    let rows: Vec<_> = [1e7, 3e7, 1e8, 2e8, 5e8, 1e9]
-        .iter()
-        .map(|&t| (1e6, t, law(1e6, t)))
-        .collect();
-    let p = table(&d, "oneN.csv", &rows);
-    let o = isoflop(&[
-        "fit",
-        p.to_str().unwrap(),
-        "--boot",
-        "10",
-        "--approach",
-        "3",
-    ]);
-    assert_eq!(code(&o), 2);
-    assert!(stderr(&o).contains("same model sizes N"), "{}", stderr(&o));
-    let rows: Vec<_> = [1e6, 2e6, 4e6, 8e6, 1.6e7, 3.2e7]
-        .iter()
-        .map(|&n| (n, 1e8, law(n, 1e8)))
-        .collect();
-    let p = table(&d, "oneD.csv", &rows);
-    let o = isoflop(&["fit", p.to_str().unwrap(), "--boot", "10"]);
-    assert!(stderr(&o).contains("same token counts D"), "{}", stderr(&o));
-    assert!(!stdout(&o).contains("alpha"), "{}", stdout(&o));
-}
-
-#[test]
-fn losses_too_large_to_be_nats_warn() {
-    let d = tmpdir("bits");
-    let mut rows = Vec::new();
-    for n in [1e6, 2e6, 4e6, 8e6] {
-        for t in [1e7, 3e7, 1e8] {
-            rows.push((n, t, 10.0 * law(n, t)));
-        }
-    }
-    let p = table(&d, "ppl.csv", &rows);
-    let o = isoflop(&["fit", p.to_str().unwrap(), "--boot", "0", "--approach", "3"]);
-    assert!(
-        stderr(&o).contains("nats per token") && stderr(&o).contains("perplexities"),
-        "{}",
-        stderr(&o)
-    );
-}
-
-#[test]
-fn an_allocation_far_outside_the_fitted_range_warns_with_its_decades() {
-    let o = isoflop(&["allocate", "--flops", "1e60", "--preset", "epoch"]);
-    assert!(o.status.success());
-    assert!(stderr(&o).contains("37.9 decades above"), "{}", stderr(&o));
-    let o = isoflop(&["allocate", "--flops", "5.76e23", "--preset", "epoch"]);
-    assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
 }
 
 #[test]

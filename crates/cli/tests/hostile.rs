@@ -1,6 +1,6 @@
 //! The careless and hostile inputs of issue 25, each test named after what it guards:
 //! messages that stay short, cells no model can have, runs left out and named, laws no fit
-//! can give, options that ask for memory or threads without end, plan ids, leases around
+//! can give, options that ask for threads without end (memory: `fit_input.rs`), plan ids, leases around
 //! external trainers, files isoflop did not write, results folders, links and formats. These
 //! use a stand-in external trainer (a shell script) and need no libtorch; the trainer's own
 //! cases (an impossible model, `--threads`, Ctrl-C) are in `train_faults.rs`.
@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 mod common;
-use common::{isoflop, stderr, stdout};
+use common::{isoflop, law, stderr, stdout};
 
 fn tmpdir(name: &str) -> PathBuf {
     common::tmpdir("hostile", name)
@@ -21,10 +21,6 @@ fn code(o: &Output) -> i32 {
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-fn law(n: f64, d: f64) -> f64 {
-    1.8 + 400.0 / n.powf(0.34) + 400.0 / d.powf(0.28)
 }
 
 /// A fittable table: 4 sizes x 3 token counts of a known law, in `params,tokens,loss`.
@@ -215,39 +211,6 @@ fn impossible_laws_are_refused_naming_the_file_and_the_field() {
     assert!(isoflop(&["allocate", "--flops", "1e21", "--law", s(&out)])
         .status
         .success());
-}
-
-#[test]
-fn a_bootstrap_larger_than_memory_is_refused_before_any_work() {
-    let d = tmpdir("boot");
-    let t0 = std::time::Instant::now();
-    let o = isoflop(&["fit", s(&good_table(&d)), "--boot", "1000000000"]);
-    assert_eq!(code(&o), 2);
-    let err = stderr(&o);
-    assert!(
-        err.contains("--boot 1000000000") && err.contains("at most"),
-        "{err}"
-    );
-    assert!(t0.elapsed().as_secs() < 10);
-}
-
-#[test]
-fn drop_top_larger_than_the_table_names_the_option_and_the_counts() {
-    let d = tmpdir("droptop");
-    let o = isoflop(&[
-        "fit",
-        s(&good_table(&d)),
-        "--drop-top",
-        "100",
-        "--boot",
-        "0",
-    ]);
-    assert_eq!(code(&o), 2);
-    let err = stderr(&o);
-    assert!(
-        err.contains("--drop-top 100 dropped 12 of the table's 12 runs, leaving 0"),
-        "{err}"
-    );
 }
 
 #[test]

@@ -158,7 +158,13 @@ fn an_lr_sweep_gives_the_law_and_the_law_gives_each_run_its_rate() {
     );
     assert!(String::from_utf8_lossy(&o.stderr).contains("at least 2"));
     assert!(!d.join("low/lr-law.json").exists());
-    // Bad input: the lr design without sizes, a law file that is not one.
+}
+
+#[test]
+fn the_lr_design_without_sizes_and_a_law_file_that_is_not_one_are_refused() {
+    let d = common::tmpdir("lr", "bad");
+    let f = d.join("lr.toml");
+    let f = f.to_str().unwrap();
     let o = isoflop(&[
         "plan",
         "--design",

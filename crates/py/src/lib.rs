@@ -6,7 +6,6 @@
 use isoflop_core::RunTable;
 use isoflop_fit::allocate::{allocate as allocate_laws, LawSet, Target};
 use isoflop_fit::report::FitReport;
-use isoflop_fit::study::fit_table;
 use isoflop_study::FitSpec;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -96,9 +95,9 @@ fn fit(
     options: &str,
 ) -> PyResult<(String, String, String)> {
     let spec = spec(options)?;
+    spec.settings().map_err(input)?; // the options checked before the table is read
     let t = table(csv, source, &spec)?;
-    let s = spec.settings().map_err(input)?;
-    let report = interruptible(py, move || fit_table(&t, &s))?.map_err(input)?;
+    let report = interruptible(py, move || isoflop_study::fit(&t, &spec, None))?.map_err(input)?;
     Ok((
         json(&report)?,
         json(&report.laws())?,

@@ -19,6 +19,7 @@ pub mod spec;
 
 pub use error::StudyError;
 pub use pipeline::{
-    collect, draw, groups, mixed_warnings, read_and_fit, run_study, usable, Collected, Done, Study,
+    collect, draw, fit, groups, mixed_warnings, read_and_fit, run_study, usable, Collected, Done,
+    Study,
 };
 pub use spec::FitSpec;

@@ -219,17 +219,33 @@ pub fn read_and_fit(
     spec: &FitSpec,
     progress: Option<fn(&str)>,
 ) -> Result<(RunTable, FitReport), StudyError> {
-    let mut s = spec.settings().map_err(StudyError::Options)?;
-    s.parametric.progress = progress;
+    // The options are checked before a large table is read.
+    spec.settings().map_err(StudyError::Options)?;
     let table = RunTable::read_with(runs, &spec.columns()).map_err(|source| StudyError::Read {
         path: runs.into(),
         source,
     })?;
-    let report = fit_table(&table, &s).map_err(|source| StudyError::Fit {
+    let report = fit(&table, spec, progress).map_err(|source| StudyError::Fit {
         path: runs.into(),
         source,
     })?;
     Ok((table, report))
+}
+
+/// Fits `table` (read with [`FitSpec::columns`]) with the options of `spec`: the one fit
+/// that `isoflop fit`, `plot`, `run` (through [`read_and_fit`]) and Python's `isoflop.fit`
+/// make. `progress` gets a line at each phase of a long Approach 3.
+///
+/// # Errors
+/// [`isoflop_fit::FitError::InvalidOption`] for options no fit can use; the fit's errors.
+pub fn fit(
+    table: &RunTable,
+    spec: &FitSpec,
+    progress: Option<fn(&str)>,
+) -> Result<FitReport, isoflop_fit::FitError> {
+    let mut s = spec.settings()?;
+    s.parametric.progress = progress;
+    fit_table(table, &s)
 }
 
 /// Fails where nothing usable came out of a fit: Approach 3 did not converge and no other

@@ -177,3 +177,19 @@ pub fn fake_plan(dir: &Path, budgets: &str, extra: &[&str]) -> PathBuf {
     assert!(o.status.success(), "{}", stderr(&o));
     file
 }
+
+/// Writes `rows` of (N, D, loss) as a CSV in `dir`.
+pub fn table(dir: &Path, name: &str, rows: &[(f64, f64, f64)]) -> PathBuf {
+    let p = dir.join(name);
+    let mut s = String::from("params,tokens,loss\n");
+    for (n, d, l) in rows {
+        s += &format!("{n},{d},{l}\n");
+    }
+    std::fs::write(&p, s).unwrap();
+    p
+}
+
+/// The law the fit tests' tables are drawn from.
+pub fn law(n: f64, d: f64) -> f64 {
+    1.8 + 400.0 / n.powf(0.34) + 400.0 / d.powf(0.28)
+}
