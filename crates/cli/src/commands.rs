@@ -80,6 +80,10 @@ struct FitArgs {
     /// side by side.
     #[arg(long, conflicts_with_all = ["group_by", "out"])]
     compare_conventions: bool,
+    /// Warn about every refused Approach 2 budget on its own line (budgets refused for one
+    /// reason otherwise share a line that counts them).
+    #[arg(long)]
+    verbose: bool,
     #[command(flatten)]
     opts: FitOpts,
 }
@@ -241,6 +245,13 @@ fn fit(a: FitArgs) -> Result<()> {
     }
     for warning in report.warnings() {
         eprintln!("warning: {warning}");
+    }
+    if a.verbose {
+        if let Some(f) = report.approach2.fitted() {
+            for line in isoflop_fit::isoflop::folded_refusals(&f.budgets) {
+                eprintln!("warning: {line}");
+            }
+        }
     }
     study::usable(&report)
 }

@@ -119,3 +119,33 @@ fn drop_top_larger_than_the_table_names_the_option_and_the_counts() {
         "{err}"
     );
 }
+
+#[test]
+fn epochs_own_file_fits_with_one_line_per_reason_and_no_warning_about_its_colours() {
+    let epoch = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/epoch_chinchilla_svg_extracted_data.csv");
+    if !epoch.exists() {
+        eprintln!("skipped: {} is absent", epoch.display());
+        return;
+    }
+    let o = isoflop(&["fit", s(&epoch), "--boot", "0"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    // Its `color` and `hex_color` columns draw the loss (one loss per colour): not
+    // experiments, so no mixed-table warning.
+    assert!(!err.contains("column '"), "{err}");
+    // Four of its seven automatic budgets have too few runs: one line says so.
+    let folded: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("budgets refused, each with fewer than 3 runs"))
+        .collect();
+    assert_eq!(folded.len(), 1, "{err}");
+    assert!(folded[0].contains("4 of 7 budgets"), "{err}");
+    let each = |e: &str| e.lines().filter(|l| l.contains("(1 runs) refused")).count();
+    assert_eq!(each(&err), 0, "{err}");
+    // --verbose lists each of them as well.
+    let o = isoflop(&["fit", s(&epoch), "--boot", "0", "--verbose"]);
+    let err = stderr(&o);
+    assert_eq!(each(&err), 3, "{err}");
+    assert!(err.contains("budget 1.905e18 (2 runs) refused"), "{err}");
+}

@@ -550,12 +550,13 @@ fn the_figures_extension_chooses_its_format_or_is_refused() {
 #[test]
 fn the_mixed_table_warning_counts_every_value() {
     let d = tmpdir("mixed");
+    // 22 labs, each with two runs of different losses (so `source` labels experiments).
     let mut t = String::from("params,tokens,loss,source\n");
     let mut k = 0;
-    for n in [1e6, 2e6] {
+    for n in [1e6, 2e6, 4e6, 8e6] {
         for m in 0..11 {
             let dd = 2e7 * 1.2f64.powi(m);
-            t += &format!("{n},{dd},{},lab-{k}\n", law(n, dd));
+            t += &format!("{n},{dd},{},lab-{}\n", law(n, dd), k % 22);
             k += 1;
         }
     }

@@ -87,8 +87,9 @@ pub struct RunTable {
     /// Each run's final loss from a `final_loss` column, where the table has one.
     #[serde(default)]
     pub finals: BTreeMap<String, f64>,
-    /// Text columns no quantity uses whose values vary (a source, dataset or condition):
-    /// (column, distinct values, up to 20 of them). A table that mixes experiments has some.
+    /// Text columns no quantity uses whose values vary and label experiments (a source,
+    /// dataset or condition: some value is shared by runs of different losses): (column,
+    /// distinct values, up to 20 of them). A table that mixes experiments has some.
     #[serde(default)]
     pub varying_text: Vec<(String, usize, Vec<String>)>,
     /// Which columns gave N and C, the losses' unit, and the conventions available.

@@ -97,6 +97,10 @@ pub struct BudgetProfile {
     pub min_loss: Option<f64>,
     /// Why the budget was refused, if it was.
     pub refused: Option<String>,
+    /// The reason's kind, shared by every budget refused for it (the warnings count budgets
+    /// by it); not written to JSON.
+    #[serde(skip)]
+    pub refused_for: Option<&'static str>,
     /// Runs the parabola was fitted to (all of them, or those in the window).
     #[serde(default)]
     pub fitted_runs: usize,
@@ -237,6 +241,7 @@ fn profile(
         optimal_tokens: None,
         min_loss: None,
         refused: None,
+        refused_for: None,
         fitted_runs: points.len(),
         vertex_interval: None,
     };
@@ -244,6 +249,7 @@ fn profile(
     distinct.sort_by(f64::total_cmp);
     distinct.dedup();
     if points.len() < min_runs || distinct.len() < 3 {
+        prof.refused_for = Some(TOO_FEW);
         prof.refused = Some(format!(
             "{} runs at {} distinct sizes; a parabola needs at least {} runs at 3 sizes",
             points.len(),
@@ -271,11 +277,13 @@ fn profile(
     let x: Vec<f64> = chosen.iter().map(|p| p.params.ln()).collect();
     let y: Vec<f64> = chosen.iter().map(|p| p.loss).collect();
     let Some(q) = fit_parabola(&x, &y) else {
+        prof.refused_for = Some("its parabola's normal equations are singular");
         prof.refused = Some("the parabola's normal equations are singular".into());
         return prof;
     };
     prof.parabola = Some(q);
     if q[2] <= 0.0 {
+        prof.refused_for = Some("its parabola opens downward");
         prof.refused = Some(format!(
             "the parabola opens downward (curvature {:.3e})",
             q[2]
@@ -285,6 +293,7 @@ fn profile(
     let xv = -q[1] / (2.0 * q[2]);
     let n_opt = xv.exp();
     if n_opt < lo || n_opt > hi {
+        prof.refused_for = Some("its vertex lies outside its sampled sizes");
         prof.refused = Some(format!(
             "the vertex N = {n_opt:.3e} lies outside the sampled sizes {lo:.3e}..{hi:.3e}"
         ));
@@ -364,6 +373,87 @@ pub fn group_budgets(
     out
 }
 
+/// The kind of refusal of a budget with too few runs or sizes.
+const TOO_FEW: &str = "too few runs or sizes for a parabola";
+
+/// Budgets refused for one reason: at least this many share one line of warning.
+pub const REFUSALS_IN_ONE_LINE: usize = 3;
+
+/// The warning line of one refused budget (`isoflop fit --verbose` prints every one).
+pub fn refusal_line(b: &BudgetProfile) -> Option<String> {
+    b.refused.as_ref().map(|why| {
+        format!(
+            "Approach 2: budget {:.3e} ({} runs) refused: {why}",
+            b.budget, b.runs
+        )
+    })
+}
+
+/// The kinds of refusal that [`REFUSALS_IN_ONE_LINE`] budgets or more share, in order of
+/// first appearance.
+fn folded_kinds(budgets: &[BudgetProfile]) -> Vec<&'static str> {
+    let mut kinds: Vec<&'static str> = Vec::new();
+    for k in budgets.iter().filter_map(|b| b.refused_for) {
+        if !kinds.contains(&k) {
+            kinds.push(k);
+        }
+    }
+    kinds.retain(|k| {
+        budgets.iter().filter(|b| b.refused_for == Some(k)).count() >= REFUSALS_IN_ONE_LINE
+    });
+    kinds
+}
+
+/// The lines of the refused budgets that the warnings fold into a count (what `isoflop fit
+/// --verbose` adds), each as [`refusal_line`] writes it.
+pub fn folded_refusals(budgets: &[BudgetProfile]) -> Vec<String> {
+    let kinds = folded_kinds(budgets);
+    budgets
+        .iter()
+        .filter(|b| b.refused_for.is_some_and(|k| kinds.contains(&k)))
+        .filter_map(refusal_line)
+        .collect()
+}
+
+/// The warnings of the refused budgets: one line per budget, except where
+/// [`REFUSALS_IN_ONE_LINE`] budgets or more were refused for one reason, which then share
+/// one line that counts them, names the first few, and says how to see each.
+fn refusal_warnings(budgets: &[BudgetProfile], min_runs: usize) -> Vec<String> {
+    let folded = folded_kinds(budgets);
+    let mut out = Vec::new();
+    let mut said: Vec<&'static str> = Vec::new();
+    for b in budgets {
+        let Some(kind) = b.refused_for else { continue };
+        if !folded.contains(&kind) {
+            out.extend(refusal_line(b));
+            continue;
+        }
+        if said.contains(&kind) {
+            continue;
+        }
+        said.push(kind);
+        let these: Vec<&BudgetProfile> = budgets
+            .iter()
+            .filter(|b| b.refused_for == Some(kind))
+            .collect();
+        let reason = if kind == TOO_FEW {
+            format!(
+                "each with fewer than {min_runs} runs at 3 distinct sizes (a parabola needs them)"
+            )
+        } else {
+            kind.to_string()
+        };
+        let list =
+            isoflop_core::error::list(these.iter().map(|b| format!("{:.3e}", b.budget)), ", ");
+        out.push(format!(
+            "Approach 2: {} of {} budgets refused, {reason}: {list} (`isoflop fit --verbose` lists each, and `--json` has every budget's reason)",
+            these.len(),
+            budgets.len()
+        ));
+    }
+    out
+}
+
 fn frontier_of(profiles: &[BudgetProfile], on: BudgetFlops) -> Option<Frontier> {
     let ok: Vec<&BudgetProfile> = profiles.iter().filter(|p| p.refused.is_none()).collect();
     if ok.len() < 2 {
@@ -415,17 +505,7 @@ pub fn fit_isoflop(points: &[Observation], opts: &IsoFlopOptions) -> Result<IsoF
     }
     let (groups, nominal) = assign(points, &opts.grouping);
     let budgets = profiles(points, &groups, &nominal, opts, true);
-    let mut warnings: Vec<String> = budgets
-        .iter()
-        .filter_map(|b| {
-            b.refused.as_ref().map(|why| {
-                format!(
-                    "Approach 2: budget {:.3e} ({} runs) refused: {why}",
-                    b.budget, b.runs
-                )
-            })
-        })
-        .collect();
+    let mut warnings = refusal_warnings(&budgets, opts.min_runs);
     let unassigned = groups.iter().filter(|g| g.is_none()).count();
     if unassigned > 0 {
         warnings.push(format!(

@@ -240,3 +240,35 @@ fn final_rows_come_in_run_name_order_whatever_the_line_order() {
     let names: Vec<_> = t.final_rows().into_iter().filter_map(|r| r.run).collect();
     assert_eq!(names, ["a", "b"]);
 }
+
+#[test]
+fn only_text_columns_shared_by_runs_of_different_losses_are_labels_of_experiments() {
+    let names = |t: &RunTable| -> Vec<String> {
+        t.varying_text.iter().map(|(c, _, _)| c.clone()).collect()
+    };
+    // `lab` groups runs of different losses: a label. `color` is a colour of the loss (one
+    // loss per value, as in Epoch's digitised file) and `name` one value per run: neither.
+    let t = csv("params,tokens,loss,lab,color,name\n\
+                 1e6,1e8,3.0,a,#f00,r1\n\
+                 2e6,1e8,2.9,a,#0f0,r2\n\
+                 1e6,2e8,2.9,b,#0f0,r3\n\
+                 2e6,2e8,2.8,b,#00f,r4\n")
+    .unwrap();
+    assert_eq!(names(&t), ["lab"]);
+    assert_eq!(t.varying_text[0].1, 2);
+    // In a table of curves, a value on the rows of one run only names that run.
+    let t = csv("run,step,params,tokens,loss,source\n\
+                 r1,1,1e6,1e8,3.0,x\n\
+                 r1,2,1e6,2e8,2.9,x\n\
+                 r2,1,2e6,1e8,2.9,y\n\
+                 r2,2,2e6,2e8,2.8,y\n")
+    .unwrap();
+    assert!(names(&t).is_empty(), "{:?}", t.varying_text);
+    // The same source over both runs' rows, beside another: a label.
+    let t = csv("run,step,params,tokens,loss,source\n\
+                 r1,1,1e6,1e8,3.0,x\n\
+                 r2,1,2e6,1e8,2.9,x\n\
+                 r3,1,2e6,2e8,2.8,y\n")
+    .unwrap();
+    assert_eq!(names(&t), ["source"]);
+}

@@ -1,4 +1,10 @@
 //! Text columns no quantity uses whose values vary: a table that mixes experiments.
+//!
+//! Such a column is a label of experiments (a source, a dataset, a condition) when one of
+//! its values is shared by runs of different losses: the runs it names form a study of
+//! their own. A column whose every value belongs to one run, or to runs of one loss, names
+//! or draws points, not experiments (a run's name; Epoch's digitised `color`, a colour of
+//! the loss), and is not warned about.
 
 use super::columns::Columns;
 use super::rows::RawRow;
@@ -11,6 +17,13 @@ pub(crate) struct TextColumns {
     /// Every distinct value of each, so the count printed is exact.
     distinct: Vec<std::collections::HashSet<String>>,
     numeric: Vec<bool>,
+    /// Each value's first (loss, run) cell; a value seen again with another loss and another
+    /// run is shared ([`TextColumns::shared`]).
+    first: Vec<std::collections::HashMap<String, (String, Option<String>)>>,
+    /// Whether some value of each is shared by runs of different losses.
+    shared: Vec<bool>,
+    loss: usize,
+    run: Option<usize>,
 }
 
 impl TextColumns {
@@ -22,10 +35,18 @@ impl TextColumns {
             values: vec![Vec::new(); n],
             distinct: vec![std::collections::HashSet::new(); n],
             numeric: vec![true; n],
+            first: vec![std::collections::HashMap::new(); n],
+            shared: vec![false; n],
+            loss: cols.loss,
+            run: cols.run,
         }
     }
 
     pub(crate) fn see(&mut self, raw: &RawRow) {
+        let cell = |i: usize| raw.get(i).cloned().flatten().map(|c| c.trim().to_string());
+        let loss = cell(self.loss).unwrap_or_default();
+        // Without a run column, each row is a run.
+        let run = self.run.and_then(cell);
         for (k, &i) in self.unused.iter().enumerate() {
             let v = raw.get(i).cloned().flatten().unwrap_or_default();
             let v = v.trim();
@@ -38,6 +59,17 @@ impl TextColumns {
             if self.distinct[k].insert(v.to_string()) && self.values[k].len() < 20 {
                 self.values[k].push(v.to_string());
             }
+            if !self.shared[k] {
+                match self.first[k].get(v) {
+                    None => {
+                        self.first[k].insert(v.to_string(), (loss.clone(), run.clone()));
+                    }
+                    Some((l, r)) => {
+                        let other_run = run.is_none() || r != &run;
+                        self.shared[k] = other_run && l != &loss;
+                    }
+                }
+            }
         }
     }
 
@@ -45,7 +77,7 @@ impl TextColumns {
         self.unused
             .iter()
             .enumerate()
-            .filter(|(k, _)| !self.numeric[*k] && self.distinct[*k].len() >= 2)
+            .filter(|(k, _)| !self.numeric[*k] && self.distinct[*k].len() >= 2 && self.shared[*k])
             .map(|(k, &i)| {
                 (
                     cols.names[i].clone(),

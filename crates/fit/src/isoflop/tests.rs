@@ -197,3 +197,66 @@ fn the_windowed_parabola_recovers_the_exponent_on_grids_4x_to_256x_wide() {
         }
     }
 }
+
+#[test]
+fn budgets_refused_for_one_reason_share_one_line_of_warning() {
+    let law = crate::synthetic::TRUTH;
+    let mut points = crate::synthetic::isoflop_points(&law, &[1e18, 1e19, 1e20], 0.0, 0);
+    // Budgets with one run each, far from the others and from each other.
+    let lone = |c: f64| {
+        let n = (c / 120.0).sqrt();
+        Observation {
+            line: 0,
+            run: None,
+            step: None,
+            params: n,
+            tokens: c / (6.0 * n),
+            flops: c,
+            loss: law.loss(n, c / (6.0 * n)),
+            budget: None,
+            unique_tokens: None,
+        }
+    };
+    let opts = IsoFlopOptions {
+        boot: crate::stats::Bootstrap {
+            resamples: 0,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    // Two such budgets: a line each.
+    let two: Vec<Observation> = points
+        .iter()
+        .cloned()
+        .chain([lone(1e22), lone(1e23)])
+        .collect();
+    let fit = fit_isoflop(&two, &opts).unwrap();
+    assert_eq!(fit.warnings.len(), 2, "{:?}", fit.warnings);
+    assert!(fit.warnings[0]
+        .starts_with("Approach 2: budget 1.000e22 (1 runs) refused: 1 runs at 1 distinct sizes"));
+    assert!(folded_refusals(&fit.budgets).is_empty());
+    // Four: one line that counts them and names each budget; the lines folded into it are
+    // what --verbose prints.
+    points.extend([1e22, 1e23, 1e24, 1e25].map(lone));
+    let fit = fit_isoflop(&points, &opts).unwrap();
+    assert_eq!(fit.warnings.len(), 1, "{:?}", fit.warnings);
+    assert!(
+        fit.warnings[0].starts_with(
+            "Approach 2: 4 of 7 budgets refused, each with fewer than 3 runs at 3 distinct sizes"
+        ) && fit.warnings[0].contains("1.000e22, 1.000e23, 1.000e24, 1.000e25")
+            && fit.warnings[0].contains("--verbose"),
+        "{}",
+        fit.warnings[0]
+    );
+    let each = folded_refusals(&fit.budgets);
+    assert_eq!(each.len(), 4);
+    assert!(
+        each[3].starts_with("Approach 2: budget 1.000e25 (1 runs) refused"),
+        "{each:?}"
+    );
+    // The accepted budgets are fitted as before.
+    assert_eq!(
+        fit.budgets.iter().filter(|b| b.refused.is_none()).count(),
+        3
+    );
+}
