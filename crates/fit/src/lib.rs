@@ -28,6 +28,7 @@ pub mod screen;
 pub mod simd512;
 pub mod stats;
 pub mod synthetic;
+pub mod vpnls;
 
 pub use error::FitError;
 pub use parametric::{fit_parametric, ParametricFit, ParametricLaw, ParametricOptions};

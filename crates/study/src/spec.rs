@@ -52,6 +52,14 @@ pub struct FitSpec {
     /// over its runs) or its `nominal` budget (the budget column or --budgets list).
     #[cfg_attr(feature = "clap", arg(long, value_enum, default_value = "mean"))]
     pub budget_flops: BudgetFlopsArg,
+    /// Approach 3's search: `lbfgs` (from each of the paper's 4,500 starts) or `vpnls`
+    /// (variable projection: (E, A, B) solved for each exponent pair of a grid, the best
+    /// refined and polished on the paper's objective; no starts; docs/deviations.md).
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, default_value = "lbfgs", value_name = "lbfgs|vpnls")
+    )]
+    pub solver: isoflop_fit::parametric::Solver,
     /// Approach 3 Huber delta.
     #[cfg_attr(feature = "clap", arg(long, default_value_t = isoflop_fit::objective::HUBER_DELTA))]
     pub delta: f64,
@@ -170,6 +178,7 @@ impl Default for FitSpec {
             budget_tol: isoflop_fit::isoflop::TOL_DECADES,
             window: Window(None),
             budget_flops: BudgetFlopsArg::Mean,
+            solver: isoflop_fit::ParametricOptions::default().solver,
             delta: isoflop_fit::objective::HUBER_DELTA,
             smooth_steps: isoflop_fit::EnvelopeOptions::default().smooth_steps,
             laws: vec!["chinchilla".into()],
@@ -222,6 +231,7 @@ impl FitSpec {
         }
         s.drop_top = self.drop_top;
         s.parametric.delta = self.delta;
+        s.parametric.solver = self.solver;
         s.parametric.screen = self.screen;
         s.isoflop.window_decades = self.window.0;
         s.isoflop.budget_flops = match self.budget_flops {
@@ -264,7 +274,7 @@ mod tests {
     #[test]
     fn the_settings_carry_every_option_to_every_approach() {
         let spec: FitSpec = serde_json::from_str(
-            r#"{"boot": 7, "seed": 3, "boot_by": "size", "delta": 0.01, "window": 0.7, "approach": [2, 3]}"#,
+            r#"{"boot": 7, "seed": 3, "boot_by": "size", "delta": 0.01, "window": 0.7, "approach": [2, 3], "solver": "vpnls"}"#,
         )
         .unwrap();
         let s = spec.settings().unwrap();
@@ -275,6 +285,7 @@ mod tests {
             );
         }
         assert_eq!(s.parametric.delta, 0.01);
+        assert_eq!(s.parametric.solver, isoflop_fit::parametric::Solver::Vpnls);
         assert_eq!(s.isoflop.window_decades, Some(0.7));
         assert!(s.explicit && s.approaches == [2, 3]);
         let bad: FitSpec = serde_json::from_str(r#"{"delta": -1}"#).unwrap();

@@ -428,7 +428,7 @@ def fit(data: Any, drop_top: Optional[int] = None, boot: Optional[int] = None,
         laws: Optional[Union[str, Iterable[str]]] = None, boot_by: Optional[str] = None,
         params_column: Optional[str] = None, flops_column: Optional[str] = None,
         loss_unit: Optional[str] = None, bytes_per_token: Optional[Union[float, str]] = None,
-        tokens_column: Optional[str] = None) -> Fit:
+        tokens_column: Optional[str] = None, solver: Optional[str] = None) -> Fit:
     """Fits Chinchilla's three approaches to runs, and other law forms where ``laws`` names
     them (``"chinchilla"``, ``"data-constrained"``, ``"kaplan"``, as ``isoflop fit --law``;
     the data-constrained law needs a ``unique_tokens``/``U`` column). With two forms or
@@ -445,7 +445,9 @@ def fit(data: Any, drop_top: Optional[int] = None, boot: Optional[int] = None,
     ``boot``: bootstrap resamples (0 for none); ``seed`` their seed.
     ``budgets``: ``"chinchilla"`` (the paper's nine) or a list of FLOPs for Approach 2,
     ``budget_tol`` its tolerance in decades; ``delta``: Approach 3's Huber delta;
-    ``drop_top``: the highest-loss runs left out of Approaches 2 and 3.
+    ``drop_top``: the highest-loss runs left out of Approaches 2 and 3; ``solver``: how
+    Approach 3 searches, ``"lbfgs"`` (the paper's 4,500 starts) or ``"vpnls"`` (variable
+    projection, no starts), as ``isoflop fit --solver``.
     ``boot_by``: what a bootstrap resample draws, ``"run"`` (each run on its own, as the
     paper and Epoch do) or ``"size"`` (each model size with all its runs), as
     ``isoflop fit --boot-by``.
@@ -479,6 +481,7 @@ def fit(data: Any, drop_top: Optional[int] = None, boot: Optional[int] = None,
         "flops_column": flops_column,
         "loss_unit": None if loss_unit is None else str(loss_unit),
         "bytes_per_token": None if bytes_per_token is None else str(bytes_per_token),
+        "solver": None if solver is None else str(solver),
     }
     # Options left out are left out of the JSON: the Rust side's defaults fill them.
     options = json.dumps({k: v for k, v in given.items() if v is not None})

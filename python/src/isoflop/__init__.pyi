@@ -79,7 +79,7 @@ def fit(data: Any, drop_top: Optional[int] = ..., boot: Optional[int] = ...,
         boot_by: Optional[str] = ..., params_column: Optional[str] = ...,
         flops_column: Optional[str] = ..., loss_unit: Optional[str] = ...,
         bytes_per_token: Optional[Union[float, str]] = ...,
-        tokens_column: Optional[str] = ...) -> Fit:
+        tokens_column: Optional[str] = ..., solver: Optional[str] = ...) -> Fit:
     """Fits Chinchilla's three approaches (and the law forms ``laws`` names) to a DataFrame,
     a dict of arrays or a file."""
 

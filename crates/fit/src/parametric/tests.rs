@@ -172,3 +172,74 @@ fn the_m_out_of_n_bootstrap_matches_the_ordinary_one() {
         );
     }
 }
+
+#[test]
+fn variable_projection_reaches_the_grids_optimum_without_starts() {
+    let no_boot = crate::stats::Bootstrap {
+        resamples: 0,
+        ..Default::default()
+    };
+    let with = |solver: Solver, screen: Screen| ParametricOptions {
+        boot: no_boot,
+        solver,
+        screen,
+        ..Default::default()
+    };
+    let truth = crate::synthetic::TRUTH;
+    // Noiseless: the law itself.
+    let exact = fit_parametric(
+        &synthetic(&truth, 0.0, 0),
+        &with(Solver::Vpnls, Screen::Off),
+    )
+    .unwrap();
+    assert!(exact.diagnostics.converged, "{:?}", exact.diagnostics);
+    assert!(
+        (exact.law.alpha - truth.alpha).abs() < 1e-6,
+        "{:?}",
+        exact.law
+    );
+    assert!(
+        (exact.law.beta - truth.beta).abs() < 1e-6,
+        "{:?}",
+        exact.law
+    );
+    assert!(
+        (exact.law.e / truth.e - 1.0).abs() < 1e-6,
+        "{:?}",
+        exact.law
+    );
+    // Noisy tables, and one screened on a subsample: the optimum of 4,500 starts, from at
+    // most POLISHED polished points.
+    for (n, noise, seed, screen) in [
+        (200, 0.01, 3, Screen::Off),
+        (400, 0.03, 4, Screen::Off),
+        (1_500, 0.01, 5, Screen::Points(300)),
+    ] {
+        let pts = scattered(&truth, n, noise, seed);
+        let grid = fit_parametric(&pts, &with(Solver::Lbfgs, screen)).unwrap();
+        let vp = fit_parametric(&pts, &with(Solver::Vpnls, screen)).unwrap();
+        assert!(vp.diagnostics.converged, "{:?}", vp.diagnostics);
+        assert!(vp.diagnostics.starts <= crate::vpnls::POLISHED);
+        assert!(vp.diagnostics.projections.unwrap() > 2500);
+        assert!(grid.diagnostics.projections.is_none());
+        let rel = (vp.objective - grid.objective) / grid.objective;
+        assert!(
+            rel < 1e-9,
+            "{n} points, noise {noise}: {} vs {}",
+            vp.objective,
+            grid.objective
+        );
+        assert!(
+            (vp.law.alpha - grid.law.alpha).abs() < 1e-4,
+            "{:?} vs {:?}",
+            vp.law,
+            grid.law
+        );
+        assert!(
+            (vp.law.beta - grid.law.beta).abs() < 1e-4,
+            "{:?} vs {:?}",
+            vp.law,
+            grid.law
+        );
+    }
+}
