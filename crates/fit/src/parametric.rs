@@ -81,12 +81,21 @@ impl Grid {
 #[serde(rename_all = "lowercase")]
 pub enum Solver {
     /// L-BFGS from every start of the grid (Hoffmann et al. 2022, Appendix D.2).
-    #[default]
     Lbfgs,
     /// Variable projection ([`crate::vpnls`]): (E, A, B) solved for each (alpha, beta) of a
     /// grid, the best exponents refined, then L-BFGS polishes the few best points on the
     /// paper's objective. No start points.
+    #[default]
     Vpnls,
+}
+
+impl std::fmt::Display for Solver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Solver::Lbfgs => "lbfgs",
+            Solver::Vpnls => "vpnls",
+        })
+    }
 }
 
 impl std::str::FromStr for Solver {
@@ -138,7 +147,7 @@ impl Default for ParametricOptions {
     fn default() -> Self {
         ParametricOptions {
             delta: HUBER_DELTA,
-            solver: Solver::Lbfgs,
+            solver: Solver::Vpnls,
             grid: Grid::paper(),
             lbfgs: Options::default(),
             reach_rtol: 1e-6,

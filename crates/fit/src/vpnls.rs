@@ -11,7 +11,9 @@
 //! 1. the profile objective (the paper's objective at the projected (E, A, B)) on a grid of
 //!    alpha and beta, 0.05 to 2.5 in steps of 0.05;
 //! 2. each of the grid's best local minima (at most [`POLISHED`]) refined by a pattern
-//!    search in (alpha, beta), the step halved from 0.025 to 1e-6;
+//!    search in (alpha, beta), the step halved from 0.025 to 1e-3 (on the grid a
+//!    projection stops after 3 rounds of reweighting, enough to tell basins apart; in the
+//!    refinement after at most 30);
 //! 3. each refined point polished by L-BFGS on the paper's objective in all five
 //!    parameters (the caller's [`crate::lbfgs`] run), so the optimum is the paper's, not the
 //!    linearisation's.
@@ -143,15 +145,15 @@ impl Points {
         }
     }
 
-    /// The projection at (alpha, beta): IRLS for the Huber loss, at most 30 rounds, ended
-    /// when no point's weight moves by more than 1e-9.
-    fn project(&self, alpha: f64, beta: f64, delta: f64) -> Projected {
+    /// The projection at (alpha, beta): IRLS for the Huber loss, at most `rounds` rounds,
+    /// ended when no point's weight moves by more than 1e-6.
+    fn project(&self, alpha: f64, beta: f64, delta: f64, rounds: usize) -> Projected {
         let n = self.loss.len();
         let u: Vec<f64> = self.ln_n.iter().map(|x| (-alpha * x).exp()).collect();
         let v: Vec<f64> = self.ln_d.iter().map(|x| (-beta * x).exp()).collect();
         let mut h = vec![1.0f64; n];
         let mut c = [0.0f64; 3];
-        for _ in 0..30 {
+        for _ in 0..rounds {
             let mut m = [[0.0f64; 3]; 3];
             let mut r = [0.0f64; 3];
             for i in 0..n {
@@ -183,7 +185,7 @@ impl Points {
                 moved = moved.max((w - h[i]).abs());
                 h[i] = w;
             }
-            if moved <= 1e-9 {
+            if moved <= 1e-6 {
                 break;
             }
         }
@@ -205,12 +207,19 @@ impl Points {
     }
 }
 
-/// Pattern search in (alpha, beta) from `p`, the step halved from 0.025 to 1e-6 whenever
-/// no neighbour improves; counts its projections in `count`.
+/// IRLS rounds of a projection on the grid (enough to tell the basins apart) and in the
+/// refinement.
+const GRID_ROUNDS: usize = 3;
+const REFINE_ROUNDS: usize = 30;
+
+/// Pattern search in (alpha, beta) from `p`, the step halved from 0.025 to 1e-3 whenever
+/// no neighbour improves (the polish on the paper's objective goes on from there); counts
+/// its projections in `count`.
 fn refine(pts: &Points, p: Projected, delta: f64, count: &mut usize) -> Projected {
-    let mut best = p;
+    let mut best = pts.project(p.exponents[0], p.exponents[1], delta, REFINE_ROUNDS);
+    *count += 1;
     let mut step = 0.025;
-    while step >= 1e-6 {
+    while step >= 1e-3 {
         let mut moved = false;
         for (da, db) in [
             (1.0, 0.0),
@@ -226,7 +235,7 @@ fn refine(pts: &Points, p: Projected, delta: f64, count: &mut usize) -> Projecte
             if a <= 0.0 || b <= 0.0 {
                 continue;
             }
-            let q = pts.project(a, b, delta);
+            let q = pts.project(a, b, delta, REFINE_ROUNDS);
             *count += 1;
             if q.objective < best.objective {
                 best = q;
@@ -247,7 +256,7 @@ pub fn search(points: &[Observation], delta: f64) -> Search {
     let k = ex.len();
     let grid: Vec<Projected> = (0..k * k)
         .into_par_iter()
-        .map(|i| pts.project(ex[i / k], ex[i % k], delta))
+        .map(|i| pts.project(ex[i / k], ex[i % k], delta, GRID_ROUNDS))
         .collect();
     let mut projections = grid.len();
     let at = |i: usize, j: usize| grid[i * k + j].objective;
@@ -360,7 +369,7 @@ mod tests {
                 });
             }
         }
-        let p = Points::new(&points).project(law.alpha, law.beta, 1e-3);
+        let p = Points::new(&points).project(law.alpha, law.beta, 1e-3, REFINE_ROUNDS);
         let [e, a, b] = p.coefficients;
         assert!((e / law.e - 1.0).abs() < 1e-9, "{e}");
         assert!((a / law.a - 1.0).abs() < 1e-7, "{a}");
@@ -369,7 +378,7 @@ mod tests {
         // The search finds the exponents without a start.
         let s = search(&points, 1e-3);
         let best = s.refined[0];
-        assert!((best.exponents[0] - law.alpha).abs() < 1e-4, "{best:?}");
-        assert!((best.exponents[1] - law.beta).abs() < 1e-4, "{best:?}");
+        assert!((best.exponents[0] - law.alpha).abs() < 2e-3, "{best:?}");
+        assert!((best.exponents[1] - law.beta).abs() < 2e-3, "{best:?}");
     }
 }
