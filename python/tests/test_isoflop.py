@@ -179,7 +179,10 @@ def test_convergence_and_skipped_approaches_are_reported_not_raised():
     assert f.approach1 is None
     a3 = f.approach3
     assert a3.converged is True
-    assert a3.diagnostics.converged_starts > 0 and a3.diagnostics.starts == 4500
+    # The default solver (variable projection) polishes at most 4 points, none from a start.
+    assert 1 <= a3.diagnostics.converged_starts <= a3.diagnostics.starts <= 4
+    assert a3.diagnostics.projections > 2500
+    assert isoflop.fit(synthetic(), boot=0, solver="lbfgs").approach3.diagnostics.starts == 4500
 
 
 def test_ctrl_c_stops_a_long_bootstrap_with_keyboard_interrupt():
