@@ -356,17 +356,7 @@ mod tests {
         let mut points = Vec::new();
         for n in [1e7, 3e7, 1e8, 3e8, 1e9] {
             for d in [1e9, 3e9, 1e10, 3e10] {
-                points.push(Observation {
-                    line: 0,
-                    run: None,
-                    step: None,
-                    params: n,
-                    tokens: d,
-                    flops: 6.0 * n * d,
-                    loss: law.loss(n, d),
-                    budget: None,
-                    unique_tokens: None,
-                });
+                points.push(crate::synthetic::point(n, d, law.loss(n, d)));
             }
         }
         let p = Points::new(&points).project(law.alpha, law.beta, 1e-3, REFINE_ROUNDS);

@@ -205,17 +205,7 @@ fn budgets_refused_for_one_reason_share_one_line_of_warning() {
     // Budgets with one run each, far from the others and from each other.
     let lone = |c: f64| {
         let n = (c / 120.0).sqrt();
-        Observation {
-            line: 0,
-            run: None,
-            step: None,
-            params: n,
-            tokens: c / (6.0 * n),
-            flops: c,
-            loss: law.loss(n, c / (6.0 * n)),
-            budget: None,
-            unique_tokens: None,
-        }
+        crate::synthetic::point(n, c / (6.0 * n), law.loss(n, c / (6.0 * n)))
     };
     let opts = IsoFlopOptions {
         boot: crate::stats::Bootstrap {
