@@ -577,7 +577,7 @@ fn search(
     }
 }
 
-/// The objective rule of the `vpnls` solver's second polish (see [`search_vpnls`]).
+/// The objective rule of the `vpnls` solver's second polish (see `search_vpnls`).
 pub const POLISH_FTOL: f64 = 1e-16;
 
 /// The `vpnls` solver: the projection's search (on a subsample where the table is big, as
@@ -608,6 +608,12 @@ fn search_vpnls(
     // loss (its logarithm would be minus infinity).
     let floor = 1e-6 * on.iter().map(|p| p.loss).fold(f64::INFINITY, f64::min);
     let starts: Vec<[f64; 5]> = s.refined.iter().map(|p| p.start(floor)).collect();
+    if starts.is_empty() {
+        // No finite projection anywhere on the grid (positive losses always give one, E
+        // alone): the paper's search instead.
+        let (res, screening) = search(obj, &opts.grid.starts(), opts, say);
+        return (res, screening, s.projections);
+    }
     say(format!(
         "Approach 3: polishing {} points on all {n} points",
         starts.len()

@@ -519,7 +519,11 @@ fn approach3_html(h: &mut String, r: &FitReport) {
                 );
             }
             h.push_str("</table>\n");
-            let _ = writeln!(h, "<p>Convergence: objective {:.9e}; {} of {} starts reached it, {} converged; the best stopped by the {:?} rule (largest gradient component {:.1e}).{}</p>", f.objective, d.reached_best, d.starts, d.converged_starts, d.termination, d.grad_max, i.map(|i| format!(" Intervals: {} of {} bootstrap resamples usable, seed {}.", i.usable, i.resamples, i.seed)).unwrap_or_default());
+            let search = match d.projections {
+                Some(p) => format!("variable projection ({p} projections), {} refined point(s) polished by L-BFGS, {} converged", d.starts, d.converged_starts),
+                None => format!("{} of {} starts reached it, {} converged", d.reached_best, d.starts, d.converged_starts),
+            };
+            let _ = writeln!(h, "<p>Convergence: objective {:.9e}; {search}; the best stopped by the {:?} rule (largest gradient component {:.1e}).{}</p>", f.objective, d.termination, d.grad_max, i.map(|i| format!(" Intervals: {} of {} bootstrap resamples usable, seed {}.", i.usable, i.resamples, i.seed)).unwrap_or_default());
         }
         Outcome::Skipped(why) => {
             let _ = writeln!(
