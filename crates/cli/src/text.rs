@@ -211,20 +211,11 @@ fn print_approach3(w: &mut impl Write, r: &FitReport, level: f64) -> Result<()> 
                 writeln!(w, "  {:<24}{:>10}  {}", name, fmt(v), iv(interval, fmt))?;
             }
             writeln!(w, "  N_opt(C) = G (C/6)^a,  D_opt(C) = (C/6)^b / G")?;
-            let delta = r.settings.parametric.delta;
-            match d.projections {
-                // Variable projection: no starts, a few refined points polished.
-                Some(p) => writeln!(
-                    w,
-                    "  objective {:.9e} (sum of Huber, delta {delta}); variable projection: {p} projections, {} refined point(s) polished by L-BFGS, {} converged; the best stopped by the {:?} rule, max |gradient| {:.1e}",
-                    f.objective, d.starts, d.converged_starts, d.termination, d.grad_max
-                )?,
-                None => writeln!(
-                    w,
-                    "  objective {:.9e} (sum of Huber, delta {delta}); {} of {} starts reached it, {} converged; best start stopped by the {:?} rule, max |gradient| {:.1e}",
-                    f.objective, d.reached_best, d.starts, d.converged_starts, d.termination, d.grad_max
-                )?,
-            }
+            writeln!(
+                w,
+                "  objective {:.9e} (sum of Huber, delta {}); {}; the best stopped by the {:?} rule, max |gradient| {:.1e}",
+                f.objective, r.settings.parametric.delta, d.search_words(), d.termination, d.grad_max
+            )?;
             if let Some(sc) = &f.screening {
                 let what = match d.projections {
                     Some(_) => "the projections",

@@ -519,10 +519,7 @@ fn approach3_html(h: &mut String, r: &FitReport) {
                 );
             }
             h.push_str("</table>\n");
-            let search = match d.projections {
-                Some(p) => format!("variable projection ({p} projections), {} refined point(s) polished by L-BFGS, {} converged", d.starts, d.converged_starts),
-                None => format!("{} of {} starts reached it, {} converged", d.reached_best, d.starts, d.converged_starts),
-            };
+            let search = d.search_words();
             let _ = writeln!(h, "<p>Convergence: objective {:.9e}; {search}; the best stopped by the {:?} rule (largest gradient component {:.1e}).{}</p>", f.objective, d.termination, d.grad_max, i.map(|i| format!(" Intervals: {} of {} bootstrap resamples usable, seed {}.", i.usable, i.resamples, i.seed)).unwrap_or_default());
         }
         Outcome::Skipped(why) => {
