@@ -23,12 +23,19 @@ echo "== machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 # The Approach 3 kernel is chosen at run time: AVX-512F, else AVX2+FMA, else portable.
 if grep -qw avx512f /proc/cpuinfo; then kernel=AVX-512; elif grep -qw avx2 /proc/cpuinfo; then kernel=AVX2+FMA; else kernel=portable; fi
 echo "== cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs) (family $(grep -m1 'cpu family' /proc/cpuinfo | cut -d: -f2 | xargs)); objective kernel: $kernel"
-for threads in 1 2; do
-  best=
+# best_of3 OUT ENV... -- ARGS: the best wall time of three `isoflop fit DATA ARGS` runs with
+# the environment ENV (stdout to OUT), in seconds.
+best_of3() {
+  local out=$1; shift; local env=(); while [ "$1" != -- ]; do env+=("$1"); shift; done; shift
+  local best=1e9 t0 t1
   for rep in 1 2 3; do
-    t0=$(now); RAYON_NUM_THREADS=$threads "$bin" fit "$data" --approach 3 --drop-top 5 --boot 0 --solver vpnls > /tmp/isoflop-bench-vp.txt; t1=$(now)
-    s=$(secs "$t0" "$t1"); best=$(python3 -c "print(min(float('$s'), float('${best:-1e9}')))")
+    t0=$(now); env "${env[@]}" "$bin" fit "$data" --approach 3 --drop-top 5 --boot 0 "$@" > "$out"; t1=$(now)
+    best=$(python3 -c "print(min($t1 - $t0, $best))")
   done
+  python3 -c "print(f'{$best:.3f}')"
+}
+for threads in 1 2; do
+  best=$(best_of3 /tmp/isoflop-bench-vp.txt RAYON_NUM_THREADS=$threads -- --solver vpnls)
   echo "isoflop variable projection (--solver vpnls, the default), $threads thread(s): best of 3 = ${best}s"
   eval "vp_$threads=$best"
 done
@@ -38,21 +45,13 @@ import json, sys
 d = json.load(sys.stdin)['approach3']['fitted']['diagnostics']
 print(f\"  isoflop vpnls: projections = {d['projections']}, L-BFGS evaluations = {d['evaluations']}\")"
 for threads in 1 2; do
-  best=
-  for rep in 1 2 3; do
-    t0=$(now); RAYON_NUM_THREADS=$threads "$bin" fit "$data" --approach 3 --drop-top 5 --boot 0 --solver lbfgs > /tmp/isoflop-bench-fit.txt; t1=$(now)
-    s=$(secs "$t0" "$t1"); best=$(python3 -c "print(min(float('$s'), float('${best:-1e9}')))")
-  done
+  best=$(best_of3 /tmp/isoflop-bench-fit.txt RAYON_NUM_THREADS=$threads -- --solver lbfgs)
   echo "isoflop 4500-start fit, $threads thread(s): best of 3 = ${best}s"
   eval "ours_$threads=$best"
 done
 grep -E "objective" /tmp/isoflop-bench-fit.txt
 if [ "$kernel" = AVX-512 ]; then
-  best=
-  for rep in 1 2 3; do
-    t0=$(now); ISOFLOP_KERNEL=avx2 "$bin" fit "$data" --approach 3 --drop-top 5 --boot 0 --solver lbfgs > /dev/null; t1=$(now)
-    s=$(secs "$t0" "$t1"); best=$(python3 -c "print(min(float('$s'), float('${best:-1e9}')))")
-  done
+  best=$(best_of3 /dev/null ISOFLOP_KERNEL=avx2 -- --solver lbfgs)
   echo "isoflop 4500-start fit with the AVX2+FMA kernel instead (ISOFLOP_KERNEL=avx2), 2 threads: best of 3 = ${best}s"
 fi
 "$bin" fit "$data" --approach 3 --drop-top 5 --boot 0 --solver lbfgs --json | python3 -c "
