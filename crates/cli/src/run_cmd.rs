@@ -151,14 +151,15 @@ fn choose_budgets(minutes: f64, estimate: &dyn Fn(&[f64]) -> Result<f64>) -> Res
 
 /// The plan's estimated seconds on this machine for the study on `budgets` at `seeds` seeds.
 fn estimate(budgets: &[f64], seeds: usize, file: &Path, data: &str) -> Result<f64> {
-    let plan = make_plan(&study_plan(
+    // The library's plan, its notes unprinted: each prefix of the ladder is planned once.
+    let plan = isoflop_sweep::spec::make_plan(&study_plan(
         budgets.to_vec(),
         seeds,
         String::new(),
         file.into(),
         data,
     ))?;
-    Ok(plan.estimated_secs(cores()))
+    Ok(plan.sweep.estimated_secs(cores()))
 }
 
 /// Plans the default study (or the one `--budget-minutes` sizes) into `OUT/sweep.toml`,

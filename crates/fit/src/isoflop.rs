@@ -277,13 +277,13 @@ fn profile(
     let x: Vec<f64> = chosen.iter().map(|p| p.params.ln()).collect();
     let y: Vec<f64> = chosen.iter().map(|p| p.loss).collect();
     let Some(q) = fit_parabola(&x, &y) else {
-        prof.refused_for = Some("its parabola's normal equations are singular");
+        prof.refused_for = Some("each one's parabola has singular normal equations");
         prof.refused = Some("the parabola's normal equations are singular".into());
         return prof;
     };
     prof.parabola = Some(q);
     if q[2] <= 0.0 {
-        prof.refused_for = Some("its parabola opens downward");
+        prof.refused_for = Some("each one's parabola opens downward");
         prof.refused = Some(format!(
             "the parabola opens downward (curvature {:.3e})",
             q[2]
@@ -293,7 +293,7 @@ fn profile(
     let xv = -q[1] / (2.0 * q[2]);
     let n_opt = xv.exp();
     if n_opt < lo || n_opt > hi {
-        prof.refused_for = Some("its vertex lies outside its sampled sizes");
+        prof.refused_for = Some("each one's vertex lies outside its sampled sizes");
         prof.refused = Some(format!(
             "the vertex N = {n_opt:.3e} lies outside the sampled sizes {lo:.3e}..{hi:.3e}"
         ));

@@ -21,6 +21,7 @@
 //! The projection is exact for a law with no noise: there the residuals vanish, and the
 //! linearisation with them.
 
+use crate::forms::huber;
 use isoflop_core::Observation;
 use rayon::prelude::*;
 
@@ -69,14 +70,6 @@ pub struct Search {
     pub refined: Vec<Projected>,
     /// Projections solved.
     pub projections: usize,
-}
-
-fn huber(r: f64, delta: f64) -> f64 {
-    if r.abs() <= delta {
-        0.5 * r * r
-    } else {
-        delta * (r.abs() - 0.5 * delta)
-    }
 }
 
 /// Solves the 3 x 3 system `m c = r` restricted to the unknowns in `free` (a bit mask);
@@ -148,11 +141,35 @@ impl Points {
     /// The projection at (alpha, beta): IRLS for the Huber loss, at most `rounds` rounds,
     /// ended when no point's weight moves by more than 1e-6.
     fn project(&self, alpha: f64, beta: f64, delta: f64, rounds: usize) -> Projected {
+        let (u, v) = (self.powers_n(alpha), self.powers_d(beta));
+        self.project_on(&u, &v, [alpha, beta], delta, rounds)
+    }
+
+    /// N^-alpha of every point.
+    fn powers_n(&self, alpha: f64) -> Vec<f64> {
+        self.ln_n.iter().map(|x| (-alpha * x).exp()).collect()
+    }
+
+    /// D^-beta of every point.
+    fn powers_d(&self, beta: f64) -> Vec<f64> {
+        self.ln_d.iter().map(|x| (-beta * x).exp()).collect()
+    }
+
+    /// [`Points::project`] given the powers `u` = N^-alpha and `v` = D^-beta of the
+    /// `exponents` (the grid computes each exponent's powers once, not once a pair).
+    fn project_on(
+        &self,
+        u: &[f64],
+        v: &[f64],
+        exponents: [f64; 2],
+        delta: f64,
+        rounds: usize,
+    ) -> Projected {
         let n = self.loss.len();
-        let u: Vec<f64> = self.ln_n.iter().map(|x| (-alpha * x).exp()).collect();
-        let v: Vec<f64> = self.ln_d.iter().map(|x| (-beta * x).exp()).collect();
         let mut h = vec![1.0f64; n];
         let mut c = [0.0f64; 3];
+        // The paper's objective at the latest c, summed in the pass that reweights.
+        let mut objective = f64::INFINITY;
         for _ in 0..rounds {
             let mut m = [[0.0f64; 3]; 3];
             let mut r = [0.0f64; 3];
@@ -174,9 +191,11 @@ impl Points {
             let cs = nnls3(&ms, &rs);
             c = std::array::from_fn(|k| cs[k] / s[k]);
             let mut moved = 0.0f64;
+            objective = 0.0;
             for i in 0..n {
                 let fit = c[0] + c[1] * u[i] + c[2] * v[i];
                 let res = fit.ln() - self.ln_loss[i];
+                objective += huber(res, delta);
                 let w = if res.abs() <= delta || !res.is_finite() {
                     1.0
                 } else {
@@ -189,14 +208,8 @@ impl Points {
                 break;
             }
         }
-        let objective = (0..n)
-            .map(|i| {
-                let fit = c[0] + c[1] * u[i] + c[2] * v[i];
-                huber(fit.ln() - self.ln_loss[i], delta)
-            })
-            .sum::<f64>();
         Projected {
-            exponents: [alpha, beta],
+            exponents,
             coefficients: c,
             objective: if objective.is_finite() {
                 objective
@@ -254,9 +267,14 @@ pub fn search(points: &[Observation], delta: f64) -> Search {
     let pts = Points::new(points);
     let ex = exponents();
     let k = ex.len();
+    let un: Vec<Vec<f64>> = ex.iter().map(|&a| pts.powers_n(a)).collect();
+    let vd: Vec<Vec<f64>> = ex.iter().map(|&b| pts.powers_d(b)).collect();
     let grid: Vec<Projected> = (0..k * k)
         .into_par_iter()
-        .map(|i| pts.project(ex[i / k], ex[i % k], delta, GRID_ROUNDS))
+        .map(|i| {
+            let (a, b) = (i / k, i % k);
+            pts.project_on(&un[a], &vd[b], [ex[a], ex[b]], delta, GRID_ROUNDS)
+        })
         .collect();
     let mut projections = grid.len();
     let at = |i: usize, j: usize| grid[i * k + j].objective;

@@ -120,6 +120,9 @@ pub enum PlanError {
     /// A plan's option that no plan can use (named in the message).
     #[error("{0}")]
     Setting(String),
+    /// A training setting no run can use, or an lr law that cannot be read.
+    #[error(transparent)]
+    Core(#[from] isoflop_core::CoreError),
     /// The file could not be read or parsed.
     #[error("{path}: {message}")]
     File {

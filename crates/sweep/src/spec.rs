@@ -164,7 +164,7 @@ fn setting(message: String) -> PlanError {
 pub fn make_plan(spec: &PlanSpec) -> Result<Planned, PlanError> {
     let a = spec;
     let d = a.settings.clone();
-    d.check().map_err(|e| setting(e.to_string()))?;
+    d.check()?;
     if a.seeds == 0 {
         return Err(setting(
             "--seeds must be at least 1 (the number of times each run is trained)".into(),
@@ -175,7 +175,7 @@ pub fn make_plan(spec: &PlanSpec) -> Result<Planned, PlanError> {
         if a.design == Design::Lr {
             return Err(setting("--lr-law sets each size's rate; the lr design tries several (give one or the other)".into()));
         }
-        let law = isoflop_core::LrLaw::read(p).map_err(|e| setting(e.to_string()))?;
+        let law = isoflop_core::LrLaw::read(p)?;
         for r in &mut runs {
             // Three significant digits, as the lr design writes rates.
             let lr = format!("{:.3e}", law.at(r.params as f64));

@@ -14,11 +14,10 @@ pub(crate) struct TextColumns {
     unused: Vec<usize>,
     /// The first 20 distinct values of each, in order of appearance.
     values: Vec<Vec<String>>,
-    /// Every distinct value of each, so the count printed is exact.
-    distinct: Vec<std::collections::HashSet<String>>,
     numeric: Vec<bool>,
-    /// Each value's first (loss, run) cell; a value seen again with another loss and another
-    /// run is shared ([`TextColumns::shared`]).
+    /// Every distinct value of each (so the count printed is exact), with the (loss, run)
+    /// cells of its first row: a value seen again with another loss and another run is
+    /// shared.
     first: Vec<std::collections::HashMap<String, (String, Option<String>)>>,
     /// Whether some value of each is shared by runs of different losses.
     shared: Vec<bool>,
@@ -33,7 +32,6 @@ impl TextColumns {
         TextColumns {
             unused,
             values: vec![Vec::new(); n],
-            distinct: vec![std::collections::HashSet::new(); n],
             numeric: vec![true; n],
             first: vec![std::collections::HashMap::new(); n],
             shared: vec![false; n],
@@ -48,27 +46,24 @@ impl TextColumns {
         // Without a run column, each row is a run.
         let run = self.run.and_then(cell);
         for (k, &i) in self.unused.iter().enumerate() {
-            let v = raw.get(i).cloned().flatten().unwrap_or_default();
-            let v = v.trim();
-            if v.is_empty() {
+            let Some(v) = cell(i).filter(|v| !v.is_empty()) else {
                 continue;
-            }
+            };
             if v.parse::<f64>().is_err() {
                 self.numeric[k] = false;
             }
-            if self.distinct[k].insert(v.to_string()) && self.values[k].len() < 20 {
-                self.values[k].push(v.to_string());
-            }
-            if !self.shared[k] {
-                match self.first[k].get(v) {
-                    None => {
-                        self.first[k].insert(v.to_string(), (loss.clone(), run.clone()));
+            match self.first[k].get(&v) {
+                None => {
+                    if self.values[k].len() < 20 {
+                        self.values[k].push(v.clone());
                     }
-                    Some((l, r)) => {
-                        let other_run = run.is_none() || r != &run;
-                        self.shared[k] = other_run && l != &loss;
-                    }
+                    self.first[k].insert(v, (loss.clone(), run.clone()));
                 }
+                Some((l, r)) if !self.shared[k] => {
+                    let other_run = run.is_none() || r != &run;
+                    self.shared[k] = other_run && l != &loss;
+                }
+                Some(_) => {}
             }
         }
     }
@@ -77,11 +72,11 @@ impl TextColumns {
         self.unused
             .iter()
             .enumerate()
-            .filter(|(k, _)| !self.numeric[*k] && self.distinct[*k].len() >= 2 && self.shared[*k])
+            .filter(|(k, _)| !self.numeric[*k] && self.first[*k].len() >= 2 && self.shared[*k])
             .map(|(k, &i)| {
                 (
                     cols.names[i].clone(),
-                    self.distinct[k].len(),
+                    self.first[k].len(),
                     self.values[k].clone(),
                 )
             })
