@@ -100,7 +100,7 @@ pub struct PlanSpec {
 impl Default for PlanSpec {
     fn default() -> Self {
         PlanSpec {
-            design: Design::Cosine,
+            design: Design::default(),
             budgets: Vec::new(),
             sizes_per_budget: 5,
             spread: 8.0,

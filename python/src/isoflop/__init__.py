@@ -465,23 +465,18 @@ def fit(data: Any, drop_top: Optional[int] = None, boot: Optional[int] = None,
         budgets = ",".join(repr(float(b)) for b in budgets)
     if isinstance(laws, str):
         laws = laws.split(",")
+    def opt(x, conv):
+        return None if x is None else conv(x)
+
     given = {
-        "drop_top": None if drop_top is None else int(drop_top),
-        "boot": None if boot is None else int(boot),
-        "seed": None if seed is None else int(seed),
-        "budgets": budgets,
-        "budget_tol": None if budget_tol is None else float(budget_tol),
-        "approach": None if approaches is None else [int(a) for a in approaches],
-        "delta": None if delta is None else float(delta),
-        "laws": None if laws is None else [str(l) for l in laws],
-        "boot_by": None if boot_by is None else str(boot_by),
-        "loss_column": loss_column,
-        "params_column": params_column,
-        "tokens_column": tokens_column,
-        "flops_column": flops_column,
-        "loss_unit": None if loss_unit is None else str(loss_unit),
-        "bytes_per_token": None if bytes_per_token is None else str(bytes_per_token),
-        "solver": None if solver is None else str(solver),
+        "drop_top": opt(drop_top, int), "boot": opt(boot, int), "seed": opt(seed, int),
+        "budgets": budgets, "budget_tol": opt(budget_tol, float),
+        "approach": opt(approaches, lambda a: [int(k) for k in a]),
+        "delta": opt(delta, float), "laws": opt(laws, lambda l: [str(f) for f in l]),
+        "boot_by": opt(boot_by, str), "loss_column": loss_column,
+        "params_column": params_column, "tokens_column": tokens_column,
+        "flops_column": flops_column, "loss_unit": opt(loss_unit, str),
+        "bytes_per_token": opt(bytes_per_token, str), "solver": opt(solver, str),
     }
     # Options left out are left out of the JSON: the Rust side's defaults fill them.
     options = json.dumps({k: v for k, v in given.items() if v is not None})
